@@ -1,0 +1,37 @@
+# The README's two commands are `make run` and `make test`; everything else is a helper.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SOURCES ?= ../shared/data
+DEMO    := data/raw/mv-2021-06
+SEED    ?= 20210630
+
+.PHONY: run test bench lint demo-data clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Builds the MV demo inputs from the real open data if they are missing (never committed).
+$(DEMO)/.complete: | $(STAMP)
+	$(BIN)/bbcov synth --scope mv --vintage 2021-06 --sources $(SOURCES) --out $(DEMO) --seed $(SEED)
+
+demo-data: $(DEMO)/.complete
+
+run: $(STAMP) demo-data
+	$(BIN)/bbcov run --config configs/mv-demo.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) demo-data
+	$(BIN)/python -m benchmarks.run
+
+lint: $(STAMP)
+	$(BIN)/ruff check coverage pipelines tests
+
+clean:
+	rm -rf data/processed/runs data/processed/latest reports/latest reports/run-*

@@ -1,0 +1,78 @@
+"""The one place that knows about coordinate reference systems.
+
+CRSs are compared as :class:`pyproj.CRS` objects, never as strings, and a
+mismatch raises instead of warning. Distances are only ever measured in a
+projected CRS with metre units.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from coverage.errors import ConfigError, CRSMismatchError, InputDataError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+#: Working CRS for Mecklenburg-Vorpommern: ETRS89 / UTM zone 33N.
+DEFAULT_WORKING_CRS = "EPSG:25833"
+#: INSPIRE statistical grid (Zensus), ETRS89-LAEA.
+INSPIRE_GRID_CRS = "EPSG:3035"
+
+
+def parse_crs(value: object, what: str = "crs") -> CRS:
+    """Parse a user-given CRS (``"EPSG:25833"``, WKT, an EPSG int) or fail clearly."""
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        raise ConfigError(f"{what}: {value!r} is not a coordinate reference system ({exc})") from exc
+
+
+def working_crs(value: object = DEFAULT_WORKING_CRS) -> CRS:
+    """Return the working CRS, refusing geographic or non-metre systems."""
+    crs = parse_crs(value, "analysis.crs")
+    if not crs.is_projected:
+        raise ConfigError(f"analysis.crs: {crs.to_string()} is geographic; a projected CRS in metres is required")
+    units = {axis.unit_name for axis in crs.axis_info}
+    if units - {"metre"}:
+        raise ConfigError(f"analysis.crs: {crs.to_string()} is not in metres (units: {sorted(units)})")
+    return crs
+
+
+def same_crs(a: object, b: object) -> bool:
+    """True when two CRS-like values describe the same CRS (pyproj equality, not text)."""
+    if a is None or b is None:
+        return a is b
+    return CRS.from_user_input(a).equals(CRS.from_user_input(b), ignore_axis_order=True)
+
+
+def assert_same_crs(*frames: gpd.GeoDataFrame, names: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`CRSMismatchError` unless all frames share one CRS."""
+    names = names or tuple(f"input {i}" for i in range(len(frames)))
+    first = frames[0].crs
+    for frame, name in zip(frames[1:], names[1:], strict=True):
+        if not same_crs(first, frame.crs):
+            raise CRSMismatchError(
+                f"CRS mismatch: {names[0]} is {_label(first)} but {name} is {_label(frame.crs)}; "
+                "reproject both to the working CRS first"
+            )
+
+
+def to_crs(frame: gpd.GeoDataFrame, target: object, source_name: str = "input") -> gpd.GeoDataFrame:
+    """Reproject ``frame`` to ``target``; a frame without a CRS is an input error."""
+    if frame.crs is None:
+        raise InputDataError(f"{source_name}: has no coordinate reference system; set one in the config (crs = ...)")
+    if same_crs(frame.crs, target):
+        return frame
+    return frame.to_crs(target)
+
+
+def _label(crs: object) -> str:
+    if crs is None:
+        return "no CRS"
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg else c.name

@@ -1,0 +1,1 @@
+"""Readers for the real formats users have. Each returns canonical columns."""

@@ -1,0 +1,92 @@
+"""Reader for the published Breitbandatlas tables (BNetzA / BMVI downloads).
+
+The files differ in delimiter, quoting, header wording and threshold sets:
+``alle Technologien ≥ 16 Mbit/s``, ``leitungsg. Technologien …``, ``DSL …``,
+``CATV …``, ``FTTH/B …``, ``mobile Technologien …`` in the Gemeinde files, and
+coded ``verf_300_16``-style names in the Land files. All are mapped to one
+long table: ``key, group, threshold_mbps, share`` with our group names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from coverage.errors import DataSourceError, SchemaError
+
+#: Breitbandatlas header words -> our technology groups.
+_WORD_GROUPS = {
+    "alle technologien": "all",
+    "leitungsg. technologien": "wired",
+    "leitungsgebundene technologien": "wired",
+    "mobile technologien": "mobile",
+    "mobilfunk": "mobile",
+    "dsl": "dsl",
+    "catv": "hfc",
+    "ftth/b": "fibre",
+}
+_CODE_GROUPS = {"300": "all", "100": "wired", "200": "mobile", "dsl": "dsl", "catv": "hfc", "ftth": "fibre"}
+_WORD_RE = re.compile(r"^(?P<word>.+?)\s*(?:≥|>=)\s*(?P<t>\d+(?:[.,]\d+)?)\s*Mbit/s$", re.IGNORECASE)
+_CODE_RE = re.compile(r"^verf_(?P<word>[a-z0-9]+)_(?P<t>\d+)$", re.IGNORECASE)
+
+
+def parse_header(name: str) -> tuple[str, float] | None:
+    """``'CATV ≥ 50 Mbit/s'`` -> ``('hfc', 50.0)``; ``'verf_300_16'`` -> ``('all', 16.0)``; else None."""
+    text = name.strip().strip('"')
+    m = _WORD_RE.match(text)
+    if m and m["word"].strip().casefold() in _WORD_GROUPS:
+        return _WORD_GROUPS[m["word"].strip().casefold()], float(m["t"].replace(",", "."))
+    m = _CODE_RE.match(text)
+    if m and m["word"].casefold() in _CODE_GROUPS:
+        return _CODE_GROUPS[m["word"].casefold()], float(m["t"])
+    return None
+
+
+def read_bba_table(path: str | Path) -> pd.DataFrame:
+    """Read one published table into ``key, group, threshold_mbps, share`` (share in %).
+
+    ``key`` is the AGS with its leading zeros restored (8 digits for Gemeinden,
+    5 for Kreise, 2 for Länder, judged from the longest key in the file).
+    Columns that are not availability shares (e.g. 5G/LTE columns we do not model) are ignored.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataSourceError(f"{path}: cannot read Breitbandatlas table ({exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, quoting=csv.QUOTE_MINIMAL)
+    key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() == "ags"), None)
+    if key_col is None:
+        raise SchemaError(f"{path}: no AGS column in header {list(frame.columns)[:5]}…")
+    parsed = {c: parse_header(c) for c in frame.columns if c != key_col}
+    parsed = {c: p for c, p in parsed.items() if p is not None}
+    if not parsed:
+        raise SchemaError(f"{path}: no column looks like an availability share ('DSL ≥ 16 Mbit/s' or 'verf_dsl_16')")
+    keys = frame[key_col].astype(str).str.strip().str.strip('"')
+    width = int(keys.str.len().max())
+    width = 8 if width > 5 else (5 if width > 2 else 2)
+    long = []
+    for col, (group, t) in parsed.items():
+        values = pd.to_numeric(frame[col].str.replace(",", ".", regex=False), errors="coerce")
+        long.append(pd.DataFrame({"key": keys.str.zfill(width), "group": group, "threshold_mbps": t, "share": values}))
+    out = pd.concat(long, ignore_index=True)
+    return out.dropna(subset=["share"]).reset_index(drop=True)  # empty cells are "not published", not 0
+
+
+def bba_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Pivot the long table to one row per key with ``share_ge_{t}_{group}`` columns."""
+    tag = long["threshold_mbps"].map(lambda t: f"{t:g}")
+    cols = "share_ge_" + tag + "_" + long["group"]
+    wide = long.assign(col=cols).pivot_table(index="key", columns="col", values="share", aggfunc="first")
+    wide.columns.name = None
+    return wide.reset_index()
