@@ -151,14 +151,17 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
     aliases = raw.get("technology_aliases", {})
     if not isinstance(aliases, Mapping):
         raise ConfigError("[technology_aliases] must be a table of word = technology")
+    # Without [output], results go to the project folder the command runs in (data/processed, reports);
+    # paths given in [output] are relative to the config file like every other path.
     output = {"dir": "data/processed", "reports_dir": "reports", **raw.get("output", {})}
+    output_base = base_dir if "output" in raw else Path.cwd()
     cfg = RunConfig(
         source=source,
         boundaries=_section(BoundariesConfig, raw["boundaries"], "boundaries", base_dir),
         addresses=_section(AddressesConfig, raw["addresses"], "addresses", base_dir),
         providers=tuple(_section(ProviderConfig, p, f"providers[{i}]", base_dir) for i, p in enumerate(providers)),
         analysis=_section(AnalysisConfig, analysis, "analysis", base_dir),
-        output=_section(OutputConfig, output, "output", base_dir),
+        output=_section(OutputConfig, output, "output", output_base),
         technology_aliases=dict(aliases),
     )
     _check_semantics(cfg)

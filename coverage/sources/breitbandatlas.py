@@ -65,7 +65,7 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
     frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, quoting=csv.QUOTE_MINIMAL)
-    key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() == "ags"), None)
+    key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() in ("ags", "staat")), None)
     if key_col is None:
         raise SchemaError(f"{path}: no AGS column in header {list(frame.columns)[:5]}…")
     parsed = {c: parse_header(c) for c in frame.columns if c != key_col}

@@ -1,0 +1,74 @@
+"""Run-to-Breitbandatlas comparison of per-Gemeinde shares.
+
+Only Gemeinden whose AGS appears in both are compared; keys present on one
+side only (municipal mergers dissolve AGS between releases) are reported,
+never silently dropped. Shares are in percent; differences in percentage points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from coverage.schemas import threshold_tag
+
+
+@dataclass(frozen=True)
+class BBAComparison:
+    """``summary``: one row per (group, threshold) with n, mean/median absolute difference,
+    household-weighted mean difference and the two aggregate shares; ``detail``: per Gemeinde;
+    ``only_in_run`` / ``only_in_bba``: AGS keys without a partner."""
+
+    summary: pd.DataFrame
+    detail: pd.DataFrame
+    only_in_run: list[str]
+    only_in_bba: list[str]
+
+
+def compare_with_bba(gemeinden: pd.DataFrame, bba_long: pd.DataFrame, land: str | None = None) -> BBAComparison:
+    """Compare a run's ``coverage_gemeinde`` table with a long Breitbandatlas table."""
+    bba = bba_long[bba_long["key"].str.len() == 8]
+    if land:
+        bba = bba[bba["key"].str.startswith(land)]
+        gemeinden = gemeinden[gemeinden["ags"].astype(str).str.startswith(land)]
+    run_keys = set(gemeinden["ags"].astype(str))
+    bba_keys = set(bba["key"])
+    rows = []
+    for (group, t), part in bba.groupby(["group", "threshold_mbps"], sort=True):
+        col = f"share_ge_{threshold_tag(t)}_{group}"
+        if col not in gemeinden:
+            continue
+        run = gemeinden[["ags", "households", col]].rename(columns={"ags": "key", col: "run_share"})
+        both = run.merge(part[["key", "share"]].rename(columns={"share": "bba_share"}), on="key", how="inner")
+        both = both[both["households"] > 0]
+        both = both.assign(group=group, threshold_mbps=t, diff_pp=both["run_share"] - both["bba_share"])
+        rows.append(both)
+    detail = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["key", "households", "run_share", "bba_share", "group", "threshold_mbps", "diff_pp"])
+    summary = (detail.groupby(["group", "threshold_mbps"], sort=True)
+               .apply(_summarise, include_groups=False).reset_index()) if len(detail) else pd.DataFrame()
+    return BBAComparison(summary, detail, sorted(run_keys - bba_keys), sorted(bba_keys - run_keys))
+
+
+def _summarise(part: pd.DataFrame) -> pd.Series:
+    w = part["households"].to_numpy(dtype=float)
+    absdiff = part["diff_pp"].abs()
+    return pd.Series({
+        "gemeinden": len(part),
+        "mean_abs_diff_pp": absdiff.mean(),
+        "median_abs_diff_pp": absdiff.median(),
+        "run_share_total": np.average(part["run_share"], weights=w),
+        "bba_share_hh_weighted": np.average(part["bba_share"], weights=w),
+    })
+
+
+def summary_by_group(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean absolute difference per technology group over all compared thresholds."""
+    return (summary.groupby("group")
+            .apply(lambda s: pd.Series({
+                "thresholds": ", ".join(f"{t:g}" for t in s["threshold_mbps"]),
+                "mean_abs_diff_pp": float(np.average(s["mean_abs_diff_pp"])),
+                "gemeinden": int(s["gemeinden"].max())}), include_groups=False)
+            .reset_index())

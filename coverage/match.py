@@ -1,0 +1,134 @@
+"""Provider records -> addresses: by id, by location, by street address, by polygon, by raster.
+
+Every record ends up as one or more offers (one row per address it reaches)
+or in the quarantine table with the reason it reached none. The match method
+is kept per offer (``address_id``, ``xy``, ``address``, ``polygon``, ``raster``)
+together with the match distance where one applies.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from coverage.addressing import address_key, strip_postcode
+from coverage.crs import assert_same_crs
+from coverage.quarantine import concat, rows
+from coverage.schemas import OFFER_COLUMNS
+from coverage.sources.providers import OFFER_FIELDS, RasterDelivery
+
+log = logging.getLogger(__name__)
+
+
+def _offers(records: pd.DataFrame, address_ids: np.ndarray, method: str, distance: np.ndarray | float = 0.0
+            ) -> pd.DataFrame:
+    out = records[list(OFFER_FIELDS) + ["source"]].reset_index(drop=True).copy()
+    out.insert(0, "address_id", address_ids)
+    out["match_method"] = method
+    out["match_distance_m"] = distance
+    return out[[*OFFER_COLUMNS, "match_distance_m"]]
+
+
+def empty_offers() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in OFFER_COLUMNS})
+    for c in ("down_mbps", "up_mbps"):
+        frame[c] = frame[c].astype("float64")
+    frame["match_distance_m"] = pd.Series(dtype="float64")
+    return frame
+
+
+def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_distance_m: float
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Link address-level records by address_id, else coordinates, else street address."""
+    parts, quarantine = [], []
+    by_id = records[records["locator"] == "address_id"]
+    if len(by_id):
+        known = by_id["address_id"].isin(addresses["address_id"])
+        parts.append(_offers(by_id[known], by_id.loc[known, "address_id"].to_numpy(), "address_id"))
+        bad = by_id[~known]
+        quarantine.append(rows(_src(bad), bad["source_row"], "address_id", bad["address_id"], "unknown_address"))
+    by_xy = records[records["locator"] == "xy"]
+    if len(by_xy):
+        pts = gpd.points_from_xy(by_xy["x"], by_xy["y"])
+        (rec_i, addr_i), dist = addresses.sindex.nearest(pts, max_distance=max_distance_m, return_all=False,
+                                                         return_distance=True)
+        found = np.zeros(len(by_xy), dtype=bool)
+        found[rec_i] = True
+        linked = by_xy.iloc[rec_i]
+        parts.append(_offers(linked, addresses["address_id"].to_numpy()[addr_i], "xy", dist))
+        bad = by_xy[~found]
+        quarantine.append(rows(_src(bad), bad["source_row"], "x", bad["x"].round(2).astype(str) + " " +
+                               bad["y"].round(2).astype(str), "no_address_nearby",
+                               f"no address within {max_distance_m:g} m"))
+    by_addr = records[records["locator"] == "address"]
+    if len(by_addr):
+        linked, bad = _link_by_street(by_addr, addresses)
+        parts.append(linked)
+        quarantine.append(rows(_src(bad), bad["source_row"], "street",
+                               bad["street"] + " " + bad["house_number"] + ", " + bad["postcode"], "address_not_found"))
+    offers = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else empty_offers()
+    return offers, concat(quarantine)
+
+
+def _src(frame: pd.DataFrame) -> str:
+    return str(frame["source"].iloc[0]) if len(frame) else ""
+
+
+def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exact match on the normalised key; without a postcode, on street + number if unique."""
+    addr_key = address_key(addresses["street"], addresses["house_number"], addresses["postcode"])
+    lookup = pd.Series(addresses["address_id"].to_numpy(), index=addr_key.to_numpy())
+    lookup = lookup[~lookup.index.duplicated(keep=False)]
+    loose = strip_postcode(addr_key)
+    loose_lookup = pd.Series(addresses["address_id"].to_numpy(), index=loose.to_numpy())
+    loose_lookup = loose_lookup[~loose_lookup.index.duplicated(keep=False)]  # ambiguous without postcode
+    rec_key = address_key(records["street"], records["house_number"], records["postcode"])
+    ids = rec_key.map(lookup)
+    ids = ids.fillna(strip_postcode(rec_key).map(loose_lookup))
+    found = ids.notna().to_numpy()
+    return _offers(records[found], ids[found].to_numpy(), "address"), records[~found]
+
+
+def link_polygons(polygons: gpd.GeoDataFrame, addresses: gpd.GeoDataFrame) -> tuple[pd.DataFrame, int]:
+    """Every address inside (or on the edge of) a coverage polygon gets its offer.
+
+    Returns (offers, number of polygons that reached no address). Such polygons
+    are not errors (coverage may lie over fields) but are counted.
+    """
+    assert_same_crs(addresses, polygons, names=("addresses", "coverage polygons"))
+    if not len(polygons):
+        return empty_offers(), 0
+    poly_i, addr_i = addresses.sindex.query(polygons.geometry.to_numpy(), predicate="intersects")
+    offers = _offers(polygons.iloc[poly_i], addresses["address_id"].to_numpy()[addr_i], "polygon")
+    unused = len(polygons) - len(np.unique(poly_i))
+    return offers, unused
+
+
+def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Direct array indexing: the cell under each address; nodata, 0 and outside mean no offer."""
+    to_raster = Transformer.from_crs(addresses.crs, delivery.crs, always_xy=True)
+    x, y = to_raster.transform(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy())
+    inv = ~delivery.transform
+    col, row = inv * (np.asarray(x), np.asarray(y))
+    col, row = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
+    h, w = delivery.values.shape
+    inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+    values = np.full(len(addresses), np.nan)
+    values[inside] = delivery.values[row[inside], col[inside]]
+    if delivery.nodata is not None and not np.isnan(delivery.nodata):
+        values[values == delivery.nodata] = np.nan
+    served = np.isfinite(values) & (values > 0)
+    n = int(served.sum())
+    offers = pd.DataFrame({
+        "address_id": addresses["address_id"].to_numpy()[served],
+        "provider": delivery.provider, "technology": delivery.technology.value,
+        "down_mbps": values[served].astype("float64"), "up_mbps": np.full(n, delivery.up_mbps),
+        "status": delivery.status, "planned_date": delivery.planned_date, "source": delivery.source,
+        "match_method": "raster", "match_distance_m": 0.0,
+    })
+    log.info("raster %s: %d of %d addresses inside a served cell", delivery.source, n, len(addresses))
+    return offers

@@ -1,0 +1,40 @@
+"""Parsing numbers and speeds as German deliveries write them.
+
+``100``, ``100,0``, ``1.000,5``, ``100 Mbit/s``, ``1 Gbit/s``, ``16.000 kbit/s``.
+Vectorised: returns NaN for cells that cannot be parsed, so the caller can
+quarantine exactly those rows with the original text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_UNIT_FACTORS = {"": 1.0, "mbit/s": 1.0, "mbit": 1.0, "mbps": 1.0, "mb/s": 1.0, "mbits": 1.0,
+                 "gbit/s": 1000.0, "gbit": 1000.0, "gbps": 1000.0, "gb/s": 1000.0,
+                 "kbit/s": 0.001, "kbit": 0.001, "kbps": 0.001, "kb/s": 0.001}
+
+
+def parse_numbers(values: pd.Series, decimal: str = ".") -> pd.Series:
+    """Parse a text column to float; ``decimal=","`` treats ``.`` as thousands separator."""
+    text = values.astype("string").str.strip().str.replace("\u00a0", "", regex=False).str.replace(" ", "", regex=False)
+    if decimal == ",":
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    else:
+        text = text.str.replace(",", "", regex=False)
+    out = pd.to_numeric(text.replace("", pd.NA), errors="coerce").astype("float64")
+    return out.where(np.isfinite(out))
+
+
+def parse_speeds(values: pd.Series, decimal: str = ".") -> pd.Series:
+    """Parse speeds with optional unit to Mbit/s; NaN where unparseable.
+
+    A number without a unit is Mbit/s. With a unit and ambiguous separators
+    (``16.000 kbit/s``) the German reading is used when ``decimal == ","``.
+    """
+    text = values.astype("string").str.strip().str.casefold()
+    parts = text.str.extract(r"^\s*([-+]?[\d.,\s]*\d)\s*([a-z/]*)\s*$")
+    numbers = parse_numbers(parts[0], decimal)
+    unit = parts[1].fillna("").str.replace(" ", "", regex=False)
+    factor = unit.map(_UNIT_FACTORS).astype("float64")  # unknown unit -> NaN
+    return (numbers * factor).astype("float64")

@@ -1,0 +1,248 @@
+"""The offline HTML overview (``index.html``) of a coverage run.
+
+One self-contained file: CSS and JavaScript are read from the package
+(``coverage/report/static``) and inlined, maps are inlined SVG, and nothing refers
+to any external URL. All text goes through jinja2 autoescaping; only the CSS, the
+JavaScript and SVGs produced by :mod:`coverage.report.maps` (whose text ElementTree
+escaped) are marked safe.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+
+import jinja2
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from coverage.errors import InputDataError, SchemaError
+from coverage.report.maps import (
+    GROUP_LABELS,
+    SVG_NS,
+    XLINK_NS,
+    format_date,
+    format_int,
+    format_percent,
+)
+from coverage.sources.bkg import LEVEL_KEYS
+
+#: Thresholds (Mbit/s) shown as headline shares and table columns when the tables have them.
+HEADLINE_THRESHOLDS = (30, 100, 1000)
+#: Below this many Mbit/s a household counts as underserved ("weiße Flecken" of the NGA funding rules).
+UNDERSERVED_T = 30
+TOP_N = 25
+
+
+def _t(t: float) -> str:
+    return f"{t:g}"
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    value: object = None  # raw number for sorting (data-value); None for text cells
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class _Column:
+    label: str
+    column: str
+    kind: str  # "text", "int", "pct", "rank"
+
+    @property
+    def css(self) -> str:
+        return "" if self.kind == "text" else "num"
+
+
+def _cell(col: _Column, value: object) -> _Cell:
+    if col.kind == "text":
+        return _Cell("" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
+    raw = None if value is None or pd.isna(value) else float(value)
+    text = format_percent(raw) if col.kind == "pct" else format_int(raw)
+    return _Cell(text, "" if raw is None else repr(round(raw, 6)), "num")
+
+
+def _rows(frame: pd.DataFrame, columns: Sequence[_Column]) -> list[list[_Cell]]:
+    records = frame[[c.column for c in columns]].to_dict("records")
+    return [[_cell(c, rec[c.column]) for c in columns] for rec in records]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("coverage.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["de_int"] = format_int
+    env.filters["de_pct"] = format_percent
+    return env
+
+
+def _static(name: str) -> str:
+    return files("coverage.report").joinpath("static", name).read_text(encoding="utf-8")
+
+
+_URL_REF = re.compile(r"url\(#([^)\s]+)\)")
+
+
+def inline_svg(svg: str, id_prefix: str, label: str = "") -> Markup:
+    """Make an SVG document from :func:`~coverage.report.maps.choropleth_svg` embeddable in HTML.
+
+    Drops the XML declaration and namespace declarations (HTML parses inline SVG without
+    them, and the page then holds no URL at all) and prefixes every ``id`` (and each
+    ``url(#…)``/``href="#…"`` reference) with ``id_prefix`` so several maps can share a page.
+    """
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", XLINK_NS)
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError as exc:
+        raise InputDataError(f"map {label or id_prefix!r}: not a well-formed SVG document ({exc})") from exc
+    if root.tag != f"{{{SVG_NS}}}svg":
+        raise InputDataError(f"map {label or id_prefix!r}: root element is {root.tag!r}, expected an SVG <svg>")
+    hrefs = ("href", f"{{{XLINK_NS}}}href")
+    for el in root.iter():
+        for name, value in list(el.attrib.items()):
+            if name == "id":
+                el.set(name, f"{id_prefix}-{value}")
+            elif name in hrefs and value.startswith("#"):
+                el.set(name, f"#{id_prefix}-{value[1:]}")
+            elif "url(#" in value:
+                el.set(name, _URL_REF.sub(lambda m: f"url(#{id_prefix}-{m.group(1)})", value))
+    root.set("role", "img")
+    if label:
+        root.set("aria-label", label)
+    text = ET.tostring(root, encoding="unicode")
+    head_end = text.index(">")
+    head = re.sub(r'\s+xmlns(?::\w+)?="[^"]*"', "", text[:head_end])
+    return Markup(head + text[head_end:])
+
+
+def _require(tables: Mapping[str, pd.DataFrame], needed: dict[str, list[str]]) -> None:
+    problems = []
+    for level, cols in needed.items():
+        if level not in tables:
+            problems.append(f"table {level!r} is missing")
+            continue
+        missing = [c for c in dict.fromkeys(cols) if c not in tables[level].columns]
+        if missing:
+            problems.append(f"{level} table: missing column(s) {missing}")
+    if problems:
+        raise SchemaError("cannot render the overview: " + "; ".join(problems))
+
+
+def _format_timestamp(value: object) -> str:
+    text = "" if value is None else str(value)
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})", text)
+    return f"{m.group(3)}.{m.group(2)}.{m.group(1)}, {m.group(4)}:{m.group(5)} Uhr" if m else format_date(text)
+
+
+def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, str], meta: Mapping) -> str:
+    """Render ``index.html``: headline figures, inlined maps, Kreis and Amt tables, top-25 Gemeinden.
+
+    ``tables``: level -> per-area table (see the package docs for the columns);
+    ``map_svgs``: caption -> SVG from :func:`~coverage.report.maps.choropleth_svg`, in display order;
+    ``meta``: run_id, created, data_date, boundaries_date, title, thresholds, groups, attributions.
+    Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
+    """
+    thresholds = [t for t in HEADLINE_THRESHOLDS
+                  if f"share_ge_{_t(t)}_all" in tables.get("land", pd.DataFrame()).columns]
+    lt = f"hh_lt_{UNDERSERVED_T}_all"
+    share_cols = [f"share_ge_{_t(t)}_all" for t in thresholds]
+    base = ["name", "households", lt, f"share_ge_{UNDERSERVED_T}_all"]
+    _require(tables, {
+        "land": ["land", *base],
+        "kreis": ["krs_ags", *base],
+        "amt": ["vwg_ars", "krs_ags", *base],
+        "gemeinde": ["ags", "vwg_ars", "krs_ags", *base],
+    })
+    land, kreis, amt, gem = (tables[k] for k in ("land", "kreis", "amt", "gemeinde"))
+    fibre = "share_ge_1000_fibre" if "share_ge_1000_fibre" in kreis.columns else None
+
+    # Headline figures (sums over the land table, which normally has one row).
+    hh = float(land["households"].sum())
+    cards = [{"label": "Haushalte", "value": format_int(hh), "note": "im Gebiet"}]
+
+    def share(num_col: str) -> float:
+        return 100.0 * float(land[num_col].sum()) / hh if hh > 0 else float("nan")
+
+    for t in thresholds:
+        num = f"hh_ge_{_t(t)}_all"
+        value = share(num) if num in land.columns else float(land[f"share_ge_{_t(t)}_all"].iloc[0])
+        cards.append({"label": f"Anteil ≥ {_t(t)} Mbit/s", "value": format_percent(value),
+                      "note": "der Haushalte, alle Technologien"})
+    cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)",
+                  "value": format_int(land[lt].sum()),
+                  "note": f"{format_percent(100.0 * float(land[lt].sum()) / hh if hh > 0 else np.nan)} "
+                          "der Haushalte, alle Technologien"})
+
+    area_cols = [_Column("Haushalte", "households", "int")]
+    area_cols += [_Column(f"Anteil ≥ {_t(t)} Mbit/s", f"share_ge_{_t(t)}_all", "pct") for t in thresholds]
+    if fibre:
+        area_cols.append(_Column("Glasfaser ≥ 1000 Mbit/s", fibre, "pct"))
+    area_cols.append(_Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"))
+
+    kreis_names = dict(zip(kreis["krs_ags"].astype(str), kreis["name"].astype(str), strict=False))
+    amt_names = dict(zip(amt["vwg_ars"].astype(str), amt["name"].astype(str), strict=False))
+
+    k = kreis.assign(_name=kreis["name"].astype(str)).sort_values("_name", key=lambda s: s.str.lower())
+    kreis_table = {"id": "tabelle-kreise", "columns": [_Column("Kreis", "name", "text"), *area_cols]}
+    kreis_table["rows"] = _rows(k, kreis_table["columns"])
+    land_total = land.assign(name="Summe " + land["name"].astype(str))
+    kreis_table["total"] = _rows(land_total.head(1), kreis_table["columns"])[0] if len(land) == 1 else None
+
+    a = amt.assign(kreis_name=amt["krs_ags"].astype(str).map(kreis_names))
+    a = a.sort_values(["kreis_name", "name"], key=lambda s: s.astype(str).str.lower())
+    amt_table = {"id": "tabelle-aemter", "columns": [_Column("Amt / amtsfreie Gemeinde", "name", "text"),
+                                                     _Column("Kreis", "kreis_name", "text"), *area_cols],
+                 "total": None}
+    amt_table["rows"] = _rows(a, amt_table["columns"])
+
+    g = gem.assign(
+        amt_name=gem["vwg_ars"].astype(str).map(amt_names),
+        kreis_name=gem["krs_ags"].astype(str).map(kreis_names),
+        _lt=pd.to_numeric(gem[lt], errors="coerce").fillna(0),
+    )
+    g = g[g["_lt"] > 0].sort_values(["_lt", "name"], ascending=[False, True], kind="stable").head(TOP_N)
+    g = g.assign(rank=np.arange(1, len(g) + 1))
+    top_cols = [_Column("Rang", "rank", "int"), _Column("Gemeinde", "name", "text"),
+                _Column("Amt", "amt_name", "text"), _Column("Kreis", "kreis_name", "text"),
+                _Column("Haushalte", "households", "int"),
+                _Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"),
+                _Column(f"Anteil ≥ {UNDERSERVED_T} Mbit/s", f"share_ge_{UNDERSERVED_T}_all", "pct")]
+    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols, "rows": _rows(g, top_cols), "total": None}
+
+    maps = [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption)}
+            for i, (caption, svg) in enumerate(map_svgs.items())]
+
+    land_name = str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
+    context = {
+        "title": str(meta.get("title") or f"Breitbandversorgung {land_name}"),
+        "land_name": land_name,
+        "run_id": str(meta.get("run_id", "")),
+        "created": _format_timestamp(meta.get("created")),
+        "data_date": format_date(meta.get("data_date")),
+        "boundaries_date": format_date(meta.get("boundaries_date")),
+        "thresholds": ", ".join(_t(float(t)) for t in meta.get("thresholds", [])),
+        "groups": [GROUP_LABELS.get(str(grp), str(grp)) for grp in meta.get("groups", [])],
+        "attributions": [str(x) for x in meta.get("attributions", [])],
+        "cards": cards,
+        "maps": maps,
+        "kreis_table": kreis_table,
+        "amt_table": amt_table,
+        "top_table": top_table,
+        "top_n": TOP_N,
+        "underserved_t": UNDERSERVED_T,
+        "n": {lvl: len(tables[lvl]) for lvl in LEVEL_KEYS},
+        "css": Markup(_static("report.css")),
+        "js": Markup(_static("tables.js")),
+    }
+    return _environment().get_template("index.html.j2").render(**context)

@@ -1,0 +1,503 @@
+"""Choropleth maps of per-area figures as SVG (interactive-ready) and PNG (print).
+
+The figure is drawn with matplotlib's object API (:class:`matplotlib.figure.Figure`),
+which needs no backend selection and leaves pyplot's global state alone. Every area
+is its own patch with a ``gid``; the SVG is then post-processed with ElementTree so
+each area becomes ``<g class="area" data-key="…"><title>…</title><path …/></g>``,
+optionally wrapped in ``<a href="…">``. ElementTree escapes all text and attribute
+values, so names from the data can never inject markup.
+
+Text is rendered as glyph outlines of matplotlib's bundled DejaVu Sans, so the SVG
+looks the same everywhere and needs no font.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import geopandas as gpd
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import shapely
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
+from matplotlib.path import Path
+
+from coverage.errors import InputDataError, SchemaError
+from coverage.report.geometry import MapGeometry
+from coverage.sources.bkg import LEVEL_KEYS
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+
+#: Lower bounds of the share classes (percent); the last class is 95–100.
+SHARE_BREAKS = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0)
+#: ColorBrewer YlGnBu, 6 classes: sequential, colour-blind safe, prints and photocopies well.
+SHARE_COLOURS = ("#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494")
+NODATA_COLOUR = "#bdbdbd"
+NODATA_LABEL = "keine Haushalte"
+CONTEXT_FACE = "#f0f0f0"
+CONTEXT_EDGE = "#d9d9d9"
+AREA_EDGE = "#ffffff"
+KREIS_EDGE = "#252525"
+HIGHLIGHT_EDGE = "#e31a1c"
+
+#: A4 landscape, inches.
+FIG_SIZE = (11.69, 8.27)
+MAP_BOX = (0.03, 0.09, 0.66, 0.80)  # left, bottom, width, height in figure fractions
+PANEL_X = 0.725
+
+GROUP_LABELS = {
+    "all": "alle Technologien",
+    "wired": "leitungsgebunden",
+    "dsl": "DSL",
+    "hfc": "Kabel (HFC)",
+    "fibre": "Glasfaser (FTTB/H)",
+    "mobile": "Mobilfunk",
+}
+LEVEL_LABELS = {"gemeinde": "Gemeinden", "amt": "Ämter", "kreis": "Kreise", "land": "Land"}
+_PLAIN_LABELS = {"households": "Haushalte", "addresses": "Adressen", "businesses": "Unternehmen",
+                 "sites": "Standorte", "name": "Name"}
+_COLUMN_RE = re.compile(r"^(share_ge|hh_ge|hh_lt)_(\d+(?:\.\d+)?)_([a-z]+)$")
+
+
+# --------------------------------------------------------------------------- formatting (German)
+
+def format_int(value: object) -> str:
+    """``1234.4`` -> ``"1.234"``; NaN/None -> ``"–"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "–"
+    return f"{round(float(value)):,d}".replace(",", ".")
+
+
+def format_percent(value: object, digits: int = 1) -> str:
+    """``56.73`` -> ``"56,7 %"`` (non-breaking space); NaN -> ``"–"``."""
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{float(value):,.{digits}f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".") + "\u00a0%"
+
+
+def format_date(value: object) -> str:
+    """ISO ``2021-06-30`` (or a timestamp) -> ``30.06.2021``; other text is returned unchanged."""
+    text = "" if value is None else str(value)
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})", text)
+    return f"{m.group(3)}.{m.group(2)}.{m.group(1)}" if m else text
+
+
+def format_value(column: str, value: object) -> str:
+    return format_percent(value) if column.startswith("share_") else format_int(value)
+
+
+def column_label(column: str) -> str:
+    """German label of a table column: ``share_ge_100_all`` -> ``Anteil ≥ 100 Mbit/s (alle Technologien)``."""
+    m = _COLUMN_RE.match(column)
+    if not m:
+        return _PLAIN_LABELS.get(column, column)
+    kind, t, group = m.groups()
+    t = f"{float(t):g}"
+    glabel = GROUP_LABELS.get(group, group)
+    if kind == "share_ge":
+        return f"Anteil ≥ {t} Mbit/s ({glabel})"
+    if kind == "hh_ge":
+        return f"Haushalte ≥ {t} Mbit/s ({glabel})"
+    return f"Haushalte < {t} Mbit/s ({glabel})"
+
+
+# --------------------------------------------------------------------------- classification
+
+@dataclass(frozen=True)
+class Classes:
+    """A classed legend: class ``i`` holds values ``breaks[i] <= v < breaks[i+1]``; the last is open above.
+
+    Values below ``breaks[0]`` fall into class 0, so every finite value has a class;
+    NaN gets class ``-1`` (``nodata_label``).
+    """
+
+    breaks: tuple[float, ...]
+    colours: tuple[str, ...]
+    labels: tuple[str, ...]
+    nodata_colour: str = NODATA_COLOUR
+    nodata_label: str = NODATA_LABEL
+
+    def __post_init__(self) -> None:
+        if not (len(self.breaks) == len(self.colours) == len(self.labels)) or not self.breaks:
+            raise InputDataError("Classes: breaks, colours and labels must have the same, non-zero length")
+        if any(hi <= lo for lo, hi in zip(self.breaks, self.breaks[1:], strict=False)):
+            raise InputDataError(f"Classes: breaks must be strictly increasing, got {self.breaks}")
+
+
+def share_classes() -> Classes:
+    """Fixed classes for shares in percent: <25, 25–<50, 50–<75, 75–<90, 90–<95, 95–100."""
+    b = SHARE_BREAKS
+    labels = [f"unter {b[1]:g} %"]
+    labels += [f"{lo:g} bis unter {hi:g} %" for lo, hi in zip(b[1:-1], b[2:], strict=True)]
+    labels.append(f"{b[-1]:g} bis 100 %")
+    return Classes(breaks=b, colours=SHARE_COLOURS, labels=tuple(labels))
+
+
+def _nice(x: float) -> float:
+    if x <= 0:
+        return 0.0
+    p = 10 ** math.floor(math.log10(x))
+    return min((m * p for m in (1, 2, 2.5, 5, 10)), key=lambda v: abs(v - x))
+
+
+def count_classes(values: Iterable[float], n: int = 5) -> Classes:
+    """Classes for counts (e.g. households below a threshold): 0, then rounded quantile breaks."""
+    v = np.asarray(pd.to_numeric(pd.Series(list(values)), errors="coerce"), dtype=float)
+    pos = v[np.isfinite(v) & (v > 0)]
+    breaks = [0.0]
+    if pos.size:
+        breaks.append(1.0)
+        for q in np.quantile(pos, np.linspace(0, 1, n + 1)[1:-1]):
+            nb = _nice(float(q))
+            if nb > breaks[-1]:
+                breaks.append(nb)
+    labels = ["0"] if len(breaks) > 1 else ["0 und mehr"]
+    if len(breaks) > 1:
+        labels = ["0"] + [f"{format_int(lo)} bis unter {format_int(hi)}"
+                          for lo, hi in zip(breaks[1:-1], breaks[2:], strict=True)]
+        labels.append(f"{format_int(breaks[-1])} und mehr")
+    cmap = mpl.colormaps["OrRd"]
+    colours = [mpl.colors.to_hex(cmap(x)) for x in np.linspace(0.08, 0.95, len(breaks))]
+    return Classes(breaks=tuple(breaks), colours=tuple(colours), labels=tuple(labels))
+
+
+def classify(values: Iterable[float], classes: Classes) -> np.ndarray:
+    """Class index per value (``-1`` for NaN/None)."""
+    v = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), dtype=float)
+    idx = np.searchsorted(np.asarray(classes.breaks, dtype=float), v, side="right") - 1
+    idx = np.clip(idx, 0, len(classes.breaks) - 1)
+    return np.where(np.isfinite(v), idx, -1)
+
+
+def classes_for(column: str, values: Iterable[float]) -> Classes:
+    return share_classes() if column.startswith("share_") else count_classes(values)
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+def _path(geom: object) -> Path | None:
+    """Compound matplotlib path of a (Multi)Polygon; rings keep their orientation (holes stay holes)."""
+    if geom is None or shapely.is_empty(geom):
+        return None
+    verts: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    for poly in shapely.get_parts(geom):
+        if not isinstance(poly, shapely.Polygon):
+            continue
+        for ring in (poly.exterior, *poly.interiors):
+            xy = np.asarray(ring.coords)[:, :2]
+            if len(xy) < 4:
+                continue
+            c = np.full(len(xy), Path.LINETO, dtype=np.uint8)
+            c[0], c[-1] = Path.MOVETO, Path.CLOSEPOLY
+            verts.append(xy)
+            codes.append(c)
+    if not verts:
+        return None
+    return Path(np.concatenate(verts), np.concatenate(codes))
+
+
+def _extent(bounds: Sequence[float], box_w_in: float, box_h_in: float, margin: float = 0.03) -> tuple:
+    """Data limits around ``bounds`` with a margin, widened to the axes' aspect ratio."""
+    x0, y0, x1, y1 = bounds
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    x0, x1, y0, y1 = x0 - w * margin, x1 + w * margin, y0 - h * margin, y1 + h * margin
+    w, h = x1 - x0, y1 - y0
+    target = box_w_in / box_h_in
+    if w / h < target:
+        extra = (h * target - w) / 2
+        x0, x1 = x0 - extra, x1 + extra
+    else:
+        extra = (w / target - h) / 2
+        y0, y1 = y0 - extra, y1 + extra
+    return x0, x1, y0, y1
+
+
+def _scale_length_km(map_width_m: float) -> float:
+    target = map_width_m / 1000 / 4
+    candidates = [0.5, 1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500]
+    return max([c for c in candidates if c <= target] or [candidates[0]])
+
+
+def _draw_scale_bar(fig: Figure, m_per_inch: float, x: float, y: float) -> None:
+    """Scale bar in figure coordinates, true to the map's scale (metres of the working CRS)."""
+    fw, fh = fig.get_size_inches()
+    km = _scale_length_km(m_per_inch * MAP_BOX[2] * fw)
+    width_frac = km * 1000 / m_per_inch / fw
+    seg = width_frac / 4
+    hgt = 0.012
+    for i in range(4):
+        fig.add_artist(Rectangle((x + i * seg, y), seg, hgt, transform=fig.transFigure,
+                                 facecolor="#252525" if i % 2 == 0 else "white", edgecolor="#252525", lw=0.6))
+    for frac, val in ((0, 0), (0.5, km / 2), (1, km)):
+        fig.text(x + frac * width_frac, y + hgt + 0.008, f"{val:g}".replace(".", ","),
+                 ha="center", va="bottom", fontsize=7.5)
+    fig.text(x + width_frac + 0.008, y + hgt / 2, "km", ha="left", va="center", fontsize=7.5)
+    ratio = _nice(m_per_inch / 0.0254)
+    fig.text(x, y - 0.012, f"Maßstab ca. 1 : {format_int(ratio)} (A4)", ha="left", va="top", fontsize=7,
+             color="#444444")
+
+
+def _draw_north_arrow(fig: Figure, x: float, y: float) -> None:
+    """North arrow (grid north of the working CRS) in figure coordinates: half-filled triangle and 'N'."""
+    fw, fh = fig.get_size_inches()
+    w = 0.14 / fw
+    h = 0.42 / fh
+    left = Polygon([(x - w, y), (x, y + h), (x, y + h * 0.28)], closed=True, transform=fig.transFigure,
+                   facecolor="#252525", edgecolor="#252525", lw=0.6)
+    right = Polygon([(x + w, y), (x, y + h), (x, y + h * 0.28)], closed=True, transform=fig.transFigure,
+                    facecolor="white", edgecolor="#252525", lw=0.6)
+    fig.add_artist(left)
+    fig.add_artist(right)
+    fig.text(x, y + h + 0.008, "N", ha="center", va="bottom", fontsize=11, weight="bold")
+
+
+# --------------------------------------------------------------------------- the figure
+
+@dataclass(frozen=True)
+class _Drawn:
+    fig: Figure
+    gids: dict[str, tuple[str, str, str]]  # gid -> (key, tooltip text, class id)
+
+
+def _check_table(table: pd.DataFrame, level: str, value_column: str, tooltip_columns: Sequence[str]) -> str:
+    if level not in LEVEL_KEYS:
+        raise InputDataError(f"map level {level!r} is unknown; expected one of {list(LEVEL_KEYS)}")
+    key = LEVEL_KEYS[level]
+    needed = [key, "name", value_column, *tooltip_columns]
+    missing = sorted({c for c in needed if c not in table.columns})
+    if missing:
+        raise SchemaError(f"{level} table: missing column(s) {missing} needed for the map")
+    dup = table[key][table[key].duplicated()]
+    if len(dup):
+        raise InputDataError(f"{level} table: key {key} is not unique (first duplicate: {dup.iloc[0]!r})")
+    return key
+
+
+def _tooltip(row: pd.Series, columns: Sequence[str]) -> str:
+    lines = [str(row["name"])]
+    lines += [f"{column_label(c)}: {format_value(c, row[c])}" for c in columns]
+    return "\n".join(lines)
+
+
+def _default_tooltip_columns(table: pd.DataFrame, value_column: str) -> list[str]:
+    cols = [value_column, "households"]
+    m = _COLUMN_RE.match(value_column)
+    if m and m.group(1) == "share_ge":
+        cols.append(f"hh_lt_{m.group(2)}_{m.group(3)}")
+    return [c for c in dict.fromkeys(cols) if c in table.columns]
+
+
+def _build_figure(
+    map_geometry: MapGeometry, table: pd.DataFrame, level: str, value_column: str, *, title: str,
+    legend_title: str, subtitle: str | None, tooltip_columns: Sequence[str] | None,
+    highlight: Iterable[str] | str | None, attributions: Sequence[str], data_date: str | None,
+    classes: Classes | None,
+) -> _Drawn:
+    if tooltip_columns is None:
+        tooltip_columns = _default_tooltip_columns(table, value_column)
+    key = _check_table(table, level, value_column, tooltip_columns)
+    geo = map_geometry.level(level)
+    keys = table[key].astype(str)
+    geom_by_key = dict(zip(geo[LEVEL_KEYS[level]].astype(str), geo.geometry.values, strict=True))
+    unknown = sorted(set(keys) - set(geom_by_key))
+    if unknown:
+        raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
+                             f"(first: {key}={unknown[0]!r})")
+    values = pd.to_numeric(table[value_column], errors="coerce")
+    classes = classes or classes_for(value_column, values)
+    cls = classify(values, classes)
+
+    fig = Figure(figsize=FIG_SIZE)
+    fw, fh = FIG_SIZE
+    ax = fig.add_axes(MAP_BOX)
+    ax.set_axis_off()
+    subset = gpd.GeoSeries([geom_by_key[k] for k in keys], crs=geo.crs)
+    x0, x1, y0, y1 = _extent(subset.total_bounds, MAP_BOX[2] * fw, MAP_BOX[3] * fh)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+
+    # Context: neighbouring areas of the same level that are not in the table.
+    in_table = set(keys)
+    view = shapely.box(x0, y0, x1, y1)
+    for k, g in geom_by_key.items():
+        if k in in_table or not shapely.intersects(g, view):
+            continue
+        p = _path(g)
+        if p is not None:
+            ax.add_patch(PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
+
+    gids: dict[str, tuple[str, str, str]] = {}
+    for i, (k, (_, row), c) in enumerate(zip(keys, table.iterrows(), cls, strict=True)):
+        p = _path(geom_by_key[k])
+        if p is None:
+            continue
+        gid = f"area-{i}"
+        colour = classes.nodata_colour if c < 0 else classes.colours[c]
+        ax.add_patch(PathPatch(p, facecolor=colour, edgecolor=AREA_EDGE, lw=0.3, zorder=2, gid=gid))
+        gids[gid] = (k, _tooltip(row, tooltip_columns), "nodata" if c < 0 else str(int(c)))
+
+    # Kreis borders over the fills (the Land outline for a Kreis map is the same lines).
+    for g in map_geometry.kreis.geometry.values:
+        if shapely.intersects(g, view):
+            p = _path(g)
+            if p is not None:
+                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
+
+    if highlight is not None:
+        hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
+        for k in sorted(hl & set(geom_by_key)):
+            p = _path(geom_by_key[k])
+            if p is not None:
+                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=2.0, zorder=4))
+
+    # Title block.
+    fig.text(0.03, 0.955, title, fontsize=16, weight="bold", va="top", ha="left", color="#111111")
+    if subtitle:
+        fig.text(0.03, 0.915, subtitle, fontsize=10.5, va="top", ha="left", color="#333333")
+
+    # Legend with the number of areas per class.
+    counts = np.bincount(cls[cls >= 0], minlength=len(classes.breaks)) if len(cls) else np.zeros(0, int)
+    handles = [Patch(facecolor=col, edgecolor="#888888", lw=0.4) for col in classes.colours]
+    labels = [f"{lab}  ({counts[i]})" for i, lab in enumerate(classes.labels)]
+    n_nodata = int((cls < 0).sum())
+    if n_nodata or value_column.startswith("share_"):
+        handles.append(Patch(facecolor=classes.nodata_colour, edgecolor="#888888", lw=0.4))
+        labels.append(f"{classes.nodata_label}  ({n_nodata})")
+    if len(in_table) < len(geom_by_key):
+        handles.append(Patch(facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4))
+        labels.append("außerhalb des Ausschnitts")
+    handles.append(Patch(facecolor="none", edgecolor=KREIS_EDGE, lw=0.9))
+    labels.append("Kreisgrenze")
+    level_word = LEVEL_LABELS.get(level, level)
+    leg = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(PANEL_X, 0.875), frameon=False,
+                     fontsize=9, title="\n".join(textwrap.wrap(legend_title, 32)), title_fontsize=10,
+                     alignment="left", handlelength=1.6, handleheight=1.1, labelspacing=0.55, borderaxespad=0)
+    leg.get_title().set_fontweight("bold")
+    fig.text(PANEL_X, 0.40, f"Zahl in Klammern: {level_word} je Klasse", fontsize=7.5, color="#444444",
+             va="top")
+
+    m_per_inch = (x1 - x0) / (MAP_BOX[2] * fw)
+    _draw_north_arrow(fig, PANEL_X + 0.02, 0.26)
+    _draw_scale_bar(fig, m_per_inch, PANEL_X, 0.18)
+
+    # Footer: data date and attributions.
+    foot = []
+    if data_date:
+        foot.append(f"Datenstand: {format_date(data_date)}")
+    foot += [str(a) for a in attributions]
+    if foot:
+        fig.text(0.03, 0.02, "\n".join(foot), fontsize=7, color="#444444", va="bottom", ha="left",
+                 linespacing=1.4)
+    return _Drawn(fig=fig, gids=gids)
+
+
+_RC = {"font.family": "DejaVu Sans", "svg.fonttype": "path", "svg.hashsalt": "bbcov-report",
+       "path.simplify": False, "figure.dpi": 100}
+
+
+def _postprocess_svg(svg: str, drawn: _Drawn, link_template: str | None) -> str:
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", XLINK_NS)
+    root = ET.fromstring(svg)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    found = 0
+    for g in list(root.iter(f"{{{SVG_NS}}}g")):
+        info = drawn.gids.get(g.get("id", ""))
+        if info is None:
+            continue
+        key, tip, cls = info
+        found += 1
+        g.set("class", "area")
+        g.set("data-key", key)
+        g.set("data-class", cls)
+        title = ET.Element(f"{{{SVG_NS}}}title")
+        title.text = tip
+        g.insert(0, title)
+        if link_template is not None:
+            href = link_template.format(key=quote(key, safe=""))
+            parent = parents[g]
+            idx = list(parent).index(g)
+            parent.remove(g)
+            a = ET.Element(f"{{{SVG_NS}}}a", {"href": href, f"{{{XLINK_NS}}}href": href})
+            a.append(g)
+            parent.insert(idx, a)
+    if found != len(drawn.gids):  # pragma: no cover - matplotlib changed how it writes gids
+        raise RuntimeError(f"SVG post-processing found {found} of {len(drawn.gids)} area groups")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def choropleth_svg(
+    map_geometry: MapGeometry,
+    table: pd.DataFrame,
+    level: str,
+    value_column: str,
+    *,
+    title: str,
+    legend_title: str,
+    subtitle: str | None = None,
+    link_template: str | None = None,
+    tooltip_columns: Sequence[str] | None = None,
+    highlight: Iterable[str] | str | None = None,
+    attributions: Sequence[str] = (),
+    data_date: str | None = None,
+    classes: Classes | None = None,
+) -> str:
+    """Classed choropleth of ``table[value_column]`` for the areas in ``table`` as an SVG document.
+
+    ``table`` holds one row per area of ``level`` (key column per level as in
+    :data:`coverage.sources.bkg.LEVEL_KEYS`, plus ``name``); pass a subset (one Kreis,
+    one Amt) to map only those areas — the other areas in view are drawn light grey.
+    Every mapped area is one ``<g class="area" data-key=… data-class=…>`` with a ``<title>``
+    tooltip (name and ``tooltip_columns``, default: the value, households and, for shares,
+    the households below the threshold), wrapped in ``<a href>`` if ``link_template``
+    (``str.format`` template with ``{key}``, e.g. ``"gemeinde/{key}.html"``) is given.
+    Shares use the fixed classes of :func:`share_classes`, counts :func:`count_classes`.
+    """
+    drawn = _build_figure(map_geometry, table, level, value_column, title=title, legend_title=legend_title,
+                          subtitle=subtitle, tooltip_columns=tooltip_columns, highlight=highlight,
+                          attributions=attributions, data_date=data_date, classes=classes)
+    buf = io.StringIO()
+    with mpl.rc_context(_RC):
+        drawn.fig.savefig(buf, format="svg",
+                          metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    return _postprocess_svg(buf.getvalue(), drawn, link_template)
+
+
+def choropleth_png(
+    map_geometry: MapGeometry,
+    table: pd.DataFrame,
+    level: str,
+    value_column: str,
+    *,
+    title: str,
+    legend_title: str,
+    subtitle: str | None = None,
+    tooltip_columns: Sequence[str] | None = None,
+    highlight: Iterable[str] | str | None = None,
+    attributions: Sequence[str] = (),
+    data_date: str | None = None,
+    classes: Classes | None = None,
+    dpi: int = 170,
+    link_template: str | None = None,  # accepted for symmetry with choropleth_svg; PNGs have no links
+) -> bytes:
+    """The same figure as :func:`choropleth_svg` as PNG bytes (A4 landscape, ``dpi`` for print)."""
+    drawn = _build_figure(map_geometry, table, level, value_column, title=title, legend_title=legend_title,
+                          subtitle=subtitle, tooltip_columns=tooltip_columns, highlight=highlight,
+                          attributions=attributions, data_date=data_date, classes=classes)
+    buf = io.BytesIO()
+    with mpl.rc_context(_RC):
+        drawn.fig.savefig(buf, format="png", dpi=dpi, facecolor="white",
+                          metadata={"Software": None})
+    return buf.getvalue()

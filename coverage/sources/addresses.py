@@ -1,0 +1,113 @@
+"""Address points with household counts, from CSV/XLSX (x/y columns) or vector files.
+
+Output contract (one row per accepted input row; rejected rows are returned in
+the quarantine table): ``address_id`` (str), ``households`` (float ≥ 0),
+``businesses`` (float ≥ 0), ``site_kind``, ``site_name``, ``street``,
+``house_number``, ``postcode``, ``locality`` (str, "" when absent),
+``source_row`` (1-based row in the file), ``geometry`` (Point, working CRS).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.config import AddressesConfig
+from coverage.crs import parse_crs, to_crs
+from coverage.errors import InputDataError, SchemaError
+from coverage.numbers import parse_numbers
+from coverage.quarantine import RowFilter
+from coverage.schemas import ADDRESS_OPTIONAL
+from coverage.sources.tables import apply_column_map, read_text_table
+from coverage.sources.vector import is_vector, read_vector
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMNS = ("site_kind", "site_name", "street", "house_number", "postcode", "locality")
+
+
+def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    """Read and validate addresses; return (accepted, quarantine, rows read)."""
+    path = Path(cfg.path)
+    if is_vector(path):
+        frame, rows_read = _from_vector(cfg, path), None
+        decimal = "."
+    else:
+        table = read_text_table(path, cfg.table)
+        frame = apply_column_map(table.frame, dict(cfg.columns), path)
+        frame["source_row"] = np.arange(len(frame)) + table.first_data_row
+        decimal = table.decimal
+    rows_read = len(frame)
+    missing = [c for c in ("address_id", "households") if c not in frame.columns]
+    if not is_vector(path):
+        missing += [c for c in ("x", "y") if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
+                          "(map differently named columns with [addresses.columns])")
+    checks = RowFilter(frame, path.name, frame["source_row"])
+    ids = frame["address_id"].astype("string").str.strip()
+    checks.reject(ids.isna() | (ids == ""), "address_id", "missing_value")
+    households = parse_numbers(frame["households"].astype("string"), decimal)
+    checks.reject(frame["households"].astype("string").str.strip().fillna("") == "", "households", "missing_value")
+    checks.reject(households.isna(), "households", "bad_number")
+    checks.reject(households < 0, "households", "negative_value")
+    businesses = (parse_numbers(frame["businesses"].astype("string"), decimal)
+                  if "businesses" in frame else pd.Series(0.0, index=frame.index))
+    blank_b = frame["businesses"].astype("string").str.strip().fillna("") == "" if "businesses" in frame else False
+    businesses = businesses.where(~blank_b, 0.0) if "businesses" in frame else businesses
+    checks.reject(businesses.isna(), "businesses", "bad_number")
+    checks.reject(businesses < 0, "businesses", "negative_value")
+
+    if is_vector(path):
+        geometry = frame.geometry
+        checks.reject(geometry.isna() | geometry.is_empty, "geometry", "missing_coordinates",
+                      values=pd.Series("", index=frame.index))
+        checks.reject(geometry.geom_type != "Point", "geometry", "not_a_point",
+                      values=geometry.geom_type.astype("string"))
+        crs = frame.crs
+    else:
+        x = parse_numbers(frame["x"].astype("string"), decimal)
+        y = parse_numbers(frame["y"].astype("string"), decimal)
+        checks.reject(x.isna(), "x", "missing_coordinates")
+        checks.reject(y.isna(), "y", "missing_coordinates")
+        if cfg.crs is None:
+            raise InputDataError(f"{path}: coordinates in columns x/y need a CRS: set [addresses] crs = \"EPSG:…\"")
+        crs = parse_crs(cfg.crs, "addresses.crs")
+        geometry = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), index=frame.index, crs=crs)
+    checks.reject(ids.duplicated(keep="first") & checks.ok, "address_id", "duplicate_address_id")
+
+    ok = checks.ok
+    out = gpd.GeoDataFrame({
+        "address_id": ids[ok].astype(str),
+        "households": households[ok].astype("float64"),
+        "businesses": businesses[ok].astype("float64"),
+        **{c: (frame.loc[ok, c].astype("string").fillna("").str.strip().astype(str) if c in frame
+               else pd.Series("", index=frame.index[ok], dtype=str)) for c in TEXT_COLUMNS},
+        "source_row": frame.loc[ok, "source_row"].astype("int64"),
+    }, geometry=geometry[ok].to_numpy(), crs=crs)
+    out = to_crs(out.reset_index(drop=True), working_crs, str(path))
+    quarantine = checks.quarantine
+    log.info("addresses %s: %d rows read, %d accepted, %d quarantined", path.name, rows_read, len(out), len(quarantine))
+    return out, quarantine, rows_read
+
+
+def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
+    frame = read_vector(path, cfg.layer)
+    frame = apply_column_map(frame, dict(cfg.columns), path)
+    if frame.crs is None:
+        if cfg.crs is None:
+            raise InputDataError(f"{path}: the file has no CRS; set [addresses] crs = \"EPSG:…\"")
+        frame = frame.set_crs(parse_crs(cfg.crs, "addresses.crs"))
+    frame = frame.reset_index(drop=True)
+    frame["source_row"] = np.arange(len(frame)) + 1
+    for col in ("address_id", "households", *[c for c in ADDRESS_OPTIONAL if c in frame]):
+        if col in frame and col not in ("households", "businesses"):
+            frame[col] = frame[col].astype("string")
+    for col in ("households", "businesses"):
+        if col in frame:
+            frame[col] = frame[col].astype("string")
+    return frame

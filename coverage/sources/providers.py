@@ -1,0 +1,215 @@
+"""Provider deliveries: address tables (CSV/XLSX), coverage polygons, rasters.
+
+Each reader returns accepted records with canonical columns plus a quarantine
+table. Shared offer columns: ``provider, technology`` (a
+:class:`~coverage.technology.Technology` value), ``down_mbps, up_mbps``
+(float, up may be NaN = unknown), ``status`` (current/planned),
+``planned_date`` (ISO string or ""), ``source``, ``source_row``.
+Tables add a locator: ``address_id`` or ``x, y`` (working CRS) or
+``street, house_number, postcode``; ``locator`` names which one a row uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from coverage.config import ProviderConfig
+from coverage.crs import parse_crs, to_crs
+from coverage.errors import DataSourceError, InputDataError, SchemaError
+from coverage.numbers import parse_numbers, parse_speeds
+from coverage.quarantine import RowFilter
+from coverage.sources.tables import apply_column_map, read_text_table
+from coverage.sources.vector import read_vector
+from coverage.technology import Technology, normalise_alias
+
+log = logging.getLogger(__name__)
+
+#: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
+MAX_SPEED_MBPS = 100_000.0
+#: Upload may exceed download by at most this factor before a row is suspicious.
+UPLOAD_FACTOR = 1.0
+OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
+
+
+@dataclass(frozen=True)
+class RasterDelivery:
+    """A raster of download speed (Mbit/s); nodata or 0 means no service."""
+
+    values: np.ndarray
+    transform: rasterio.Affine
+    crs: object
+    nodata: float | None
+    provider: str
+    technology: Technology
+    up_mbps: float
+    status: str
+    planned_date: str
+    source: str
+
+
+def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliases: Mapping[str, Technology],
+                  checks: RowFilter) -> pd.DataFrame:
+    """Parse provider, technology, speeds, status and date; reject bad rows into ``checks``."""
+    idx = frame.index
+
+    def column_or(name: str, default: object) -> pd.Series:
+        if name in frame.columns:
+            return frame[name].astype("string").str.strip().fillna("")
+        return pd.Series("" if default is None else str(default), index=idx, dtype="string")
+
+    provider = column_or("provider", cfg.provider)
+    checks.reject(provider == "", "provider", "missing_value")
+    tech_text = column_or("technology", cfg.technology)
+    technology = tech_text.map(lambda w: aliases.get(normalise_alias(w)) if w else None)
+    checks.reject(tech_text == "", "technology", "missing_value")
+    checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
+
+    down_text = column_or("down_mbps", cfg.down_mbps)
+    down = parse_speeds(down_text, decimal)
+    checks.reject(down_text == "", "down_mbps", "missing_value")
+    checks.reject(down.isna(), "down_mbps", "bad_number")
+    checks.reject(down < 0, "down_mbps", "negative_value")
+    checks.reject(down > MAX_SPEED_MBPS, "down_mbps", "absurd_speed")
+    up_text = column_or("up_mbps", cfg.up_mbps)
+    up = parse_speeds(up_text, decimal)
+    checks.reject((up_text != "") & up.isna(), "up_mbps", "bad_number")
+    checks.reject(up < 0, "up_mbps", "negative_value")
+    checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed")
+    checks.reject(up > down * UPLOAD_FACTOR, "up_mbps", "upload_above_download",
+                  values=up_text + " > " + down_text)
+
+    status = column_or("status", cfg.status).str.casefold().replace({"": cfg.status, "geplant": "planned",
+                                                                     "aktuell": "current", "ist": "current"})
+    checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
+    date_text = column_or("planned_date", cfg.planned_date)
+    dates = pd.to_datetime(date_text.replace("", pd.NA), errors="coerce", dayfirst=True, format="mixed")
+    checks.reject((date_text != "") & dates.isna(), "planned_date", "bad_date")
+    return pd.DataFrame({
+        "provider": provider.astype(str),
+        "technology": technology.map(lambda t: t.value if t is not None else ""),
+        "down_mbps": down.astype("float64"),
+        "up_mbps": up.astype("float64"),
+        "status": status.astype(str),
+        "planned_date": dates.dt.strftime("%Y-%m-%d").fillna("").astype(str),
+    }, index=idx)
+
+
+def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mapping[str, Technology]
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Address-level deliveries (CSV/XLSX). Returns (records, quarantine, rows read)."""
+    path = Path(cfg.path)
+    table = read_text_table(path, cfg.table)
+    frame = apply_column_map(table.frame, dict(cfg.columns), path).reset_index(drop=True)
+    needed = [c for c in ("provider", "technology") if c not in frame and getattr(cfg, c) is None]
+    if "down_mbps" not in frame and cfg.down_mbps is None:
+        needed.append("down_mbps")
+    has_id = "address_id" in frame
+    has_xy = {"x", "y"} <= set(frame.columns)
+    has_addr = {"street", "house_number"} <= set(frame.columns)
+    if not (has_id or has_xy or has_addr):
+        needed.append("address_id | x,y | street,house_number,postcode")
+    if needed:
+        raise SchemaError(f"{path}: missing column(s) {needed}; found {list(frame.columns)} "
+                          "(map differently named columns with columns = {{...}} in its [[providers]] table)")
+    rows = pd.Series(np.arange(len(frame)) + table.first_data_row, index=frame.index)
+    checks = RowFilter(frame, path.name, rows)
+    fields = _offer_fields(frame, cfg, table.decimal, aliases, checks)
+
+    def text(col: str) -> pd.Series:
+        return frame[col].astype("string").str.strip().fillna("") if col in frame else pd.Series("", index=frame.index)
+
+    locator = pd.Series("", index=frame.index, dtype="string")
+    out = fields.copy()
+    out["address_id"] = text("address_id")
+    locator = locator.mask(out["address_id"] != "", "address_id")
+    x = parse_numbers(text("x"), table.decimal)
+    y = parse_numbers(text("y"), table.decimal)
+    if has_xy:
+        if cfg.crs is None:
+            raise InputDataError(f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
+        bad_xy = (locator == "") & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
+        checks.reject(bad_xy, "x", "missing_coordinates", values=text("x") + " " + text("y"))
+        locator = locator.mask((locator == "") & x.notna() & y.notna(), "xy")
+    for col in ("street", "house_number", "postcode"):
+        out[col] = text(col)
+    locator = locator.mask((locator == "") & (out["street"] != "") & (out["house_number"] != ""), "address")
+    checks.reject(locator == "", "address_id", "missing_locator")
+    ok = checks.ok
+    if has_xy:
+        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=parse_crs(cfg.crs, f"{path} crs"))
+        pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
+        out["x"] = np.where(locator == "xy", pts.x.to_numpy(), np.nan)
+        out["y"] = np.where(locator == "xy", pts.y.to_numpy(), np.nan)
+    else:
+        out["x"] = np.nan
+        out["y"] = np.nan
+    out["locator"] = locator.astype(str)
+    out["source"] = path.name
+    out["source_row"] = rows
+    records = out[ok].reset_index(drop=True)
+    log.info("provider %s: %d rows read, %d accepted, %d quarantined", path.name, len(frame), len(records),
+             len(checks.quarantine))
+    return records, checks.quarantine, len(frame)
+
+
+def read_provider_polygons(cfg: ProviderConfig, working_crs: object, aliases: Mapping[str, Technology]
+                           ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    """Coverage polygons; every address inside a polygon gets its offer."""
+    path = Path(cfg.path)
+    frame = read_vector(path, cfg.layer)
+    frame = apply_column_map(frame, dict(cfg.columns), path).reset_index(drop=True)
+    if frame.crs is None:
+        if cfg.crs is None:
+            raise InputDataError(f"{path}: the file has no CRS; set crs = \"EPSG:…\" for this provider")
+        frame = frame.set_crs(parse_crs(cfg.crs, f"{path} crs"))
+    kinds = set(frame.geom_type.dropna()) - {"Polygon", "MultiPolygon"}
+    if kinds:
+        raise InputDataError(f"{path}: coverage polygons expected, found geometry type(s) {sorted(kinds)}")
+    if "down_mbps" not in frame and cfg.down_mbps is None:
+        raise SchemaError(f"{path}: no 'down_mbps' column and no down_mbps in the config")
+    text_frame = pd.DataFrame({c: frame[c].astype("string") for c in frame.columns if c != frame.geometry.name})
+    rows = pd.Series(np.arange(len(frame)) + 1, index=frame.index)
+    checks = RowFilter(text_frame, path.name, rows)
+    checks.reject(frame.geometry.isna() | frame.geometry.is_empty, "geometry", "missing_coordinates",
+                  values=pd.Series("", index=frame.index))
+    checks.reject(~frame.geometry.is_valid, "geometry", "invalid_geometry",
+                  values=pd.Series(frame.geometry.is_valid_reason(), index=frame.index))
+    fields = _offer_fields(text_frame, cfg, ".", aliases, checks)
+    ok = checks.ok
+    out = gpd.GeoDataFrame(fields[ok].assign(source=path.name, source_row=rows[ok]),
+                           geometry=frame.geometry[ok], crs=frame.crs)
+    out = to_crs(out.reset_index(drop=True), working_crs, str(path))
+    log.info("provider %s: %d polygons read, %d accepted, %d quarantined", path.name, len(frame), len(out),
+             len(checks.quarantine))
+    return out, checks.quarantine, len(frame)
+
+
+def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology]) -> RasterDelivery:
+    """A single-band GeoTIFF of download speed; nodata (and 0) mean no service."""
+    path = Path(cfg.path)
+    if not path.exists():
+        raise DataSourceError(f"{path}: file not found")
+    try:
+        with rasterio.open(path) as src:
+            values = src.read(1)
+            crs = src.crs if src.crs is not None else (parse_crs(cfg.crs) if cfg.crs else None)
+            transform, nodata = src.transform, src.nodata
+    except RasterioIOError as exc:
+        raise DataSourceError(f"{path}: cannot read as a raster ({exc})") from exc
+    if crs is None:
+        raise InputDataError(f"{path}: raster has no CRS; set crs = \"EPSG:…\" for this provider")
+    tech = aliases.get(normalise_alias(cfg.technology or ""))
+    if tech is None:
+        raise InputDataError(f"{path}: technology {cfg.technology!r} is not in the alias table")
+    return RasterDelivery(values=values, transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
+                          technology=tech, up_mbps=float(cfg.up_mbps) if cfg.up_mbps is not None else np.nan,
+                          status=cfg.status, planned_date=cfg.planned_date or "", source=path.name)

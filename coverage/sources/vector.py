@@ -1,0 +1,53 @@
+"""Vector files: GeoPackage, GeoParquet, Shapefile (also zipped), GeoJSON."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import geopandas as gpd
+import pyogrio
+from pyogrio.errors import DataLayerError
+from pyogrio.errors import DataSourceError as OgrDataSourceError
+
+from coverage.errors import DataSourceError, InputDataError
+
+VECTOR_SUFFIXES = (".gpkg", ".parquet", ".geoparquet", ".shp", ".geojson", ".json", ".zip", ".fgb")
+
+
+def is_vector(path: Path) -> bool:
+    return path.suffix.lower() in VECTOR_SUFFIXES
+
+
+def read_vector(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a vector file into a GeoDataFrame in its own CRS; failures name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataSourceError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".geoparquet"):
+            return gpd.read_parquet(path)
+        source = str(path)
+        if suffix == ".zip":
+            source = _zip_source(path)
+        return pyogrio.read_dataframe(source, layer=layer)
+    except (OgrDataSourceError, DataLayerError, OSError) as exc:
+        raise DataSourceError(f"{path}: cannot read as a vector file ({exc})") from exc
+    except ValueError as exc:  # e.g. parquet without geo metadata
+        raise InputDataError(f"{path}: not a vector dataset ({exc})") from exc
+
+
+def _zip_source(path: Path) -> str:
+    """GDAL path inside a zip, refusing members whose names escape the archive."""
+    if not zipfile.is_zipfile(path):
+        raise DataSourceError(f"{path}: not a zip archive")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    bad = [n for n in names if n.startswith("/") or ".." in PurePosixPath(n).parts]
+    if bad:
+        raise DataSourceError(f"{path}: zip member {bad[0]!r} escapes the archive folder; refusing to read it")
+    data = [n for n in names if n.lower().endswith((".shp", ".gpkg", ".geojson", ".json"))]
+    if not data:
+        raise DataSourceError(f"{path}: zip holds no .shp, .gpkg or .geojson file")
+    return f"/vsizip/{path.resolve()}/{sorted(data)[0]}"

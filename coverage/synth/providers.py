@@ -1,0 +1,332 @@
+"""Fictional provider deliveries calibrated to the published Breitbandatlas shares.
+
+All provider names carry "(fiktiv)": these are NOT real network data.
+
+Method (household-weighted quantile mapping, per Gemeinde and technology group):
+
+1. Every address gets a spatially coherent *score* (higher = better service):
+   - DSL: minus the distance to a fictional exchange at the household-weighted centre of the
+     Gemeinde's densest 1 km cell, plus noise per 100 m cell (sd 150 m) and per address (20 m);
+   - HFC (cable) and FTTH/B: log of the smoothed household density of the surrounding 1 km cells
+     plus cluster-level noise (500 m clusters) and small 100 m cell noise, drawn independently per
+     technology, so fast service clusters in towns instead of salt-and-pepper;
+   - mobile: like HFC with coarser (2 km) clusters.
+2. Addresses of a Gemeinde are walked in descending score; with ``c`` the household fraction up to
+   the middle of the address, the address gets the highest published class ``t`` with
+   ``share_ge_t > 100 c``. This reproduces each single-technology share up to household granularity
+   (one address' households). HFC and mobile are assigned per 100 m cell (all addresses of a cell get
+   the same class, the cell counts for the Gemeinde holding most of its households), so their shares
+   are reproduced up to one cell's households and cells split by a Gemeinde border.
+3. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
+   of a threshold). Uploads: DSL ≈ down/10, HFC ≈ down/20 (≤ 50), fibre down/2.
+4. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
+   shares of their Kreis' matched Gemeinden.
+5. Mobile: only ≥ 1/2/6 Mbit/s are published; the download above 6 Mbit/s is invented (towns
+   50–150, rural 10–50 Mbit/s) and NOT calibrated. The raster fills unpopulated pixels with
+   uncalibrated values.
+
+The combination of technologies is not calibrated (the "wired"/"all" shares are not matched).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from coverage.crs import INSPIRE_GRID_CRS
+from coverage.synth.addresses import _KEY, cell_key
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "dsl": "Küstennetz Telekommunikation GmbH (fiktiv)",
+    "hfc": "Boddenkabel AG (fiktiv)",
+    "fibre": "Seenplatte Glasfaser eG (fiktiv)",
+    "mobile": "Hansefunk Mobil GmbH (fiktiv)",
+}
+#: Product download speeds (Mbit/s) per technology group; a class without a product uses its lower bound.
+PRODUCTS = {
+    "dsl": (1, 2, 6, 16, 50, 100, 250),
+    "hfc": (32, 50, 100, 250, 400, 500, 1000),
+    "fibre": (100, 150, 250, 300, 500, 600, 1000),
+    "mobile": (1, 2, 3, 4, 5),
+}
+GROUPS = ("dsl", "hfc", "fibre", "mobile")
+
+
+def _thresholds(wide: pd.DataFrame, group: str) -> list[tuple[float, str]]:
+    found = []
+    for col in wide.columns:
+        parts = str(col).split("_")
+        if len(parts) == 4 and parts[0] == "share" and parts[1] == "ge" and parts[3] == group:
+            found.append((float(parts[2]), col))
+    return sorted(found)
+
+
+def gemeinde_shares(wide: pd.DataFrame, ags: np.ndarray, households: pd.Series,
+                    group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shares (%) per Gemeinde (rows in ``ags`` order) × published threshold of ``group``.
+
+    Returns ``(thresholds, shares, matched)``; unmatched Gemeinden get the household-weighted
+    shares of their Kreis' matched Gemeinden (else of all matched ones). Shares are made
+    non-increasing over the thresholds.
+    """
+    cols = _thresholds(wide, group)
+    thresholds = np.array([t for t, _ in cols])
+    table = wide.set_index("key")[[c for _, c in cols]]
+    shares = table.reindex(ags).to_numpy(float)
+    matched = ~np.isnan(shares).all(axis=1)
+    shares = np.where(np.isnan(shares) & matched[:, None], 0.0, shares)
+    hh = households.reindex(ags).fillna(0).to_numpy(float)
+    krs = np.array([a[:5] for a in ags])
+    overall = _weighted(shares[matched], hh[matched])
+    for k in np.unique(krs[~matched]):
+        src = matched & (krs == k)
+        fill = _weighted(shares[src], hh[src]) if src.any() else overall
+        shares[(krs == k) & ~matched] = fill
+    shares = np.minimum.accumulate(np.clip(shares, 0, 100), axis=1)
+    return thresholds, shares, matched
+
+
+def _weighted(shares: np.ndarray, w: np.ndarray) -> np.ndarray:
+    if len(shares) == 0:
+        return np.zeros(shares.shape[1])
+    if w.sum() <= 0:
+        return shares.mean(axis=0)
+    return (shares * w[:, None]).sum(axis=0) / w.sum()
+
+
+def quantile_classes(codes: np.ndarray, score: np.ndarray, weight: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Class index 0..K per row: the number of thresholds whose share exceeds the row's quantile.
+
+    Rows of group ``codes[i]`` are ordered by descending ``score``; ``c`` is the weight fraction up
+    to the middle of the row. ``shares`` is G × K in %, non-increasing along K.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    ngroups = shares.shape[0]
+    tot = np.bincount(codes, weight, minlength=ngroups)
+    w = np.where(tot[codes] > 0, weight, 1.0)
+    tot = np.bincount(codes, w, minlength=ngroups)
+    order = np.lexsort((-np.asarray(score), codes))
+    g = codes[order]
+    ws = w[order]
+    cum = np.cumsum(ws)
+    start = np.concatenate([[0.0], np.cumsum(tot)])[g]
+    c = (cum - ws / 2 - start) / tot[g]
+    k_sorted = (shares[g] > 100.0 * c[:, None]).sum(axis=1)
+    out = np.empty(len(codes), dtype=np.int64)
+    out[order] = k_sorted
+    return out
+
+
+def class_speeds(k: np.ndarray, thresholds: np.ndarray, products: tuple[float, ...],
+                 rng: np.random.Generator) -> np.ndarray:
+    """Download speed per row for class ``k`` (0 = none): a product inside ``[t_k-1, t_k)``."""
+    down = np.zeros(len(k))
+    bounds = [*thresholds.tolist(), np.inf]
+    for cls in range(1, len(thresholds) + 1):
+        rows = np.flatnonzero(k == cls)
+        if not len(rows):
+            continue
+        lo, hi = bounds[cls - 1], bounds[cls]
+        inside = [p for p in products if lo <= p < hi] or [lo]
+        down[rows] = np.asarray(inside, float)[rng.integers(0, len(inside), len(rows))]
+    return down
+
+
+def _cluster_noise(key: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
+    uniq, inv = np.unique(key, return_inverse=True)
+    return rng.normal(0, sd, len(uniq))[inv]
+
+
+def _cells_3035(addresses: pd.DataFrame, crs: object) -> tuple[np.ndarray, np.ndarray]:
+    tr = Transformer.from_crs(crs, INSPIRE_GRID_CRS, always_xy=True)
+    return tr.transform(addresses["x"].to_numpy(float), addresses["y"].to_numpy(float))
+
+
+def _cell_majority(cell: np.ndarray, codes: np.ndarray, hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 100 m cell: its Gemeinde code (most households, then most addresses), households; row -> cell."""
+    frame = pd.DataFrame({"cell": cell, "g": codes, "hh": hh + 1e-6})
+    per = frame.groupby(["cell", "g"], sort=True)["hh"].sum().reset_index()
+    per = per.sort_values(["cell", "hh", "g"], ascending=[True, False, True], kind="stable")
+    major = per.drop_duplicates("cell").set_index("cell")
+    cells = major.index.to_numpy()
+    inv = np.searchsorted(cells, cell)
+    cell_hh = pd.Series(hh).groupby(cell).sum().reindex(cells).to_numpy(float)
+    return major["g"].to_numpy(np.int64), cell_hh, inv
+
+
+def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object, rng: np.random.Generator,
+                        amt_of: Mapping[str, str], area_3035: shapely.Geometry,
+                        planned_amt_count: int = 3) -> dict[str, object]:
+    """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
+
+    ``bba`` is :func:`coverage.sources.breitbandatlas.bba_wide` output. Returns a dict with
+    ``assignment`` (per address: down/up per group), ``dsl`` and ``fibre`` tables, ``hfc_polygons``
+    (GeoDataFrame in EPSG:3035), ``mobile_raster`` (uint16 array) and ``mobile_transform``
+    (x of the left edge, y of the top edge, 100 m), ``unmatched`` (Gemeinden without BBA row).
+    """
+    crs = CRS.from_user_input(crs)
+    ags_all = np.sort(addresses["ags"].unique())
+    codes = np.searchsorted(ags_all, addresses["ags"].to_numpy())
+    hh = addresses["households"].to_numpy(float)
+    hh_by_ags = addresses.groupby("ags")["households"].sum()
+    x3, y3 = _cells_3035(addresses, crs)
+    cell100 = cell_key(x3, y3, 100)
+    cluster500 = cell_key(x3, y3, 500)
+    logd = np.log1p(addresses["density"].to_numpy(float))
+    n = len(addresses)
+    result: dict[str, object] = {}
+    assign = pd.DataFrame({"address_id": addresses["address_id"].to_numpy(), "ags": addresses["ags"].to_numpy(),
+                           "households": addresses["households"].to_numpy()})
+    unmatched: set[str] = set()
+    shares_by_group = {}
+    for group in GROUPS:
+        thresholds, shares, matched = gemeinde_shares(bba, ags_all, hh_by_ags, group)
+        shares_by_group[group] = (thresholds, shares)
+        unmatched |= set(ags_all[~matched])
+    result["unmatched"] = sorted(unmatched)
+
+    # DSL: distance to a fictional exchange in the densest place
+    cell_hh = addresses.groupby(["ags", "cell_1km"])["households"].sum().reset_index()
+    densest = cell_hh.sort_values(["ags", "households"], ascending=[True, False], kind="stable").drop_duplicates("ags")
+    in_dense = addresses["cell_1km"].to_numpy() == densest.set_index("ags")["cell_1km"].reindex(addresses["ags"]).to_numpy()
+    w = np.where(in_dense, hh + 0.01, 0.0)
+    ex = np.bincount(codes, w * addresses["x"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
+    ey = np.bincount(codes, w * addresses["y"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
+    dist = np.hypot(addresses["x"].to_numpy() - ex[codes], addresses["y"].to_numpy() - ey[codes])
+    score = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
+    t, s = shares_by_group["dsl"]
+    k = quantile_classes(codes, score, hh, s)
+    down = class_speeds(k, t, PRODUCTS["dsl"], rng)
+    assign["dsl_down"] = down
+    assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
+    tech = np.select([down <= 2, down <= 16, down <= 50, down <= 100], ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
+                     "SVDSL")
+    served = down > 0
+    result["dsl"] = pd.DataFrame({
+        "address_id": assign["address_id"][served].to_numpy(), "provider": PROVIDERS["dsl"],
+        "technology": tech[served], "down_mbps": down[served], "up_mbps": assign["dsl_up"][served].to_numpy()})
+
+    # HFC and mobile: per 100 m cell
+    cg, chh, inv = _cell_majority(cell100, codes, hh)
+    ucells = np.unique(cell100)
+    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
+    ccx = (ucells // _KEY) * 100.0 + 50
+    ccy = (ucells % _KEY) * 100.0 + 50
+    cl500 = cell_key(ccx, ccy, 500)
+    cl2k = cell_key(ccx, ccy, 2000)
+    t, s = shares_by_group["hfc"]
+    hscore = cell_logd + _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, len(ucells))
+    kc = quantile_classes(cg, hscore, chh, s)
+    cdown = class_speeds(kc, t, PRODUCTS["hfc"], rng)
+    cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
+    assign["hfc_down"] = cdown[inv]
+    assign["hfc_up"] = cup[inv]
+    result["hfc_polygons"] = _dissolved_cells(ucells, cdown, cup)
+
+    t, s = shares_by_group["mobile"]
+    mscore = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, len(ucells))
+    km = quantile_classes(cg, mscore, chh, s)
+    mdown = class_speeds(km, t, PRODUCTS["mobile"], rng)
+    top = km == len(t)
+    town = np.expm1(cell_logd) > 800
+    mdown[top] = np.where(town[top], rng.integers(50, 151, top.sum()), rng.integers(10, 51, top.sum()))
+    assign["mobile_down"] = mdown[inv]
+    result["mobile_raster"], result["mobile_transform"] = _mobile_raster(ucells, mdown, area_3035, rng)
+
+    # fibre: per address with cluster noise
+    t, s = shares_by_group["fibre"]
+    fscore = logd + _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    k = quantile_classes(codes, fscore, hh, s)
+    down = class_speeds(k, t, PRODUCTS["fibre"], rng)
+    assign["fibre_down"] = down
+    assign["fibre_up"] = down / 2
+    fttb = (addresses["density"].to_numpy() > 1500) & (rng.random(n) < 0.5)
+    served = down > 0
+    current = pd.DataFrame({
+        "provider": PROVIDERS["fibre"], "technology": np.where(fttb, "FTTB", "FTTH")[served],
+        "down_mbps": down[served], "up_mbps": down[served] / 2,
+        "x": addresses["x"].to_numpy()[served], "y": addresses["y"].to_numpy()[served],
+        "status": "current", "planned_date": ""})
+    amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
+    cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
+    chosen = rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False) if len(cand_amts) else []
+    plan = ~served & (hh > 0) & np.isin(amts, chosen) & (rng.random(n) < 0.6)
+    days = rng.integers(0, (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1, plan.sum())
+    dates = (np.datetime64("2022-01-01") + days.astype("timedelta64[D]")).astype(str)
+    planned = pd.DataFrame({
+        "provider": PROVIDERS["fibre"], "technology": "FTTH", "down_mbps": 1000.0, "up_mbps": 500.0,
+        "x": addresses["x"].to_numpy()[plan], "y": addresses["y"].to_numpy()[plan],
+        "status": "planned", "planned_date": dates})
+    result["fibre"] = pd.concat([current, planned], ignore_index=True)
+    result["planned_amts"] = sorted(str(a) for a in chosen)
+    result["assignment"] = assign
+    log.info("deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "
+             "%d Gemeinden without Breitbandatlas row", len(result["dsl"]), len(current), len(planned),
+             int((assign["hfc_down"] > 0).sum()), int((assign["mobile_down"] > 0).sum()), len(unmatched))
+    return result
+
+
+def _square_cells(cells: np.ndarray) -> np.ndarray:
+    x0 = (cells // _KEY) * 100.0
+    y0 = (cells % _KEY) * 100.0
+    return shapely.box(x0, y0, x0 + 100.0, y0 + 100.0)
+
+
+def _dissolved_cells(cells: np.ndarray, down: np.ndarray, up: np.ndarray) -> gpd.GeoDataFrame:
+    """Union of the 100 m squares per (down, up) class, EPSG:3035; empty classes are left out."""
+    rows = []
+    served = down > 0
+    pairs = sorted(set(zip(down[served].tolist(), up[served].tolist(), strict=True)))
+    for d, u in pairs:
+        sel = served & (down == d) & (up == u)
+        geom = shapely.coverage_union_all(_square_cells(cells[sel]))
+        if not shapely.is_valid(geom):
+            geom = shapely.make_valid(geom)
+        rows.append({"down_mbps": float(d), "up_mbps": float(u), "geometry": geom})
+    if not rows:
+        return gpd.GeoDataFrame({"down_mbps": [], "up_mbps": []}, geometry=[], crs=INSPIRE_GRID_CRS)
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=INSPIRE_GRID_CRS)
+
+
+def _mobile_raster(cells: np.ndarray, down: np.ndarray, area_3035: shapely.Geometry,
+                   rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """uint16 raster over the area's bbox (100 m pixels on the INSPIRE grid), 0 = no service.
+
+    Populated cells carry their calibrated value; other pixels in the area get an uncalibrated
+    value per 1 km block (the block's best populated value, else 8–40 Mbit/s, 5 % of blocks none).
+    """
+    from rasterio import features
+    from rasterio.transform import from_origin
+
+    minx, miny, maxx, maxy = shapely.bounds(area_3035)
+    left = np.floor(minx / 1000) * 1000
+    bottom = np.floor(miny / 1000) * 1000
+    right = np.ceil(maxx / 1000) * 1000
+    top = np.ceil(maxy / 1000) * 1000
+    width = int(round((right - left) / 100))
+    height = int(round((top - bottom) / 100))
+    transform = from_origin(left, top, 100.0, 100.0)
+    inside = features.geometry_mask([area_3035], (height, width), transform, invert=True, all_touched=True)
+    bh, bw = height // 10, width // 10
+    block = rng.integers(8, 41, (bh, bw)).astype(np.uint16)
+    block[rng.random((bh, bw)) < 0.05] = 0
+    col = ((cells // _KEY) * 100 - left) // 100
+    row = (top - (cells % _KEY) * 100) // 100 - 1
+    col = col.astype(np.int64)
+    row = row.astype(np.int64)
+    ok = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    best = np.zeros((bh, bw), dtype=np.uint16)
+    np.maximum.at(best, (row[ok] // 10, col[ok] // 10), down[ok].astype(np.uint16))
+    block = np.where(best > 0, best, block)
+    raster = np.repeat(np.repeat(block, 10, axis=0), 10, axis=1)
+    raster = np.where(inside, raster, 0).astype(np.uint16)
+    raster[row[ok], col[ok]] = down[ok].astype(np.uint16)
+    return raster, (left, top, 100.0)

@@ -1,0 +1,1 @@
+"""The imperative shell: reads inputs, runs the coverage stages, writes outputs."""

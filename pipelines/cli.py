@@ -1,0 +1,169 @@
+"""The ``bbcov`` command.
+
+Exit codes: 0 success, 2 a problem with the user's input or configuration
+(one line on stderr, no traceback), 1 an internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from coverage.errors import CoverageError
+
+log = logging.getLogger("bbcov")
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+DEMO_DIR = Path("data/raw/mv-2021-06")
+DEFAULT_SOURCES = Path(os.environ.get("BBCOV_SOURCES", "../shared/data"))
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("pyogrio", "fiona", "rasterio", "matplotlib", "distributed", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from coverage.config import load_config
+    from pipelines.report import render_report
+    from pipelines.runner import run_pipeline
+
+    config = args.config
+    if config is None:
+        config = DEMO_DIR / "bbcov.toml"
+        if not (DEMO_DIR / ".complete").exists():
+            log.info("no --config given and no demo data yet: building the MV demo into %s", DEMO_DIR)
+            _build_demo(args.sources, DEMO_DIR, "2021-06", None)
+    cfg = load_config(config)
+    result = run_pipeline(cfg, report=None if args.no_report else render_report)
+    totals = result.manifest["totals"]
+    print(f"run {result.run_id}: {totals['addresses']} addresses, {totals['households']:.0f} households")
+    print(f"tables:  {result.run_dir / 'tables'}")
+    if result.report_dir is not None:
+        print(f"report:  {(cfg.output.reports_dir / 'latest' / 'index.html')}")
+    return EXIT_OK
+
+
+def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dict:
+    from pipelines.synth import build_demo
+
+    kwargs = {} if seed is None else {"seed": seed}
+    return build_demo(sources, out, scope="mv", vintage=vintage, **kwargs)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    summary = _build_demo(args.sources, args.out, args.vintage, args.seed)
+    print(f"demo data for {args.scope} ({args.vintage}) written to {args.out} in {time.perf_counter() - t0:.1f} s")
+    for key, value in summary.items():
+        if not isinstance(value, dict | list):
+            print(f"  {key}: {value}")
+    return EXIT_OK
+
+
+def cmd_compare_bba(args: argparse.Namespace) -> int:
+    from coverage.compare import compare_with_bba, summary_by_group
+    from coverage.sources.breitbandatlas import read_bba_table
+    from pipelines import io
+
+    run_dir = _resolve_run(args.run)
+    gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
+    bba = read_bba_table(args.file)
+    land = args.land or str(gemeinden["ags"].str[:2].mode().iloc[0])
+    result = compare_with_bba(gemeinden, bba, land=land)
+    if result.summary.empty:
+        print("no common Gemeinden or thresholds to compare")
+        return EXIT_INPUT
+    out = run_dir / "compare" if args.out is None else args.out
+    io.write_csv(out / f"bba_{Path(args.file).stem}_summary.csv", result.summary)
+    io.write_csv(out / f"bba_{Path(args.file).stem}_gemeinden.csv", result.detail)
+    io.write_csv(out / f"bba_{Path(args.file).stem}_unmatched.csv", pd.DataFrame(
+        {"ags": result.only_in_run + result.only_in_bba,
+         "only_in": ["run"] * len(result.only_in_run) + ["breitbandatlas"] * len(result.only_in_bba)}))
+    with pd.option_context("display.width", 160, "display.max_rows", 200):
+        print(f"Compared with {args.file} (Land {land}); shares in %, differences in percentage points")
+        print(result.summary.round(2).to_string(index=False))
+        print()
+        print(summary_by_group(result.summary).round(2).to_string(index=False))
+    print(f"\nGemeinden only in the run: {len(result.only_in_run)}; only in the Breitbandatlas table: "
+          f"{len(result.only_in_bba)} (AGS changed by municipal mergers; listed in {out})")
+    return EXIT_OK
+
+
+def _resolve_run(run: str) -> Path:
+    path = Path(run)
+    for candidate in (path, Path("data/processed/runs") / run, Path("data/processed") / run):
+        if (candidate / "manifest.json").exists():
+            return candidate.resolve()
+    raise CoverageError(f"{run}: not a run folder (no manifest.json); give a path or a run id under data/processed/runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bbcov", description="Broadband coverage analysis for municipalities.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run every stage for a configuration (default: the MV demo)",
+                         description="Run every stage. Without --config, runs the MV demo "
+                                     f"({DEMO_DIR}/bbcov.toml), building its inputs first if missing.")
+    run.add_argument("--config", type=Path, help="TOML run configuration")
+    run.add_argument("--sources", type=Path, default=DEFAULT_SOURCES,
+                     help="open-data folder for building the demo (default: %(default)s or $BBCOV_SOURCES)")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.set_defaults(func=cmd_run)
+
+    synth = sub.add_parser("synth", help="build realistic demo inputs from real open data",
+                           description="Generate deterministic demo addresses and fictional provider deliveries, "
+                                       "calibrated to the published Breitbandatlas shares.")
+    synth.add_argument("--scope", choices=["mv"], default="mv", help="area to generate (default: %(default)s)")
+    synth.add_argument("--vintage", default="2021-06", help="Breitbandatlas vintage to calibrate to: "
+                       "2019-12, 2020-06, 2020-12 or 2021-06 (default: %(default)s)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    synth.add_argument("--seed", type=int, default=None, help="random seed (default: fixed)")
+    synth.add_argument("--sources", type=Path, default=DEFAULT_SOURCES,
+                       help="folder with bkg-vg5000-2021/, zensus2022/, breitbandatlas/ (default: %(default)s)")
+    synth.set_defaults(func=cmd_synth)
+
+    cmp_ = sub.add_parser("compare-bba", help="compare a run's Gemeinde shares with a Breitbandatlas table",
+                          description="Mean absolute differences per technology group and threshold between a "
+                                      "run and a published Breitbandatlas Gemeinde table.")
+    cmp_.add_argument("run", help="run folder or run id (e.g. data/processed/latest)")
+    cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv)")
+    cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
+    cmp_.add_argument("--out", type=Path, help="folder for the comparison CSVs (default: RUN/compare)")
+    cmp_.set_defaults(func=cmd_compare_bba)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args))
+    except CoverageError as exc:
+        print(f"bbcov: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("bbcov: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception:
+        log.exception("internal error (this is a bug; please report it with the log above)")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

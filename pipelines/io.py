@@ -1,0 +1,87 @@
+"""Atomic output writing and spreadsheet-safe exports.
+
+Every file is written to a temporary name in the same folder and renamed into
+place, so a crashed run never leaves a half-written file. Whole run folders
+are built under a hidden ``.partial`` name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; rename it onto ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: object) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that a spreadsheet would execute (``=``, ``+``, ``-``, ``@``) with ``'``."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_string_dtype(out[col]) or pd.api.types.is_object_dtype(out[col]):
+            s = out[col]
+            text = s.astype("string")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False) & s.map(lambda v: isinstance(v, str))
+            out[col] = s.where(~risky, "'" + text)
+    return out
+
+
+def write_csv(path: Path, frame: pd.DataFrame, *, german: bool = False) -> Path:
+    """CSV for machines (UTF-8, ``,``, ``.``) or for German Excel (BOM, ``;``, decimal comma)."""
+    safe = neutralise_formulas(frame)
+    with atomic_path(path) as tmp:
+        if german:
+            safe.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
+        else:
+            safe.to_csv(tmp, index=False, encoding="utf-8")
+    return path
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path
+
+
+def point_symlink(link: Path, target: Path) -> None:
+    """Atomically (re)point ``link`` at ``target`` (relative link, so the tree can move)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.parent / f".{link.name}.tmp-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(tmp, link)

@@ -1,0 +1,163 @@
+"""The stage list: each stage reads what earlier stages produced and returns new artefacts.
+
+Stages are thin: they call the pure functions of :mod:`coverage` and record
+rows in / out / quarantined per reason, so the runner can prove nothing was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from coverage import quarantine as q
+from coverage.aggregate import area_tables, gemeinde_counts
+from coverage.config import RunConfig
+from coverage.locate import locate_addresses
+from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
+from coverage.service import best_service
+from coverage.sources.addresses import read_addresses
+from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
+from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
+from coverage.sources.tables import apply_column_map
+from coverage.sources.vector import read_vector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Accounting:
+    """Rows in, out and quarantined (per reason) of one stage or one input file."""
+
+    stage: str
+    rows_in: int
+    rows_out: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.rows_out + sum(self.quarantined.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "rows_in": self.rows_in, "rows_out": self.rows_out,
+                "quarantined": self.quarantined, "balanced": self.balanced, "note": self.note}
+
+
+def _reasons(quarantine: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in quarantine["reason"].value_counts().sort_index().items()}
+
+
+@dataclass
+class Context:
+    """What the stages of one run share; the runner owns it."""
+
+    cfg: RunConfig
+    reference_date: date
+    artefacts: dict[str, Any] = field(default_factory=dict)
+    accounting: list[Accounting] = field(default_factory=list)
+    quarantine: list[pd.DataFrame] = field(default_factory=list)
+
+    def account(self, entry: Accounting) -> None:
+        self.accounting.append(entry)
+        if not entry.balanced:
+            raise AssertionError(f"row accounting does not add up in {entry.stage}: {entry.as_dict()}")
+
+
+def stage_boundaries(ctx: Context) -> None:
+    b = ctx.cfg.boundaries
+    crs = ctx.cfg.analysis.working_crs
+    if b.format == "bkg":
+        boundaries = read_bkg_bundle(b.path, crs, land=b.land)
+    else:
+        gem = apply_column_map(read_vector(b.path, b.layer), dict(b.columns), b.path)
+        boundaries = boundaries_from_gemeinden(gem, crs, str(b.path))
+        if b.land:
+            boundaries = boundaries_from_gemeinden(gem[gem["ags"].astype(str).str.zfill(8).str[:2] == b.land], crs,
+                                                   str(b.path))
+    ctx.artefacts["boundaries"] = boundaries
+    n = len(boundaries.gemeinde)
+    ctx.account(Accounting("boundaries", n, n, note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise"))
+
+
+def stage_addresses(ctx: Context) -> None:
+    cfg = ctx.cfg
+    addresses, rejected, rows_read = read_addresses(cfg.addresses, cfg.analysis.working_crs)
+    ctx.quarantine.append(rejected)
+    ctx.account(Accounting(f"read {cfg.addresses.path.name}", rows_read, len(addresses), _reasons(rejected)))
+    located, outside = locate_addresses(addresses, ctx.artefacts["boundaries"].gemeinde,
+                                        cfg.analysis.locate_tolerance_m, cfg.addresses.path.name)
+    ctx.quarantine.append(outside)
+    n_near = int((located["locate_method"] == "nearest").sum())
+    ctx.account(Accounting("locate", len(addresses), len(located), _reasons(outside),
+                           note=f"{n_near} assigned to the nearest Gemeinde within tolerance"))
+    ctx.artefacts["addresses"] = located
+
+
+def stage_offers(ctx: Context) -> None:
+    cfg = ctx.cfg
+    addresses: gpd.GeoDataFrame = ctx.artefacts["addresses"]
+    crs, aliases = cfg.analysis.working_crs, cfg.aliases
+    offers = [empty_offers()]
+    for p in cfg.providers:
+        if p.format in ("address-csv", "address-table"):
+            records, rejected, rows_read = read_provider_table(p, crs, aliases)
+            linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m)
+            rejected = q.concat([rejected, unlinked])
+            n_out = len(records) - len(unlinked)
+            note = f"{len(linked)} offers"
+        elif p.format == "polygons":
+            polygons, rejected, rows_read = read_provider_polygons(p, crs, aliases)
+            linked, unused = link_polygons(polygons, addresses)
+            n_out = len(polygons)
+            note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
+        else:
+            delivery = read_provider_raster(p, aliases)
+            linked = sample_raster(delivery, addresses)
+            rejected, rows_read, n_out = q.empty(), len(addresses), len(addresses)
+            note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
+        ctx.quarantine.append(rejected)
+        offers.append(linked)
+        ctx.account(Accounting(f"provider {p.name}", rows_read, n_out, _reasons(rejected), note))
+    ctx.artefacts["offers"] = pd.concat([o for o in offers if len(o)] or offers[:1], ignore_index=True)
+
+
+def stage_service(ctx: Context) -> None:
+    cfg = ctx.cfg
+    addresses = ctx.artefacts["addresses"]
+    horizon = pd.Timestamp(ctx.reference_date) + pd.DateOffset(days=round(365.25 * cfg.analysis.planned_horizon_years))
+    service = best_service(addresses["address_id"], ctx.artefacts["offers"], cfg.analysis.groups,
+                           planned_until=horizon.date())
+    merged = addresses.merge(service, on="address_id", how="left", validate="1:1")
+    ctx.account(Accounting("best service", len(addresses), len(merged)))
+    ctx.artefacts["addresses"] = merged
+
+
+def stage_aggregate(ctx: Context) -> None:
+    cfg = ctx.cfg
+    addresses = ctx.artefacts["addresses"]
+    groups = list(cfg.analysis.groups)
+    thresholds = cfg.analysis.thresholds_mbps
+    counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"))
+    tables = area_tables(counts, ctx.artefacts["boundaries"], thresholds, groups, prefixes=("", "plan_"))
+    ctx.artefacts["tables"] = tables
+    hh_in = float(addresses["households"].sum())
+    hh_out = float(tables["land"]["households"].sum())
+    if abs(hh_in - hh_out) > 1e-6 * max(1.0, hh_in):
+        raise AssertionError(f"households lost in aggregation: {hh_in} in, {hh_out} out")
+    ctx.account(Accounting("aggregate", len(addresses), len(addresses),
+                           note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"))
+
+
+STAGES: tuple[tuple[str, Callable[[Context], None]], ...] = (
+    ("boundaries", stage_boundaries),
+    ("addresses", stage_addresses),
+    ("offers", stage_offers),
+    ("service", stage_service),
+    ("aggregate", stage_aggregate),
+)

@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny hand-built world whose answers can be computed by hand,
+and the location of the real open data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import matplotlib
+import pandas as pd
+import pytest
+from shapely.geometry import Point, box
+
+from coverage.sources.bkg import Boundaries, boundaries_from_gemeinden
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BKG = SHARED_DATA / "bkg-vg5000-2021"
+CRS = "EPSG:25833"
+X0, Y0 = 300_000.0, 5_900_000.0
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"the real open data is expected at {SHARED_DATA} (see README: Test data)")
+    return SHARED_DATA
+
+
+def tiny_boundaries() -> Boundaries:
+    """Three square Gemeinden (1 km²): G1 and G2 side by side in Amt A, G3 above them in Amt B.
+
+    ::
+
+        +---------------+
+        |      G3       |   y 1000..2000
+        +-------+-------+
+        |  G1   |  G2   |   y 0..1000
+        +-------+-------+
+        x 0    1000    2000   (offset by X0, Y0 in EPSG:25833)
+    """
+    gem = gpd.GeoDataFrame({
+        "ags": ["13000001", "13000002", "13000003"],
+        "name": ["Eins", "Zwei", "Drei"],
+        "ars": ["130000001001", "130000001002", "130000002003"],
+        "vwg_name": ["Amt A", "Amt A", "Drei"],
+        "geometry": [box(X0, Y0, X0 + 1000, Y0 + 1000), box(X0 + 1000, Y0, X0 + 2000, Y0 + 1000),
+                     box(X0, Y0 + 1000, X0 + 2000, Y0 + 2000)],
+    }, crs=CRS)
+    return boundaries_from_gemeinden(gem, CRS)
+
+
+def pt(x: float, y: float) -> Point:
+    return Point(X0 + x, Y0 + y)
+
+
+def tiny_addresses() -> gpd.GeoDataFrame:
+    """A1, A2 in G1; A3 in G2; A4 (a school, no households) in G3."""
+    return gpd.GeoDataFrame({
+        "address_id": ["A1", "A2", "A3", "A4"],
+        "households": [3.0, 2.0, 5.0, 0.0],
+        "businesses": [0.0, 1.0, 0.0, 0.0],
+        "site_kind": ["", "", "", "school"],
+        "site_name": ["", "", "", "Grundschule Drei"],
+        "street": ["Hauptstraße", "Hauptstraße", "Dorfstraße", "Schulweg"],
+        "house_number": ["1", "2a", "7", "1"],
+        "postcode": ["17000", "17000", "17001", "17002"],
+        "locality": ["Eins", "Eins", "Zwei", "Drei"],
+        "source_row": [2, 3, 4, 5],
+        "geometry": [pt(100, 100), pt(500, 500), pt(1500, 500), pt(1000, 1500)],
+    }, crs=CRS)
+
+
+def offers(rows: list[tuple]) -> pd.DataFrame:
+    """Offers from (address_id, provider, technology, down, up[, status, planned_date]) tuples."""
+    full = [(*r, "current", "")[:7] if len(r) == 5 else r for r in rows]
+    frame = pd.DataFrame(full, columns=["address_id", "provider", "technology", "down_mbps", "up_mbps",
+                                        "status", "planned_date"])
+    frame["down_mbps"] = frame["down_mbps"].astype(float)
+    frame["up_mbps"] = frame["up_mbps"].astype(float)
+    frame["source"] = "test"
+    frame["match_method"] = "address_id"
+    return frame
