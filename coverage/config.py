@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 from pyproj import CRS
 
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
-from coverage.errors import ConfigError, DataSourceError
+from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
@@ -93,8 +93,15 @@ class AnalysisConfig:
 class OutputConfig:
     dir: Path
     reports_dir: Path
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the planner-facing report says about the data (German UI text)."""
+
     title: str = "Breitbandversorgung"
-    data_date: str | None = None
+    data_date: str | None = None  # date the provider data describes, e.g. "2021-06-30"
+    attributions: tuple[str, ...] = ()  # shown with every map, besides the BKG line derived from the boundaries
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class RunConfig:
     providers: tuple[ProviderConfig, ...]
     analysis: AnalysisConfig
     output: OutputConfig
+    report: ReportConfig = field(default_factory=ReportConfig)
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -136,7 +144,8 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
-    _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "technology_aliases"}, "")
+    _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
+                      "technology_aliases"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -162,6 +171,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         providers=tuple(_section(ProviderConfig, p, f"providers[{i}]", base_dir) for i, p in enumerate(providers)),
         analysis=_section(AnalysisConfig, analysis, "analysis", base_dir),
         output=_section(OutputConfig, output, "output", output_base),
+        report=_section(ReportConfig, raw.get("report", {}), "report", base_dir),
         technology_aliases=dict(aliases),
     )
     _check_semantics(cfg)
@@ -170,7 +180,10 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
 
 def _check_semantics(cfg: RunConfig) -> None:
     cfg.analysis.working_crs  # noqa: B018 - raises ConfigError for unusable CRSs
-    alias_table(cfg.technology_aliases)
+    try:
+        alias_table(cfg.technology_aliases)
+    except UnknownCodeError as exc:
+        raise ConfigError(f"[technology_aliases]: {exc}") from exc
     if cfg.boundaries.format not in ("bkg", "vector"):
         raise ConfigError(f"boundaries.format: expected 'bkg' or 'vector', got {cfg.boundaries.format!r}")
     if cfg.addresses.crs is not None:
@@ -246,6 +259,10 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                      "format", "title", "data_date", "reference_date"):
             if not isinstance(value, str):
                 raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+        elif key == "attributions":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.attributions: expected a list of strings")
+            value = tuple(value)
         elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")

@@ -112,9 +112,10 @@ def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.D
     """Direct array indexing: the cell under each address; nodata, 0 and outside mean no offer."""
     to_raster = Transformer.from_crs(addresses.crs, delivery.crs, always_xy=True)
     x, y = to_raster.transform(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy())
-    inv = ~delivery.transform
-    col, row = inv * (np.asarray(x), np.asarray(y))
-    col, row = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
+    a, b, c, d, e, f = (~delivery.transform)[:6]  # world -> pixel, applied to whole arrays
+    x, y = np.asarray(x), np.asarray(y)
+    col = np.floor(a * x + b * y + c).astype(np.int64)
+    row = np.floor(d * x + e * y + f).astype(np.int64)
     h, w = delivery.values.shape
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
     values = np.full(len(addresses), np.nan)

@@ -69,7 +69,8 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     provider = column_or("provider", cfg.provider)
     checks.reject(provider == "", "provider", "missing_value")
     tech_text = column_or("technology", cfg.technology)
-    technology = tech_text.map(lambda w: aliases.get(normalise_alias(w)) if w else None)
+    # Technology is a StrEnum: the mapped values are the canonical strings ("dsl", "ftth", …).
+    technology = tech_text.astype(object).map(lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None)
     checks.reject(tech_text == "", "technology", "missing_value")
     checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
 
@@ -95,7 +96,7 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject((date_text != "") & dates.isna(), "planned_date", "bad_date")
     return pd.DataFrame({
         "provider": provider.astype(str),
-        "technology": technology.map(lambda t: t.value if t is not None else ""),
+        "technology": technology.fillna("").astype(str),
         "down_mbps": down.astype("float64"),
         "up_mbps": up.astype("float64"),
         "status": status.astype(str),

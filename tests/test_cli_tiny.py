@@ -1,0 +1,165 @@
+"""The whole `bbcov run` on the hand-built three-Gemeinden world, from real file formats.
+
+Every number asserted below can be checked by hand from the files written here.
+"""
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from pipelines.cli import main
+from tests.conftest import CRS, X0, Y0, tiny_boundaries
+
+
+def write_world(root: Path, *, report: bool = False) -> Path:
+    gem = tiny_boundaries().gemeinde[["ags", "ars", "name", "geometry"]]
+    gem.to_file(root / "gemeinden.gpkg", layer="gemeinden")
+    # Addresses as a German CSV export: cp1252, ';', decimal commas, one bad row of each kind.
+    (root / "addresses.csv").write_bytes((
+        "address_id;x;y;households;site_kind;site_name;locality\n"
+        f"A1;{X0 + 100:.0f},5;{Y0 + 100:.0f};3;;;Eins\n"
+        f"A2;{X0 + 500:.0f};{Y0 + 500:.0f};2;;;Eins\n"
+        f"A3;{X0 + 1500:.0f};{Y0 + 500:.0f};5;;;Zwei\n"
+        f"A4;{X0 + 1000:.0f};{Y0 + 1500:.0f};0;school;Grundschule Drei;Drei\n"
+        f"A5;{X0 + 1500:.0f};{Y0 + 1500:.0f};drei;;;Drei\n"             # bad number -> quarantine
+        f"A6;{X0 - 5000:.0f};{Y0 + 500:.0f};1;;;Weit draußen\n"         # 5 km outside -> quarantine
+        f"A2;{X0 + 510:.0f};{Y0 + 510:.0f};2;;;Eins\n"                  # duplicate id -> quarantine
+    ).encode("cp1252"))
+    (root / "dsl.csv").write_bytes((
+        "address_id;provider;technology;down_mbps;up_mbps\n"
+        "A1;Küstennetz (fiktiv);VDSL2-Vectoring;50,0;10,0\n"
+        "A2;Küstennetz (fiktiv);SVDSL;100 Mbit/s;40\n"
+        "A3;Küstennetz (fiktiv);ADSL2+;16.000 kbit/s;1\n"
+        "A9;Küstennetz (fiktiv);VDSL;50;10\n"                           # unknown address -> quarantine
+        "A4;Küstennetz (fiktiv);Brieftaube;50;10\n"                     # unknown technology -> quarantine
+    ).encode("cp1252"))
+    (root / "fibre.csv").write_bytes(("\ufeffprovider;technology;down_mbps;up_mbps;x;y;status;planned_date\n"
+                                      f"Glasfaser eG (fiktiv);FTTH;1000;500;{X0 + 100.5:.1f};{Y0 + 100:.1f};current;\n"
+                                      f"Glasfaser eG (fiktiv);FTTH;1000;500;{X0 + 1500:.1f};{Y0 + 500:.1f};planned;2023-05-01\n"
+                                      ).replace(".", ",").encode("utf-8"))
+    gpd.GeoDataFrame({"down_mbps": [250.0], "up_mbps": [25.0]},
+                     geometry=[box(X0 + 1000, Y0, X0 + 2000, Y0 + 1000)], crs=CRS).to_crs("EPSG:3035").to_file(
+        root / "cable.gpkg", layer="coverage")
+    values = np.zeros((20, 20), dtype="uint16")
+    values[10:20, 0:10] = 40  # lower-left quarter: G1 at 40 Mbit/s; elsewhere no service
+    with rasterio.open(root / "mobile.tif", "w", driver="GTiff", height=20, width=20, count=1, dtype="uint16",
+                       crs=CRS, transform=from_origin(X0, Y0 + 2000, 100, 100), nodata=0) as dst:
+        dst.write(values, 1)
+    config = root / "run.toml"
+    config.write_text(f"""
+[boundaries]
+path = "gemeinden.gpkg"
+format = "vector"
+[addresses]
+path = "addresses.csv"
+crs = "{CRS}"
+[[providers]]
+path = "dsl.csv"
+format = "address-csv"
+[[providers]]
+path = "fibre.csv"
+format = "address-csv"
+crs = "{CRS}"
+[[providers]]
+path = "cable.gpkg"
+format = "polygons"
+provider = "Boddenkabel (fiktiv)"
+technology = "DOCSIS 3.1"
+[[providers]]
+path = "mobile.tif"
+format = "raster"
+provider = "Hansefunk (fiktiv)"
+technology = "LTE"
+[analysis]
+thresholds_mbps = [2, 16, 30, 100, 1000]
+reference_date = "2022-01-01"
+[output]
+dir = "out"
+reports_dir = "reports"
+""", encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    config = write_world(root)
+    assert main(["run", "--config", str(config), "--no-report"]) == 0
+    return root / "out" / "latest"
+
+
+def table(run_dir, level):
+    return pd.read_csv(run_dir / "tables" / f"coverage_{level}.csv", dtype={"ags": str, "vwg_ars": str,
+                                                                            "krs_ags": str, "land": str})
+
+
+def test_gemeinde_figures_by_hand(run_dir):
+    g = table(run_dir, "gemeinde").set_index("ags")
+    # G1: A1 (3 hh: FTTH 1000, DSL 50, LTE 40) and A2 (2 hh: SVDSL 100, LTE 40).
+    assert g.loc["13000001", ["households", "addresses", "hh_ge_1000_all", "hh_ge_100_all"]].tolist() == [5, 2, 3, 5]
+    assert g.loc["13000001", "share_ge_1000_fibre"] == pytest.approx(60)
+    assert g.loc["13000001", "hh_ge_30_mobile"] == 5 and g.loc["13000001", "hh_ge_100_mobile"] == 0
+    # G2: A3 (5 hh): ADSL 16 Mbit/s, cable polygon 250; fibre only planned (in horizon).
+    assert g.loc["13000002", ["hh_ge_16_dsl", "hh_ge_30_dsl", "hh_ge_100_hfc", "hh_ge_1000_all"]].tolist() == [5, 0, 5, 0]
+    assert g.loc["13000002", "plan_hh_ge_1000_fibre"] == 5
+    # G3: the school only.
+    assert g.loc["13000003", ["households", "addresses", "sites"]].tolist() == [0, 1, 1]
+    assert np.isnan(g.loc["13000003", "share_ge_2_all"])
+
+
+def test_levels_add_up(run_dir):
+    land = table(run_dir, "land").iloc[0]
+    assert (land["households"], land["addresses"], land["hh_ge_100_all"]) == (10, 4, 10)
+    assert table(run_dir, "amt")["households"].sum() == table(run_dir, "kreis")["households"].sum() == 10
+
+
+def test_every_bad_row_is_quarantined_with_its_reason(run_dir):
+    files = sorted(p.name for p in (run_dir / "quarantine").glob("*.csv"))
+    assert files == ["addresses.csv", "dsl.csv"]
+    addr = pd.read_csv(run_dir / "quarantine" / "addresses.csv")
+    assert sorted(zip(addr["row"], addr["reason"], strict=True)) == [
+        (6, "bad_number"), (7, "outside_municipalities"), (8, "duplicate_address_id")]
+    dsl = pd.read_csv(run_dir / "quarantine" / "dsl.csv")
+    assert sorted(zip(dsl["row"], dsl["reason"], dsl["value"], strict=True)) == [
+        (5, "unknown_address", "A9"), (6, "unknown_technology", "Brieftaube")]
+
+
+def test_manifest_accounts_for_every_row(run_dir):
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    acct = {a["stage"]: a for a in manifest["accounting"]}
+    assert acct["read addresses.csv"] == {"stage": "read addresses.csv", "rows_in": 7, "rows_out": 5,
+                                          "quarantined": {"bad_number": 1, "duplicate_address_id": 1},
+                                          "balanced": True, "note": ""}
+    assert (acct["locate"]["rows_in"], acct["locate"]["rows_out"]) == (5, 4)
+    assert acct["provider dsl.csv"]["quarantined"] == {"unknown_address": 1, "unknown_technology": 1}
+    assert all(a["balanced"] for a in manifest["accounting"])
+    assert len(manifest["inputs"]) == 6 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+
+
+def test_addresses_parquet_keeps_every_located_address_with_explanation(run_dir):
+    addresses = pd.read_parquet(run_dir / "addresses.parquet").set_index("address_id")
+    assert sorted(addresses.index) == ["A1", "A2", "A3", "A4"]
+    assert addresses.loc["A4", "best_tech_all"] == "none"
+    assert addresses.loc["A1", ["best_down_all", "best_up_all", "best_tech_all"]].tolist() == [1000, 500, "ftth"]
+    offers = pd.read_parquet(run_dir / "offers.parquet")
+    assert set(offers["match_method"]) == {"address_id", "xy", "polygon", "raster"}
+    fibre = offers[offers["source"] == "fibre.csv"].set_index("address_id")
+    assert fibre.loc["A1", "match_distance_m"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_user_mistake_is_one_line_and_exit_code_2(tmp_path, capsys):
+    config = write_world(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "dsl.csv"', 'path = "nope.csv"'),
+                      encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bbcov: error: ") and "nope.csv: file not found" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "out" / "latest").exists()  # a failed run publishes nothing
