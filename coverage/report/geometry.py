@@ -20,7 +20,8 @@ from coverage.errors import InputDataError
 from coverage.sources.bkg import LEVEL_KEYS, LEVELS, Boundaries
 
 #: Columns kept per level besides the key and the geometry.
-_ATTRS = {"gemeinde": ["name", "bez", "vwg_ars", "krs_ags", "land"], "amt": ["name", "bez", "krs_ags", "land"],
+_ATTRS = {"gemeinde": ["name", "bez", "vwg_ars", "krs_ags", "land"],
+          "amt": ["name", "bez", "krs_ags", "land"],
           "kreis": ["name", "bez", "land"], "land": ["name"]}
 
 

@@ -107,7 +107,7 @@ def inline_svg(svg: str, id_prefix: str, label: str = "") -> Markup:
     except ET.ParseError as exc:
         raise InputDataError(f"map {label or id_prefix!r}: not a well-formed SVG document ({exc})") from exc
     if root.tag != f"{{{SVG_NS}}}svg":
-        raise InputDataError(f"map {label or id_prefix!r}: root element is {root.tag!r}, expected an SVG <svg>")
+        raise InputDataError(f"map {label or id_prefix!r}: root element is {root.tag!r}, expected <svg>")
     hrefs = ("href", f"{{{XLINK_NS}}}href")
     for el in root.iter():
         for name, value in list(el.attrib.items()):
@@ -142,7 +142,9 @@ def _require(tables: Mapping[str, pd.DataFrame], needed: dict[str, list[str]]) -
 def _format_timestamp(value: object) -> str:
     text = "" if value is None else str(value)
     m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})", text)
-    return f"{m.group(3)}.{m.group(2)}.{m.group(1)}, {m.group(4)}:{m.group(5)} Uhr" if m else format_date(text)
+    if not m:
+        return format_date(text)
+    return f"{m.group(3)}.{m.group(2)}.{m.group(1)}, {m.group(4)}:{m.group(5)} Uhr"
 
 
 def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, str], meta: Mapping) -> str:
@@ -156,7 +158,6 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
     thresholds = [t for t in HEADLINE_THRESHOLDS
                   if f"share_ge_{_t(t)}_all" in tables.get("land", pd.DataFrame()).columns]
     lt = f"hh_lt_{UNDERSERVED_T}_all"
-    share_cols = [f"share_ge_{_t(t)}_all" for t in thresholds]
     base = ["name", "households", lt, f"share_ge_{UNDERSERVED_T}_all"]
     _require(tables, {
         "land": ["land", *base],
@@ -218,7 +219,8 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
                 _Column("Haushalte", "households", "int"),
                 _Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"),
                 _Column(f"Anteil ≥ {UNDERSERVED_T} Mbit/s", f"share_ge_{UNDERSERVED_T}_all", "pct")]
-    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols, "rows": _rows(g, top_cols), "total": None}
+    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols, "rows": _rows(g, top_cols),
+                 "total": None}
 
     maps = [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption)}
             for i, (caption, svg) in enumerate(map_svgs.items())]

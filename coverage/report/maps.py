@@ -20,6 +20,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from urllib.parse import quote
 
 import geopandas as gpd
@@ -27,6 +28,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import shapely
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
@@ -47,12 +49,14 @@ NODATA_LABEL = "keine Haushalte"
 CONTEXT_FACE = "#f0f0f0"
 CONTEXT_EDGE = "#d9d9d9"
 AREA_EDGE = "#ffffff"
+AREA_EDGE_ZOOM = "#6e6e6e"
 KREIS_EDGE = "#252525"
-HIGHLIGHT_EDGE = "#e31a1c"
+HIGHLIGHT_EDGE = "#000000"
+HIGHLIGHT_HALO = "#ffffff"
 
 #: A4 landscape, inches.
 FIG_SIZE = (11.69, 8.27)
-MAP_BOX = (0.03, 0.09, 0.66, 0.80)  # left, bottom, width, height in figure fractions
+MAP_BOX = (0.03, 0.085, 0.66, 0.78)  # left, bottom, width, height in figure fractions
 PANEL_X = 0.725
 
 GROUP_LABELS = {
@@ -82,7 +86,8 @@ def format_percent(value: object, digits: int = 1) -> str:
     """``56.73`` -> ``"56,7 %"`` (non-breaking space); NaN -> ``"–"``."""
     if value is None or pd.isna(value):
         return "–"
-    return f"{float(value):,.{digits}f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".") + "\u00a0%"
+    text = f"{float(value):,.{digits}f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return text + "\u00a0%"
 
 
 def format_date(value: object) -> str:
@@ -130,7 +135,7 @@ class Classes:
     def __post_init__(self) -> None:
         if not (len(self.breaks) == len(self.colours) == len(self.labels)) or not self.breaks:
             raise InputDataError("Classes: breaks, colours and labels must have the same, non-zero length")
-        if any(hi <= lo for lo, hi in zip(self.breaks, self.breaks[1:], strict=False)):
+        if any(hi <= lo for lo, hi in pairwise(self.breaks)):
             raise InputDataError(f"Classes: breaks must be strictly increasing, got {self.breaks}")
 
 
@@ -138,7 +143,7 @@ def share_classes() -> Classes:
     """Fixed classes for shares in percent: <25, 25–<50, 50–<75, 75–<90, 90–<95, 95–100."""
     b = SHARE_BREAKS
     labels = [f"unter {b[1]:g} %"]
-    labels += [f"{lo:g} bis unter {hi:g} %" for lo, hi in zip(b[1:-1], b[2:], strict=True)]
+    labels += [f"{lo:g} bis unter {hi:g} %" for lo, hi in pairwise(b[1:])]
     labels.append(f"{b[-1]:g} bis 100 %")
     return Classes(breaks=b, colours=SHARE_COLOURS, labels=tuple(labels))
 
@@ -163,8 +168,7 @@ def count_classes(values: Iterable[float], n: int = 5) -> Classes:
                 breaks.append(nb)
     labels = ["0"] if len(breaks) > 1 else ["0 und mehr"]
     if len(breaks) > 1:
-        labels = ["0"] + [f"{format_int(lo)} bis unter {format_int(hi)}"
-                          for lo, hi in zip(breaks[1:-1], breaks[2:], strict=True)]
+        labels = ["0"] + [f"{format_int(lo)} bis unter {format_int(hi)}" for lo, hi in pairwise(breaks[1:])]
         labels.append(f"{format_int(breaks[-1])} und mehr")
     cmap = mpl.colormaps["OrRd"]
     colours = [mpl.colors.to_hex(cmap(x)) for x in np.linspace(0.08, 0.95, len(breaks))]
@@ -231,7 +235,7 @@ def _scale_length_km(map_width_m: float) -> float:
 
 def _draw_scale_bar(fig: Figure, m_per_inch: float, x: float, y: float) -> None:
     """Scale bar in figure coordinates, true to the map's scale (metres of the working CRS)."""
-    fw, fh = fig.get_size_inches()
+    fw = fig.get_size_inches()[0]
     km = _scale_length_km(m_per_inch * MAP_BOX[2] * fw)
     width_frac = km * 1000 / m_per_inch / fw
     seg = width_frac / 4
@@ -268,6 +272,13 @@ def _draw_north_arrow(fig: Figure, x: float, y: float) -> None:
 class _Drawn:
     fig: Figure
     gids: dict[str, tuple[str, str, str]]  # gid -> (key, tooltip text, class id)
+
+
+def _wrap(text: str, width: int) -> str:
+    """Wrap a legend title without separating numbers from their unit or the ≥ sign."""
+    glued = re.sub(r"(≥|<|>|≤) ", "\\1\u00a0", text)
+    glued = re.sub(r"(\d) (Mbit/s|%|km)", "\\1\u00a0\\2", glued)
+    return "\n".join(textwrap.wrap(glued, width))
 
 
 def _check_table(table: pd.DataFrame, level: str, value_column: str, tooltip_columns: Sequence[str]) -> str:
@@ -318,7 +329,7 @@ def _build_figure(
     classes = classes or classes_for(value_column, values)
     cls = classify(values, classes)
 
-    fig = Figure(figsize=FIG_SIZE)
+    fig = Figure(figsize=FIG_SIZE, dpi=100)
     fw, fh = FIG_SIZE
     ax = fig.add_axes(MAP_BOX)
     ax.set_axis_off()
@@ -338,14 +349,19 @@ def _build_figure(
         if p is not None:
             ax.add_patch(PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
 
+    empty = [k for k in keys if _path(geom_by_key[k]) is None]
+    if empty:
+        raise InputDataError(f"{level} map: {len(empty)} area(s) have an empty geometry and cannot be drawn "
+                             f"(first: {key}={empty[0]!r})")
+    # Thin white borders read well between many small areas; a zoomed-in map with
+    # few large areas needs visible grey borders (neighbours may share a light class).
+    edge, edge_lw = (AREA_EDGE, 0.3) if len(keys) > 150 else (AREA_EDGE_ZOOM, 0.6)
     gids: dict[str, tuple[str, str, str]] = {}
     for i, (k, (_, row), c) in enumerate(zip(keys, table.iterrows(), cls, strict=True)):
         p = _path(geom_by_key[k])
-        if p is None:
-            continue
         gid = f"area-{i}"
         colour = classes.nodata_colour if c < 0 else classes.colours[c]
-        ax.add_patch(PathPatch(p, facecolor=colour, edgecolor=AREA_EDGE, lw=0.3, zorder=2, gid=gid))
+        ax.add_patch(PathPatch(p, facecolor=colour, edgecolor=edge, lw=edge_lw, zorder=2, gid=gid))
         gids[gid] = (k, _tooltip(row, tooltip_columns), "nodata" if c < 0 else str(int(c)))
 
     # Kreis borders over the fills (the Land outline for a Kreis map is the same lines).
@@ -359,8 +375,9 @@ def _build_figure(
         hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
         for k in sorted(hl & set(geom_by_key)):
             p = _path(geom_by_key[k])
-            if p is not None:
-                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=2.0, zorder=4))
+            if p is not None:  # black line on a white halo: visible on every class colour
+                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_HALO, lw=3.6, zorder=4))
+                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6, zorder=5))
 
     # Title block.
     fig.text(0.03, 0.955, title, fontsize=16, weight="bold", va="top", ha="left", color="#111111")
@@ -375,6 +392,9 @@ def _build_figure(
     if n_nodata or value_column.startswith("share_"):
         handles.append(Patch(facecolor=classes.nodata_colour, edgecolor="#888888", lw=0.4))
         labels.append(f"{classes.nodata_label}  ({n_nodata})")
+    if highlight is not None:
+        handles.append(Patch(facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6))
+        labels.append("hervorgehoben")
     if len(in_table) < len(geom_by_key):
         handles.append(Patch(facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4))
         labels.append("außerhalb des Ausschnitts")
@@ -382,11 +402,14 @@ def _build_figure(
     labels.append("Kreisgrenze")
     level_word = LEVEL_LABELS.get(level, level)
     leg = fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(PANEL_X, 0.875), frameon=False,
-                     fontsize=9, title="\n".join(textwrap.wrap(legend_title, 32)), title_fontsize=10,
+                     fontsize=9, title=_wrap(legend_title, 30), title_fontsize=10,
                      alignment="left", handlelength=1.6, handleheight=1.1, labelspacing=0.55, borderaxespad=0)
     leg.get_title().set_fontweight("bold")
-    fig.text(PANEL_X, 0.40, f"Zahl in Klammern: {level_word} je Klasse", fontsize=7.5, color="#444444",
-             va="top")
+    # Measure the legend (layout only, no drawing) to put the note right under it.
+    fw_px, fh_px = fw * fig.dpi, fh * fig.dpi
+    box = leg.get_window_extent(RendererAgg(fw_px, fh_px, fig.dpi)).transformed(fig.transFigure.inverted())
+    fig.text(PANEL_X, box.y0 - 0.012, f"Zahl in Klammern: {level_word} je Klasse", fontsize=7.5,
+             color="#444444", va="top")
 
     m_per_inch = (x1 - x0) / (MAP_BOX[2] * fw)
     _draw_north_arrow(fig, PANEL_X + 0.02, 0.26)
@@ -465,11 +488,12 @@ def choropleth_svg(
     (``str.format`` template with ``{key}``, e.g. ``"gemeinde/{key}.html"``) is given.
     Shares use the fixed classes of :func:`share_classes`, counts :func:`count_classes`.
     """
-    drawn = _build_figure(map_geometry, table, level, value_column, title=title, legend_title=legend_title,
-                          subtitle=subtitle, tooltip_columns=tooltip_columns, highlight=highlight,
-                          attributions=attributions, data_date=data_date, classes=classes)
-    buf = io.StringIO()
+    opts = {"title": title, "legend_title": legend_title, "subtitle": subtitle, "classes": classes,
+            "tooltip_columns": tooltip_columns, "highlight": highlight, "attributions": attributions,
+            "data_date": data_date}
     with mpl.rc_context(_RC):
+        drawn = _build_figure(map_geometry, table, level, value_column, **opts)
+        buf = io.StringIO()
         drawn.fig.savefig(buf, format="svg",
                           metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     return _postprocess_svg(buf.getvalue(), drawn, link_template)
@@ -493,11 +517,12 @@ def choropleth_png(
     link_template: str | None = None,  # accepted for symmetry with choropleth_svg; PNGs have no links
 ) -> bytes:
     """The same figure as :func:`choropleth_svg` as PNG bytes (A4 landscape, ``dpi`` for print)."""
-    drawn = _build_figure(map_geometry, table, level, value_column, title=title, legend_title=legend_title,
-                          subtitle=subtitle, tooltip_columns=tooltip_columns, highlight=highlight,
-                          attributions=attributions, data_date=data_date, classes=classes)
-    buf = io.BytesIO()
+    opts = {"title": title, "legend_title": legend_title, "subtitle": subtitle, "classes": classes,
+            "tooltip_columns": tooltip_columns, "highlight": highlight, "attributions": attributions,
+            "data_date": data_date}
     with mpl.rc_context(_RC):
+        drawn = _build_figure(map_geometry, table, level, value_column, **opts)
+        buf = io.BytesIO()
         drawn.fig.savefig(buf, format="png", dpi=dpi, facecolor="white",
                           metadata={"Software": None})
     return buf.getvalue()
