@@ -27,11 +27,12 @@ def count_columns(thresholds: Sequence[float], groups: Iterable[str], prefix: st
 
 
 def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str],
-                    prefixes: Sequence[str] = ("",)) -> pd.DataFrame:
+                    prefixes: Sequence[str] = ("",), flags: Sequence[str] = ()) -> pd.DataFrame:
     """Sum households (and households at ≥ t per group) per Gemeinde (``ags``).
 
     ``addresses`` needs ``ags, households, businesses, site_kind`` and
-    ``{prefix}best_down_{g}`` per group.
+    ``{prefix}best_down_{g}`` per group. Each boolean column named in ``flags``
+    (e.g. ``fund_white``) adds ``hh_{flag}`` (households) and ``addr_{flag}`` (addresses).
     """
     hh = addresses["households"].to_numpy(dtype="float64")
     data: dict[str, np.ndarray] = {
@@ -45,6 +46,10 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
             down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")
             for t in thresholds:
                 data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, hh, 0.0)
+    for flag in flags:
+        mask = addresses[flag].to_numpy(dtype=bool)
+        data[f"hh_{flag}"] = np.where(mask, hh, 0.0)
+        data[f"addr_{flag}"] = mask.astype("float64")
     frame = pd.DataFrame(data)
     frame["ags"] = addresses["ags"].to_numpy()
     return frame.groupby("ags", sort=True).sum()

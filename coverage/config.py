@@ -18,6 +18,7 @@ from pyproj import CRS
 
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
+from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
@@ -113,6 +114,7 @@ class RunConfig:
     analysis: AnalysisConfig
     output: OutputConfig
     report: ReportConfig = field(default_factory=ReportConfig)
+    funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -145,7 +147,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "technology_aliases"}, "")
+                      "funding_rules", "technology_aliases"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -172,6 +174,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         analysis=_section(AnalysisConfig, analysis, "analysis", base_dir),
         output=_section(OutputConfig, output, "output", output_base),
         report=_section(ReportConfig, raw.get("report", {}), "report", base_dir),
+        funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
     )
     _check_semantics(cfg)

@@ -125,6 +125,11 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
     for level, table in ctx.artefacts["tables"].items():
         io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
         written.append(f"tables/coverage_{level}.csv")
+    for level, table in ctx.artefacts["site_tables"].items():
+        io.write_csv(run_dir / "tables" / f"sites_{level}.csv", table)
+        written.append(f"tables/sites_{level}.csv")
+    io.write_csv(run_dir / "sites.csv", ctx.artefacts["sites"])
+    written.append("sites.csv")
     addresses = ctx.artefacts["addresses"]
     flat = pd.DataFrame(addresses.drop(columns="geometry"))
     flat.insert(1, "x", addresses.geometry.x.round(2))

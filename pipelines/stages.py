@@ -20,7 +20,9 @@ from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.config import RunConfig
 from coverage.locate import locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
-from coverage.service import best_service
+from coverage.funding import evaluate_rules
+from coverage.service import best_service, offers_in_scope
+from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses
 from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
@@ -131,20 +133,28 @@ def stage_service(ctx: Context) -> None:
     cfg = ctx.cfg
     addresses = ctx.artefacts["addresses"]
     horizon = pd.Timestamp(ctx.reference_date) + pd.DateOffset(days=round(365.25 * cfg.analysis.planned_horizon_years))
-    service = best_service(addresses["address_id"], ctx.artefacts["offers"], cfg.analysis.groups,
-                           planned_until=horizon.date())
-    merged = addresses.merge(service, on="address_id", how="left", validate="1:1")
-    ctx.account(Accounting("best service", len(addresses), len(merged)))
+    offers = ctx.artefacts["offers"]
+    service = best_service(addresses["address_id"], offers, cfg.analysis.groups, planned_until=horizon.date())
+    funding = evaluate_rules(addresses["address_id"], offers_in_scope(offers, horizon.date()), cfg.funding_rules)
+    merged = (addresses.merge(service, on="address_id", how="left", validate="1:1")
+              .merge(funding, on="address_id", how="left", validate="1:1"))
+    ctx.account(Accounting("best service", len(addresses), len(merged),
+                           note=f"planned supply counted until {horizon.date().isoformat()}"))
     ctx.artefacts["addresses"] = merged
+
+
+def funding_flags(cfg: RunConfig) -> list[str]:
+    return [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
 
 
 def stage_aggregate(ctx: Context) -> None:
     cfg = ctx.cfg
     addresses = ctx.artefacts["addresses"]
+    boundaries = ctx.artefacts["boundaries"]
     groups = list(cfg.analysis.groups)
     thresholds = cfg.analysis.thresholds_mbps
-    counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"))
-    tables = area_tables(counts, ctx.artefacts["boundaries"], thresholds, groups, prefixes=("", "plan_"))
+    counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"), flags=funding_flags(cfg))
+    tables = area_tables(counts, boundaries, thresholds, groups, prefixes=("", "plan_"))
     ctx.artefacts["tables"] = tables
     hh_in = float(addresses["households"].sum())
     hh_out = float(tables["land"]["households"].sum())
@@ -152,6 +162,10 @@ def stage_aggregate(ctx: Context) -> None:
         raise AssertionError(f"households lost in aggregation: {hh_in} in, {hh_out} out")
     ctx.account(Accounting("aggregate", len(addresses), len(addresses),
                            note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"))
+    sites = site_table(addresses, boundaries)
+    ctx.artefacts["sites"] = sites
+    ctx.artefacts["site_tables"] = site_counts(sites, boundaries, thresholds)
+    ctx.account(Accounting("sites", len(sites), len(sites), note="addresses with a site_kind"))
 
 
 STAGES: tuple[tuple[str, Callable[[Context], None]], ...] = (
