@@ -78,10 +78,9 @@ def stage_boundaries(ctx: Context) -> None:
         boundaries = read_bkg_bundle(b.path, crs, land=b.land)
     else:
         gem = apply_column_map(read_vector(b.path, b.layer), dict(b.columns), b.path)
+        if b.land and "ags" in gem:
+            gem = gem[gem["ags"].astype(str).str.zfill(8).str[:2] == b.land.zfill(2)]
         boundaries = boundaries_from_gemeinden(gem, crs, str(b.path))
-        if b.land:
-            boundaries = boundaries_from_gemeinden(gem[gem["ags"].astype(str).str.zfill(8).str[:2] == b.land], crs,
-                                                   str(b.path))
     ctx.artefacts["boundaries"] = boundaries
     n = len(boundaries.gemeinde)
     ctx.account(Accounting("boundaries", n, n, note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise"))

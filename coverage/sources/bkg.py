@@ -204,7 +204,8 @@ def boundaries_from_gemeinden(gem: gpd.GeoDataFrame, working_crs: object, source
     gem["bez"] = gem["bez"].astype(str) if "bez" in gem else "Gemeinde"
     gem["krs_ags"] = gem["ags"].str[:5]
     gem["land"] = gem["ags"].str[:2]
-    gem = _dissolve(gem[["ags", "ars", "name", "bez", "vwg_ars", "krs_ags", "land", "geometry"]], "ags")
+    names = [c for c in ("vwg_name", "krs_name") if c in gem]
+    gem = _dissolve(gem[["ags", "ars", "name", "bez", "vwg_ars", "krs_ags", "land", *names, "geometry"]], "ags")
 
     def level(key: str, name_col: str | None) -> gpd.GeoDataFrame:
         out = gem.dissolve(by=key, as_index=False, aggfunc="first")
@@ -215,4 +216,4 @@ def boundaries_from_gemeinden(gem: gpd.GeoDataFrame, working_crs: object, source
     krs = level("krs_ags", "krs_name")[["krs_ags", "name", "land", "geometry"]].assign(bez="")
     lan = level("land", None)[["land", "name", "geometry"]]
     water = gpd.GeoDataFrame({"land": [], "geometry": []}, geometry="geometry", crs=gem.crs)
-    return Boundaries(gemeinde=gem, amt=amt, kreis=krs, land=lan, coastal_water=water)
+    return Boundaries(gemeinde=gem.drop(columns=names), amt=amt, kreis=krs, land=lan, coastal_water=water)
