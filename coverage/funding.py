@@ -70,15 +70,20 @@ def rules_from_config(raw: Sequence[Mapping]) -> tuple[FundingRule, ...]:
     return tuple(rules)
 
 
-def disqualified_ids(offers: pd.DataFrame, rule: FundingRule) -> pd.Index:
-    """Address ids with at least one offer meeting one of the rule's conditions."""
-    fixed = offers[offers["technology"].isin([t.value for t in rule.technologies])]
-    down = fixed["down_mbps"].to_numpy(dtype="float64")
-    up = fixed["up_mbps"].to_numpy(dtype="float64")
-    hit = np.zeros(len(fixed), dtype=bool)
+def disqualifying_offers(offers: pd.DataFrame, rule: FundingRule) -> pd.Series:
+    """Per offer: does this single offer meet one of the rule's conditions (over the rule's technologies)?"""
+    down = offers["down_mbps"].to_numpy(dtype="float64")
+    up = offers["up_mbps"].to_numpy(dtype="float64")
+    hit = np.zeros(len(offers), dtype=bool)
     for min_down, min_up in rule.disqualifying:
         hit |= (down >= min_down) & ((up >= min_up) if min_up > 0 else True)
-    return pd.Index(fixed.loc[hit, "address_id"].unique())
+    hit &= offers["technology"].isin([t.value for t in rule.technologies]).to_numpy()
+    return pd.Series(hit, index=offers.index)
+
+
+def disqualified_ids(offers: pd.DataFrame, rule: FundingRule) -> pd.Index:
+    """Address ids with at least one offer meeting one of the rule's conditions."""
+    return pd.Index(offers.loc[disqualifying_offers(offers, rule), "address_id"].unique())
 
 
 def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], rules: Iterable[FundingRule]

@@ -103,6 +103,27 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from coverage.config import config_from_dict
+    from coverage.explain import explain_address
+    from pipelines.runner import read_manifest
+
+    run_dir = _resolve_run(args.run)
+    manifest = read_manifest(run_dir)
+    cfg = config_from_dict(tomllib.loads(manifest["config"]), base_dir=Path(manifest["config_path"]).parent)
+    addresses = pd.read_parquet(run_dir / "addresses.parquet", filters=[("address_id", "==", args.address_id)])
+    if addresses.empty:
+        raise CoverageError(f"{args.address_id}: no such address in run {run_dir.name} "
+                            "(quarantined addresses are listed in its quarantine/ folder)")
+    offers = pd.read_parquet(run_dir / "offers.parquet", filters=[("address_id", "==", args.address_id)])
+    lines = explain_address(addresses.iloc[0], offers, cfg.analysis.groups, cfg.funding_rules,
+                            manifest.get("planned_until", "?"))
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def _resolve_run(run: str) -> Path:
     path = Path(run)
     for candidate in (path, Path("data/processed/runs") / run, Path("data/processed") / run):
@@ -146,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
     cmp_.add_argument("--out", type=Path, help="folder for the comparison CSVs (default: RUN/compare)")
     cmp_.set_defaults(func=cmd_compare_bba)
+    explain = sub.add_parser("explain", help="show every offer, the best service and funding verdicts of one address",
+                             description="Explain one address of a run: offers and how they were matched, best "
+                                         "service per technology group, and each funding rule's verdict.")
+    explain.add_argument("address_id", help="address_id as in the address list")
+    explain.add_argument("--run", default="data/processed/latest", help="run folder or id (default: %(default)s)")
+    explain.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -146,6 +146,12 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
     return written
 
 
+def read_manifest(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
 def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str]) -> dict:
     cfg = ctx.cfg
     inputs = [file_fingerprint(cfg.boundaries.path), file_fingerprint(cfg.addresses.path)]
@@ -160,6 +166,7 @@ def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str])
         "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
         "config": config_text,
         "reference_date": ctx.reference_date.isoformat(),
+        "planned_until": ctx.artefacts["planned_until"],
         "boundaries_date": ctx.artefacts["boundaries"].valid_date,
         "inputs": inputs,
         "accounting": [a.as_dict() for a in ctx.accounting],

@@ -133,6 +133,7 @@ def stage_service(ctx: Context) -> None:
     addresses = ctx.artefacts["addresses"]
     horizon = pd.Timestamp(ctx.reference_date) + pd.DateOffset(days=round(365.25 * cfg.analysis.planned_horizon_years))
     offers = ctx.artefacts["offers"]
+    ctx.artefacts["planned_until"] = horizon.date().isoformat()
     service = best_service(addresses["address_id"], offers, cfg.analysis.groups, planned_until=horizon.date())
     funding = evaluate_rules(addresses["address_id"], offers_in_scope(offers, horizon.date()), cfg.funding_rules)
     merged = (addresses.merge(service, on="address_id", how="left", validate="1:1")

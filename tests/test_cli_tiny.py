@@ -163,3 +163,21 @@ def test_user_mistake_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert err[-1].startswith("bbcov: error: ") and "nope.csv: file not found" in err[-1]
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "out" / "latest").exists()  # a failed run publishes nothing
+
+
+def test_explain_lists_offers_best_service_and_funding_reasons(run_dir, capsys):
+    assert main(["explain", "A1", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Offers (3):" in out
+    assert "Glasfaser eG (fiktiv) | ftth | 1000/500 Mbit/s | current | fibre.csv | matched by xy 0.0 m" in out
+    assert "Hansefunk (fiktiv) | lte | 40/? Mbit/s | current | mobile.tif | matched by raster" in out
+    assert "all     1000/500 Mbit/s ftth (Glasfaser eG (fiktiv))" in out
+    assert ("Weißer Fleck (< 30 Mbit/s): not eligible — disqualified by Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s; "
+            "Küstennetz (fiktiv) dsl 50/10 Mbit/s\n") in out
+    # Only the fibre offer meets 300/150; DSL 50/10 is not named as a reason.
+    assert "Gigabit-Richtlinie 2024 (Änderung): not eligible — disqualified by Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s\n" in out
+    assert main(["explain", "A3", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Gigabit-Richtlinie 2023: eligible" in out and "Gigabit-Richtlinie 2023 (mit Planung): not eligible" in out
+    assert main(["explain", "NOPE", "--run", str(run_dir)]) == 2
+    assert "NOPE: no such address" in capsys.readouterr().err

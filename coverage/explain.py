@@ -1,0 +1,57 @@
+"""Why an address has the figures it has: every offer, how it was matched, the best per group,
+and each funding rule's verdict with the offers that decided it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from coverage.funding import FundingRule, disqualifying_offers
+from coverage.technology import Technology
+
+
+def _speed(down: float, up: float) -> str:
+    up_text = "?" if up is None or np.isnan(up) else f"{up:g}"
+    return f"{down:g}/{up_text} Mbit/s"
+
+
+def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[str, Sequence[Technology]],
+                    rules: Sequence[FundingRule], planned_until: str) -> list[str]:
+    """Lines of a plain-text explanation for one row of ``addresses.parquet`` and its offers."""
+    a = address
+    where = " ".join(str(a.get(c, "")) for c in ("street", "house_number")).strip()
+    place = " ".join(str(a.get(c, "")) for c in ("postcode", "locality")).strip()
+    lines = [f"Adresse {a['address_id']}: {', '.join(p for p in (where, place) if p) or '(ohne Anschrift)'}",
+             f"  Gemeinde {a['ags']}, Amt {a['vwg_ars']}, Kreis {a['krs_ags']}; located {a['locate_method']}"
+             + (f" ({a['locate_distance_m']:.0f} m outside, nearest Gemeinde)" if a["locate_method"] == "nearest" else ""),
+             f"  households {a['households']:g}, businesses {a.get('businesses', 0):g}"
+             + (f", site: {a['site_kind']} {a.get('site_name', '')}" if a.get("site_kind") else "")]
+    lines.append(f"Offers ({len(offers)}):")
+    if offers.empty:
+        lines.append("  none — no provider delivery reaches this address")
+    for o in offers.sort_values(["status", "down_mbps"], ascending=[True, False]).itertuples():
+        how = o.match_method + (f" {o.match_distance_m:.1f} m" if o.match_method == "xy" else "")
+        status = o.status + (f" ({o.planned_date})" if o.status == "planned" and o.planned_date else "")
+        lines.append(f"  {o.provider} | {o.technology} | {_speed(o.down_mbps, o.up_mbps)} | {status} | "
+                     f"{o.source} | matched by {how}")
+    lines.append("Best service per group (current; with planned supply until " + planned_until + "):")
+    for g in groups:
+        cur = (f"{_speed(a[f'best_down_{g}'], a[f'best_up_{g}'])} {a[f'best_tech_{g}']} "
+               f"({a[f'best_provider_{g}'] or '-'})") if a[f"best_tech_{g}"] != "none" else "no service"
+        plan = a[f"plan_best_down_{g}"]
+        lines.append(f"  {g:<7} {cur}" + (f"; planned {plan:g} Mbit/s" if plan > a[f"best_down_{g}"] else ""))
+    lines.append("Funding rules:")
+    current = offers[offers["status"] == "current"]
+    for rule in rules:
+        for suffix, scope in (("", current), ("_plan", offers)):
+            flag = bool(a[f"fund_{rule.name}{suffix}"])
+            label = rule.label + (" (mit Planung)" if suffix else "")
+            if flag:
+                lines.append(f"  {label}: eligible — {rule.describe()}")
+                continue
+            best = scope[disqualifying_offers(scope, rule)].sort_values("down_mbps", ascending=False).head(3)
+            why = "; ".join(f"{o.provider} {o.technology} {_speed(o.down_mbps, o.up_mbps)}" for o in best.itertuples())
+            lines.append(f"  {label}: not eligible — disqualified by {why}")
+    return lines
