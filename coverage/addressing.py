@@ -7,7 +7,6 @@ Straße/Str./Strasse, house-number suffixes and ranges.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
@@ -16,15 +15,13 @@ _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 def normalise_street(values: pd.Series) -> pd.Series:
     s = values.astype("string").fillna("").str.casefold().str.translate(_UMLAUTS)
     s = s.str.replace(r"str(asse|\.|\b)", "str", regex=True)
-    s = s.str.replace(r"[^a-z0-9]+", "", regex=True)
-    return s
+    return s.str.replace(r"[^a-z0-9]+", "", regex=True)
 
 
 def normalise_house_number(values: pd.Series) -> pd.Series:
     """``'12 A'`` -> ``'12a'``; ``'12-14'`` -> ``'12-14'``; leading zeros dropped."""
     s = values.astype("string").fillna("").str.casefold().str.replace(r"\s+", "", regex=True)
-    s = s.str.replace(r"^0+(?=\d)", "", regex=True).str.replace(r"[–—/]", "-", regex=True)
-    return s
+    return s.str.replace(r"^0+(?=\d)", "", regex=True).str.replace(r"[–—/]", "-", regex=True)
 
 
 def address_key(street: pd.Series, house_number: pd.Series, postcode: pd.Series) -> pd.Series:

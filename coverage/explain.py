@@ -25,7 +25,8 @@ def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[st
     place = " ".join(str(a.get(c, "")) for c in ("postcode", "locality")).strip()
     lines = [f"Adresse {a['address_id']}: {', '.join(p for p in (where, place) if p) or '(ohne Anschrift)'}",
              f"  Gemeinde {a['ags']}, Amt {a['vwg_ars']}, Kreis {a['krs_ags']}; located {a['locate_method']}"
-             + (f" ({a['locate_distance_m']:.0f} m outside, nearest Gemeinde)" if a["locate_method"] == "nearest" else ""),
+             + (f" ({a['locate_distance_m']:.0f} m outside, nearest Gemeinde)"
+                if a["locate_method"] == "nearest" else ""),
              f"  households {a['households']:g}, businesses {a.get('businesses', 0):g}"
              + (f", site: {a['site_kind']} {a.get('site_name', '')}" if a.get("site_kind") else "")]
     lines.append(f"Offers ({len(offers)}):")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def _offers(records: pd.DataFrame, address_ids: np.ndarray, method: str, distance: np.ndarray | float = 0.0
             ) -> pd.DataFrame:
-    out = records[list(OFFER_FIELDS) + ["source"]].reset_index(drop=True).copy()
+    out = records[[*OFFER_FIELDS, "source"]].reset_index(drop=True).copy()
     out.insert(0, "address_id", address_ids)
     out["match_method"] = method
     out["match_distance_m"] = distance
@@ -70,7 +70,8 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
         parts.append(linked)
         quarantine.append(rows(_src(bad), bad["source_row"], "street",
                                bad["street"] + " " + bad["house_number"] + ", " + bad["postcode"], "address_not_found"))
-    offers = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else empty_offers()
+    non_empty = [p for p in parts if len(p)]
+    offers = pd.concat(non_empty, ignore_index=True) if non_empty else empty_offers()
     return offers, concat(quarantine)
 
 

@@ -129,7 +129,8 @@ def _resolve_run(run: str) -> Path:
     for candidate in (path, Path("data/processed/runs") / run, Path("data/processed") / run):
         if (candidate / "manifest.json").exists():
             return candidate.resolve()
-    raise CoverageError(f"{run}: not a run folder (no manifest.json); give a path or a run id under data/processed/runs")
+    raise CoverageError(f"{run}: not a run folder (no manifest.json); "
+                        "give a path or a run id under data/processed/runs")
 
 
 def build_parser() -> argparse.ArgumentParser:

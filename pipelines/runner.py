@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
-
 import coverage
-from coverage import quarantine as q
 from coverage.config import RunConfig
 from pipelines import io
+from pipelines.outputs import write_outputs
 from pipelines.stages import STAGES, Context
 
 log = logging.getLogger(__name__)
@@ -119,33 +117,6 @@ def _run(cfg: RunConfig, run_id: str, staging: Path, runs_dir: Path, report) -> 
     return RunResult(run_id, final, report_dir, manifest)
 
 
-def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
-    """Tables, per-address results, offers and quarantine files of one run."""
-    written = []
-    for level, table in ctx.artefacts["tables"].items():
-        io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
-        written.append(f"tables/coverage_{level}.csv")
-    for level, table in ctx.artefacts["site_tables"].items():
-        io.write_csv(run_dir / "tables" / f"sites_{level}.csv", table)
-        written.append(f"tables/sites_{level}.csv")
-    io.write_csv(run_dir / "sites.csv", ctx.artefacts["sites"])
-    written.append("sites.csv")
-    addresses = ctx.artefacts["addresses"]
-    flat = pd.DataFrame(addresses.drop(columns="geometry"))
-    flat.insert(1, "x", addresses.geometry.x.round(2))
-    flat.insert(2, "y", addresses.geometry.y.round(2))
-    io.write_parquet(run_dir / "addresses.parquet", flat)
-    io.write_parquet(run_dir / "offers.parquet", ctx.artefacts["offers"])
-    written += ["addresses.parquet", "offers.parquet"]
-    quarantine = q.concat(ctx.quarantine)
-    for source, part in quarantine.groupby("source", sort=True):
-        name = f"quarantine/{Path(str(source)).stem or 'unknown'}.csv"
-        io.write_csv(run_dir / name, part)
-        written.append(name)
-    ctx.artefacts["quarantine"] = quarantine
-    return written
-
-
 def read_manifest(run_dir: Path) -> dict:
     import json
 
@@ -170,7 +141,7 @@ def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str])
         "boundaries_date": ctx.artefacts["boundaries"].valid_date,
         "inputs": inputs,
         "accounting": [a.as_dict() for a in ctx.accounting],
-        "quarantine_total": int(len(ctx.artefacts.get("quarantine", []))),
+        "quarantine_total": len(ctx.artefacts.get("quarantine", [])),
         "totals": {"households": float(land["households"].sum()), "addresses": int(land["addresses"].sum())},
         "timings_s": timings,
         "outputs": outputs,

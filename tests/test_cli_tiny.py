@@ -42,7 +42,8 @@ def write_world(root: Path, *, report: bool = False) -> Path:
     ).encode("cp1252"))
     (root / "fibre.csv").write_bytes(("\ufeffprovider;technology;down_mbps;up_mbps;x;y;status;planned_date\n"
                                       f"Glasfaser eG (fiktiv);FTTH;1000;500;{X0 + 100.5:.1f};{Y0 + 100:.1f};current;\n"
-                                      f"Glasfaser eG (fiktiv);FTTH;1000;500;{X0 + 1500:.1f};{Y0 + 500:.1f};planned;2023-05-01\n"
+                                      f"Glasfaser eG (fiktiv);FTTH;1000;500;{X0 + 1500:.1f};{Y0 + 500:.1f};"
+                                      "planned;2023-05-01\n"
                                       ).replace(".", ",").encode("utf-8"))
     gpd.GeoDataFrame({"down_mbps": [250.0], "up_mbps": [25.0]},
                      geometry=[box(X0 + 1000, Y0, X0 + 2000, Y0 + 1000)], crs=CRS).to_crs("EPSG:3035").to_file(
@@ -107,7 +108,8 @@ def test_gemeinde_figures_by_hand(run_dir):
     assert g.loc["13000001", "share_ge_1000_fibre"] == pytest.approx(60)
     assert g.loc["13000001", "hh_ge_30_mobile"] == 5 and g.loc["13000001", "hh_ge_100_mobile"] == 0
     # G2: A3 (5 hh): ADSL 16 Mbit/s, cable polygon 250; fibre only planned (in horizon).
-    assert g.loc["13000002", ["hh_ge_16_dsl", "hh_ge_30_dsl", "hh_ge_100_hfc", "hh_ge_1000_all"]].tolist() == [5, 0, 5, 0]
+    g2 = g.loc["13000002"]
+    assert g2[["hh_ge_16_dsl", "hh_ge_30_dsl", "hh_ge_100_hfc", "hh_ge_1000_all"]].tolist() == [5, 0, 5, 0]
     assert g.loc["13000002", "plan_hh_ge_1000_fibre"] == 5
     # G3: the school only.
     assert g.loc["13000003", ["households", "addresses", "sites"]].tolist() == [0, 1, 1]
@@ -175,9 +177,26 @@ def test_explain_lists_offers_best_service_and_funding_reasons(run_dir, capsys):
     assert ("Weißer Fleck (< 30 Mbit/s): not eligible — disqualified by Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s; "
             "Küstennetz (fiktiv) dsl 50/10 Mbit/s\n") in out
     # Only the fibre offer meets 300/150; DSL 50/10 is not named as a reason.
-    assert "Gigabit-Richtlinie 2024 (Änderung): not eligible — disqualified by Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s\n" in out
+    assert ("Gigabit-Richtlinie 2024 (Änderung): not eligible — disqualified by "
+            "Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s\n") in out
     assert main(["explain", "A3", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "Gigabit-Richtlinie 2023: eligible" in out and "Gigabit-Richtlinie 2023 (mit Planung): not eligible" in out
     assert main(["explain", "NOPE", "--run", str(run_dir)]) == 2
     assert "NOPE: no such address" in capsys.readouterr().err
+
+
+def test_inspire_grid_outputs_match_the_addresses(run_dir):
+    cells = gpd.read_file(run_dir / "grid" / "grid_100m.gpkg")
+    assert cells["households"].sum() == 10 and cells["addresses"].sum() == 4
+    assert cells["cell_id"].str.fullmatch(r"CRS3035RES100mN\d{7}E\d{7}").all()
+    assert (cells["share_ge_100_all"].dropna() == 100).all()
+    with rasterio.open(run_dir / "grid" / "grid_100m.tif") as src:
+        assert src.crs.to_epsg() == 3035 and src.res == (100, 100)
+        assert src.descriptions[0] == "households" and "share_ge_1000_fibre" in src.descriptions
+        hh = src.read(1)
+        assert np.nansum(hh) == 10 and np.isfinite(hh).sum() == len(cells)
+        # The cell of A3 (5 households, DSL 16) reads 0 % for DSL >= 30 through the raster too.
+        a3 = cells[cells["households"] == 5].iloc[0]
+        row, col = src.index(a3["east"] + 50, a3["north"] + 50)
+        assert src.read(src.descriptions.index("share_ge_30_dsl") + 1)[row, col] == 0

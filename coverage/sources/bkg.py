@@ -90,7 +90,8 @@ def find_layer_sources(path: Path) -> dict[str, str]:
     missing = [layer for layer in LAYERS if layer not in found]
     if missing:
         raise DataSourceError(
-            f"{path}: not a BKG VG250/VG5000 bundle: no shapefile for layer(s) {missing} (expected names like VG250_GEM.shp)"
+            f"{path}: not a BKG VG250/VG5000 bundle: no shapefile for layer(s) {missing} "
+            "(expected names like VG250_GEM.shp)"
         )
     return found
 

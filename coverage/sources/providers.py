@@ -70,7 +70,8 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject(provider == "", "provider", "missing_value")
     tech_text = column_or("technology", cfg.technology)
     # Technology is a StrEnum: the mapped values are the canonical strings ("dsl", "ftth", …).
-    technology = tech_text.astype(object).map(lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None)
+    technology = tech_text.astype(object).map(
+        lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None)
     checks.reject(tech_text == "", "technology", "missing_value")
     checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
 
@@ -136,7 +137,8 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     y = parse_numbers(text("y"), table.decimal)
     if has_xy:
         if cfg.crs is None:
-            raise InputDataError(f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
+            raise InputDataError(
+                f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
         bad_xy = (locator == "") & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
         checks.reject(bad_xy, "x", "missing_coordinates", values=text("x") + " " + text("y"))
         locator = locator.mask((locator == "") & x.notna() & y.notna(), "xy")

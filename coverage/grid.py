@@ -1,0 +1,85 @@
+"""Figures per cell of the INSPIRE statistical grid (EPSG:3035), like the Breitbandatlas map.
+
+Cells are addressed by their lower-left corner; the official id is
+``CRS3035RES100mN{north}E{east}`` (metres, e.g. ``CRS3035RES100mN3400000E4500000``).
+Shares are computed from the cell's household counts, never averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from coverage.aggregate import with_shares
+from coverage.crs import INSPIRE_GRID_CRS
+from coverage.schemas import threshold_tag
+
+
+def cell_id(east: np.ndarray, north: np.ndarray, size_m: int) -> np.ndarray:
+    """Official INSPIRE cell ids from lower-left corners."""
+    res = f"{size_m // 1000}km" if size_m >= 1000 and size_m % 1000 == 0 else f"{size_m}m"
+    north_s = pd.Series(north.astype(np.int64)).astype(str)
+    east_s = pd.Series(east.astype(np.int64)).astype(str)
+    return (f"CRS3035RES{res}N" + north_s + "E" + east_s).to_numpy()
+
+
+def grid_table(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],
+               groups: Sequence[str], size_m: int = 100) -> pd.DataFrame:
+    """Per populated cell: ``cell_id, east, north`` (lower-left, EPSG:3035), households, addresses and
+    ``hh_ge_* / share_ge_* / hh_lt_*`` per threshold and group.
+
+    ``x, y`` are the address coordinates in ``source_crs``; ``frame`` has ``households`` and
+    ``best_down_{g}`` aligned with them.
+    """
+    east, north = Transformer.from_crs(source_crs, INSPIRE_GRID_CRS, always_xy=True).transform(x, y)
+    e0 = (np.floor(np.asarray(east) / size_m) * size_m).astype(np.int64)
+    n0 = (np.floor(np.asarray(north) / size_m) * size_m).astype(np.int64)
+    hh = frame["households"].to_numpy(dtype="float64")
+    data = {"east": e0, "north": n0, "households": hh, "addresses": np.ones(len(hh))}
+    for g in groups:
+        down = frame[f"best_down_{g}"].to_numpy(dtype="float64")
+        for t in thresholds:
+            data[f"hh_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, hh, 0.0)
+    cells = pd.DataFrame(data).groupby(["north", "east"], sort=True).sum().reset_index()
+    cells.insert(0, "cell_id", cell_id(cells["east"].to_numpy(), cells["north"].to_numpy(), size_m))
+    return with_shares(cells, thresholds, groups)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the populated cells sit in a dense raster: top-left corner, shape and each cell's row/col."""
+
+    west: float
+    north: float
+    height: int
+    width: int
+    rows: np.ndarray
+    cols: np.ndarray
+    size_m: int
+
+
+def grid_layout(cells: pd.DataFrame, size_m: int = 100) -> GridLayout:
+    west, south = int(cells["east"].min()), int(cells["north"].min())
+    east, north = int(cells["east"].max()) + size_m, int(cells["north"].max()) + size_m
+    cols = ((cells["east"].to_numpy() - west) // size_m).astype(np.int64)
+    rows = ((north - size_m - cells["north"].to_numpy()) // size_m).astype(np.int64)  # row 0 = northernmost
+    return GridLayout(float(west), float(north), (north - south) // size_m, (east - west) // size_m, rows, cols, size_m)
+
+
+def band_names(thresholds: Sequence[float], groups: Sequence[str]) -> list[str]:
+    """Households first, then the share (percent) per threshold and group."""
+    return ["households"] + [f"share_ge_{threshold_tag(t)}_{g}" for g in groups for t in thresholds]
+
+
+def dense_band(cells: pd.DataFrame, column: str, layout: GridLayout) -> np.ndarray:
+    """One band as a float32 array; cells without addresses (and shares without households) are NaN.
+
+    Built one band at a time so a Land-wide raster never holds every band in memory.
+    """
+    band = np.full((layout.height, layout.width), np.nan, dtype="float32")
+    band[layout.rows, layout.cols] = cells[column].to_numpy(dtype="float32")
+    return band

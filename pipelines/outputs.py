@@ -1,0 +1,82 @@
+"""Writes the data outputs of a run: tables, per-address results, offers, quarantine, INSPIRE grid."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.transform import from_origin
+from shapely import box
+
+from coverage import quarantine as q
+from coverage.crs import INSPIRE_GRID_CRS
+from coverage.grid import band_names, dense_band, grid_layout, grid_table
+from pipelines import io
+from pipelines.stages import Context
+
+log = logging.getLogger(__name__)
+
+
+def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
+    """Tables, per-address results, offers and quarantine files of one run."""
+    written = []
+    for level, table in ctx.artefacts["tables"].items():
+        io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
+        written.append(f"tables/coverage_{level}.csv")
+    for level, table in ctx.artefacts["site_tables"].items():
+        io.write_csv(run_dir / "tables" / f"sites_{level}.csv", table)
+        written.append(f"tables/sites_{level}.csv")
+    io.write_csv(run_dir / "sites.csv", ctx.artefacts["sites"])
+    written.append("sites.csv")
+    addresses = ctx.artefacts["addresses"]
+    flat = pd.DataFrame(addresses.drop(columns="geometry"))
+    flat.insert(1, "x", addresses.geometry.x.round(2))
+    flat.insert(2, "y", addresses.geometry.y.round(2))
+    io.write_parquet(run_dir / "addresses.parquet", flat)
+    io.write_parquet(run_dir / "offers.parquet", ctx.artefacts["offers"])
+    written += ["addresses.parquet", "offers.parquet"]
+    quarantine = q.concat(ctx.quarantine)
+    for source, part in quarantine.groupby("source", sort=True):
+        name = f"quarantine/{Path(str(source)).stem or 'unknown'}.csv"
+        io.write_csv(run_dir / name, part)
+        written.append(name)
+    ctx.artefacts["quarantine"] = quarantine
+    if len(addresses):
+        written += write_grid(ctx, run_dir)
+    return written
+
+
+
+
+def write_grid(ctx: Context, run_dir: Path, size_m: int = 100) -> list[str]:
+    """Per 100 m INSPIRE cell: a GeoPackage of cell squares and a multi-band GeoTIFF (float32, NaN = no data)."""
+    cfg = ctx.cfg
+    addresses = ctx.artefacts["addresses"]
+    thresholds, groups = cfg.analysis.thresholds_mbps, list(cfg.analysis.groups)
+    cells = grid_table(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs,
+                       addresses, thresholds, groups, size_m)
+    e, n = cells["east"].to_numpy(), cells["north"].to_numpy()
+    squares = gpd.GeoDataFrame(cells, geometry=box(e, n, e + size_m, n + size_m), crs=INSPIRE_GRID_CRS)
+    gpkg = run_dir / "grid" / f"grid_{size_m}m.gpkg"
+    with io.atomic_path(gpkg) as tmp:
+        tmp.unlink()
+        squares.to_file(tmp, layer=f"grid_{size_m}m", driver="GPKG")
+    layout = grid_layout(cells, size_m)
+    names = band_names(thresholds, groups)
+    tif = run_dir / "grid" / f"grid_{size_m}m.tif"
+    with io.atomic_path(tif) as tmp:
+        profile = {"driver": "GTiff", "height": layout.height, "width": layout.width, "count": len(names),
+                   "dtype": "float32", "crs": INSPIRE_GRID_CRS, "nodata": np.nan, "compress": "deflate",
+                   "predictor": 3, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                   "transform": from_origin(layout.west, layout.north, size_m, size_m)}
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, name in enumerate(names, start=1):
+                dst.write(dense_band(cells, name, layout), i)
+                dst.set_band_description(i, name)
+    log.info("grid: %d populated %d m cells, raster %d x %d with %d bands", len(cells), size_m, layout.width,
+             layout.height, len(names))
+    return [f"grid/grid_{size_m}m.gpkg", f"grid/grid_{size_m}m.tif"]
