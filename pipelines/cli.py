@@ -64,6 +64,21 @@ def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dic
     return build_demo(sources, out, scope="mv", vintage=vintage, **kwargs)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from coverage.config import load_config
+    from pipelines.runner import validate_inputs
+
+    ctx = validate_inputs(load_config(args.config or DEMO_DIR / "bbcov.toml"))
+    rows = [{"file / stage": a.stage.removeprefix("read ").removeprefix("provider "), "rows read": a.rows_in,
+             "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
+             "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ctx.accounting]
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        print(pd.DataFrame(rows).to_string(index=False))
+    total = sum(sum(a.quarantined.values()) for a in ctx.accounting)
+    print(f"\n{total} row(s) quarantined" + (" — run `bbcov run` to write them to quarantine/*.csv" if total else ""))
+    return EXIT_OK
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     summary = _build_demo(args.sources, args.out, args.vintage, args.seed)
@@ -147,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="open-data folder for building the demo (default: %(default)s or $BBCOV_SOURCES)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="read and check every input; print rows read/accepted/quarantined",
+                              description="Read the boundaries, addresses and provider deliveries, locate and link "
+                                          "them, and print per file the rows read, accepted and quarantined by "
+                                          "reason. Writes nothing.")
+    validate.add_argument("--config", type=Path, help=f"TOML run configuration (default: {DEMO_DIR}/bbcov.toml)")
+    validate.set_defaults(func=cmd_validate)
 
     synth = sub.add_parser("synth", help="build realistic demo inputs from real open data",
                            description="Generate deterministic demo addresses and fictional provider deliveries, "

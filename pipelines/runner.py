@@ -22,7 +22,7 @@ import coverage
 from coverage.config import RunConfig
 from pipelines import io
 from pipelines.outputs import write_outputs
-from pipelines.stages import STAGES, Context
+from pipelines.stages import STAGES, VALIDATION_STAGES, Context
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,16 @@ class RunResult:
     run_dir: Path
     report_dir: Path | None
     manifest: dict
+
+
+def validate_inputs(cfg: RunConfig) -> Context:
+    """Run only the reading, locating and linking stages: what ``bbcov validate`` reports."""
+    ref = date.fromisoformat(cfg.analysis.reference_date) if cfg.analysis.reference_date else date.today()
+    ctx = Context(cfg=cfg, reference_date=ref)
+    for name, stage in STAGES:
+        if name in VALIDATION_STAGES:
+            stage(ctx)
+    return ctx
 
 
 def new_run_id(now: datetime | None = None) -> str:

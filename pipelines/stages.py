@@ -18,9 +18,9 @@ import pandas as pd
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.config import RunConfig
+from coverage.funding import evaluate_rules
 from coverage.locate import locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
-from coverage.funding import evaluate_rules
 from coverage.service import best_service, offers_in_scope
 from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses
@@ -167,6 +167,9 @@ def stage_aggregate(ctx: Context) -> None:
     ctx.artefacts["site_tables"] = site_counts(sites, boundaries, thresholds)
     ctx.account(Accounting("sites", len(sites), len(sites), note="addresses with a site_kind"))
 
+
+#: The stages that only read and check inputs (``bbcov validate``).
+VALIDATION_STAGES = ("boundaries", "addresses", "offers")
 
 STAGES: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("boundaries", stage_boundaries),

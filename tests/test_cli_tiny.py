@@ -200,3 +200,15 @@ def test_inspire_grid_outputs_match_the_addresses(run_dir):
         a3 = cells[cells["households"] == 5].iloc[0]
         row, col = src.index(a3["east"] + 50, a3["north"] + 50)
         assert src.read(src.descriptions.index("share_ge_30_dsl") + 1)[row, col] == 0
+
+
+def test_validate_prints_a_summary_per_file_and_writes_nothing(tmp_path, capsys):
+    config = write_world(tmp_path)
+    assert main(["validate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert lines["addresses.csv"].split()[1:4] == ["7", "5", "2"]
+    assert "bad_number 1, duplicate_address_id 1" in lines["addresses.csv"]
+    assert lines["dsl.csv"].split()[1:4] == ["5", "3", "2"]
+    assert "5 row(s) quarantined" in out
+    assert not (tmp_path / "out").exists()
