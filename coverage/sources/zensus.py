@@ -15,6 +15,7 @@ columns. **Negative values are codes** (-1 no value, -9 and other negatives supp
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -72,8 +73,12 @@ def grid_bbox(bounds: Sequence[float], crs: object, margin_m: float = 1000.0) ->
     ys = np.linspace(miny, maxy, 9)
     gx, gy = np.meshgrid(xs, ys)
     px, py = tr.transform(gx.ravel(), gy.ravel())
-    return (float(np.min(px)) - margin_m, float(np.min(py)) - margin_m,
-            float(np.max(px)) + margin_m, float(np.max(py)) + margin_m)
+    return (
+        float(np.min(px)) - margin_m,
+        float(np.min(py)) - margin_m,
+        float(np.max(px)) + margin_m,
+        float(np.max(py)) + margin_m,
+    )
 
 
 def _clean(frame: pd.DataFrame, value_cols: Iterable[str]) -> pd.DataFrame:
@@ -96,8 +101,12 @@ def _read_parquet(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     filters = None
     if bbox is not None:
         minx, miny, maxx, maxy = bbox
-        filters = [("x", ">=", int(np.floor(minx))), ("x", "<=", int(np.ceil(maxx))),
-                   ("y", ">=", int(np.floor(miny))), ("y", "<=", int(np.ceil(maxy)))]
+        filters = [
+            ("x", ">=", int(np.floor(minx))),
+            ("x", "<=", int(np.ceil(maxx))),
+            ("y", ">=", int(np.floor(miny))),
+            ("y", "<=", int(np.ceil(maxy))),
+        ]
     try:
         table = pq.read_table(path, filters=filters)
     except (OSError, pa.ArrowException) as exc:
@@ -105,16 +114,28 @@ def _read_parquet(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     frame = table.to_pandas()
     missing = {"x", "y"} - set(frame.columns)
     if missing:
-        raise SchemaError(f"{path}: missing column(s) {sorted(missing)} (expected cell centres x, y in EPSG:3035)")
+        raise SchemaError(
+            f"{path}: missing column(s) {sorted(missing)} (expected cell centres x, y in EPSG:3035)"
+        )
     values = [c for c in frame.columns if c not in ("x", "y")]
     return _clean(frame, values)
 
 
 def _read_csv(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, sep=";", encoding="latin-1", dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise DataSourceError(f"{path}: cannot read Zensus CSV ({exc})") from exc
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # published as Latin-1/cp1252; '–' is cp1252 0x96
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataSourceError(f"{path}: cannot parse Zensus CSV ({exc})") from exc
     cols = {c: c.strip().strip('"') for c in frame.columns}
     xcol = next((c for c, n in cols.items() if n.casefold().startswith("x_mp")), None)
     ycol = next((c for c, n in cols.items() if n.casefold().startswith("y_mp")), None)
@@ -134,12 +155,15 @@ def _read_csv(path: Path, bbox: Bbox | None) -> pd.DataFrame:
         frame[col] = pd.to_numeric(text, errors="coerce")  # '–', '' and other marks -> NaN
     bad = frame["x"].isna() | frame["y"].isna()
     if bad.any():
-        raise SchemaError(f"{path}: {int(bad.sum())} row(s) with unusable x_mp/y_mp (first row {int(np.argmax(bad)) + 2})")
+        raise SchemaError(
+            f"{path}: {int(bad.sum())} row(s) with unusable x_mp/y_mp (first row {int(np.argmax(bad)) + 2})"
+        )
     return _clean(_in_bbox(frame, bbox), values)
 
 
-def read_zensus_grid(paths: str | Path | Sequence[str | Path], bbox: Bbox | None = None,
-                     required: Sequence[str] = ()) -> pd.DataFrame:
+def read_zensus_grid(
+    paths: str | Path | Sequence[str | Path], bbox: Bbox | None = None, required: Sequence[str] = ()
+) -> pd.DataFrame:
     """Read one or several Zensus grid files (parquet or official CSV) into one frame.
 
     ``bbox`` (EPSG:3035, on cell centres) limits what is kept; parquet files are filtered
@@ -158,11 +182,15 @@ def read_zensus_grid(paths: str | Path | Sequence[str | Path], bbox: Bbox | None
     for other in frames[1:]:
         dup = (set(out.columns) & set(other.columns)) - {"x", "y"}
         if dup:
-            raise SchemaError(f"{[str(p) for p in paths]}: column(s) {sorted(dup)} appear in more than one file")
+            raise SchemaError(
+                f"{[str(p) for p in paths]}: column(s) {sorted(dup)} appear in more than one file"
+            )
         out = out.merge(other, on=["x", "y"], how="outer")
     missing = [c for c in required if c not in out.columns]
     if missing:
-        raise SchemaError(f"{[str(p) for p in paths]}: missing Zensus column(s) {missing}; found {list(out.columns)}")
+        raise SchemaError(
+            f"{[str(p) for p in paths]}: missing Zensus column(s) {missing}; found {list(out.columns)}"
+        )
     out = out.sort_values(["x", "y"], kind="stable").reset_index(drop=True)
     log.info("read Zensus grid %s: %d cells", [Path(p).name for p in paths], len(out))
     return out

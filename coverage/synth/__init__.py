@@ -1,0 +1,113 @@
+"""Deterministic synthetic demo inputs (addresses, sites, fictional provider deliveries).
+
+Pure functions: no file I/O; all randomness comes from the one ``numpy.random.Generator``
+passed in, so the same inputs and seed give identical output. The data are APPROXIMATE on
+purpose (see the module docstrings of :mod:`.addresses`, :mod:`.sites`, :mod:`.providers`):
+realistic enough for demos and tests, never a statement about real addresses or networks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.sources.bkg import Boundaries
+from coverage.synth.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
+from coverage.synth.providers import PROVIDERS, generate_deliveries
+from coverage.synth.sites import place_sites
+
+log = logging.getLogger(__name__)
+
+METHOD_VERSION = "synth-mv-1"
+ADDRESS_COLUMNS = (
+    "address_id",
+    "x",
+    "y",
+    "households",
+    "businesses",
+    "site_kind",
+    "site_name",
+    "street",
+    "house_number",
+    "postcode",
+    "locality",
+)
+
+__all__ = ["ADDRESS_COLUMNS", "METHOD_VERSION", "PROVIDERS", "DemoData", "generate_demo"]
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Everything the demo writer needs; ``addresses`` has :data:`ADDRESS_COLUMNS` (+ ``ags``)."""
+
+    addresses: pd.DataFrame
+    dsl: pd.DataFrame
+    fibre: pd.DataFrame
+    hfc_polygons: gpd.GeoDataFrame
+    mobile_raster: np.ndarray
+    mobile_transform: tuple[float, float, float]
+    assignment: pd.DataFrame
+    unmatched_gemeinden: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def generate_demo(
+    boundaries: Boundaries,
+    grid_100m: pd.DataFrame,
+    grid_1km: pd.DataFrame,
+    bba_wide: pd.DataFrame,
+    rng: np.random.Generator,
+    kreise: Sequence[str] | None = None,
+    prefix: str = "MV",
+) -> DemoData:
+    """Generate addresses, sites and provider deliveries for the boundaries' Gemeinden.
+
+    ``kreise`` (Kreis AGS) limits the output to some Kreise (addresses are still located
+    against all Gemeinden). ``bba_wide`` is the Breitbandatlas table of the vintage in wide form.
+    """
+    addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, kreise=kreise)
+    gem = boundaries.gemeinde
+    ags = gem["ags"].to_numpy()
+    if kreise is not None:
+        ags = ags[np.isin(gem["krs_ags"].to_numpy(), list(kreise))]
+    sites = place_sites(addr, boundaries, rng, ags=ags)
+    both = pd.concat(
+        [addr.assign(site_kind="", site_name=""), sites[[*addr.columns, "site_kind", "site_name"]]],
+        ignore_index=True,
+    )
+    both = finalise_addresses(spread_duplicates(both, gem, rng), gem, rng, prefix=prefix)
+    amt_of = dict(zip(gem["ags"], gem["vwg_ars"], strict=True))
+    amt_kind = dict(zip(boundaries.amt["vwg_ars"], boundaries.amt["bez"], strict=True))
+    amt_of = {a: v for a, v in amt_of.items() if amt_kind.get(v) == "Amt"}
+    deliveries = generate_deliveries(both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries))
+    counts = {
+        "addresses": len(both),
+        "households": int(both["households"].sum()),
+        "businesses": int(both["businesses"].sum()),
+        "gemeinden": len(ags),
+        "sites": int((both["site_kind"] != "").sum()),
+        "estimated_addresses": int(both["estimated"].sum()),
+        "dsl_rows": len(deliveries["dsl"]),
+        "fibre_rows": len(deliveries["fibre"]),
+        "fibre_planned_rows": int((deliveries["fibre"]["status"] == "planned").sum()),
+        "hfc_polygons": len(deliveries["hfc_polygons"]),
+        "gemeinden_without_bba": len(deliveries["unmatched"]),
+    }
+    for kind in ("gemeinde_office", "amt_office", "kreis_office", "school"):
+        counts[kind] = int((both["site_kind"] == kind).sum())
+    return DemoData(
+        addresses=both[[*ADDRESS_COLUMNS, "ags"]],
+        dsl=deliveries["dsl"],
+        fibre=deliveries["fibre"],
+        hfc_polygons=deliveries["hfc_polygons"],
+        mobile_raster=deliveries["mobile_raster"],
+        mobile_transform=deliveries["mobile_transform"],
+        assignment=deliveries["assignment"],
+        unmatched_gemeinden=deliveries["unmatched"],
+        counts=counts,
+    )

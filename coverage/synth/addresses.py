@@ -19,6 +19,10 @@ Method (approximate on purpose; these are demo data, not a model of real address
    a vacancy rate. 1 km cells with ``H > 0`` but no building in the 100 m grid get ``ceil(H/2)``
    points jittered in the whole 1 km cell (if its centre lies in the area).
 3. **Businesses**: Poisson, with a higher rate in dense 1 km cells. Not calibrated to anything.
+4. **Labels**: addresses sharing coordinates (several points pulled onto one coastline vertex) are
+   spread by a few metres inside their Gemeinde. Streets are 200 m × 400 m blocks named from a
+   fixed catalogue (big towns run out of names and get "Neue …"/"Alte …" variants); house numbers
+   rise along the block; postcodes are fictional (17000–19999), one per Gemeinde.
 
 The household total therefore matches the Zensus total of populated, unsuppressed 1 km cells
 up to rounding, plus the dwelling-based estimates for suppressed cells.
@@ -48,8 +52,9 @@ _KEY = 100_000  # cell key = col * _KEY + row, col/row = floor(coordinate / size
 
 def cell_key(x: np.ndarray, y: np.ndarray, size: float) -> np.ndarray:
     """INSPIRE cell key of EPSG:3035 coordinates for cells of ``size`` metres (floor)."""
-    return (np.floor(np.asarray(x) / size).astype(np.int64) * _KEY
-            + np.floor(np.asarray(y) / size).astype(np.int64))
+    return np.floor(np.asarray(x) / size).astype(np.int64) * _KEY + np.floor(np.asarray(y) / size).astype(
+        np.int64
+    )
 
 
 def key_centre(key: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,11 +103,29 @@ def _cells_1km(g100: pd.DataFrame, g1: pd.DataFrame, in_area: np.ndarray, npts: 
     k = cell_key(g100["x"].to_numpy(), g100["y"].to_numpy(), 1000)
     d = g100["dwellings"].to_numpy()
     b = g100["buildings"].to_numpy()
-    per = pd.DataFrame({"key": k, "d_all": d, "d_in": d * in_area, "b_all": b, "b_in": b * in_area,
-                        "n_all": npts, "n_in": npts * in_area}).groupby("key").sum()
-    k1 = pd.DataFrame({"key": cell_key(g1["x"].to_numpy(), g1["y"].to_numpy(), 1000),
-                       "einwohner": g1["einwohner"].to_numpy(), "hh_size": g1["hh_groesse_d"].to_numpy(),
-                       "vacancy": g1["leerstandsquote"].to_numpy()}).set_index("key")
+    per = (
+        pd.DataFrame(
+            {
+                "key": k,
+                "d_all": d,
+                "d_in": d * in_area,
+                "b_all": b,
+                "b_in": b * in_area,
+                "n_all": npts,
+                "n_in": npts * in_area,
+            }
+        )
+        .groupby("key")
+        .sum()
+    )
+    k1 = pd.DataFrame(
+        {
+            "key": cell_key(g1["x"].to_numpy(), g1["y"].to_numpy(), 1000),
+            "einwohner": g1["einwohner"].to_numpy(),
+            "hh_size": g1["hh_groesse_d"].to_numpy(),
+            "vacancy": g1["leerstandsquote"].to_numpy(),
+        }
+    ).set_index("key")
     k1["H_zensus"] = (k1["einwohner"] / k1["hh_size"]).where((k1["einwohner"] > 0) & (k1["hh_size"] > 0))
     cells = per.join(k1, how="outer")
     for col in ("d_all", "d_in", "b_all", "b_in", "n_all", "n_in"):
@@ -130,8 +153,13 @@ def smoothed_density(cells_h: pd.Series) -> pd.Series:
     return total / 9.0
 
 
-def generate_addresses(boundaries: Boundaries, grid_100m: pd.DataFrame, grid_1km: pd.DataFrame,
-                       rng: np.random.Generator, kreise: Sequence[str] | None = None) -> pd.DataFrame:
+def generate_addresses(
+    boundaries: Boundaries,
+    grid_100m: pd.DataFrame,
+    grid_1km: pd.DataFrame,
+    rng: np.random.Generator,
+    kreise: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Address points with households for the Gemeinden of ``boundaries`` (optionally some Kreise).
 
     Returns a frame with ``x, y`` (working CRS = the boundaries' CRS, rounded to 0.01 m),
@@ -189,21 +217,35 @@ def generate_addresses(boundaries: Boundaries, grid_100m: pd.DataFrame, grid_1km
     hh_size = np.where(np.isfinite(hh_size) & (hh_size > 0), hh_size, fallback)
     dens = density.reindex(key).fillna(0.0).to_numpy()
     rate = 0.02 + 0.3 * np.minimum(1.0, dens / 3000.0)
-    out = pd.DataFrame({
-        "x": wx, "y": wy, "ags": gem["ags"].to_numpy()[gidx], "households": households,
-        "businesses": rng.poisson(rate).astype(np.int64), "hh_size": hh_size, "density": dens,
-        "cell_1km": key, "estimated": cells["estimated"].reindex(key).fillna(False).to_numpy(bool),
-    })
+    out = pd.DataFrame(
+        {
+            "x": wx,
+            "y": wy,
+            "ags": gem["ags"].to_numpy()[gidx],
+            "households": households,
+            "businesses": rng.poisson(rate).astype(np.int64),
+            "hh_size": hh_size,
+            "density": dens,
+            "cell_1km": key,
+            "estimated": cells["estimated"].reindex(key).fillna(False).to_numpy(bool),
+        }
+    )
     if kreise is not None:
         out = out[out["ags"].str[:5].isin(list(kreise))].reset_index(drop=True)
-    log.info("synthetic addresses: %d points (%d from 1 km cells without buildings), %d households, "
-             "%d moved inside a Gemeinde", len(out), len(lkeys), int(out["households"].sum()),
-             moved)
+    log.info(
+        "synthetic addresses: %d points (%d from 1 km cells without buildings), %d households, "
+        "%d moved inside a Gemeinde",
+        len(out),
+        len(lkeys),
+        int(out["households"].sum()),
+        moved,
+    )
     return out
 
 
-def locate_inside(x: np.ndarray, y: np.ndarray,
-                  gem: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def locate_inside(
+    x: np.ndarray, y: np.ndarray, gem: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Gemeinde index of each point; points outside all Gemeinden move 1 m inside the nearest one.
 
     Returns rounded (0.01 m) coordinates strictly inside the returned Gemeinde, the Gemeinde
@@ -242,17 +284,82 @@ def locate_inside(x: np.ndarray, y: np.ndarray,
 
 
 _STREET_STEMS = (
-    "Linden", "Birken", "Eichen", "Buchen", "Kastanien", "Ahorn", "Kiefern", "Rosen", "Tulpen", "Flieder",
-    "Wiesen", "Feld", "Garten", "Mühlen", "Kirch", "Schul", "Bahnhof", "See", "Strand", "Hafen",
-    "Wald", "Bach", "Teich", "Kloster", "Schloss", "Goethe", "Schiller", "Fritz-Reuter", "John-Brinckman",
-    "Ernst-Barlach", "Lessing", "Heine", "Bäcker", "Schmiede", "Fischer", "Moor", "Dünen", "Heide",
-    "Sonnen", "Park", "Friedhof", "Post", "Sport", "Gutshof", "Dorf", "Haupt", "Rügener", "Anklamer",
-    "Pasewalker", "Demminer", "Wismarsche", "Güstrower", "Schweriner", "Rostocker", "Stralsunder",
-    "Ostsee", "Bodden", "Achter", "Kamp", "Acker",
+    "Linden",
+    "Birken",
+    "Eichen",
+    "Buchen",
+    "Kastanien",
+    "Ahorn",
+    "Kiefern",
+    "Rosen",
+    "Tulpen",
+    "Flieder",
+    "Wiesen",
+    "Feld",
+    "Garten",
+    "Mühlen",
+    "Kirch",
+    "Schul",
+    "Bahnhof",
+    "See",
+    "Strand",
+    "Hafen",
+    "Wald",
+    "Bach",
+    "Teich",
+    "Kloster",
+    "Schloss",
+    "Goethe",
+    "Schiller",
+    "Fritz-Reuter",
+    "John-Brinckman",
+    "Ernst-Barlach",
+    "Lessing",
+    "Heine",
+    "Bäcker",
+    "Schmiede",
+    "Fischer",
+    "Moor",
+    "Dünen",
+    "Heide",
+    "Sonnen",
+    "Park",
+    "Friedhof",
+    "Post",
+    "Sport",
+    "Gutshof",
+    "Dorf",
+    "Haupt",
+    "Rügener",
+    "Anklamer",
+    "Pasewalker",
+    "Demminer",
+    "Wismarsche",
+    "Güstrower",
+    "Schweriner",
+    "Rostocker",
+    "Stralsunder",
+    "Ostsee",
+    "Bodden",
+    "Achter",
+    "Kamp",
+    "Acker",
 )
 _STREET_SUFFIXES = ("straße", "weg", "allee", "ring", "stieg", "gang", "damm", "winkel")
-_STREET_SPECIAL = ("Dorfstraße", "Hauptstraße", "Am Markt", "Schulstraße", "Lindenallee", "Strandweg",
-                   "Kirchplatz", "Am Anger", "Bahnhofstraße", "Mühlenweg", "Am See", "Lange Straße")
+_STREET_SPECIAL = (
+    "Dorfstraße",
+    "Hauptstraße",
+    "Am Markt",
+    "Schulstraße",
+    "Lindenallee",
+    "Strandweg",
+    "Kirchplatz",
+    "Am Anger",
+    "Bahnhofstraße",
+    "Mühlenweg",
+    "Am See",
+    "Lange Straße",
+)
 _PREFIXES = ("", "Neue ", "Alte ", "Obere ", "Untere ")
 
 
@@ -260,20 +367,34 @@ def street_catalogue() -> list[str]:
     """Plausible German street names, the most common first (deterministic order)."""
     names = list(_STREET_SPECIAL)
     seen = set(names)
+    towns = (
+        "Rügener",
+        "Anklamer",
+        "Pasewalker",
+        "Demminer",
+        "Wismarsche",
+        "Güstrower",
+        "Schweriner",
+        "Rostocker",
+        "Stralsunder",
+    )
     for suffix in _STREET_SUFFIXES:
         for stem in _STREET_STEMS:
-            name = stem + ("-" + suffix.capitalize() if stem.endswith(("r", "e")) and "-" in stem else suffix)
-            if stem.endswith("er") and not stem.endswith(("Fischer", "Achter")) and stem[0].isupper() and suffix == "straße":
-                name = f"{stem} Straße" if stem in ("Rügener", "Anklamer", "Pasewalker", "Demminer", "Güstrower",
-                                                    "Schweriner", "Rostocker", "Stralsunder") else name
+            if "-" in stem:
+                name = f"{stem}-{suffix.capitalize()}"
+            elif stem in towns:
+                name = f"{stem} {suffix.capitalize()}"
+            else:
+                name = stem + suffix
             if name not in seen:
                 names.append(name)
                 seen.add(name)
     return names
 
 
-def finalise_addresses(addresses: pd.DataFrame, gemeinde: gpd.GeoDataFrame, rng: np.random.Generator,
-                       prefix: str = "MV") -> pd.DataFrame:
+def finalise_addresses(
+    addresses: pd.DataFrame, gemeinde: gpd.GeoDataFrame, rng: np.random.Generator, prefix: str = "MV"
+) -> pd.DataFrame:
     """Sort, number (address_id) and add street, house_number, postcode and locality.
 
     Streets: addresses of one Gemeinde in the same 200 m × 400 m block (working CRS) share a
@@ -290,13 +411,15 @@ def finalise_addresses(addresses: pd.DataFrame, gemeinde: gpd.GeoDataFrame, rng:
 
     street = a.groupby(["ags", "_by", "_bx"], sort=False).ngroup().to_numpy()
     size = np.bincount(street)
-    blocks = a.drop_duplicates(street_key := "_street").assign() if False else None  # noqa: F841
-    first = pd.DataFrame({"street": np.arange(len(size)), "size": size,
-                          "ags": a.groupby(street)["ags"].first().to_numpy()})
+    first = pd.DataFrame(
+        {"street": np.arange(len(size)), "size": size, "ags": a.groupby(street)["ags"].first().to_numpy()}
+    )
     first = first.sort_values(["ags", "size", "street"], ascending=[True, False, True], kind="stable")
     first["rank"] = first.groupby("ags").cumcount().to_numpy()
     cat = street_catalogue()
-    shuffle = np.concatenate([np.arange(6), 6 + rng.permutation(len(cat) - 6)])  # keep the classic first names
+    shuffle = np.concatenate(
+        [np.arange(6), 6 + rng.permutation(len(cat) - 6)]
+    )  # keep the classic first names
     rank = first["rank"].to_numpy()
     base = np.asarray(cat, dtype=object)[shuffle[rank % len(cat)]]
     pre = np.asarray(_PREFIXES, dtype=object)[np.minimum(rank // len(cat), len(_PREFIXES) - 1)]
@@ -322,8 +445,32 @@ def finalise_addresses(addresses: pd.DataFrame, gemeinde: gpd.GeoDataFrame, rng:
     a["house_number"] = house
 
     all_ags = np.sort(gemeinde["ags"].to_numpy())
-    codes = np.sort(np.random.default_rng(int(rng.integers(2**31))).choice(np.arange(17000, 20000), len(all_ags),
-                                                                          replace=False))
+    codes = np.sort(rng.choice(np.arange(17000, 20000), len(all_ags), replace=False))
     a["postcode"] = pd.Series(codes.astype(str), index=all_ags).reindex(a["ags"]).to_numpy()
     a["locality"] = gemeinde.set_index("ags")["name"].reindex(a["ags"]).to_numpy()
     return a.drop(columns=["_bx", "_by"])
+
+
+def spread_duplicates(
+    addresses: pd.DataFrame, gemeinde: gpd.GeoDataFrame, rng: np.random.Generator, max_rounds: int = 12
+) -> pd.DataFrame:
+    """Move addresses that share coordinates (e.g. several points pulled onto the same coastline
+    vertex) by a few metres, staying inside their Gemeinde, so coordinates identify an address."""
+    a = addresses.copy()
+    geoms = gemeinde.set_index("ags").geometry
+    radius = 2.0
+    for _ in range(max_rounds):
+        dup = a.duplicated(["x", "y"], keep="first").to_numpy()
+        if not dup.any():
+            return a
+        idx = np.flatnonzero(dup)
+        nx = np.round(a["x"].to_numpy()[idx] + rng.uniform(-radius, radius, len(idx)), 2)
+        ny = np.round(a["y"].to_numpy()[idx] + rng.uniform(-radius, radius, len(idx)), 2)
+        ok = shapely.contains_xy(geoms.reindex(a["ags"].to_numpy()[idx]).to_numpy(), nx, ny)
+        a.loc[a.index[idx[ok]], "x"] = nx[ok]
+        a.loc[a.index[idx[ok]], "y"] = ny[ok]
+        radius = min(radius * 1.5, 30.0)
+    left = int(a.duplicated(["x", "y"]).sum())
+    if left:
+        log.warning("%d address(es) still share coordinates with another one", left)
+    return a

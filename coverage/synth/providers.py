@@ -69,8 +69,9 @@ def _thresholds(wide: pd.DataFrame, group: str) -> list[tuple[float, str]]:
     return sorted(found)
 
 
-def gemeinde_shares(wide: pd.DataFrame, ags: np.ndarray, households: pd.Series,
-                    group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gemeinde_shares(
+    wide: pd.DataFrame, ags: np.ndarray, households: pd.Series, group: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shares (%) per Gemeinde (rows in ``ags`` order) × published threshold of ``group``.
 
     Returns ``(thresholds, shares, matched)``; unmatched Gemeinden get the household-weighted
@@ -102,7 +103,9 @@ def _weighted(shares: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (shares * w[:, None]).sum(axis=0) / w.sum()
 
 
-def quantile_classes(codes: np.ndarray, score: np.ndarray, weight: np.ndarray, shares: np.ndarray) -> np.ndarray:
+def quantile_classes(
+    codes: np.ndarray, score: np.ndarray, weight: np.ndarray, shares: np.ndarray
+) -> np.ndarray:
     """Class index 0..K per row: the number of thresholds whose share exceeds the row's quantile.
 
     Rows of group ``codes[i]`` are ordered by descending ``score``; ``c`` is the weight fraction up
@@ -125,8 +128,9 @@ def quantile_classes(codes: np.ndarray, score: np.ndarray, weight: np.ndarray, s
     return out
 
 
-def class_speeds(k: np.ndarray, thresholds: np.ndarray, products: tuple[float, ...],
-                 rng: np.random.Generator) -> np.ndarray:
+def class_speeds(
+    k: np.ndarray, thresholds: np.ndarray, products: tuple[float, ...], rng: np.random.Generator
+) -> np.ndarray:
     """Download speed per row for class ``k`` (0 = none): a product inside ``[t_k-1, t_k)``."""
     down = np.zeros(len(k))
     bounds = [*thresholds.tolist(), np.inf]
@@ -150,7 +154,9 @@ def _cells_3035(addresses: pd.DataFrame, crs: object) -> tuple[np.ndarray, np.nd
     return tr.transform(addresses["x"].to_numpy(float), addresses["y"].to_numpy(float))
 
 
-def _cell_majority(cell: np.ndarray, codes: np.ndarray, hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cell_majority(
+    cell: np.ndarray, codes: np.ndarray, hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per 100 m cell: its Gemeinde code (most households, then most addresses), households; row -> cell."""
     frame = pd.DataFrame({"cell": cell, "g": codes, "hh": hh + 1e-6})
     per = frame.groupby(["cell", "g"], sort=True)["hh"].sum().reset_index()
@@ -162,9 +168,15 @@ def _cell_majority(cell: np.ndarray, codes: np.ndarray, hh: np.ndarray) -> tuple
     return major["g"].to_numpy(np.int64), cell_hh, inv
 
 
-def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object, rng: np.random.Generator,
-                        amt_of: Mapping[str, str], area_3035: shapely.Geometry,
-                        planned_amt_count: int = 3) -> dict[str, object]:
+def generate_deliveries(
+    addresses: pd.DataFrame,
+    bba: pd.DataFrame,
+    crs: object,
+    rng: np.random.Generator,
+    amt_of: Mapping[str, str],
+    area_3035: shapely.Geometry,
+    planned_amt_count: int = 3,
+) -> dict[str, object]:
     """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
 
     ``bba`` is :func:`coverage.sources.breitbandatlas.bba_wide` output. Returns a dict with
@@ -183,8 +195,13 @@ def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object,
     logd = np.log1p(addresses["density"].to_numpy(float))
     n = len(addresses)
     result: dict[str, object] = {}
-    assign = pd.DataFrame({"address_id": addresses["address_id"].to_numpy(), "ags": addresses["ags"].to_numpy(),
-                           "households": addresses["households"].to_numpy()})
+    assign = pd.DataFrame(
+        {
+            "address_id": addresses["address_id"].to_numpy(),
+            "ags": addresses["ags"].to_numpy(),
+            "households": addresses["households"].to_numpy(),
+        }
+    )
     unmatched: set[str] = set()
     shares_by_group = {}
     for group in GROUPS:
@@ -195,8 +212,13 @@ def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object,
 
     # DSL: distance to a fictional exchange in the densest place
     cell_hh = addresses.groupby(["ags", "cell_1km"])["households"].sum().reset_index()
-    densest = cell_hh.sort_values(["ags", "households"], ascending=[True, False], kind="stable").drop_duplicates("ags")
-    in_dense = addresses["cell_1km"].to_numpy() == densest.set_index("ags")["cell_1km"].reindex(addresses["ags"]).to_numpy()
+    densest = cell_hh.sort_values(
+        ["ags", "households"], ascending=[True, False], kind="stable"
+    ).drop_duplicates("ags")
+    in_dense = (
+        addresses["cell_1km"].to_numpy()
+        == densest.set_index("ags")["cell_1km"].reindex(addresses["ags"]).to_numpy()
+    )
     w = np.where(in_dense, hh + 0.01, 0.0)
     ex = np.bincount(codes, w * addresses["x"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
     ey = np.bincount(codes, w * addresses["y"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
@@ -207,12 +229,21 @@ def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object,
     down = class_speeds(k, t, PRODUCTS["dsl"], rng)
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
-    tech = np.select([down <= 2, down <= 16, down <= 50, down <= 100], ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
-                     "SVDSL")
+    tech = np.select(
+        [down <= 2, down <= 16, down <= 50, down <= 100],
+        ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
+        "SVDSL",
+    )
     served = down > 0
-    result["dsl"] = pd.DataFrame({
-        "address_id": assign["address_id"][served].to_numpy(), "provider": PROVIDERS["dsl"],
-        "technology": tech[served], "down_mbps": down[served], "up_mbps": assign["dsl_up"][served].to_numpy()})
+    result["dsl"] = pd.DataFrame(
+        {
+            "address_id": assign["address_id"][served].to_numpy(),
+            "provider": PROVIDERS["dsl"],
+            "technology": tech[served],
+            "down_mbps": down[served],
+            "up_mbps": assign["dsl_up"][served].to_numpy(),
+        }
+    )
 
     # HFC and mobile: per 100 m cell
     cg, chh, inv = _cell_majority(cell100, codes, hh)
@@ -243,34 +274,67 @@ def generate_deliveries(addresses: pd.DataFrame, bba: pd.DataFrame, crs: object,
 
     # fibre: per address with cluster noise
     t, s = shares_by_group["fibre"]
-    fscore = logd + _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    fscore = (
+        logd
+        + _cluster_noise(cluster500, 0.8, rng)
+        + _cluster_noise(cell100, 0.3, rng)
+        + rng.normal(0, 0.01, n)
+    )
     k = quantile_classes(codes, fscore, hh, s)
     down = class_speeds(k, t, PRODUCTS["fibre"], rng)
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2
     fttb = (addresses["density"].to_numpy() > 1500) & (rng.random(n) < 0.5)
     served = down > 0
-    current = pd.DataFrame({
-        "provider": PROVIDERS["fibre"], "technology": np.where(fttb, "FTTB", "FTTH")[served],
-        "down_mbps": down[served], "up_mbps": down[served] / 2,
-        "x": addresses["x"].to_numpy()[served], "y": addresses["y"].to_numpy()[served],
-        "status": "current", "planned_date": ""})
+    current = pd.DataFrame(
+        {
+            "provider": PROVIDERS["fibre"],
+            "technology": np.where(fttb, "FTTB", "FTTH")[served],
+            "down_mbps": down[served],
+            "up_mbps": down[served] / 2,
+            "x": addresses["x"].to_numpy()[served],
+            "y": addresses["y"].to_numpy()[served],
+            "status": "current",
+            "planned_date": "",
+        }
+    )
     amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
     cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
-    chosen = rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False) if len(cand_amts) else []
+    chosen = (
+        rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False)
+        if len(cand_amts)
+        else []
+    )
     plan = ~served & (hh > 0) & np.isin(amts, chosen) & (rng.random(n) < 0.6)
-    days = rng.integers(0, (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1, plan.sum())
+    days = rng.integers(
+        0, (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1, plan.sum()
+    )
     dates = (np.datetime64("2022-01-01") + days.astype("timedelta64[D]")).astype(str)
-    planned = pd.DataFrame({
-        "provider": PROVIDERS["fibre"], "technology": "FTTH", "down_mbps": 1000.0, "up_mbps": 500.0,
-        "x": addresses["x"].to_numpy()[plan], "y": addresses["y"].to_numpy()[plan],
-        "status": "planned", "planned_date": dates})
+    planned = pd.DataFrame(
+        {
+            "provider": PROVIDERS["fibre"],
+            "technology": "FTTH",
+            "down_mbps": 1000.0,
+            "up_mbps": 500.0,
+            "x": addresses["x"].to_numpy()[plan],
+            "y": addresses["y"].to_numpy()[plan],
+            "status": "planned",
+            "planned_date": dates,
+        }
+    )
     result["fibre"] = pd.concat([current, planned], ignore_index=True)
     result["planned_amts"] = sorted(str(a) for a in chosen)
     result["assignment"] = assign
-    log.info("deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "
-             "%d Gemeinden without Breitbandatlas row", len(result["dsl"]), len(current), len(planned),
-             int((assign["hfc_down"] > 0).sum()), int((assign["mobile_down"] > 0).sum()), len(unmatched))
+    log.info(
+        "deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "
+        "%d Gemeinden without Breitbandatlas row",
+        len(result["dsl"]),
+        len(current),
+        len(planned),
+        int((assign["hfc_down"] > 0).sum()),
+        int((assign["mobile_down"] > 0).sum()),
+        len(unmatched),
+    )
     return result
 
 
@@ -296,8 +360,9 @@ def _dissolved_cells(cells: np.ndarray, down: np.ndarray, up: np.ndarray) -> gpd
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=INSPIRE_GRID_CRS)
 
 
-def _mobile_raster(cells: np.ndarray, down: np.ndarray, area_3035: shapely.Geometry,
-                   rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float]]:
+def _mobile_raster(
+    cells: np.ndarray, down: np.ndarray, area_3035: shapely.Geometry, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, float, float]]:
     """uint16 raster over the area's bbox (100 m pixels on the INSPIRE grid), 0 = no service.
 
     Populated cells carry their calibrated value; other pixels in the area get an uncalibrated
@@ -311,8 +376,8 @@ def _mobile_raster(cells: np.ndarray, down: np.ndarray, area_3035: shapely.Geome
     bottom = np.floor(miny / 1000) * 1000
     right = np.ceil(maxx / 1000) * 1000
     top = np.ceil(maxy / 1000) * 1000
-    width = int(round((right - left) / 100))
-    height = int(round((top - bottom) / 100))
+    width = round((right - left) / 100)
+    height = round((top - bottom) / 100)
     transform = from_origin(left, top, 100.0, 100.0)
     inside = features.geometry_mask([area_3035], (height, width), transform, invert=True, all_touched=True)
     bh, bw = height // 10, width // 10

@@ -31,13 +31,21 @@ log = logging.getLogger(__name__)
 SITE_KINDS = ("gemeinde_office", "amt_office", "kreis_office", "school")
 #: Kreis AGS -> name of its Kreisstadt (seat of the Kreisverwaltung) in Mecklenburg-Vorpommern.
 KREISSTAEDTE = {
-    "13003": "Rostock", "13004": "Schwerin", "13071": "Neubrandenburg", "13072": "Güstrow",
-    "13073": "Stralsund", "13074": "Wismar", "13075": "Greifswald", "13076": "Parchim",
+    "13003": "Rostock",
+    "13004": "Schwerin",
+    "13071": "Neubrandenburg",
+    "13072": "Güstrow",
+    "13073": "Stralsund",
+    "13074": "Wismar",
+    "13075": "Greifswald",
+    "13076": "Parchim",
 }
 INHABITANTS_PER_SCHOOL = 1500.0
 
 
-def _near(ax: np.ndarray, ay: np.ndarray, geoms: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _near(
+    ax: np.ndarray, ay: np.ndarray, geoms: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Points 1–40 m from the anchors, inside ``geoms`` (shrinking the offset where needed)."""
     n = len(ax)
     x = np.full(n, np.nan)
@@ -63,8 +71,9 @@ def _near(ax: np.ndarray, ay: np.ndarray, geoms: np.ndarray, rng: np.random.Gene
     return x, y
 
 
-def place_sites(addresses: pd.DataFrame, boundaries: Boundaries, rng: np.random.Generator,
-                ags: np.ndarray | None = None) -> pd.DataFrame:
+def place_sites(
+    addresses: pd.DataFrame, boundaries: Boundaries, rng: np.random.Generator, ags: np.ndarray | None = None
+) -> pd.DataFrame:
     """New site addresses (households 0) for the Gemeinden ``ags`` (default: all with addresses).
 
     ``addresses`` needs ``x, y, ags, households, hh_size, cell_1km, density``. Returns rows with the
@@ -82,7 +91,9 @@ def place_sites(addresses: pd.DataFrame, boundaries: Boundaries, rng: np.random.
     cell_hh = cell_hh.sort_values(["ags", "households", "cell_1km"], ascending=[True, False, True])
     densest = cell_hh.drop_duplicates("ags").set_index("ags")["cell_1km"]
     cand = addresses[addresses["cell_1km"].to_numpy() == densest.reindex(addresses["ags"]).to_numpy()]
-    cand = cand.sort_values(["ags", "households"], ascending=[True, False], kind="stable").drop_duplicates("ags")
+    cand = cand.sort_values(["ags", "households"], ascending=[True, False], kind="stable").drop_duplicates(
+        "ags"
+    )
     anchor = cand.set_index("ags").reindex(ags)
     empty = anchor["x"].isna().to_numpy()
     if empty.any():
@@ -95,16 +106,20 @@ def place_sites(addresses: pd.DataFrame, boundaries: Boundaries, rng: np.random.
 
     rows = []
     names = gem["name"].reindex(ags).to_numpy()
-    rows.append(anchor.assign(site_kind="gemeinde_office",
-                              site_name=[f"Gemeindeverwaltung {n}" for n in names]))
+    rows.append(
+        anchor.assign(site_kind="gemeinde_office", site_name=[f"Gemeindeverwaltung {n}" for n in names])
+    )
 
     amt = boundaries.amt
     amt = amt[(amt["bez"] == "Amt") & amt["vwg_ars"].isin(gem.loc[ags, "vwg_ars"])]
     members = gem.loc[ags, ["vwg_ars"]].assign(hh=hh.to_numpy()).reset_index()
-    members = members.sort_values(["vwg_ars", "hh", "ags"], ascending=[True, False, True]).drop_duplicates("vwg_ars")
+    members = members.sort_values(["vwg_ars", "hh", "ags"], ascending=[True, False, True]).drop_duplicates(
+        "vwg_ars"
+    )
     amt_seat = members.set_index("vwg_ars")["ags"].reindex(amt["vwg_ars"]).to_numpy()
-    rows.append(anchor.loc[amt_seat].assign(site_kind="amt_office",
-                                            site_name=[f"Amt {n}" for n in amt["name"]]))
+    rows.append(
+        anchor.loc[amt_seat].assign(site_kind="amt_office", site_name=[f"Amt {n}" for n in amt["name"]])
+    )
 
     kreis = boundaries.kreis
     krs = sorted({a[:5] for a in ags})
@@ -129,12 +144,17 @@ def place_sites(addresses: pd.DataFrame, boundaries: Boundaries, rng: np.random.
     schools = order[rank < n_school.reindex(order["ags"]).to_numpy()].drop(columns="_k")
     num = schools.groupby("ags").cumcount().to_numpy() + 1
     loc = gem["name"].reindex(schools["ags"]).to_numpy()
-    rows.append(schools.assign(site_kind="school", site_name=[f"Grundschule {n} {i}" for n, i in zip(loc, num, strict=True)]))
+    rows.append(
+        schools.assign(
+            site_kind="school", site_name=[f"Grundschule {n} {i}" for n, i in zip(loc, num, strict=True)]
+        )
+    )
 
     sites = pd.concat([r.reset_index(drop=True) for r in rows], ignore_index=True)
     sites = sites[["x", "y", "ags", "hh_size", "density", "cell_1km", "site_kind", "site_name"]]
-    x, y = _near(sites["x"].to_numpy(float), sites["y"].to_numpy(float),
-                 geoms.reindex(sites["ags"]).to_numpy(), rng)
+    x, y = _near(
+        sites["x"].to_numpy(float), sites["y"].to_numpy(float), geoms.reindex(sites["ags"]).to_numpy(), rng
+    )
     sites = sites.assign(x=x, y=y, households=0, businesses=0, estimated=False)
     log.info("sites: %s", sites["site_kind"].value_counts().to_dict())
     return sites

@@ -1,0 +1,283 @@
+"""`bbcov synth`: write the deterministic demo inputs for a scope (so far: Mecklenburg-Vorpommern).
+
+Reads the real open data (BKG VG5000 boundaries, Zensus 2022 grids, the Breitbandatlas table of
+the vintage) from ``sources``, calls :func:`coverage.synth.generate_demo`, and writes into a
+temporary folder next to ``out`` that is renamed into place at the end, so ``out`` is either the
+complete previous or the complete new result, never half-written.
+
+Output contract (paths relative to ``out``):
+
+- ``addresses.csv`` — UTF-8, ``,``, ``.`` decimals: address_id, x, y (EPSG:25833), households,
+  businesses, site_kind, site_name, street, house_number, postcode, locality
+- ``providers/dsl_kuestennetz.csv`` — cp1252, ``;``, decimal comma:
+  address_id;provider;technology;down_mbps;up_mbps
+- ``providers/fibre_seenplatte.csv`` — UTF-8 with BOM, ``;``, decimal comma:
+  provider;technology;down_mbps;up_mbps;x;y;status;planned_date (x/y = address coordinates, EPSG:25833)
+- ``providers/cable_boddenkabel.gpkg`` — layer ``coverage``, EPSG:3035 polygons, down_mbps, up_mbps
+- ``providers/mobile_hansefunk.tif`` — GeoTIFF EPSG:3035, 100 m INSPIRE-aligned pixels,
+  uint16 Mbit/s, nodata 0
+- ``bbcov.toml`` — run configuration for these inputs; ``synth_manifest.json``; ``.complete`` (written last)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coverage.crs import DEFAULT_WORKING_CRS, INSPIRE_GRID_CRS
+from coverage.errors import ConfigError, DataSourceError
+from coverage.sources.bkg import read_bkg_bundle
+from coverage.sources.breitbandatlas import bba_wide, read_bba_table
+from coverage.sources.zensus import grid_bbox, read_grid_1km, read_grid_100m
+from coverage.synth import METHOD_VERSION, PROVIDERS, DemoData, generate_demo
+
+log = logging.getLogger(__name__)
+
+SCOPES = {"mv": "13"}
+#: vintage -> (Breitbandatlas Gemeinde file, reference date = end of the data period)
+VINTAGES = {
+    "2019-12": ("gemeinde_bezirke_privat_2019_ende.csv", "2019-12-31"),
+    "2020-06": ("gemeinde_bezirke_privat_2020_mitte.csv", "2020-06-30"),
+    "2020-12": ("gemeinde_bezirke_privat_2020_ende.csv", "2020-12-31"),
+    "2021-06": ("gemeinde_bezirke_privat_2021_mitte.csv", "2021-06-30"),
+}
+BOUNDARIES_DIR = "bkg-vg5000-2021"
+ZENSUS_1KM = "zensus2022/grid_1km.parquet"
+ZENSUS_100M = "zensus2022/grid_100m_buildings.parquet"
+THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
+
+
+def build_demo(
+    sources: Path,
+    out: Path,
+    scope: str = "mv",
+    vintage: str = "2021-06",
+    seed: int = 20210630,
+    kreise: Sequence[str] | None = None,
+) -> dict:
+    """Generate the demo inputs from the open data in ``sources`` into ``out`` (replaced atomically).
+
+    ``kreise`` (Kreis AGS such as ``"13003"``) limits the output to some Kreise. Returns the counts.
+    """
+    sources = Path(sources)
+    out = Path(out)
+    if scope not in SCOPES:
+        raise ConfigError(f"synth scope {scope!r} is not supported; available: {sorted(SCOPES)}")
+    if vintage not in VINTAGES:
+        raise ConfigError(f"synth vintage {vintage!r} is unknown; available: {sorted(VINTAGES)}")
+    land = SCOPES[scope]
+    bba_name, reference_date = VINTAGES[vintage]
+    paths = {
+        "boundaries": sources / BOUNDARIES_DIR,
+        "zensus_1km": sources / ZENSUS_1KM,
+        "zensus_100m": sources / ZENSUS_100M,
+        "breitbandatlas": sources / "breitbandatlas" / bba_name,
+    }
+    for name, p in paths.items():
+        if not p.exists():
+            raise DataSourceError(f"{p}: {name} source not found under {sources}")
+
+    boundaries = read_bkg_bundle(paths["boundaries"], DEFAULT_WORKING_CRS, land=land)
+    frames = (
+        [boundaries.land, boundaries.coastal_water] if len(boundaries.coastal_water) else [boundaries.land]
+    )
+    bounds = np.array([f.total_bounds for f in frames])
+    bbox = grid_bbox(
+        (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()), boundaries.land.crs
+    )
+    grid_100m = read_grid_100m(paths["zensus_100m"], bbox)
+    grid_1km = read_grid_1km(paths["zensus_1km"], bbox)
+    wide = bba_wide(read_bba_table(paths["breitbandatlas"]))
+    rng = np.random.default_rng(seed)
+    demo = generate_demo(boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper())
+
+    manifest = {
+        "method_version": METHOD_VERSION,
+        "scope": scope,
+        "land": land,
+        "vintage": vintage,
+        "seed": seed,
+        "kreise": list(kreise) if kreise is not None else None,
+        "sources": {name: _digest(p, sources) for name, p in paths.items()},
+        "counts": demo.counts,
+        "gemeinden_without_bba": demo.unmatched_gemeinden,
+        "providers_fictional": list(PROVIDERS.values()),
+        "note": "Synthetic demo data, approximate on purpose; providers are fictional. "
+        "Derived from © GeoBasis-DE / BKG 2021, © Statistisches Bundesamt (Destatis), Zensus 2022, "
+        "Breitbandatlas | Gigabit-Grundbuch (data changed).",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _write_all(tmp, demo, manifest, paths["boundaries"], out, reference_date)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("synth %s %s seed %d -> %s: %s", scope, vintage, seed, out, demo.counts)
+    return dict(demo.counts)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _digest(path: Path, base: Path) -> dict:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return {"path": os.path.relpath(path, base), "sha256": h.hexdigest(), "files": len(files)}
+
+
+def _comma(values: pd.Series, digits: int) -> pd.Series:
+    return values.map(lambda v: f"{v:.{digits}f}".replace(".", ","))
+
+
+def _write_all(
+    tmp: Path, demo: DemoData, manifest: dict, boundaries_path: Path, out: Path, reference_date: str
+) -> None:
+    (tmp / "providers").mkdir()
+    addr = demo.addresses.drop(columns="ags").copy()
+    addr["x"] = addr["x"].map(lambda v: f"{v:.2f}")
+    addr["y"] = addr["y"].map(lambda v: f"{v:.2f}")
+    addr.to_csv(tmp / "addresses.csv", index=False, encoding="utf-8", lineterminator="\n")
+
+    dsl = demo.dsl.copy()
+    dsl["down_mbps"] = _comma(dsl["down_mbps"], 1)
+    dsl["up_mbps"] = _comma(dsl["up_mbps"], 1)
+    dsl.to_csv(
+        tmp / "providers" / "dsl_kuestennetz.csv",
+        sep=";",
+        index=False,
+        encoding="cp1252",
+        lineterminator="\r\n",
+    )
+
+    fib = demo.fibre.copy()
+    for col, digits in (("down_mbps", 1), ("up_mbps", 1), ("x", 2), ("y", 2)):
+        fib[col] = _comma(fib[col], digits)
+    fib.to_csv(
+        tmp / "providers" / "fibre_seenplatte.csv",
+        sep=";",
+        index=False,
+        encoding="utf-8-sig",
+        lineterminator="\r\n",
+    )
+
+    demo.hfc_polygons.to_file(tmp / "providers" / "cable_boddenkabel.gpkg", layer="coverage", driver="GPKG")
+    _write_raster(tmp / "providers" / "mobile_hansefunk.tif", demo.mobile_raster, demo.mobile_transform)
+
+    rel = Path(os.path.relpath(boundaries_path.resolve(), out.resolve())).as_posix()
+    (tmp / "bbcov.toml").write_text(_toml(rel, reference_date), encoding="utf-8")
+    (tmp / "synth_manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (tmp / ".complete").write_bytes(b"")
+
+
+def _write_raster(path: Path, array: np.ndarray, transform: tuple[float, float, float]) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    left, top, size = transform
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[0],
+        "width": array.shape[1],
+        "count": 1,
+        "dtype": "uint16",
+        "crs": INSPIRE_GRID_CRS,
+        "transform": from_origin(left, top, size, size),
+        "nodata": 0,
+        "compress": "deflate",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array.astype(np.uint16), 1)
+
+
+def _toml(boundaries_rel: str, reference_date: str) -> str:
+    return f"""[boundaries]
+path = "{boundaries_rel}"
+land = "13"
+[addresses]
+path = "addresses.csv"
+crs = "EPSG:25833"
+[[providers]]
+path = "providers/dsl_kuestennetz.csv"
+format = "address-csv"
+encoding = "cp1252"
+delimiter = ";"
+decimal = ","
+[[providers]]
+path = "providers/fibre_seenplatte.csv"
+format = "address-csv"
+crs = "EPSG:25833"
+encoding = "utf-8-sig"
+delimiter = ";"
+decimal = ","
+[[providers]]
+path = "providers/cable_boddenkabel.gpkg"
+format = "polygons"
+provider = "{PROVIDERS["hfc"]}"
+technology = "DOCSIS 3.1"
+[[providers]]
+path = "providers/mobile_hansefunk.tif"
+format = "raster"
+provider = "{PROVIDERS["mobile"]}"
+technology = "LTE"
+[analysis]
+crs = "EPSG:25833"
+thresholds_mbps = [{", ".join(str(t) for t in THRESHOLDS)}]
+reference_date = "{reference_date}"
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.synth --out DIR`` (the ``bbcov synth`` command calls :func:`build_demo`)."""
+    parser = argparse.ArgumentParser(prog="bbcov synth", description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scope", default="mv")
+    parser.add_argument("--vintage", default="2021-06")
+    parser.add_argument("--seed", type=int, default=20210630)
+    parser.add_argument("--kreise", nargs="*", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    counts = build_demo(args.sources, args.out, args.scope, args.vintage, args.seed, kreise=args.kreise)
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

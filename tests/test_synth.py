@@ -1,0 +1,288 @@
+"""The deterministic MV demo data generator (`bbcov synth`), end to end on the real open data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from pyproj import CRS, Transformer
+
+from coverage.config import load_config
+from coverage.errors import ConfigError
+from coverage.sources.bkg import read_bkg_bundle
+from coverage.sources.breitbandatlas import bba_wide, read_bba_table
+from coverage.synth.addresses import largest_remainder
+from coverage.synth.sites import KREISSTAEDTE
+from pipelines import synth as synth_pipeline
+from pipelines.synth import build_demo
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SEED = 7
+SUBSET = ("13003",)  # Rostock: fast runs for determinism and atomicity
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def boundaries():
+    return read_bkg_bundle(DATA / "bkg-vg5000-2021", "EPSG:25833", land="13")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("synth") / "mv"
+    summary = build_demo(DATA, out, scope="mv", vintage="2021-06", seed=SEED)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def located(demo, boundaries) -> gpd.GeoDataFrame:
+    """addresses.csv joined to the MV Gemeinde containing each point (one row per (address, Gemeinde))."""
+    out, _ = demo
+    addr = pd.read_csv(
+        out / "addresses.csv",
+        dtype={"address_id": str, "postcode": str, "house_number": str, "site_kind": str, "site_name": str},
+        keep_default_na=False,
+    )
+    pts = gpd.GeoDataFrame(addr, geometry=gpd.points_from_xy(addr["x"], addr["y"]), crs="EPSG:25833")
+    return gpd.sjoin(
+        pts,
+        boundaries.gemeinde[["ags", "name", "vwg_ars", "krs_ags", "geometry"]],
+        how="left",
+        predicate="within",
+    )
+
+
+@pytest.fixture(scope="module")
+def bba() -> pd.DataFrame:
+    return bba_wide(
+        read_bba_table(DATA / "breitbandatlas" / "gemeinde_bezirke_privat_2021_mitte.csv")
+    ).set_index("key")
+
+
+def test_largest_remainder_hand_example():
+    group = np.array([0, 0, 0, 1, 1])
+    out = largest_remainder(group, np.array([1.0, 1.0, 2.0, 0.0, 0.0]), np.array([5, 3]))
+    assert out.tolist() == [1, 1, 3, 2, 1] or out.tolist() == [2, 1, 2, 2, 1]
+    assert out[:3].sum() == 5 and out[3:].sum() == 3
+
+
+def test_summary_and_manifest(demo):
+    out, summary = demo
+    assert 200_000 < summary["addresses"] < 500_000
+    assert (out / ".complete").exists()
+    manifest = json.loads((out / "synth_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["seed"] == SEED and manifest["vintage"] == "2021-06"
+    assert len(manifest["sources"]["zensus_1km"]["sha256"]) == 64
+    assert manifest["counts"] == summary
+    assert len(manifest["gemeinden_without_bba"]) == summary["gemeinden_without_bba"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".mv.")]  # no temp folders left
+
+
+def test_every_address_in_exactly_one_gemeinde(located):
+    assert located["ags"].notna().all(), located[located["ags"].isna()].head()
+    assert not located.index.duplicated().any()
+    assert located["ags"].str.startswith("13").all()
+    assert (located["locality"] == located["name"]).all()
+
+
+def test_households_per_interior_1km_cell(located, boundaries):
+    grid = pd.read_parquet(DATA / "zensus2022" / "grid_1km.parquet")
+    grid = grid[(grid["einwohner"] > 0) & (grid["hh_groesse_d"] > 0)]
+    land = shapely.union_all(boundaries.land.to_crs("EPSG:3035").geometry.to_numpy())
+    inner = shapely.buffer(land, -200)
+    shapely.prepare(inner)
+    squares = shapely.box(grid["x"] - 500, grid["y"] - 500, grid["x"] + 500, grid["y"] + 500)
+    interior = grid[shapely.contains(inner, squares)]
+    tr = Transformer.from_crs("EPSG:25833", "EPSG:3035", always_xy=True)
+    x3, y3 = tr.transform(located["x"].to_numpy(), located["y"].to_numpy())
+    cx = np.floor(x3 / 1000) * 1000 + 500
+    cy = np.floor(y3 / 1000) * 1000 + 500
+    sums = pd.Series(located["households"].to_numpy()).groupby([cx, cy]).sum()
+    got = sums.reindex(
+        pd.MultiIndex.from_arrays([interior["x"].astype(float), interior["y"].astype(float)])
+    ).fillna(0)
+    expected = np.floor(interior["einwohner"] / interior["hh_groesse_d"] + 0.5).to_numpy()
+    assert len(interior) > 5000
+    np.testing.assert_array_equal(got.to_numpy(), expected)
+
+
+def test_total_households_close_to_zensus(demo, boundaries):
+    grid = pd.read_parquet(DATA / "zensus2022" / "grid_1km.parquet")
+    grid = grid[(grid["einwohner"] > 0) & (grid["hh_groesse_d"] > 0)]
+    land = shapely.union_all(boundaries.land.to_crs("EPSG:3035").geometry.to_numpy())
+    in_mv = shapely.contains_xy(land, grid["x"].to_numpy(float), grid["y"].to_numpy(float))
+    zensus = (grid["einwohner"] / grid["hh_groesse_d"])[in_mv].sum()
+    _, summary = demo
+    assert abs(summary["households"] / zensus - 1) < 0.03
+
+
+def test_sites(located, boundaries):
+    offices = located[located["site_kind"] == "gemeinde_office"]
+    assert sorted(offices["ags"]) == sorted(boundaries.gemeinde["ags"])
+    amts = boundaries.amt[boundaries.amt["bez"] == "Amt"]
+    amt_offices = located[located["site_kind"] == "amt_office"]
+    assert sorted(amt_offices["vwg_ars"]) == sorted(amts["vwg_ars"])
+    assert (
+        amt_offices["site_name"]
+        == "Amt " + amts.set_index("vwg_ars")["name"].reindex(amt_offices["vwg_ars"]).to_numpy()
+    ).all()
+    kreis = located[located["site_kind"] == "kreis_office"]
+    assert sorted(kreis["krs_ags"]) == sorted(KREISSTAEDTE)
+    for _, row in kreis.iterrows():
+        assert row["name"] == KREISSTAEDTE[row["krs_ags"]]
+    schools = located[located["site_kind"] == "school"]
+    assert 500 < len(schools) < 1500
+    sites = located[located["site_kind"] != ""]
+    assert (sites["households"] == 0).all()
+    assert sites["site_name"].str.len().gt(0).all()
+
+
+def _shares(frame: pd.DataFrame, thresholds, down_col: str = "down") -> pd.DataFrame:
+    """Household share (%) per Gemeinde with down >= t."""
+    tot = frame.groupby("ags")["households"].sum()
+    out = {}
+    for t in thresholds:
+        served = frame["households"].where(frame[down_col].fillna(0) >= t, 0)
+        out[t] = served.groupby(frame["ags"]).sum() / tot * 100
+    return pd.DataFrame(out)[tot > 0]
+
+
+def _compare(shares: pd.DataFrame, bba: pd.DataFrame, group: str) -> float:
+    matched = shares.index.intersection(bba.index)
+    diffs = []
+    for t in shares.columns:
+        col = f"share_ge_{t:g}_{group}"
+        diffs.append((shares.loc[matched, t] - bba.loc[matched, col]).abs())
+    return float(pd.concat(diffs).mean())
+
+
+def test_calibration_dsl_fibre_hfc_mobile(demo, located, bba):
+    out, summary = demo
+    addr = pd.DataFrame(located[["address_id", "ags", "households", "x", "y"]])
+    assert len(set(addr["ags"]) - set(bba.index)) == summary["gemeinden_without_bba"]
+
+    dsl = pd.read_csv(out / "providers" / "dsl_kuestennetz.csv", sep=";", decimal=",", encoding="cp1252")
+    d = addr.merge(dsl[["address_id", "down_mbps"]], on="address_id", how="left").rename(
+        columns={"down_mbps": "down"}
+    )
+    assert _compare(_shares(d, [1, 2, 6, 16, 30, 50, 100, 200]), bba, "dsl") < 2.0
+
+    fib = pd.read_csv(out / "providers" / "fibre_seenplatte.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    cur = fib[fib["status"] == "current"]
+    f = addr.merge(cur[["x", "y", "down_mbps"]], on=["x", "y"], how="left").rename(
+        columns={"down_mbps": "down"}
+    )
+    assert len(f) == len(addr)  # coordinates are exactly the address coordinates, one row each
+    assert f["down"].notna().sum() == len(cur)
+    assert _compare(_shares(f, [100, 200, 400, 1000]), bba, "fibre") < 2.0
+    planned = fib[fib["status"] == "planned"]
+    assert len(planned) > 0 and planned["planned_date"].str.match(r"^202[2-6]-\d\d-\d\d$").all()
+
+    cable = gpd.read_file(out / "providers" / "cable_boddenkabel.gpkg", layer="coverage")
+    pts = gpd.GeoDataFrame(addr, geometry=gpd.points_from_xy(addr["x"], addr["y"]), crs="EPSG:25833").to_crs(
+        3035
+    )
+    hit = gpd.sjoin(pts, cable, how="left", predicate="within")
+    assert not hit.index.duplicated().any()
+    h = pd.DataFrame(hit[["ags", "households", "down_mbps"]]).rename(columns={"down_mbps": "down"})
+    assert _compare(_shares(h, [16, 30, 50, 100, 200, 400, 1000]), bba, "hfc") < 2.0
+    # all addresses of a 100 m cell share one class (the cell of the final coordinates)
+    cell = np.floor(pts.geometry.x / 100).astype(np.int64) * 100_000 + np.floor(pts.geometry.y / 100).astype(
+        np.int64
+    )
+    assert (h["down"].fillna(0).groupby(cell.to_numpy()).nunique() == 1).all()
+
+    with rasterio.open(out / "providers" / "mobile_hansefunk.tif") as src:
+        band = src.read(1)
+        col = np.floor((pts.geometry.x.to_numpy() - src.transform.c) / 100).astype(int)
+        row = np.floor((src.transform.f - pts.geometry.y.to_numpy()) / 100).astype(int)
+        values = band[row, col]
+    m = pd.DataFrame({"ags": addr["ags"], "households": addr["households"], "down": values.astype(float)})
+    assert _compare(_shares(m, [1, 2, 6]), bba, "mobile") < 3.0
+
+
+def test_file_formats(demo):
+    out, _ = demo
+    cfg = load_config(out / "bbcov.toml")
+    assert cfg.boundaries.path == (DATA / "bkg-vg5000-2021").resolve()
+    assert [p.format for p in cfg.providers] == ["address-csv", "address-csv", "polygons", "raster"]
+    assert all(p.path.exists() for p in cfg.providers) and cfg.addresses.path.exists()
+    assert "[output]" not in (out / "bbcov.toml").read_text(encoding="utf-8")
+    assert cfg.analysis.reference_date == "2021-06-30"
+
+    raw = (out / "providers" / "dsl_kuestennetz.csv").read_bytes()
+    text = raw.decode("cp1252")
+    assert "Küstennetz" in text and "(fiktiv)" in text
+    header, first = text.splitlines()[:2]
+    assert header == "address_id;provider;technology;down_mbps;up_mbps"
+    assert "," in first.split(";")[3]
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    fibre = (out / "providers" / "fibre_seenplatte.csv").read_bytes()
+    assert fibre.startswith(b"\xef\xbb\xbf")
+    assert (
+        fibre.decode("utf-8-sig").splitlines()[0]
+        == "provider;technology;down_mbps;up_mbps;x;y;status;planned_date"
+    )
+    addresses = (out / "addresses.csv").read_bytes()
+    assert not addresses.startswith(b"\xef\xbb\xbf")
+    assert addresses.decode("utf-8").splitlines()[0] == (
+        "address_id,x,y,households,businesses,site_kind,site_name,street,house_number,postcode,locality"
+    )
+
+    with rasterio.open(out / "providers" / "mobile_hansefunk.tif") as src:
+        assert CRS.from_user_input(src.crs).equals(CRS.from_epsg(3035))
+        assert src.res == (100.0, 100.0) and src.nodata == 0 and src.dtypes[0] == "uint16"
+        assert src.transform.c % 100 == 0 and src.transform.f % 100 == 0
+
+    info = pyogrio.read_info(out / "providers" / "cable_boddenkabel.gpkg", layer="coverage")
+    assert CRS.from_user_input(info["crs"]).equals(CRS.from_epsg(3035))
+    cable = gpd.read_file(out / "providers" / "cable_boddenkabel.gpkg", layer="coverage")
+    assert len(cable) > 0 and cable.is_valid.all()
+    assert {"down_mbps", "up_mbps"} <= set(cable.columns)
+
+
+def test_deterministic_and_atomic(tmp_path, monkeypatch):
+    names = [
+        "addresses.csv",
+        "providers/dsl_kuestennetz.csv",
+        "providers/fibre_seenplatte.csv",
+        "providers/cable_boddenkabel.gpkg",
+    ]
+    a = tmp_path / "a"
+    build_demo(DATA, a, seed=SEED, kreise=SUBSET)
+    first = {n: _sha(a / n) for n in names[:3]}
+    build_demo(DATA, a, seed=SEED, kreise=SUBSET)  # replaces the existing folder
+    assert {n: _sha(a / n) for n in names[:3]} == first
+    b = tmp_path / "b"
+    build_demo(DATA, b, seed=SEED + 1, kreise=SUBSET)
+    for n in names[:3]:
+        assert _sha(b / n) != first[n], n
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(synth_pipeline, "_write_raster", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_demo(DATA, a, seed=SEED + 2, kreise=SUBSET)
+    assert {n: _sha(a / n) for n in names[:3]} == first  # the old result is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp folder left
+
+
+def test_bad_scope_and_vintage(tmp_path):
+    with pytest.raises(ConfigError, match="scope"):
+        build_demo(DATA, tmp_path / "x", scope="bb")
+    with pytest.raises(ConfigError, match="vintage"):
+        build_demo(DATA, tmp_path / "x", vintage="2022-06")
+    assert not (tmp_path / "x").exists()
