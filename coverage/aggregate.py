@@ -76,7 +76,7 @@ def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequen
         table = names.merge(summed.drop(columns=[c for c in ("vwg_ars", "krs_ags", "land") if c != key and c in summed
                                                  and c in names]), on=key, how="left")
         table[count_cols] = table[count_cols].fillna(0.0)
-        tables[level] = with_shares(table, thresholds, groups, prefixes).sort_values(key).reset_index(drop=True)
+        tables[level] = with_shares(table, thresholds, groups, prefixes).sort_values(key).reset_index(drop=True).copy()
     _check_additivity(tables, count_cols)
     return tables
 

@@ -49,32 +49,64 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
     ids = pd.Index(address_ids.astype(str), name="address_id")
     if ids.has_duplicates:
         raise ValueError("best_service: address_ids must be unique")
-    columns: dict[str, pd.Series | np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}
     for prefix, scope in offers_in_scope(offers, planned_until).items():
-        scope = scope[scope["address_id"].isin(ids)]
+        coded = _Coded(scope, ids)
         for group, techs in groups.items():
-            in_group = scope[scope["technology"].isin([t.value for t in techs])]
-            columns.update(_best_for_group(ids, in_group, f"{prefix}", group, counts=(prefix == "")))
+            columns.update(_best_for_group(coded, [t.value for t in techs], prefix, group, counts=(prefix == "")))
     out = pd.DataFrame(columns, index=ids)
     log.info("best service: %d addresses, %d offers, %d groups", len(ids), len(offers), len(groups))
     return out.reset_index()
 
 
-def _best_for_group(ids: pd.Index, offers: pd.DataFrame, prefix: str, group: str, counts: bool) -> dict:
-    ranked = offers.sort_values(["address_id", "down_mbps", "up_mbps"], ascending=[True, False, False],
-                                na_position="last", kind="mergesort")
-    best = ranked.drop_duplicates("address_id").set_index("address_id")
-    top = offers["down_mbps"].to_numpy() == offers["address_id"].map(best["down_mbps"]).to_numpy()
-    providers = (offers.loc[top, ["address_id", "provider"]].drop_duplicates().sort_values(["address_id", "provider"])
-                 .groupby("address_id")["provider"].agg("; ".join))
+class _Coded:
+    """Offers as integer codes (address position, provider, technology) for fast numpy grouping."""
+
+    def __init__(self, offers: pd.DataFrame, ids: pd.Index):
+        pos = ids.get_indexer(offers["address_id"].astype(str))
+        keep = pos >= 0  # offers for addresses not in the list are not counted here
+        self.n = len(ids)
+        self.addr = pos[keep]
+        self.down = offers["down_mbps"].to_numpy(dtype="float64")[keep]
+        self.up = offers["up_mbps"].to_numpy(dtype="float64")[keep]
+        self.prov_code, self.prov_names = pd.factorize(offers["provider"].astype(str).to_numpy()[keep], sort=True)
+        self.tech = offers["technology"].astype(str).to_numpy()[keep]
+
+
+def _best_for_group(c: _Coded, techs: list[str], prefix: str, group: str, counts: bool) -> dict:
+    sel = np.flatnonzero(np.isin(c.tech, techs))
+    addr, down, prov = c.addr[sel], c.down[sel], c.prov_code[sel]
+    up = np.nan_to_num(c.up[sel], nan=-1.0)  # unknown upload ranks below any known one
+    order = np.lexsort((-up, -down, addr))  # per address: highest down, then highest up
+    first = order[np.unique(addr[order], return_index=True)[1]]
+    best_down = np.zeros(c.n)
+    best_up = np.zeros(c.n)
+    best_tech = np.full(c.n, NO_SERVICE, dtype=object)
+    best_down[addr[first]] = down[first]
+    best_up[addr[first]] = c.up[sel][first]
+    best_tech[addr[first]] = c.tech[sel][first]
+
+    # Every provider whose offer equals the best download, listed once, in name order.
+    at_best = down == best_down[addr]
+    pairs = np.unique(np.stack([addr[at_best], prov[at_best]]), axis=1) if at_best.any() else np.zeros((2, 0), int)
+    providers = np.full(c.n, "", dtype=object)
+    n_best = np.bincount(pairs[0], minlength=c.n)
+    single = n_best[pairs[0]] == 1
+    providers[pairs[0][single]] = c.prov_names[pairs[1][single]]
+    multi = pairs[:, ~single]  # sorted by address, then provider (np.unique over columns)
+    starts = np.unique(multi[0], return_index=True)[1]
+    if len(starts):
+        for a, names in zip(multi[0][starts], np.split(c.prov_names[multi[1]], starts[1:]), strict=True):
+            providers[a] = "; ".join(names)
     out = {
-        f"{prefix}best_down_{group}": best["down_mbps"].reindex(ids).fillna(0.0).to_numpy(),
-        f"{prefix}best_up_{group}": np.where(ids.isin(best.index), best["up_mbps"].reindex(ids), 0.0),
-        f"{prefix}best_tech_{group}": best["technology"].reindex(ids).fillna(NO_SERVICE).to_numpy(),
-        f"{prefix}best_provider_{group}": providers.reindex(ids).fillna("").to_numpy(),
+        f"{prefix}best_down_{group}": best_down,
+        f"{prefix}best_up_{group}": best_up,
+        f"{prefix}best_tech_{group}": best_tech,
+        f"{prefix}best_provider_{group}": providers,
     }
     if counts:
         for t in PROVIDER_COUNT_THRESHOLDS:
-            n = offers[offers["down_mbps"] >= t].groupby("address_id")["provider"].nunique()
-            out[f"n_prov_ge{t}_{group}"] = n.reindex(ids).fillna(0).astype("int64").to_numpy()
+            fast = down >= t
+            uniq = np.unique(np.stack([addr[fast], prov[fast]]), axis=1) if fast.any() else np.zeros((2, 0), int)
+            out[f"n_prov_ge{t}_{group}"] = np.bincount(uniq[0], minlength=c.n).astype("int64")
     return out
