@@ -81,19 +81,20 @@ def disqualifying_offers(offers: pd.DataFrame, rule: FundingRule) -> pd.Series:
     return pd.Series(hit, index=offers.index)
 
 
-def disqualified_ids(offers: pd.DataFrame, rule: FundingRule) -> pd.Index:
-    """Address ids with at least one offer meeting one of the rule's conditions."""
-    return pd.Index(offers.loc[disqualifying_offers(offers, rule), "address_id"].unique())
-
-
 def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], rules: Iterable[FundingRule]
                    ) -> pd.DataFrame:
     """Per address and rule: ``fund_{rule}`` (current offers) and ``fund_{rule}_plan`` (with planned).
 
     ``scopes`` maps "" and "plan_" to the offer sets of :func:`coverage.service.offers_in_scope`.
     """
-    out = pd.DataFrame({"address_id": address_ids.to_numpy()})
+    ids = pd.Index(address_ids.astype(str))
+    out = {"address_id": ids.to_numpy()}
+    positions = {prefix: ids.get_indexer(scope["address_id"].astype(str)) for prefix, scope in scopes.items()}
     for rule in rules:
         for prefix, suffix in (("", ""), ("plan_", "_plan")):
-            out[f"fund_{rule.name}{suffix}"] = ~out["address_id"].isin(disqualified_ids(scopes[prefix], rule))
-    return out
+            pos = positions[prefix]
+            hit = disqualifying_offers(scopes[prefix], rule).to_numpy() & (pos >= 0)
+            disqualified = np.zeros(len(ids), dtype=bool)
+            disqualified[pos[hit]] = True
+            out[f"fund_{rule.name}{suffix}"] = ~disqualified
+    return pd.DataFrame(out)

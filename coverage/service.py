@@ -73,6 +73,12 @@ class _Coded:
         self.tech = offers["technology"].astype(str).to_numpy()[keep]
 
 
+def _unique_pairs(addr: np.ndarray, prov: np.ndarray, n_prov: int) -> np.ndarray:
+    """Distinct (address, provider) pairs as a 2 x n array sorted by address, then provider."""
+    keys = np.unique(addr.astype(np.int64) * max(n_prov, 1) + prov)
+    return np.stack([keys // max(n_prov, 1), keys % max(n_prov, 1)])
+
+
 def _best_for_group(c: _Coded, techs: list[str], prefix: str, group: str, counts: bool) -> dict:
     sel = np.flatnonzero(np.isin(c.tech, techs))
     addr, down, prov = c.addr[sel], c.down[sel], c.prov_code[sel]
@@ -88,7 +94,7 @@ def _best_for_group(c: _Coded, techs: list[str], prefix: str, group: str, counts
 
     # Every provider whose offer equals the best download, listed once, in name order.
     at_best = down == best_down[addr]
-    pairs = np.unique(np.stack([addr[at_best], prov[at_best]]), axis=1) if at_best.any() else np.zeros((2, 0), int)
+    pairs = _unique_pairs(addr[at_best], prov[at_best], len(c.prov_names))
     providers = np.full(c.n, "", dtype=object)
     n_best = np.bincount(pairs[0], minlength=c.n)
     single = n_best[pairs[0]] == 1
@@ -107,6 +113,6 @@ def _best_for_group(c: _Coded, techs: list[str], prefix: str, group: str, counts
     if counts:
         for t in PROVIDER_COUNT_THRESHOLDS:
             fast = down >= t
-            uniq = np.unique(np.stack([addr[fast], prov[fast]]), axis=1) if fast.any() else np.zeros((2, 0), int)
+            uniq = _unique_pairs(addr[fast], prov[fast], len(c.prov_names))
             out[f"n_prov_ge{t}_{group}"] = np.bincount(uniq[0], minlength=c.n).astype("int64")
     return out
