@@ -40,6 +40,7 @@ class TableOptions:
 class BoundariesConfig:
     path: Path
     land: str | None = None
+    areas: tuple[str, ...] = ()  # ARS prefixes to keep: Kreis "13075", Amt "130755553", Gemeinde (12 digits)
     format: str = "bkg"  # "bkg" bundle (VG250/VG5000 ebenen) or "vector" with a column map
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -262,6 +263,10 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                      "format", "title", "data_date", "reference_date"):
             if not isinstance(value, str):
                 raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+        elif key == "areas":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.isdigit() for v in value):
+                raise ConfigError(f"{where}.areas: expected a list of ARS prefixes as strings, e.g. [\"13075\"]")
+            value = tuple(value)
         elif key == "attributions":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")

@@ -81,6 +81,7 @@ def stage_boundaries(ctx: Context) -> None:
         if b.land and "ags" in gem:
             gem = gem[gem["ags"].astype(str).str.zfill(8).str[:2] == b.land.zfill(2)]
         boundaries = boundaries_from_gemeinden(gem, crs, str(b.path))
+    boundaries = boundaries.subset(b.areas)
     ctx.artefacts["boundaries"] = boundaries
     n = len(boundaries.gemeinde)
     ctx.account(Accounting("boundaries", n, n, note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise"))

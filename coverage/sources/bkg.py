@@ -54,6 +54,23 @@ class Boundaries:
     def level(self, name: str) -> gpd.GeoDataFrame:
         return getattr(self, name)
 
+    def subset(self, ars_prefixes: tuple[str, ...]) -> Boundaries:
+        """Only the Gemeinden whose ARS starts with one of the prefixes, and the areas above them.
+
+        ARS prefixes name every level: Land (2 digits), Kreis (5), Amt/VWG (9), Gemeinde (12).
+        """
+        if not ars_prefixes:
+            return self
+        gem = self.gemeinde[self.gemeinde["ars"].str.startswith(tuple(ars_prefixes))]
+        if gem.empty:
+            raise InputDataError(f"boundaries.areas {list(ars_prefixes)} match no Gemeinde (ARS prefixes expected)")
+        keep = {level: self.level(level)[self.level(level)[key].isin(set(gem[key]))]
+                for level, key in LEVEL_KEYS.items() if level != "gemeinde"}
+        water = self.coastal_water[self.coastal_water["land"].isin(set(gem["land"]))]
+        return Boundaries(gemeinde=gem.reset_index(drop=True), amt=keep["amt"].reset_index(drop=True),
+                          kreis=keep["kreis"].reset_index(drop=True), land=keep["land"].reset_index(drop=True),
+                          coastal_water=water, valid_date=self.valid_date)
+
     def hierarchy(self) -> pd.DataFrame:
         """Gemeinde → Amt → Kreis → Land keys and names, without geometry."""
         g = self.gemeinde[["ags", "name", "vwg_ars", "krs_ags", "land"]].rename(columns={"name": "gemeinde_name"})

@@ -1,0 +1,70 @@
+"""End to end on real geography: demo data for one Kreis (Vorpommern-Greifswald, with Usedom),
+built by `bbcov synth` code, run by the `bbcov` CLI into a temporary folder."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from pipelines.synth import build_demo
+
+KREIS = "13075"  # Vorpommern-Greifswald: 138 Gemeinden, islands (Usedom), a coast and a Land border
+
+
+@pytest.fixture(scope="module")
+def slice_run(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("slice")
+    build_demo(shared_data, root / "demo", kreise=(KREIS,))
+    config = (root / "demo" / "bbcov.toml").read_text(encoding="utf-8")
+    config = config.replace('land = "13"', f'land = "13"\nareas = ["{KREIS}"]')
+    config += '\n[output]\ndir = "../out"\nreports_dir = "../reports"\n'
+    (root / "demo" / "slice.toml").write_text(config, encoding="utf-8")
+    assert main(["run", "--config", str(root / "demo" / "slice.toml")]) == 0
+    return root
+
+
+def test_tables_cover_every_gemeinde_of_the_kreis_and_add_up(slice_run):
+    tables = slice_run / "out" / "latest" / "tables"
+    gem = pd.read_csv(tables / "coverage_gemeinde.csv", dtype={"ags": str, "vwg_ars": str, "krs_ags": str})
+    kreis = pd.read_csv(tables / "coverage_kreis.csv", dtype={"krs_ags": str})
+    amt = pd.read_csv(tables / "coverage_amt.csv", dtype={"vwg_ars": str})
+    assert len(gem) == 138 and gem["ags"].str.startswith(KREIS).all()
+    assert kreis["krs_ags"].tolist() == [KREIS]
+    addresses = pd.read_csv(slice_run / "demo" / "addresses.csv")
+    total = addresses["households"].sum()
+    assert kreis["households"].iloc[0] == gem["households"].sum() == amt["households"].sum() == total
+    for t in (2, 16, 30, 50, 100, 200, 400, 1000):
+        assert (gem[f"hh_ge_{t}_all"] >= gem[f"hh_ge_{t}_wired"]).all()
+        share = gem[f"share_ge_{t}_all"].dropna()
+        assert share.between(0, 100).all()
+    assert (gem["hh_ge_30_all"] >= gem["hh_ge_100_all"]).all()  # monotone in the threshold
+
+
+def test_nothing_lost_and_demo_inputs_validate_cleanly(slice_run):
+    manifest = json.loads((slice_run / "out" / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    assert all(a["balanced"] for a in manifest["accounting"])
+    assert manifest["quarantine_total"] == 0
+    parquet = pd.read_parquet(slice_run / "out" / "latest" / "addresses.parquet")
+    assert len(parquet) == len(pd.read_csv(slice_run / "demo" / "addresses.csv"))
+    sites = pd.read_csv(slice_run / "out" / "latest" / "sites.csv", dtype=str)
+    assert (sites["site_kind"] == "kreis_office").sum() == 1
+    assert sites.loc[sites["site_kind"] == "kreis_office", "gemeinde_name"].iloc[0] == "Greifswald"
+
+
+def test_report_has_a_choropleth_of_every_gemeinde(slice_run):
+    index = slice_run / "reports" / "latest" / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "<svg" in html and html.count('class="area"') >= 138
+    assert "http://" not in html and "https://" not in html
+
+
+def test_compare_bba_reports_differences_and_unmatched_keys(slice_run, shared_data, capsys):
+    bba = shared_data / "breitbandatlas" / "gemeinde_bezirke_privat_2021_mitte.csv"
+    assert main(["compare-bba", str(slice_run / "out" / "latest"), str(bba)]) == 0
+    out = capsys.readouterr().out
+    compare = slice_run / "out" / "latest" / "compare"
+    summary = pd.read_csv(compare / "bba_gemeinde_bezirke_privat_2021_mitte_summary.csv")
+    dsl = summary[summary["group"] == "dsl"]
+    assert len(dsl) >= 5 and (dsl["mean_abs_diff_pp"] < 2).all()  # the demo is calibrated to this table
+    assert "only in the Breitbandatlas table" in out
