@@ -212,3 +212,10 @@ def test_validate_prints_a_summary_per_file_and_writes_nothing(tmp_path, capsys)
     assert lines["dsl.csv"].split()[1:4] == ["5", "3", "2"]
     assert "5 row(s) quarantined" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_outputs_are_readable_by_others(run_dir):
+    import stat
+
+    for name in ("manifest.json", "tables/coverage_land.csv", "addresses.parquet", "grid/grid_100m.tif"):
+        assert (run_dir / name).stat().st_mode & stat.S_IROTH, name
