@@ -22,7 +22,7 @@ $(DEMO)/.complete: | $(STAMP)
 demo-data: $(DEMO)/.complete
 
 run: $(STAMP) demo-data
-	$(BIN)/bbcov run --config configs/mv-demo.toml
+	$(BIN)/bbcov run --config $(DEMO)/bbcov.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -68,6 +69,24 @@ def to_crs(frame: gpd.GeoDataFrame, target: object, source_name: str = "input") 
     if same_crs(frame.crs, target):
         return frame
     return frame.to_crs(target)
+
+
+def check_coordinate_units(x: np.ndarray, y: np.ndarray, crs: object, source: str) -> None:
+    """Fail clearly when coordinates cannot be in the declared CRS: degrees given for a metric CRS
+    (e.g. lon/lat with ``crs = "EPSG:25833"``) or metres given for a geographic CRS."""
+    x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return
+    x, y = x[ok], y[ok]
+    looks_degrees = np.mean((np.abs(x) <= 180) & (np.abs(y) <= 90)) >= 0.9
+    c = CRS.from_user_input(crs)
+    if c.is_projected and looks_degrees:
+        raise InputDataError(f"{source}: coordinates look like longitude/latitude in degrees (e.g. {x[0]:g}, {y[0]:g}) "
+                             f"but the CRS is {_label(c)}; set crs = \"EPSG:4326\" for lon/lat")
+    if c.is_geographic and not looks_degrees:
+        raise InputDataError(f"{source}: coordinates look like metres (e.g. {x[0]:g}, {y[0]:g}) but the CRS is "
+                             f"geographic ({_label(c)}); set the projected CRS they are in, e.g. \"EPSG:25833\"")
 
 
 def _label(crs: object) -> str:

@@ -18,11 +18,24 @@ import logging
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage.crs import assert_same_crs
+from coverage.errors import InputDataError
 from coverage.quarantine import rows as quarantine_rows
 
 log = logging.getLogger(__name__)
+
+
+def _refuse_swapped_axes(outside: np.ndarray, tree, n_total: int, source: str) -> None:
+    """Most points outside, but inside once x and y are exchanged: a swapped-columns mistake, not data."""
+    if len(outside) < max(1, n_total // 2):
+        return
+    swapped = shapely.points(shapely.get_y(outside), shapely.get_x(outside))
+    hits = np.unique(tree.query(swapped, predicate="intersects")[0])
+    if len(hits) >= 0.9 * len(outside):
+        raise InputDataError(f"{source}: {len(outside)} of {n_total} points lie outside every municipality but inside "
+                             "once x and y are exchanged: the x and y columns look swapped")
 
 
 def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, tolerance_m: float,
@@ -56,6 +69,7 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
         distance[sel] = near["dist"].to_numpy()
 
     located = pd.notna(out_ags)
+    _refuse_swapped_axes(pts[~located], tree, n, source)
     result = addresses.copy()
     result["ags"] = out_ags
     result["locate_method"] = method

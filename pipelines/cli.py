@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     _configure_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args))
@@ -213,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         log.exception("internal error (this is a bug; please report it with the log above)")
         return EXIT_FAILURE
+    finally:  # leave logging as we found it (matters when main() is called in-process)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
 
 
 if __name__ == "__main__":

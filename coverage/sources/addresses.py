@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.config import AddressesConfig
-from coverage.crs import parse_crs, to_crs
+from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.numbers import parse_numbers
 from coverage.quarantine import RowFilter
@@ -42,6 +42,8 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         frame["source_row"] = np.arange(len(frame)) + table.first_data_row
         decimal = table.decimal
     rows_read = len(frame)
+    if rows_read == 0:
+        raise InputDataError(f"{path}: no data rows (header only?)")
     missing = [c for c in ("address_id", "households") if c not in frame.columns]
     if not is_vector(path):
         missing += [c for c in ("x", "y") if c not in frame.columns]
@@ -77,6 +79,7 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         if cfg.crs is None:
             raise InputDataError(f"{path}: coordinates in columns x/y need a CRS: set [addresses] crs = \"EPSG:…\"")
         crs = parse_crs(cfg.crs, "addresses.crs")
+        check_coordinate_units(x.to_numpy(), y.to_numpy(), crs, str(path))
         geometry = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), index=frame.index, crs=crs)
     checks.reject(ids.duplicated(keep="first") & checks.ok, "address_id", "duplicate_address_id")
 

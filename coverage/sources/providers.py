@@ -23,7 +23,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from coverage.config import ProviderConfig
-from coverage.crs import parse_crs, to_crs
+from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
 from coverage.numbers import parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
@@ -54,6 +54,14 @@ class RasterDelivery:
     status: str
     planned_date: str
     source: str
+
+
+def parse_dates(text: pd.Series) -> pd.Series:
+    """ISO dates (``2024-02-01``) first, then German ones (``01.02.2024``); NaT where neither fits."""
+    text = text.replace("", pd.NA)
+    iso = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    german = pd.to_datetime(text, errors="coerce", format="%d.%m.%Y")
+    return iso.fillna(german)
 
 
 def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliases: Mapping[str, Technology],
@@ -93,7 +101,7 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
                                                                      "aktuell": "current", "ist": "current"})
     checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
     date_text = column_or("planned_date", cfg.planned_date)
-    dates = pd.to_datetime(date_text.replace("", pd.NA), errors="coerce", dayfirst=True, format="mixed")
+    dates = parse_dates(date_text)
     checks.reject((date_text != "") & dates.isna(), "planned_date", "bad_date")
     return pd.DataFrame({
         "provider": provider.astype(str),
@@ -148,7 +156,9 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     checks.reject(locator == "", "address_id", "missing_locator")
     ok = checks.ok
     if has_xy:
-        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=parse_crs(cfg.crs, f"{path} crs"))
+        xy_crs = parse_crs(cfg.crs, f"{path} crs")
+        check_coordinate_units(x[locator == "xy"].to_numpy(), y[locator == "xy"].to_numpy(), xy_crs, str(path))
+        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=xy_crs)
         pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
         out["x"] = np.where(locator == "xy", pts.x.to_numpy(), np.nan)
         out["y"] = np.where(locator == "xy", pts.y.to_numpy(), np.nan)

@@ -1,0 +1,277 @@
+"""A corpus of bad inputs, each with its exact outcome: which rows are quarantined with which reason,
+or which one-line error with exit code 2. No case may end in a traceback or a silent drop."""
+
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import Point, Polygon, box
+
+from coverage import quarantine as q
+from coverage.config import load_config
+from pipelines.cli import main
+from pipelines.runner import validate_inputs
+from tests.conftest import CRS, X0, Y0
+from tests.world import write_world
+
+ADDR = ("address_id;x;y;households\n"
+        f"A1;{X0 + 100:.0f};{Y0 + 100:.0f};3\n"
+        f"A2;{X0 + 500:.0f};{Y0 + 500:.0f};2\n"
+        f"A3;{X0 + 1500:.0f};{Y0 + 500:.0f};5\n")
+DSL = "address_id;provider;technology;down_mbps;up_mbps\nA1;Küstennetz;VDSL;50;10\n"
+
+
+@pytest.fixture
+def world(tmp_path):
+    write_world(tmp_path)
+    put(tmp_path, "addresses.csv", ADDR)
+    put(tmp_path, "dsl.csv", DSL)
+    return tmp_path
+
+
+def put(root: Path, name: str, text: str, encoding: str = "cp1252") -> None:
+    (root / name).write_bytes(text.encode(encoding))
+
+
+def edit_config(root: Path, old: str, new: str) -> None:
+    cfg = root / "run.toml"
+    text = cfg.read_text(encoding="utf-8")
+    assert old in text
+    cfg.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def quarantined(root: Path, source: str) -> list[tuple]:
+    ctx = validate_inputs(load_config(root / "run.toml"))
+    for entry in ctx.accounting:
+        assert entry.balanced, entry
+    rows = q.concat(ctx.quarantine)
+    rows = rows[rows["source"] == source]
+    return sorted(zip(rows["row"].astype(int), rows["reason"], strict=True))
+
+
+def fails(root: Path, capsys, message: str) -> None:
+    assert main(["validate", "--config", str(root / "run.toml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith("bbcov: error: ") and message in err[-1], err[-1]
+
+
+# --- addresses: row-level problems -> quarantine --------------------------------------------------
+
+@pytest.mark.parametrize(("extra_row", "reason"), [
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};drei", "bad_number"),
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};NaN", "bad_number"),
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};inf", "bad_number"),
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};-2", "negative_value"),
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};", "missing_value"),
+    (f";{X0 + 10:.0f};{Y0 + 10:.0f};1", "missing_value"),
+    (f"A9;;{Y0 + 10:.0f};1", "missing_coordinates"),
+    (f"A9;{X0 + 10:.0f};nördlich;1", "missing_coordinates"),
+    (f"A1;{X0 + 10:.0f};{Y0 + 10:.0f};1", "duplicate_address_id"),
+    (f"A9;{X0 - 5000:.0f};{Y0:.0f};1", "outside_municipalities"),
+])
+def test_address_rows_are_quarantined_with_their_reason(world, extra_row, reason):
+    put(world, "addresses.csv", ADDR + extra_row + "\n")
+    assert quarantined(world, "addresses.csv") == [(5, reason)]
+
+
+def test_truncated_last_line_quarantines_that_row_only(world):
+    put(world, "addresses.csv", ADDR + f"A9;{X0 + 10:.0f}")  # cut off after x: households is the first gap
+    assert quarantined(world, "addresses.csv") == [(5, "missing_value")]
+
+
+def test_just_outside_is_kept_and_flagged_not_dropped(world):
+    put(world, "addresses.csv", ADDR + f"A9;{X0 - 300:.0f};{Y0 + 10:.0f};1\n")
+    assert quarantined(world, "addresses.csv") == []
+
+
+# --- addresses: file-level problems -> one line, exit code 2 --------------------------------------
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "file is empty"),
+    ("address_id;x;y;households\n", "no data rows"),
+    ("address_id;x;y\nA1;1;2\n", "missing column(s) ['households']"),
+    ("id;rechts;hoch;hh\nA1;1;2;3\n", "missing column(s) ['address_id', 'households', 'x', 'y']"),
+    ("address_id;x;y;households\nA1;13.41;54.09;1\nA2;13.42;54.1;2\n", "look like longitude/latitude"),
+    (f"address_id;x;y;households\nA1;{Y0 + 10:.0f};{X0 + 10:.0f};1\nA2;{Y0 + 20:.0f};{X0 + 20:.0f};1\n",
+     "x and y columns look swapped"),
+    ('address_id;x;y;households\nA1;"1;2;3\n', "not a readable"),
+])
+def test_address_file_problems_are_one_line_errors(world, capsys, content, message):
+    put(world, "addresses.csv", content)
+    fails(world, capsys, message)
+
+
+def test_wrong_declared_encoding_is_a_clear_error(world, capsys):
+    put(world, "addresses.csv", ADDR.replace("A3", "Ä3"))
+    edit_config(world, 'crs = "EPSG:25833"\n[[providers]]', 'crs = "EPSG:25833"\nencoding = "utf-8"\n[[providers]]')
+    fails(world, capsys, "cannot decode as utf-8")
+
+
+def test_missing_address_file_and_unknown_config_key(world, capsys):
+    edit_config(world, 'path = "addresses.csv"', 'path = "adressen.csv"')
+    fails(world, capsys, "adressen.csv: file not found")
+    edit_config(world, 'path = "adressen.csv"', 'path = "addresses.csv"\ncrs_name = "x"')
+    fails(world, capsys, "unknown key(s) ['crs_name'] in [addresses]")
+
+
+def test_lon_lat_declared_as_such_is_accepted(world):
+    pts = gpd.GeoSeries([Point(X0 + 100, Y0 + 100), Point(X0 + 500, Y0 + 500)], crs=CRS).to_crs("EPSG:4326")
+    put(world, "addresses.csv", "address_id,x,y,households\n" + "".join(
+        f"L{i},{p.x:.8f},{p.y:.8f},1\n" for i, p in enumerate(pts)), "utf-8")
+    edit_config(world, 'crs = "EPSG:25833"\n[[providers]]', 'crs = "EPSG:4326"\n[[providers]]')
+    assert quarantined(world, "addresses.csv") == []
+
+
+def test_tab_separated_utf8_bom_with_thousands_and_decimal_comma(world):
+    text = ADDR.replace(";", "\t").replace("\t5\n", "\t1.000,0\n")
+    put(world, "addresses.csv", "\ufeff" + text, "utf-8")
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    hh = ctx.artefacts["addresses"].set_index("address_id")["households"]
+    assert hh.to_dict() == {"A1": 3, "A2": 2, "A3": 1000}
+
+
+def test_xlsx_with_header_below_a_title_and_german_column_names(world):
+    frame = pd.DataFrame({"Adress-ID": ["A1", "A2"], "Rechtswert": [X0 + 100, X0 + 500],
+                          "Hochwert": [Y0 + 100, Y0 + 500], "Haushalte": [3, 2]})
+    with pd.ExcelWriter(world / "adressen.xlsx") as xl:
+        pd.DataFrame([["Adressliste Amt A"], [""]]).to_excel(xl, sheet_name="Adressen", header=False, index=False)
+        frame.to_excel(xl, sheet_name="Adressen", startrow=2, index=False)
+    edit_config(world, 'path = "addresses.csv"', 'path = "adressen.xlsx"\nsheet = "Adressen"\ncolumns = { '
+                'address_id = "Adress-ID", x = "Rechtswert", y = "Hochwert", households = "Haushalte" }')
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    assert sorted(ctx.artefacts["addresses"]["address_id"]) == ["A1", "A2"]
+    edit_config(world, 'sheet = "Adressen"', 'sheet = "Tabelle9"')
+    with pytest.raises(Exception, match="cannot read spreadsheet"):
+        validate_inputs(load_config(world / "run.toml"))
+
+
+# --- addresses as vector files ---------------------------------------------------------------------
+
+def _vector_addresses(world: Path, geometries, name: str = "adressen.gpkg", crs=CRS) -> None:
+    gdf = gpd.GeoDataFrame({"address_id": [f"V{i}" for i in range(len(geometries))], "households": 1},
+                           geometry=geometries, crs=crs)
+    gdf.to_file(world / name)
+    edit_config(world, 'path = "addresses.csv"', f'path = "{name}"')
+
+
+def test_vector_addresses_with_a_polygon_and_an_empty_point(world):
+    _vector_addresses(world, [Point(X0 + 10, Y0 + 10), box(X0, Y0, X0 + 5, Y0 + 5), Point()])
+    assert quarantined(world, "adressen.gpkg") == [(2, "not_a_point"), (3, "missing_coordinates")]
+
+
+def test_zipped_shapefile_and_a_zip_that_escapes_its_folder(world, capsys):
+    _vector_addresses(world, [Point(X0 + 10, Y0 + 10)], name="adressen.shp")
+    with zipfile.ZipFile(world / "adressen.zip", "w") as zf:
+        for f in world.glob("adressen.*"):
+            if f.suffix != ".zip":
+                zf.write(f, f"export/{f.name}")
+    edit_config(world, 'path = "adressen.shp"', 'path = "adressen.zip"')
+    assert quarantined(world, "adressen.zip") == []
+    with zipfile.ZipFile(world / "adressen.zip", "w") as zf:
+        zf.writestr("../../evil.shp", b"")
+    fails(world, capsys, "escapes the archive folder")
+
+
+# --- provider tables -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ("A2;Küstennetz;VDSL;schnell;10", "bad_number"),
+    ("A2;Küstennetz;VDSL;-50;10", "negative_value"),
+    ("A2;Küstennetz;VDSL;inf;10", "bad_number"),
+    ("A2;Küstennetz;VDSL;50 Tbit/s;10", "bad_number"),
+    ("A2;Küstennetz;VDSL;1000000000;10", "absurd_speed"),
+    ("A2;Küstennetz;VDSL;50;100", "upload_above_download"),
+    ("A2;Küstennetz;Brieftaube;50;10", "unknown_technology"),
+    ("A2;Küstennetz;;50;10", "missing_value"),
+    ("A2;;VDSL;50;10", "missing_value"),
+    ("A9;Küstennetz;VDSL;50;10", "unknown_address"),
+    (";Küstennetz;VDSL;50;10", "missing_locator"),
+])
+def test_provider_rows_are_quarantined_with_their_reason(world, row, reason):
+    put(world, "dsl.csv", DSL + row + "\n")
+    assert quarantined(world, "dsl.csv") == [(3, reason)]
+
+
+def test_status_dates_street_addresses_and_coordinates(world):
+    put(world, "addresses.csv", "address_id;x;y;households;street;house_number;postcode\n"
+        f"A1;{X0 + 100:.0f};{Y0 + 100:.0f};3;Hauptstraße;12 a;17000\n"
+        f"A2;{X0 + 500:.0f};{Y0 + 500:.0f};2;Große Str.;1;17000\n")
+    put(world, "dsl.csv", "street;house_number;postcode;provider;technology;down_mbps;up_mbps;status;planned_date\n"
+        "hauptstrasse;12A;17000;P;VDSL;50;10;;\n"            # found by normalised address
+        "Grosse Strasse;1;;P;VDSL;50;10;geplant;2024-02-01\n"  # found without postcode, planned
+        "Nebenweg;3;17000;P;VDSL;50;10;;\n"                  # no such address
+        "Hauptstraße;12a;17000;P;VDSL;50;10;vielleicht;\n"   # bad status
+        "Hauptstraße;12a;17000;P;VDSL;50;10;planned;bald\n")  # bad date
+    put(world, "fibre.csv", "provider;technology;down_mbps;up_mbps;x;y\n"
+        f"G;FTTH;1000;500;{X0 + 101:.0f};{Y0 + 100:.0f}\n"  # 1 m away: linked
+        f"G;FTTH;1000;500;{X0 + 300:.0f};{Y0 + 300:.0f}\n", "utf-8-sig")  # 283 m from A1/A2: not linked
+    assert quarantined(world, "dsl.csv") == [(4, "address_not_found"), (5, "bad_status"), (6, "bad_date")]
+    assert quarantined(world, "fibre.csv") == [(3, "no_address_nearby")]
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    offers = ctx.artefacts["offers"]
+    dsl = offers[offers["source"] == "dsl.csv"].set_index("address_id")
+    assert dsl.loc["A2", ["status", "planned_date", "match_method"]].tolist() == ["planned", "2024-02-01", "address"]
+
+
+def test_provider_file_problems_are_one_line_errors(world, capsys):
+    put(world, "dsl.csv", "kunde;tempo\nA1;50\n")
+    fails(world, capsys, "dsl.csv: missing column(s)")
+    put(world, "fibre.csv", "provider;technology;down_mbps;up_mbps;x;y\nG;FTTH;1000;500;13,4;54,1\n", "utf-8-sig")
+    put(world, "dsl.csv", DSL)
+    fails(world, capsys, "look like longitude/latitude")
+
+
+def test_umlauts_survive_a_sniffed_cp1252_file(world):
+    put(world, "dsl.csv", DSL.replace("Küstennetz", "Küstennetz Straße GmbH"))
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    assert set(ctx.artefacts["offers"].loc[ctx.artefacts["offers"]["source"] == "dsl.csv", "provider"]) == {
+        "Küstennetz Straße GmbH"}
+
+
+# --- polygons and rasters --------------------------------------------------------------------------
+
+def test_invalid_and_empty_polygons_are_quarantined(world):
+    bowtie = Polygon([(X0, Y0), (X0 + 1000, Y0 + 1000), (X0 + 1000, Y0), (X0, Y0 + 1000)])
+    gpd.GeoDataFrame({"down_mbps": [250.0, 250.0, 100.0], "up_mbps": [25.0, 25.0, 10.0]},
+                     geometry=[box(X0 + 1000, Y0, X0 + 2000, Y0 + 1000), bowtie, Polygon()], crs=CRS).to_file(
+        world / "cable.gpkg", layer="coverage")
+    assert quarantined(world, "cable.gpkg") == [(2, "invalid_geometry"), (3, "missing_coordinates")]
+
+
+def test_polygon_delivery_of_points_is_a_file_error(world, capsys):
+    gpd.GeoDataFrame({"down_mbps": [250.0]}, geometry=[Point(X0, Y0)], crs=CRS).to_file(world / "cable.gpkg",
+                                                                                        layer="coverage")
+    fails(world, capsys, "coverage polygons expected, found geometry type(s) ['Point']")
+
+
+def test_raster_without_crs_is_a_file_error_and_nodata_is_no_service(world, capsys):
+    values = np.full((20, 20), 7, dtype="uint16")
+    values[:, :10] = 65535  # west half: nodata
+    with rasterio.open(world / "mobile.tif", "w", driver="GTiff", height=20, width=20, count=1, dtype="uint16",
+                       transform=from_origin(X0, Y0 + 2000, 100, 100), nodata=65535) as dst:
+        dst.write(values, 1)
+    fails(world, capsys, "mobile.tif: raster has no CRS")
+    edit_config(world, 'technology = "LTE"', 'technology = "LTE"\ncrs = "EPSG:25833"')
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    mobile = ctx.artefacts["offers"][ctx.artefacts["offers"]["source"] == "mobile.tif"]
+    assert sorted(mobile["address_id"]) == ["A3"] and (mobile["down_mbps"] == 7).all()
+
+
+def test_missing_provider_file_and_unreadable_raster(world, capsys):
+    (world / "mobile.tif").write_bytes(b"not a tiff")
+    fails(world, capsys, "mobile.tif: cannot read as a raster")
+    edit_config(world, 'path = "cable.gpkg"', 'path = "kabel.gpkg"')
+    fails(world, capsys, "kabel.gpkg: file not found")
+
+
+def test_planned_dates_iso_and_german():
+    from coverage.sources.providers import parse_dates
+
+    got = parse_dates(pd.Series(["2024-02-01", "01.02.2024", "", "31.02.2024", "Q3/2025"]))
+    assert got.dt.strftime("%Y-%m-%d").fillna("").tolist() == ["2024-02-01", "2024-02-01", "", "", ""]
