@@ -23,7 +23,7 @@ from coverage.synth.sites import place_sites
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-1"
+METHOD_VERSION = "synth-mv-2"
 ADDRESS_COLUMNS = (
     "address_id",
     "x",

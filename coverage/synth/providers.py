@@ -4,28 +4,43 @@ All provider names carry "(fiktiv)": these are NOT real network data.
 
 Method (household-weighted quantile mapping, per Gemeinde and technology group):
 
-1. Every address gets a spatially coherent *score* (higher = better service):
+1. Every 100 m cell gets one shared *place score* ("how well connected is this place"): log of
+   the smoothed household density of the surrounding 1 km cells plus 500 m cluster noise and
+   small cell noise. Each technology's score is ``w · z(place) + √(1 − w²) · z(own)`` (z =
+   standardised within the Gemeinde, ``w`` = :data:`SHARED_WEIGHT`), with ``own``:
    - DSL: minus the distance to a fictional exchange at the household-weighted centre of the
      Gemeinde's densest 1 km cell, plus noise per 100 m cell (sd 150 m) and per address (20 m);
-   - HFC (cable) and FTTH/B: log of the smoothed household density of the surrounding 1 km cells
-     plus cluster-level noise (500 m clusters) and small 100 m cell noise, drawn independently per
-     technology, so fast service clusters in towns instead of salt-and-pepper;
-   - mobile: like HFC with coarser (2 km) clusters.
+   - HFC (cable) and FTTH/B: independent 500 m cluster noise plus 100 m cell noise.
+   The shared score makes fast technologies nest (cable, fibre and vectoring DSL in the same
+   places) roughly as much as the published "wired" union shows; ``w`` was chosen by a small grid
+   search on the wired error.
 2. Addresses of a Gemeinde are walked in descending score; with ``c`` the household fraction up to
    the middle of the address, the address gets the highest published class ``t`` with
    ``share_ge_t > 100 c``. This reproduces each single-technology share up to household granularity
    (one address' households). HFC and mobile are assigned per 100 m cell (all addresses of a cell get
    the same class, the cell counts for the Gemeinde holding most of its households), so their shares
    are reproduced up to one cell's households and cells split by a Gemeinde border.
-3. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
+3. Order: DSL, fibre, then HFC. HFC's cell order is ``score + λ_g · overlap`` (overlap = the
+   cell's household fraction already served by DSL/fibre at the wired thresholds), with one
+   ``λ_g`` per Gemeinde found by bisection so that the union dsl ∪ hfc ∪ fibre ("wired") matches
+   the published wired shares summed over the thresholds (:func:`nested_classes`). One ``λ`` per
+   Gemeinde cannot fit every threshold, so "wired" stays approximate (about 1 pp).
+4. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
    of a threshold). Uploads: DSL ≈ down/10, HFC ≈ down/20 (≤ 50), fibre down/2.
-4. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
+5. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
    shares of their Kreis' matched Gemeinden.
-5. Mobile: only ≥ 1/2/6 Mbit/s are published; the download above 6 Mbit/s is invented (towns
-   50–150, rural 10–50 Mbit/s) and NOT calibrated. The raster fills unpopulated pixels with
-   uncalibrated values.
-
-The combination of technologies is not calibrated (the "wired"/"all" shares are not matched).
+6. Mobile (:func:`calibrate_mobile`), per 100 m cell and last: the published mobile shares ≥ 1/2/6
+   are reproduced (cells without ≥ 6 Mbit/s are put where wired already gives ≥ 6); above 6 Mbit/s
+   the raster is calibrated so that "all" (wired ∪ mobile per address) matches the published "all":
+   households whose best wired speed is below ``t`` reach ``t`` by mobile only in the proportion
+   ``all_t − wired_t`` published (≈ 0 for t ≥ 30, small at 16). Mobile speeds are therefore
+   **"as the Breitbandatlas counted them", not realistic LTE speeds**: the Breitbandatlas counted
+   mobile only at low bandwidths (its mobile columns stop at 6 Mbit/s), so its "all" is close to
+   "wired"; realistic LTE speeds (50–150 Mbit/s in towns) would lift "all" far above the published
+   values. A cell keeps an invented speed (towns 50–150, rural 10–50 Mbit/s) only where that lifts
+   no household over a threshold it may not cross; elsewhere it is clipped to just below the next
+   threshold above the cell's slowest wired household (e.g. 6–15 Mbit/s where DSL is < 16).
+   Unpopulated pixels of the raster get uncalibrated values.
 """
 
 from __future__ import annotations
@@ -58,6 +73,16 @@ PRODUCTS = {
     "mobile": (1, 2, 3, 4, 5),
 }
 GROUPS = ("dsl", "hfc", "fibre", "mobile")
+#: Weight of the shared per-place score in each technology's score (rest: technology-specific).
+#: Chosen by a grid search over (dsl, hfc = fibre) in {0.3, 0.6, 0.8, 0.95}² minimising the
+#: mean abs "wired" error on the matched MV Gemeinden (2021-06): 0.95/0.95 gave 1.02 pp, 0.6/0.7 1.21.
+SHARED_WEIGHT = {"dsl": 0.95, "hfc": 0.95, "fibre": 0.95}
+BASE_CLUSTER_SD = 0.7
+#: Mobile download offered at a cell where nothing limits it (towns, rural), before calibration.
+MOBILE_TOWN = (50, 151)
+NEST_RANGE = 8.0
+NEST_ITERATIONS = 12
+MOBILE_RURAL = (10, 51)
 
 
 def _thresholds(wide: pd.DataFrame, group: str) -> list[tuple[float, str]]:
@@ -144,6 +169,151 @@ def class_speeds(
     return down
 
 
+def _zscore(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``values`` standardised within each group of ``codes`` (sd 0 -> 0)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    n = np.bincount(codes).astype(float)
+    mean = np.bincount(codes, values) / np.maximum(n, 1)
+    dev = values - mean[codes]
+    sd = np.sqrt(np.bincount(codes, dev * dev) / np.maximum(n, 1))
+    return np.where(sd[codes] > 0, dev / np.where(sd[codes] > 0, sd[codes], 1.0), 0.0)
+
+
+def _blend(shared: np.ndarray, own: np.ndarray, weight: float) -> np.ndarray:
+    return weight * shared + np.sqrt(max(0.0, 1.0 - weight * weight)) * own
+
+
+def nested_classes(
+    cg: np.ndarray,
+    inv: np.ndarray,
+    hh: np.ndarray,
+    codes: np.ndarray,
+    score: np.ndarray,
+    chh: np.ndarray,
+    thresholds: np.ndarray,
+    shares: np.ndarray,
+    other: np.ndarray,
+    wired: tuple[np.ndarray, np.ndarray],
+    iterations: int = NEST_ITERATIONS,
+) -> np.ndarray:
+    """Cell classes (as :func:`quantile_classes`) whose union with ``other`` matches "wired".
+
+    ``other`` is each address' best download of the technologies already assigned. A cell's
+    ``overlap`` is the mean, over the published wired thresholds, of its household fraction that
+    ``other`` already serves at that threshold; the cells are ordered by ``score + λ_g · overlap``
+    with one ``λ_g`` per Gemeinde found by bisection in ``[-NEST_RANGE, NEST_RANGE]`` so that the
+    summed difference (generated − published) of the union shares over the thresholds is ≈ 0
+    (larger λ = more nested = smaller union). The technology's own shares are unchanged.
+    """
+    ncell = len(cg)
+    t_w, s_w = wired
+    ngem = s_w.shape[0]
+    gem_hh = np.maximum(np.bincount(codes, hh, ngem), 1e-9)
+    below = np.stack([np.bincount(inv, hh * (other < tw), ncell) for tw in t_w], axis=1)
+    base = 100.0 * np.stack([np.bincount(codes, hh * (other >= tw), ngem) for tw in t_w], axis=1) / gem_hh[:, None]
+    overlap = 1.0 - (below / np.maximum(chh, 1e-9)[:, None]).mean(axis=1)
+    overlap = np.where(chh > 0, overlap, 0.0)
+    # class index needed to reach each wired threshold (published tech thresholds >= t_w)
+    need_k = np.searchsorted(thresholds, t_w, side="left") + 1
+
+    def error(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = quantile_classes(cg, score + lam[cg] * overlap, chh, shares)
+        gain = np.stack([np.bincount(cg, below[:, j] * (k >= need_k[j]), ngem) for j in range(len(t_w))], axis=1)
+        union = base + 100.0 * gain / gem_hh[:, None]
+        return np.nansum(union - s_w, axis=1), k
+
+    lo = np.full(ngem, -NEST_RANGE)
+    hi = np.full(ngem, NEST_RANGE)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        err, _ = error(mid)
+        lo = np.where(err > 0, mid, lo)
+        hi = np.where(err > 0, hi, mid)
+    return error((lo + hi) / 2)[1]
+
+
+def calibrate_mobile(
+    cg: np.ndarray,
+    inv: np.ndarray,
+    hh: np.ndarray,
+    codes: np.ndarray,
+    wired: np.ndarray,
+    mscore: np.ndarray,
+    town: np.ndarray,
+    shares_by_group: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Mobile download per 100 m cell so that mobile ≥ 1/2/6 and "all" (wired ∪ mobile) match.
+
+    ``cg`` is the cell's Gemeinde code, ``inv`` the cell of each address, ``wired`` each address'
+    best wired download; shares are those of :func:`gemeinde_shares` per group. Steps:
+
+    1. mobile classes < 6 Mbit/s by quantile mapping of ``mscore``, with cells whose households
+       all have wired ≥ 6 Mbit/s placed last (so "no mobile" falls where wired already serves);
+    2. for each published "all" threshold ``t`` > 6, from the highest down, per Gemeinde: the
+       households with wired < t that may reach t by mobile are
+       ``clip(all_t − wired_t(generated), 0, all_t − wired_t(published))`` % of the Gemeinde; cells
+       (descending ``mscore``) are lifted to ≥ t until their households with wired < t reach that;
+    3. each cell ≥ 6 gets its invented speed (towns 50–150, rural 10–50) clipped into
+       ``[max(6, lift), next threshold above both the lift and the cell's slowest wired household)``,
+       so no household crosses a threshold by mobile unless step 2 allowed it.
+    """
+    ncell = len(cg)
+    hh = np.asarray(hh, float)
+    has_hh = hh > 0
+    wmin = np.full(ncell, np.inf)
+    np.minimum.at(wmin, inv[has_hh], wired[has_hh])
+    chh = np.bincount(inv, hh, ncell)
+
+    t_m, s_m = shares_by_group["mobile"]
+    low_ok = wmin >= 6
+    km = quantile_classes(cg, mscore - 1e3 * low_ok, chh, s_m)
+    down = class_speeds(km, t_m, PRODUCTS["mobile"], rng)
+    top = km == len(t_m)
+
+    t_all, s_all = shares_by_group["all"]
+    t_w, s_w = shares_by_group["wired"]
+    s_w = pd.DataFrame(s_w, columns=t_w).reindex(columns=t_all).to_numpy()
+    pick = t_all > 6
+    t_all, s_all, s_w = t_all[pick], s_all[:, pick], s_w[:, pick]
+    ngem = s_all.shape[0]
+    gem_hh = np.bincount(codes, hh, ngem)
+    lift = np.full(ncell, -1)
+    for j in range(len(t_all) - 1, -1, -1):
+        t = t_all[j]
+        below = np.bincount(inv, hh * (wired < t), ncell)
+        ours = 100.0 - 100.0 * np.bincount(codes, hh * (wired < t), ngem) / np.maximum(gem_hh, 1e-9)
+        gap = np.nan_to_num(s_all[:, j] - s_w[:, j], nan=0.0)
+        target = np.clip(s_all[:, j] - ours, 0.0, np.maximum(gap, 0.0)) / 100.0 * gem_hh
+        have = np.bincount(cg, below * (lift >= j), ngem)
+        need = target - have
+        cand = np.flatnonzero(top & (lift < j) & (below > 0) & (need[cg] > 0))
+        if not len(cand):
+            continue
+        order = cand[np.lexsort((-mscore[cand], cg[cand]))]
+        g = cg[order]
+        gain = below[order]
+        cum = np.cumsum(gain)
+        first = np.r_[True, g[1:] != g[:-1]]
+        start = np.maximum.accumulate(np.where(first, cum - gain, 0.0))
+        take = (cum - start - gain / 2) < need[g]
+        lift[order[take]] = j
+
+    bounds = np.r_[t_all, np.inf]
+    lo = np.where(lift >= 0, bounds[np.maximum(lift, 0)], 6.0)
+    lo = np.maximum(lo, 6.0)
+    # next threshold strictly above both the lift level and the slowest wired household
+    floor_ = np.maximum(lo, np.where(np.isfinite(wmin), wmin, np.inf))
+    nxt = np.searchsorted(t_all, floor_, side="right")
+    hi = np.where(np.isfinite(floor_), bounds[np.minimum(nxt, len(t_all))], np.inf)
+    want = np.where(
+        town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
+    ).astype(float)
+    val = np.minimum(np.maximum(want, lo), np.minimum(hi - 1, 65535))
+    down[top] = val[top]
+    return down
+
+
 def _cluster_noise(key: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
     uniq, inv = np.unique(key, return_inverse=True)
     return rng.normal(0, sd, len(uniq))[inv]
@@ -204,13 +374,24 @@ def generate_deliveries(
     )
     unmatched: set[str] = set()
     shares_by_group = {}
-    for group in GROUPS:
+    for group in (*GROUPS, "wired", "all"):
         thresholds, shares, matched = gemeinde_shares(bba, ags_all, hh_by_ags, group)
         shares_by_group[group] = (thresholds, shares)
         unmatched |= set(ags_all[~matched])
     result["unmatched"] = sorted(unmatched)
 
-    # DSL: distance to a fictional exchange in the densest place
+    # one shared "how well connected is this place" score per 100 m cell (density + 500 m clusters)
+    cg, chh, inv = _cell_majority(cell100, codes, hh)
+    ucells = np.unique(cell100)
+    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
+    ccx = (ucells // _KEY) * 100.0 + 50
+    ccy = (ucells % _KEY) * 100.0 + 50
+    cl500 = cell_key(ccx, ccy, 500)
+    cl2k = cell_key(ccx, ccy, 2000)
+    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, len(ucells))
+    base_addr = _zscore(base_cell[inv], codes)
+
+    # DSL: distance to a fictional exchange in the densest place, blended with the shared score
     cell_hh = addresses.groupby(["ags", "cell_1km"])["households"].sum().reset_index()
     densest = cell_hh.sort_values(
         ["ags", "households"], ascending=[True, False], kind="stable"
@@ -223,7 +404,8 @@ def generate_deliveries(
     ex = np.bincount(codes, w * addresses["x"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
     ey = np.bincount(codes, w * addresses["y"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
     dist = np.hypot(addresses["x"].to_numpy() - ex[codes], addresses["y"].to_numpy() - ey[codes])
-    score = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
+    own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
+    score = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])
     t, s = shares_by_group["dsl"]
     k = quantile_classes(codes, score, hh, s)
     down = class_speeds(k, t, PRODUCTS["dsl"], rng)
@@ -245,45 +427,36 @@ def generate_deliveries(
         }
     )
 
-    # HFC and mobile: per 100 m cell
-    cg, chh, inv = _cell_majority(cell100, codes, hh)
-    ucells = np.unique(cell100)
-    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
-    ccx = (ucells // _KEY) * 100.0 + 50
-    ccy = (ucells % _KEY) * 100.0 + 50
-    cl500 = cell_key(ccx, ccy, 500)
-    cl2k = cell_key(ccx, ccy, 2000)
+    # fibre: per address, shared score plus cluster noise
+    t, s = shares_by_group["fibre"]
+    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    fscore = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
+    k = quantile_classes(codes, fscore, hh, s)
+    down = class_speeds(k, t, PRODUCTS["fibre"], rng)
+    assign["fibre_down"] = down
+    assign["fibre_up"] = down / 2
+
+    # HFC: per 100 m cell, last, its overlap with DSL/fibre tuned per Gemeinde to the published "wired"
     t, s = shares_by_group["hfc"]
-    hscore = cell_logd + _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, len(ucells))
-    kc = quantile_classes(cg, hscore, chh, s)
+    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, len(ucells))
+    hscore = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
+    other = np.maximum(assign["dsl_down"].to_numpy(), assign["fibre_down"].to_numpy())
+    kc = nested_classes(cg, inv, hh, codes, hscore, chh, t, s, other, shares_by_group["wired"])
     cdown = class_speeds(kc, t, PRODUCTS["hfc"], rng)
     cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
     assign["hfc_down"] = cdown[inv]
     assign["hfc_up"] = cup[inv]
     result["hfc_polygons"] = _dissolved_cells(ucells, cdown, cup)
 
-    t, s = shares_by_group["mobile"]
+    # mobile: per 100 m cell, calibrated against the wired speeds ("all" = wired ∪ mobile)
+    wired = assign[["dsl_down", "hfc_down", "fibre_down"]].to_numpy().max(axis=1)
     mscore = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, len(ucells))
-    km = quantile_classes(cg, mscore, chh, s)
-    mdown = class_speeds(km, t, PRODUCTS["mobile"], rng)
-    top = km == len(t)
-    town = np.expm1(cell_logd) > 800
-    mdown[top] = np.where(town[top], rng.integers(50, 151, top.sum()), rng.integers(10, 51, top.sum()))
+    mdown = calibrate_mobile(
+        cg, inv, hh, codes, wired, mscore, np.expm1(cell_logd) > 800, shares_by_group, rng
+    )
     assign["mobile_down"] = mdown[inv]
     result["mobile_raster"], result["mobile_transform"] = _mobile_raster(ucells, mdown, area_3035, rng)
 
-    # fibre: per address with cluster noise
-    t, s = shares_by_group["fibre"]
-    fscore = (
-        logd
-        + _cluster_noise(cluster500, 0.8, rng)
-        + _cluster_noise(cell100, 0.3, rng)
-        + rng.normal(0, 0.01, n)
-    )
-    k = quantile_classes(codes, fscore, hh, s)
-    down = class_speeds(k, t, PRODUCTS["fibre"], rng)
-    assign["fibre_down"] = down
-    assign["fibre_up"] = down / 2
     fttb = (addresses["density"].to_numpy() > 1500) & (rng.random(n) < 0.5)
     served = down > 0
     current = pd.DataFrame(
