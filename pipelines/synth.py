@@ -21,7 +21,6 @@ Output contract (paths relative to ``out``):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -260,24 +259,11 @@ technology = "LTE"
 crs = "EPSG:25833"
 thresholds_mbps = [{", ".join(str(t) for t in THRESHOLDS)}]
 reference_date = "{reference_date}"
+[report]
+title = "Breitbandversorgung Mecklenburg-Vorpommern (Demo, fiktive Anbieter)"
+data_date = "{reference_date}"
+attributions = [
+  "© Statistisches Bundesamt (Destatis), Zensus 2022 (Daten verändert)",
+  "Demo-Anbieterdaten kalibriert auf Breitbandatlas | Gigabit-Grundbuch (gigabitgrundbuch.bund.de), abgeleitet",
+]
 """
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipelines.synth --out DIR`` (the ``bbcov synth`` command calls :func:`build_demo`)."""
-    parser = argparse.ArgumentParser(prog="bbcov synth", description=__doc__.split("\n")[0])
-    parser.add_argument("--sources", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scope", default="mv")
-    parser.add_argument("--vintage", default="2021-06")
-    parser.add_argument("--seed", type=int, default=20210630)
-    parser.add_argument("--kreise", nargs="*", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    counts = build_demo(args.sources, args.out, args.scope, args.vintage, args.seed, kreise=args.kreise)
-    print(json.dumps(counts))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
