@@ -65,6 +65,7 @@ class ProviderConfig:
     up_mbps: float | None = None
     status: str = "current"
     planned_date: str | None = None
+    max_upload_ratio: float = 1.0  # upload above download × this is quarantined (upload_above_download)
     crs: str | None = None
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -271,7 +272,8 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")
             value = tuple(value)
-        elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
+        elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years",
+                     "max_upload_ratio"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
             value = float(value)

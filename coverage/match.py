@@ -88,10 +88,14 @@ def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame) -> tuple[pd.
     loose_lookup = pd.Series(addresses["address_id"].to_numpy(), index=loose.to_numpy())
     loose_lookup = loose_lookup[~loose_lookup.index.duplicated(keep=False)]  # ambiguous without postcode
     rec_key = address_key(records["street"], records["house_number"], records["postcode"])
-    ids = rec_key.map(lookup)
-    ids = ids.fillna(strip_postcode(rec_key).map(loose_lookup))
+    exact = rec_key.map(lookup)
+    loose = strip_postcode(rec_key).map(loose_lookup)
+    ids = exact.fillna(loose)
     found = ids.notna().to_numpy()
-    return _offers(records[found], ids[found].to_numpy(), "address"), records[~found]
+    offers = _offers(records[found], ids[found].to_numpy(), "address")
+    # Quality: a match that needed to ignore the postcode is weaker and is labelled so.
+    offers["match_method"] = np.where(exact[found].notna().to_numpy(), "address", "address_no_postcode")
+    return offers, records[~found]
 
 
 def link_polygons(polygons: gpd.GeoDataFrame, addresses: gpd.GeoDataFrame) -> tuple[pd.DataFrame, int]:

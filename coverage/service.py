@@ -37,6 +37,17 @@ def offers_in_scope(offers: pd.DataFrame, planned_until: date | None) -> dict[st
     return {"": current, "plan_": offers[(offers["status"] == "current") | in_horizon]}
 
 
+def unmentioned(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:
+    """True for addresses that no delivery mentions at all, current or planned ("vergessene Adressen").
+
+    Not the same as "no service": an address a provider lists with 0 Mbit/s was looked at.
+    """
+    mentioned = np.zeros(len(address_ids), dtype=bool)
+    pos = pd.Index(address_ids.astype(str)).get_indexer(offers["address_id"].astype(str))
+    mentioned[pos[pos >= 0]] = True
+    return ~mentioned
+
+
 def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[str, Sequence[Technology]],
                  planned_until: date | None = None) -> pd.DataFrame:
     """One row per address (same order as ``address_ids``) with best service per group.

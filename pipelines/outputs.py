@@ -45,11 +45,29 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
         io.write_csv(run_dir / name, part)
         written.append(name)
     ctx.artefacts["quarantine"] = quarantine
+    written += write_gap_lists(ctx, run_dir, quarantine)
     if len(addresses):
         written += write_grid(ctx, run_dir)
     return written
 
 
+
+
+UNMATCHED_REASONS = ("unknown_address", "no_address_nearby", "address_not_found", "missing_locator")
+
+
+def write_gap_lists(ctx: Context, run_dir: Path, quarantine: pd.DataFrame) -> list[str]:
+    """Both directions of "who is missing": addresses no delivery mentions, and records that reached no address."""
+    addresses = ctx.artefacts["addresses"]
+    names = ctx.artefacts["boundaries"].hierarchy()[["ags", "gemeinde_name", "amt_name", "kreis_name"]]
+    cols = ["address_id", "street", "house_number", "postcode", "locality", "households", "site_kind", "ags"]
+    forgotten = addresses.loc[addresses["no_offer"], cols].merge(names, on="ags", how="left")
+    io.write_csv(run_dir / "forgotten_addresses.csv", forgotten.sort_values(["ags", "street", "house_number"]))
+    unmatched = quarantine[quarantine["reason"].isin(UNMATCHED_REASONS)]
+    io.write_csv(run_dir / "unmatched_provider_records.csv", unmatched)
+    log.info("gaps: %d addresses no delivery mentions, %d provider records that reached no address",
+             len(forgotten), len(unmatched))
+    return ["forgotten_addresses.csv", "unmatched_provider_records.csv"]
 
 
 def write_grid(ctx: Context, run_dir: Path, size_m: int = 100) -> list[str]:

@@ -21,7 +21,7 @@ from coverage.config import RunConfig
 from coverage.funding import evaluate_rules
 from coverage.locate import locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
-from coverage.service import best_service, offers_in_scope
+from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses
 from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
@@ -139,13 +139,15 @@ def stage_service(ctx: Context) -> None:
     funding = evaluate_rules(addresses["address_id"], offers_in_scope(offers, horizon.date()), cfg.funding_rules)
     merged = (addresses.merge(service, on="address_id", how="left", validate="1:1")
               .merge(funding, on="address_id", how="left", validate="1:1"))
+    merged["no_offer"] = unmentioned(merged["address_id"], offers)
     ctx.account(Accounting("best service", len(addresses), len(merged),
                            note=f"planned supply counted until {horizon.date().isoformat()}"))
     ctx.artefacts["addresses"] = merged
 
 
 def funding_flags(cfg: RunConfig) -> list[str]:
-    return [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
+    """Boolean per-address columns counted per area (households and addresses)."""
+    return ["no_offer"] + [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
 
 
 def stage_aggregate(ctx: Context) -> None:

@@ -216,7 +216,9 @@ def test_status_dates_street_addresses_and_coordinates(world):
     ctx = validate_inputs(load_config(world / "run.toml"))
     offers = ctx.artefacts["offers"]
     dsl = offers[offers["source"] == "dsl.csv"].set_index("address_id")
-    assert dsl.loc["A2", ["status", "planned_date", "match_method"]].tolist() == ["planned", "2024-02-01", "address"]
+    assert dsl.loc["A2", ["status", "planned_date", "match_method"]].tolist() == [
+        "planned", "2024-02-01", "address_no_postcode"]
+    assert dsl.loc["A1", "match_method"] == "address"
 
 
 def test_provider_file_problems_are_one_line_errors(world, capsys):
@@ -225,6 +227,13 @@ def test_provider_file_problems_are_one_line_errors(world, capsys):
     put(world, "fibre.csv", "provider;technology;down_mbps;up_mbps;x;y\nG;FTTH;1000;500;13,4;54,1\n", "utf-8-sig")
     put(world, "dsl.csv", DSL)
     fails(world, capsys, "look like longitude/latitude")
+
+
+def test_upload_ratio_is_configurable_per_delivery(world):
+    put(world, "dsl.csv", DSL + "A2;Küstennetz;VDSL;50;60\n")
+    assert quarantined(world, "dsl.csv") == [(3, "upload_above_download")]
+    edit_config(world, 'path = "dsl.csv"', 'path = "dsl.csv"\nmax_upload_ratio = 1.5')
+    assert quarantined(world, "dsl.csv") == []
 
 
 def test_umlauts_survive_a_sniffed_cp1252_file(world):

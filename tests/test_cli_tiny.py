@@ -146,3 +146,14 @@ def test_outputs_are_readable_by_others(run_dir):
 
     for name in ("manifest.json", "tables/coverage_land.csv", "addresses.parquet", "grid/grid_100m.tif"):
         assert (run_dir / name).stat().st_mode & stat.S_IROTH, name
+
+
+def test_forgotten_addresses_and_unmatched_records_both_ways(run_dir):
+    # Every address is reached at least by the cable polygon or the raster except A4 (the school in G3).
+    forgotten = pd.read_csv(run_dir / "forgotten_addresses.csv")
+    assert forgotten["address_id"].tolist() == ["A4"] and forgotten["gemeinde_name"].tolist() == ["Drei"]
+    g = table(run_dir, "gemeinde").set_index("ags")
+    assert g.loc["13000003", ["addr_no_offer", "hh_no_offer"]].tolist() == [1, 0]
+    assert g.loc["13000001", "addr_no_offer"] == 0
+    unmatched = pd.read_csv(run_dir / "unmatched_provider_records.csv")
+    assert unmatched[["source", "row", "reason"]].values.tolist() == [["dsl.csv", 5, "unknown_address"]]

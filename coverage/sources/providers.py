@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
 MAX_SPEED_MBPS = 100_000.0
-#: Upload may exceed download by at most this factor before a row is suspicious.
-UPLOAD_FACTOR = 1.0
 OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
 
 
@@ -94,7 +92,7 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject((up_text != "") & up.isna(), "up_mbps", "bad_number")
     checks.reject(up < 0, "up_mbps", "negative_value")
     checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed")
-    checks.reject(up > down * UPLOAD_FACTOR, "up_mbps", "upload_above_download",
+    checks.reject(up > down * cfg.max_upload_ratio, "up_mbps", "upload_above_download",
                   values=up_text + " > " + down_text)
 
     status = column_or("status", cfg.status).str.casefold().replace({"": cfg.status, "geplant": "planned",
