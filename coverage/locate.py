@@ -80,7 +80,8 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
     quarantine = quarantine_rows(
         source, rejected["source_row"] if "source_row" in rejected else pd.Series(np.flatnonzero(~located) + 1),
         "geometry", rejected.geometry.to_wkt(rounding_precision=2), "outside_municipalities",
-        f"farther than {tolerance_m:g} m from every municipality")
+        f"farther than {tolerance_m:g} m from every municipality",
+        rejected.get("address_id"))
     log.info("locate: %d addresses in, %d located (%d on borders, %d nearest within %g m), %d quarantined",
              n, int(located.sum()), int((method == "border").sum()), int((method == "nearest").sum()),
              tolerance_m, len(quarantine))

@@ -41,16 +41,24 @@ def empty_offers() -> pd.DataFrame:
     return frame
 
 
-def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_distance_m: float
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Link address-level records by address_id, else coordinates, else street address."""
+def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_distance_m: float,
+                       rejected_ids: pd.Index | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Link address-level records by address_id, else coordinates, else street address.
+
+    ``rejected_ids`` are address ids that were in the address file but quarantined: records
+    pointing at them are reported as ``address_quarantined`` rather than ``unknown_address``.
+    """
     parts, quarantine = [], []
     by_id = records[records["locator"] == "address_id"]
     if len(by_id):
         known = pd.Index(addresses["address_id"]).get_indexer(by_id["address_id"]) >= 0  # isin is slow on Arrow strings
         parts.append(_offers(by_id[known], by_id.loc[known, "address_id"].to_numpy(), "address_id"))
         bad = by_id[~known]
-        quarantine.append(rows(_src(bad), bad["source_row"], "address_id", bad["address_id"], "unknown_address"))
+        held = (pd.Index(rejected_ids if rejected_ids is not None else []).get_indexer(bad["address_id"]) >= 0)
+        quarantine.append(rows(_src(bad), bad["source_row"][~held], "address_id", bad["address_id"][~held],
+                               "unknown_address"))
+        quarantine.append(rows(_src(bad), bad["source_row"][held], "address_id", bad["address_id"][held],
+                               "address_quarantined", "its address is in the address quarantine"))
     by_xy = records[records["locator"] == "xy"]
     if len(by_xy):
         pts = gpd.points_from_xy(by_xy["x"], by_xy["y"])

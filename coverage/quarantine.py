@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-QUARANTINE_COLUMNS = ("source", "row", "column", "value", "reason", "detail")
+QUARANTINE_COLUMNS = ("source", "row", "column", "value", "reason", "detail", "key")
 
 #: Reason codes and what they mean (documented in the README).
 REASONS = {
@@ -28,6 +28,7 @@ REASONS = {
     "duplicate_address_id": "an address_id that occurred earlier in the file",
     "outside_municipalities": "a point farther than the tolerance from every municipality",
     "unknown_address": "a provider record whose address_id is not in the address list",
+    "address_quarantined": "a provider record whose address was itself quarantined",
     "no_address_nearby": "a provider record with no address within the match distance",
     "address_not_found": "a provider record whose street address matches no address",
     "missing_locator": "a provider record with neither address_id, coordinates nor street address",
@@ -39,8 +40,12 @@ def empty() -> pd.DataFrame:
 
 
 def rows(source: str, row_numbers: pd.Series, column: str, values: pd.Series, reason: str,
-         detail: str = "") -> pd.DataFrame:
-    """Build quarantine rows for the given row numbers (aligned Series)."""
+         detail: str = "", keys: pd.Series | None = None) -> pd.DataFrame:
+    """Build quarantine rows for the given row numbers (aligned Series).
+
+    ``keys`` is the row's own identifier where it has one (the address_id), so a
+    rejected address can be traced to the provider records that point at it.
+    """
     if reason not in REASONS:
         raise ValueError(f"unknown quarantine reason {reason!r}")
     n = len(row_numbers)
@@ -51,6 +56,7 @@ def rows(source: str, row_numbers: pd.Series, column: str, values: pd.Series, re
         "value": values.astype("string").fillna("").to_numpy(),
         "reason": [reason] * n,
         "detail": [detail or REASONS[reason]] * n,
+        "key": keys.astype("string").fillna("").to_numpy() if keys is not None else [""] * n,
     })
 
 
@@ -81,7 +87,8 @@ class RowFilter:
             return
         shown = values if values is not None else (
             self.frame[column] if column in self.frame.columns else pd.Series("", index=self.frame.index))
-        self._parts.append(rows(self.source, self.row_numbers[hit], column, shown[hit], reason, detail))
+        keys = self.frame["address_id"][hit] if "address_id" in self.frame.columns else None
+        self._parts.append(rows(self.source, self.row_numbers[hit], column, shown[hit], reason, detail, keys))
         self.ok &= ~hit
 
     @property

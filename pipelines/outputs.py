@@ -53,7 +53,8 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
 
 
 
-UNMATCHED_REASONS = ("unknown_address", "no_address_nearby", "address_not_found", "missing_locator")
+UNMATCHED_REASONS = ("unknown_address", "address_quarantined", "no_address_nearby", "address_not_found",
+                     "missing_locator")
 
 
 def write_gap_lists(ctx: Context, run_dir: Path, quarantine: pd.DataFrame) -> list[str]:

@@ -95,6 +95,8 @@ def stage_addresses(ctx: Context) -> None:
     located, outside = locate_addresses(addresses, ctx.artefacts["boundaries"].gemeinde,
                                         cfg.analysis.locate_tolerance_m, cfg.addresses.path.name)
     ctx.quarantine.append(outside)
+    keys = pd.concat([rejected["key"], outside["key"]]).astype(str)
+    ctx.artefacts["rejected_address_ids"] = pd.Index(keys[keys != ""].unique())
     n_near = int((located["locate_method"] == "nearest").sum())
     ctx.account(Accounting("locate", len(addresses), len(located), _reasons(outside),
                            note=f"{n_near} assigned to the nearest Gemeinde within tolerance"))
@@ -109,7 +111,8 @@ def stage_offers(ctx: Context) -> None:
     for p in cfg.providers:
         if p.format in ("address-csv", "address-table"):
             records, rejected, rows_read = read_provider_table(p, crs, aliases)
-            linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m)
+            linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m,
+                                                  ctx.artefacts["rejected_address_ids"])
             rejected = q.concat([rejected, unlinked])
             n_out = len(records) - len(unlinked)
             note = f"{len(linked)} offers"

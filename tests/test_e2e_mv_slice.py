@@ -68,3 +68,75 @@ def test_compare_bba_reports_differences_and_unmatched_keys(slice_run, shared_da
     dsl = summary[summary["group"] == "dsl"]
     assert len(dsl) >= 5 and (dsl["mean_abs_diff_pp"] < 2).all()  # the demo is calibrated to this table
     assert "only in the Breitbandatlas table" in out
+
+
+def corrupt_demo(demo, out):
+    """Copy the demo inputs and plant known faults: the documented way to see quarantine at work.
+
+    addresses.csv: 3 unparseable household counts, 2 duplicated ids, 1 empty coordinate, 1 point in Poland.
+    dsl_kuestennetz.csv (cp1252): 4 unknown technologies, 2 negative speeds, 1 unknown address_id.
+    """
+    import shutil
+
+    shutil.copytree(demo, out)
+    lines = (out / "addresses.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    hh, x = header.index("households"), header.index("x")
+    for i in (10, 20, 30):
+        cells = lines[i].split(",")
+        cells[hh] = "viele"
+        lines[i] = ",".join(cells)
+    lines += [lines[40], lines[50]]
+    cells = lines[60].split(",")
+    cells[x] = ""
+    lines[60] = ",".join(cells)
+    cells = lines[70].split(",")
+    cells[x] = str(float(cells[x]) + 150_000)  # 150 km east
+    lines[70] = ",".join(cells)
+    (out / "addresses.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    dsl = out / "providers" / "dsl_kuestennetz.csv"
+    rows = dsl.read_text(encoding="cp1252").splitlines()
+    for i in (5, 6, 7, 8):
+        rows[i] = rows[i].replace("VDSL", "Brieftaube").replace("ADSL", "Brieftaube").replace("SVDSL", "Brieftaube")
+    for i in (11, 12):
+        parts = rows[i].split(";")
+        parts[3] = "-" + parts[3]
+        rows[i] = ";".join(parts)
+    parts = rows[13].split(";")
+    parts[0] = "MV-9999999"
+    rows[13] = ";".join(parts)
+    dsl.write_bytes(("\r\n".join(rows) + "\r\n").encode("cp1252"))
+
+
+def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
+    from coverage import quarantine as q
+    from coverage.config import load_config
+    from pipelines.runner import validate_inputs
+
+    corrupt_demo(slice_run / "demo", slice_run / "corrupt")
+    ctx = validate_inputs(load_config(slice_run / "corrupt" / "slice.toml"))
+    assert all(a.balanced for a in ctx.accounting)
+    quarantine = q.concat(ctx.quarantine)
+    found = quarantine.groupby(["source", "reason"]).size().to_dict()
+    rejected_ids = set(quarantine.loc[(quarantine["source"] == "addresses.csv")
+                                      & (quarantine["reason"] != "duplicate_address_id"), "key"])
+    assert len(rejected_ids) == 5
+    dsl_ids = pd.read_csv(slice_run / "corrupt" / "providers" / "dsl_kuestennetz.csv", sep=";", encoding="cp1252",
+                          usecols=["address_id"])["address_id"]
+    already = set(quarantine.loc[(quarantine["source"] == "dsl_kuestennetz.csv")
+                                 & quarantine["reason"].isin(["unknown_technology", "negative_value"]), "row"])
+    file_rows = pd.Series(range(2, len(dsl_ids) + 2))  # header is row 1
+    expected_cascade = int((dsl_ids.isin(rejected_ids) & ~file_rows.isin(already)).sum())
+    assert expected_cascade >= 3
+    assert found == {
+        ("addresses.csv", "bad_number"): 3,
+        ("addresses.csv", "duplicate_address_id"): 2,
+        ("addresses.csv", "missing_coordinates"): 1,
+        ("addresses.csv", "outside_municipalities"): 1,
+        ("dsl_kuestennetz.csv", "unknown_technology"): 4,
+        ("dsl_kuestennetz.csv", "negative_value"): 2,
+        ("dsl_kuestennetz.csv", "unknown_address"): 1,
+        # DSL records of the addresses quarantined above are reported as such, not as unknown:
+        ("dsl_kuestennetz.csv", "address_quarantined"): expected_cascade,
+    }
