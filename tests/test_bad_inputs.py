@@ -284,3 +284,21 @@ def test_planned_dates_iso_and_german():
 
     got = parse_dates(pd.Series(["2024-02-01", "01.02.2024", "", "31.02.2024", "Q3/2025"]))
     assert got.dt.strftime("%Y-%m-%d").fillna("").tolist() == ["2024-02-01", "2024-02-01", "", "", ""]
+
+
+def test_parquet_datasets_for_addresses_and_provider_tables(world):
+    pts = gpd.GeoDataFrame({"address_id": ["A1", "A2", "A3"], "households": [3, 2, 5]},
+                           geometry=[Point(X0 + 100, Y0 + 100), Point(X0 + 500, Y0 + 500), Point(X0 + 1500, Y0 + 500)],
+                           crs=CRS)
+    (world / "adr" / "land=13").mkdir(parents=True)
+    pts.iloc[:2].to_parquet(world / "adr" / "land=13" / "part-000.parquet")
+    pts.iloc[2:].to_parquet(world / "adr" / "land=13" / "part-001.parquet")
+    (world / "dsl").mkdir()
+    pd.DataFrame({"address_id": ["A1", "A3", "A9"], "provider": "P", "technology": ["VDSL", "ADSL", "VDSL"],
+                  "down_mbps": np.array([50, -1, 50], dtype="float32"), "up_mbps": np.float32(5),
+                  "status": "current", "planned_date": ""}).to_parquet(world / "dsl" / "part-000.parquet")
+    edit_config(world, 'path = "addresses.csv"', 'path = "adr"')
+    edit_config(world, 'path = "dsl.csv"\nformat = "address-csv"', 'path = "dsl"\nformat = "address-table"')
+    assert quarantined(world, "dsl") == [(2, "negative_value"), (3, "unknown_address")]
+    ctx = validate_inputs(load_config(world / "run.toml"))
+    assert sorted(ctx.artefacts["addresses"]["address_id"]) == ["A1", "A2", "A3"]

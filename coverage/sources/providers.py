@@ -54,6 +54,17 @@ class RasterDelivery:
     source: str
 
 
+def by_unique(values: pd.Series, fn) -> pd.Series:
+    """Apply ``fn`` (Series -> Series) to the distinct values only and spread the result back.
+
+    Provider columns have few distinct values (products, technologies, dates), so this turns
+    per-row parsing of tens of millions of rows into a lookup.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = fn(pd.Series(uniques, dtype=values.dtype)).to_numpy()
+    return pd.Series(mapped[codes], index=values.index)
+
+
 def parse_dates(text: pd.Series) -> pd.Series:
     """ISO dates (``2024-02-01``) first, then German ones (``01.02.2024``); NaT where neither fits."""
     text = text.replace("", pd.NA)
@@ -72,23 +83,29 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
             return frame[name].astype("string").str.strip().fillna("")
         return pd.Series("" if default is None else str(default), index=idx, dtype="string")
 
+    def speeds(name: str, default: object) -> tuple[pd.Series, pd.Series]:
+        """(text for messages, Mbit/s); typed numeric columns (Parquet) skip text parsing."""
+        if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
+            values = frame[name].astype("float64")
+            return values.astype("string").fillna(""), values.where(np.isfinite(values))
+        text = column_or(name, default)
+        return text, by_unique(text, lambda u: parse_speeds(u, decimal))
+
     provider = column_or("provider", cfg.provider)
     checks.reject(provider == "", "provider", "missing_value")
     tech_text = column_or("technology", cfg.technology)
     # Technology is a StrEnum: the mapped values are the canonical strings ("dsl", "ftth", …).
-    technology = tech_text.astype(object).map(
-        lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None)
+    technology = by_unique(tech_text, lambda u: u.astype(object).map(
+        lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None))
     checks.reject(tech_text == "", "technology", "missing_value")
     checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
 
-    down_text = column_or("down_mbps", cfg.down_mbps)
-    down = parse_speeds(down_text, decimal)
+    down_text, down = speeds("down_mbps", cfg.down_mbps)
     checks.reject(down_text == "", "down_mbps", "missing_value")
     checks.reject(down.isna(), "down_mbps", "bad_number")
     checks.reject(down < 0, "down_mbps", "negative_value")
     checks.reject(down > MAX_SPEED_MBPS, "down_mbps", "absurd_speed")
-    up_text = column_or("up_mbps", cfg.up_mbps)
-    up = parse_speeds(up_text, decimal)
+    up_text, up = speeds("up_mbps", cfg.up_mbps)
     checks.reject((up_text != "") & up.isna(), "up_mbps", "bad_number")
     checks.reject(up < 0, "up_mbps", "negative_value")
     checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed")
@@ -99,7 +116,7 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
                                                                      "aktuell": "current", "ist": "current"})
     checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
     date_text = column_or("planned_date", cfg.planned_date)
-    dates = parse_dates(date_text)
+    dates = by_unique(date_text, parse_dates)
     checks.reject((date_text != "") & dates.isna(), "planned_date", "bad_date")
     return pd.DataFrame({
         "provider": provider.astype(str),

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 from pyogrio.errors import DataLayerError
 from pyogrio.errors import DataSourceError as OgrDataSourceError
@@ -15,8 +16,16 @@ from coverage.errors import DataSourceError, InputDataError
 VECTOR_SUFFIXES = (".gpkg", ".parquet", ".geoparquet", ".shp", ".geojson", ".json", ".zip", ".fgb")
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a dataset: the file itself, or every ``*.parquet`` below a folder
+    (Hive-style partitions like ``land=01/part-000.parquet``), in a stable order."""
+    if path.is_dir():
+        return sorted(path.rglob("*.parquet"))
+    return [path] if path.suffix.lower() in (".parquet", ".geoparquet") else []
+
+
 def is_vector(path: Path) -> bool:
-    return path.suffix.lower() in VECTOR_SUFFIXES
+    return path.suffix.lower() in VECTOR_SUFFIXES or (path.is_dir() and bool(parquet_files(path)))
 
 
 def read_vector(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -26,8 +35,11 @@ def read_vector(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
         raise DataSourceError(f"{path}: file not found")
     suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".geoparquet"):
-            return gpd.read_parquet(path)
+        if suffix in (".parquet", ".geoparquet") or path.is_dir():
+            parts = [gpd.read_parquet(f) for f in parquet_files(path)]
+            if not parts:
+                raise DataSourceError(f"{path}: folder holds no .parquet files")
+            return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         source = str(path)
         if suffix == ".zip":
             source = _zip_source(path)
