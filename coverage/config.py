@@ -86,6 +86,7 @@ class AnalysisConfig:
     match_distance_m: float = 25.0
     planned_horizon_years: float = 3.0
     reference_date: str | None = None  # ISO date the planned horizon counts from; default: run date
+    change_tolerance_pp: float = 0.5  # share changes within ± this are not flagged as noteworthy
 
     @property
     def working_crs(self) -> CRS:
@@ -172,7 +173,9 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         source=source,
         boundaries=_section(BoundariesConfig, raw["boundaries"], "boundaries", base_dir),
         addresses=_section(AddressesConfig, raw["addresses"], "addresses", base_dir),
-        providers=tuple(_section(ProviderConfig, p, f"providers[{i}]", base_dir) for i, p in enumerate(providers)),
+        providers=tuple(expanded for i, p in enumerate(providers)
+                        for expanded in _expand_glob(_section(ProviderConfig, p, f"providers[{i}]", base_dir),
+                                                     p.get("path", ""), f"providers[{i}]")),
         analysis=_section(AnalysisConfig, analysis, "analysis", base_dir),
         output=_section(OutputConfig, output, "output", output_base),
         report=_section(ReportConfig, raw.get("report", {}), "report", base_dir),
@@ -193,6 +196,9 @@ def _check_semantics(cfg: RunConfig) -> None:
         raise ConfigError(f"boundaries.format: expected 'bkg' or 'vector', got {cfg.boundaries.format!r}")
     if cfg.addresses.crs is not None:
         parse_crs(cfg.addresses.crs, "addresses.crs")
+    names = [p.name for p in cfg.providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[providers]]: file names must be unique (they name quarantine files), got {names}")
     for i, p in enumerate(cfg.providers):
         key = f"providers[{i}]"
         if p.format not in PROVIDER_FORMATS:
@@ -206,6 +212,20 @@ def _check_semantics(cfg: RunConfig) -> None:
     for a in ("locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
         if getattr(cfg.analysis, a) < 0:
             raise ConfigError(f"analysis.{a}: must not be negative")
+
+
+def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:
+    """``path = "deliveries/*.csv"`` becomes one delivery per matching file, in name order, so a
+    new file dropped into the folder is picked up by the next scheduled run."""
+    if not any(ch in raw_path for ch in "*?["):
+        return [cfg]
+    matches = sorted(p for p in cfg.path.parent.glob(cfg.path.name) if p.is_file())
+    if not matches:
+        raise ConfigError(f"{where}.path: {raw_path!r} matches no file")
+    names = [m.name for m in matches]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}.path: {raw_path!r} matches several files with the same name")
+    return [dataclasses.replace(cfg, path=m) for m in matches]
 
 
 def _thresholds(value: object) -> tuple[float, ...]:
@@ -273,7 +293,7 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")
             value = tuple(value)
         elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years",
-                     "max_upload_ratio"):
+                     "max_upload_ratio", "change_tolerance_pp"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
             value = float(value)

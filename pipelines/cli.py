@@ -1,12 +1,14 @@
 """The ``bbcov`` command.
 
-Exit codes: 0 success, 2 a problem with the user's input or configuration
-(one line on stderr, no traceback), 1 an internal failure.
+Exit codes: 0 success (a new run was published), 3 success with nothing changed,
+2 a problem with the user's input or configuration (one line on stderr, no
+traceback), 4 another run holds the lock, 1 an internal failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from coverage.errors import CoverageError
+from pipelines.lock import LockedError
 
 log = logging.getLogger("bbcov")
 
-EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_UNCHANGED, EXIT_LOCKED = 0, 1, 2, 3, 4
 DEMO_DIR = Path("data/raw/mv-2021-06")
 DEFAULT_SOURCES = Path(os.environ.get("BBCOV_SOURCES", "../shared/data"))
 
@@ -38,6 +41,7 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from coverage.config import load_config
+    from pipelines.changes import changes_after_run
     from pipelines.report import render_report
     from pipelines.runner import run_pipeline
 
@@ -48,10 +52,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("no --config given and no demo data yet: building the MV demo into %s", DEMO_DIR)
             _build_demo(args.sources, DEMO_DIR, "2021-06", None)
     cfg = load_config(config)
-    result = run_pipeline(cfg, report=None if args.no_report else render_report)
+    result = run_pipeline(cfg, report=None if args.no_report else render_report, changes=changes_after_run,
+                          force=args.force, from_stage=args.from_stage, wait_s=args.wait)
+    if not result.changed:
+        print(f"nothing changed since {result.run_id}: inputs, parameters and code are the same")
+        return EXIT_UNCHANGED
     totals = result.manifest["totals"]
     print(f"run {result.run_id}: {totals['addresses']} addresses, {totals['households']:.0f} households")
+    ran = [s for s, v in result.stages.items() if v == "ran"]
+    print(f"stages run: {', '.join(ran)}; reused: {len(result.stages) - len(ran)}")
     print(f"tables:  {result.run_dir / 'tables'}")
+    if (result.run_dir / "changes").exists():
+        print(f"changes: {result.run_dir / 'changes'} (against {result.manifest['previous_run']})")
     if result.report_dir is not None:
         print(f"report:  {(cfg.output.reports_dir / 'latest' / 'index.html')}")
     return EXIT_OK
@@ -139,6 +151,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from pipelines.changes import load_run, write_change_report
+
+    a, b = _resolve_run(args.run_a), _resolve_run(args.run_b)
+    out = args.out or (b / "changes" / f"vs-{a.name}")
+    written = write_change_report(load_run(a), load_run(b), out, args.tolerance_pp)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    print(f"changes {a.name} -> {b.name} (tolerance ±{args.tolerance_pp:g} pp), written to {out}:")
+    for key in ("noteworthy_gemeinde", "noteworthy_amt", "noteworthy_kreis", "addresses_appeared",
+                "addresses_vanished", "funding_changes"):
+        print(f"  {key}: {summary[key]}")
+    print(f"  addresses gained (per group): {summary['addresses_gained']}")
+    print(f"  addresses lost (per group): {summary['addresses_lost']}")
+    print(f"  providers appeared: {summary['providers_appeared']}; disappeared: {summary['providers_disappeared']}")
+    print(f"  files: {', '.join(written)}")
+    return EXIT_OK
+
+
 def _resolve_run(run: str) -> Path:
     path = Path(run)
     for candidate in (path, Path("data/processed/runs") / run, Path("data/processed") / run):
@@ -161,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sources", type=Path, default=DEFAULT_SOURCES,
                      help="open-data folder for building the demo (default: %(default)s or $BBCOV_SOURCES)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--force", action="store_true", help="run every stage even if nothing changed")
+    run.add_argument("--from", dest="from_stage", metavar="STAGE",
+                     help="rerun this stage and every later one (boundaries, addresses, provider, service, aggregate)")
+    run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="wait up to SECONDS for another run's lock instead of exiting with code 4")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="read and check every input; print rows read/accepted/quarantined",
@@ -190,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
     cmp_.add_argument("--out", type=Path, help="folder for the comparison CSVs (default: RUN/compare)")
     cmp_.set_defaults(func=cmd_compare_bba)
+    diff = sub.add_parser("diff", help="what changed between two runs, where and why",
+                          description="Change report between two runs: per Gemeinde/Amt/Kreis share changes (with a "
+                                      "tolerance band), addresses that crossed a threshold and the offer that "
+                                      "caused it, providers/technologies and addresses that appeared or vanished, "
+                                      "funding-class changes.")
+    diff.add_argument("run_a", help="earlier run (folder or id)")
+    diff.add_argument("run_b", help="later run (folder or id)")
+    diff.add_argument("--tolerance-pp", type=float, default=0.5, help="share changes within ± this are not flagged")
+    diff.add_argument("--out", type=Path, help="folder for the CSVs (default: RUN_B/changes/vs-RUN_A)")
+    diff.set_defaults(func=cmd_diff)
+
     explain = sub.add_parser("explain", help="show every offer, the best service and funding verdicts of one address",
                              description="Explain one address of a run: offers and how they were matched, best "
                                          "service per technology group, and each funding rule's verdict.")
@@ -206,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args))
+    except LockedError as exc:
+        print(f"bbcov: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except CoverageError as exc:
         print(f"bbcov: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

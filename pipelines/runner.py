@@ -1,30 +1,44 @@
-"""Runs the stages for one configuration and publishes the run atomically.
+"""Runs the stages for one configuration, reusing unchanged results, and publishes the run atomically.
 
 A run is built in ``<output>/runs/.<run-id>.partial`` and renamed to
 ``<output>/runs/<run-id>`` when every stage and every output succeeded; only
-then does ``<output>/latest`` move. A crash leaves the previous run and
-``latest`` untouched.
+then does ``<output>/latest`` move. A crash (even ``kill -9``) leaves the
+previous run and ``latest`` untouched; the next run removes the leftovers.
+
+Incremental: every stage has a key over its input files, parameters, code and
+the keys of the stages before it. A stage whose key equals the one recorded by
+the latest successful run is not executed; its result is taken from that run's
+cache. When no key changed at all, no new run is made ("nothing changed").
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import json
 import logging
 import os
+import pickle
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import coverage
 from coverage.config import RunConfig
+from coverage.errors import ConfigError
 from pipelines import io
+from pipelines.fingerprint import file_fingerprint, params_hash, stage_key
+from pipelines.lock import run_lock
 from pipelines.outputs import write_outputs
-from pipelines.stages import STAGES, VALIDATION_STAGES, Context
+from pipelines.stages import VALIDATION_STAGES, Context, Stage, all_offers, plan
 
 log = logging.getLogger(__name__)
+
+ReportFn = Callable[[Context, Path], list[str]]
+ChangesFn = Callable[[Path, Context, Path], list[str]]
 
 
 @dataclass(frozen=True)
@@ -33,15 +47,21 @@ class RunResult:
     run_dir: Path
     report_dir: Path | None
     manifest: dict
+    changed: bool = True
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "reused"
+
+
+def reference_date(cfg: RunConfig) -> date:
+    return date.fromisoformat(cfg.analysis.reference_date) if cfg.analysis.reference_date else date.today()
 
 
 def validate_inputs(cfg: RunConfig) -> Context:
     """Run only the reading, locating and linking stages: what ``bbcov validate`` reports."""
-    ref = date.fromisoformat(cfg.analysis.reference_date) if cfg.analysis.reference_date else date.today()
-    ctx = Context(cfg=cfg, reference_date=ref)
-    for name, stage in STAGES:
-        if name in VALIDATION_STAGES:
-            stage(ctx)
+    ctx = Context(cfg=cfg, reference_date=reference_date(cfg))
+    for stage in plan(cfg):
+        if stage.name.startswith(VALIDATION_STAGES):
+            stage.run(ctx)
+    ctx.artefacts["offers"] = all_offers(ctx)
     return ctx
 
 
@@ -50,103 +70,199 @@ def new_run_id(now: datetime | None = None) -> str:
     return "run-" + now.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}"
 
 
-def file_fingerprint(path: Path) -> dict:
-    """Size and SHA-256 of a file, or of every file of a folder (bundles)."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    size = 0
-    for f in files:
-        digest.update(f.name.encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-        size += f.stat().st_size
-    return {"path": str(path), "bytes": size, "sha256": digest.hexdigest(), "files": len(files)}
+def read_manifest(run_dir: Path) -> dict:
+    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
 
 
-def run_pipeline(cfg: RunConfig, *, run_id: str | None = None,
-                 report: Callable[[Context, Path], list[str]] | None = None) -> RunResult:
-    """Execute every stage, write the outputs, publish the run and return its manifest."""
-    run_id = run_id or new_run_id()
-    runs_dir = cfg.output.dir / "runs"
-    staging = runs_dir / f".{run_id}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
+def latest_run(cfg: RunConfig) -> Path | None:
+    link = cfg.output.dir / "latest"
+    return link.resolve() if (link / "manifest.json").exists() else None
+
+
+def run_pipeline(cfg: RunConfig, *, run_id: str | None = None, report: ReportFn | None = None,
+                 changes: ChangesFn | None = None, force: bool = False, from_stage: str | None = None,
+                 wait_s: float = 0.0) -> RunResult:
+    """Execute the stages that need it, write outputs, publish the run and return its manifest."""
+    with run_lock(cfg.output.dir, wait_s):
+        _remove_leftovers(cfg.output.dir / "runs", cfg.output.reports_dir)
+        return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage)
+
+
+def _remove_leftovers(*folders: Path) -> None:
+    """Partial folders of crashed runs (we hold the lock, so none is in use)."""
+    for folder in folders:
+        for partial in folder.glob(".*.partial") if folder.exists() else []:
+            log.warning("removing leftovers of an interrupted run: %s", partial)
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesFn | None, force: bool,
+         from_stage: str | None) -> RunResult:
+    stages = plan(cfg)
+    names = [s.name for s in stages]
+    if from_stage is not None and not any(n == from_stage or n.startswith(from_stage + " ") for n in names):
+        raise ConfigError(f"--from {from_stage!r}: no such stage; stages are {names}")
+    previous = latest_run(cfg)
+    before = read_manifest(previous).get("stages", {}) if previous else {}
+
+    started = time.perf_counter()
+    fingerprints = {str(p): file_fingerprint(p) for s in stages for p in s.inputs}
+    keys: dict[str, str] = {}
+    for s in stages:
+        keys[s.name] = stage_key(s.name, [fingerprints[str(p)] for p in s.inputs], s.params, s.modules,
+                                 [keys[a] for a in s.after])
+    report_key = params_hash([keys["aggregate"], cfg.report, report is not None])
+    forced = _forced(names, force, from_stage)
+    unchanged = (previous is not None and not forced
+                 and all(before.get(n, {}).get("key") == keys[n] for n in names)
+                 and before.get("report", {}).get("key") == report_key)
+    if unchanged:
+        log.info("nothing changed since %s (inputs, parameters and code fingerprints are equal)", previous.name)
+        return RunResult(previous.name, previous, _report_dir(cfg, previous.name), read_manifest(previous),
+                         changed=False, stages=dict.fromkeys(names, "reused"))
+
+    staging = cfg.output.dir / "runs" / f".{run_id}.partial"
     staging.mkdir(parents=True)
     handler = logging.FileHandler(staging / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        return _run(cfg, run_id, staging, runs_dir, report)
+        ctx = Context(cfg=cfg, reference_date=reference_date(cfg))
+        ctx.artefacts["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        status, timings = {}, {}
+        for s in stages:
+            t0 = time.perf_counter()
+            cached = previous / "cache" / _cache_name(s.name) if previous else None
+            if (s.name not in forced and before.get(s.name, {}).get("key") == keys[s.name]
+                    and cached is not None and cached.exists()):
+                _restore(ctx, cached)
+                _link_or_copy(cached, staging / "cache" / _cache_name(s.name))
+                status[s.name] = "reused"
+            else:
+                _execute(ctx, s, staging / "cache" / _cache_name(s.name))
+                status[s.name] = "ran"
+            timings[s.name] = round(time.perf_counter() - t0, 3)
+            log.info("stage %s %s in %.1f s", s.name, status[s.name], timings[s.name])
+
+        t0 = time.perf_counter()
+        outputs = write_outputs(ctx, staging)
+        timings["write"] = round(time.perf_counter() - t0, 3)
+        if changes is not None and previous is not None:
+            t0 = time.perf_counter()
+            outputs += changes(previous, ctx, staging)
+            timings["changes"] = round(time.perf_counter() - t0, 3)
+        report_staging = None
+        if report is not None:
+            t0 = time.perf_counter()
+            report_staging = cfg.output.reports_dir / f".{run_id}.partial"
+            report_staging.mkdir(parents=True)
+            outputs += [f"reports/{run_id}/{p}" for p in report(ctx, report_staging)]
+            timings["report"] = round(time.perf_counter() - t0, 3)
+        timings["total"] = round(time.perf_counter() - started, 3)
+
+        manifest = build_manifest(ctx, run_id, timings, outputs, fingerprints)
+        manifest["stages"] = {n: {"key": keys[n], "status": status[n]} for n in names}
+        manifest["stages"]["report"] = {"key": report_key, "status": "ran" if report else "skipped"}
+        manifest["previous_run"] = previous.name if previous else None
+        io.write_json(staging / "manifest.json", manifest)
     except BaseException:
-        log.error("run %s failed; previous outputs are untouched (partial files in %s)", run_id, staging)
+        log.error("run %s failed; previous outputs are untouched", run_id)
         raise
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
 
-
-def _run(cfg: RunConfig, run_id: str, staging: Path, runs_dir: Path, report) -> RunResult:
-    ref = date.fromisoformat(cfg.analysis.reference_date) if cfg.analysis.reference_date else date.today()
-    ctx = Context(cfg=cfg, reference_date=ref)
-    timings = {}
-    started = time.perf_counter()
-    for name, stage in STAGES:
-        t0 = time.perf_counter()
-        log.info("stage %s ...", name)
-        stage(ctx)
-        timings[name] = round(time.perf_counter() - t0, 3)
-        last = ctx.accounting[-1]
-        log.info("stage %s done in %.1f s (rows in %d, out %d, quarantined %s)", name, timings[name],
-                 last.rows_in, last.rows_out, last.quarantined or 0)
-
-    t0 = time.perf_counter()
-    outputs = write_outputs(ctx, staging)
-    timings["write"] = round(time.perf_counter() - t0, 3)
-    report_dir = None
-    if report is not None:
-        t0 = time.perf_counter()
-        report_staging = cfg.output.reports_dir / f".{run_id}.partial"
-        if report_staging.exists():
-            shutil.rmtree(report_staging)
-        report_staging.mkdir(parents=True)
-        outputs += [f"reports/{run_id}/{p}" for p in report(ctx, report_staging)]
-        timings["report"] = round(time.perf_counter() - t0, 3)
-    timings["total"] = round(time.perf_counter() - started, 3)
-
-    manifest = build_manifest(ctx, run_id, timings, outputs)
-    io.write_json(staging / "manifest.json", manifest)
-    final = runs_dir / run_id
+    final = cfg.output.dir / "runs" / run_id
     os.replace(staging, final)
-    if report is not None:
+    report_dir = None
+    if report_staging is not None:
         report_dir = cfg.output.reports_dir / run_id
-        os.replace(cfg.output.reports_dir / f".{run_id}.partial", report_dir)
+        os.replace(report_staging, report_dir)
         io.point_symlink(cfg.output.reports_dir / "latest", report_dir)
     io.point_symlink(cfg.output.dir / "latest", final)
-    log.info("run %s published: %s", run_id, final)
-    return RunResult(run_id, final, report_dir, manifest)
+    log.info("run %s published: %s (%d stage(s) ran, %d reused)", run_id, final,
+             sum(v == "ran" for v in status.values()), sum(v == "reused" for v in status.values()))
+    return RunResult(run_id, final, report_dir, manifest, changed=True, stages=status)
 
 
-def read_manifest(run_dir: Path) -> dict:
-    import json
+def _forced(names: list[str], force: bool, from_stage: str | None) -> set[str]:
+    if force:
+        return set(names)
+    if from_stage is None:
+        return set()
+    first = next(i for i, n in enumerate(names) if n == from_stage or n.startswith(from_stage + " "))
+    return set(names[first:])
 
-    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+
+def _report_dir(cfg: RunConfig, run_id: str) -> Path | None:
+    path = cfg.output.reports_dir / run_id
+    return path if path.exists() else None
 
 
-def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str]) -> dict:
+def _cache_name(stage: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stage) + ".pkl"
+
+
+def _execute(ctx: Context, stage: Stage, cache: Path) -> None:
+    """Run a stage and store what it added to the context, for reuse by later runs."""
+    n_acc, n_q = len(ctx.accounting), len(ctx.quarantine)
+    stage.run(ctx)
+    result = {"artefacts": {k: ctx.artefacts[k] for k in stage.produces},
+              "accounting": ctx.accounting[n_acc:], "quarantine": ctx.quarantine[n_q:]}
+    with io.atomic_path(cache) as tmp, tmp.open("wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _restore(ctx: Context, cache: Path) -> None:
+    """Put a stage result from an earlier run back into the context (our own cache files only)."""
+    with cache.open("rb") as fh:
+        result = pickle.load(fh)
+    ctx.artefacts.update(result["artefacts"])
+    for entry in result["accounting"]:
+        ctx.account(entry)
+    ctx.quarantine.extend(result["quarantine"])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent, check=False).stdout.strip()
+        if rev:
+            return f"{coverage.__version__}+{rev}"
+    return coverage.__version__
+
+
+def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str], fingerprints: dict) -> dict:
     cfg = ctx.cfg
-    inputs = [file_fingerprint(cfg.boundaries.path), file_fingerprint(cfg.addresses.path)]
-    inputs += [file_fingerprint(p.path) for p in cfg.providers]
     config_text = cfg.source.read_text(encoding="utf-8") if cfg.source and cfg.source.exists() else ""
+    rows = {a.stage: a.rows_in for a in ctx.accounting}
+    inputs = []
+    for fp in fingerprints.values():
+        path = Path(fp["path"])
+        entry = dict(fp)
+        entry["rows"] = next((n for stage, n in rows.items() if stage.endswith(path.name)), None)
+        if path.exists():
+            entry["modified"] = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        inputs.append(entry)
     land = ctx.artefacts["tables"]["land"]
     return {
         "run_id": run_id,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code_version": coverage.__version__,
+        "created": ctx.artefacts["created"],
+        "code_version": code_version(),
         "config_path": str(cfg.source) if cfg.source else None,
-        "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        "config_sha256": params_hash(config_text),
         "config": config_text,
         "reference_date": ctx.reference_date.isoformat(),
+        "data_date": cfg.report.data_date,
         "planned_until": ctx.artefacts["planned_until"],
         "boundaries_date": ctx.artefacts["boundaries"].valid_date,
         "inputs": inputs,

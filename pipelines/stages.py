@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -17,7 +18,7 @@ import pandas as pd
 
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
-from coverage.config import RunConfig
+from coverage.config import ProviderConfig, RunConfig
 from coverage.funding import evaluate_rules
 from coverage.locate import locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
@@ -103,40 +104,49 @@ def stage_addresses(ctx: Context) -> None:
     ctx.artefacts["addresses"] = located
 
 
-def stage_offers(ctx: Context) -> None:
+def provider_stage_name(p: ProviderConfig) -> str:
+    return f"provider {p.name}"
+
+
+def stage_provider(ctx: Context, p: ProviderConfig) -> None:
+    """Read one delivery and link it to the addresses; its offers become ``offers:<name>``."""
     cfg = ctx.cfg
     addresses: gpd.GeoDataFrame = ctx.artefacts["addresses"]
     crs, aliases = cfg.analysis.working_crs, cfg.aliases
-    offers = [empty_offers()]
-    for p in cfg.providers:
-        if p.format in ("address-csv", "address-table"):
-            records, rejected, rows_read = read_provider_table(p, crs, aliases)
-            linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m,
-                                                  ctx.artefacts["rejected_address_ids"])
-            rejected = q.concat([rejected, unlinked])
-            n_out = len(records) - len(unlinked)
-            note = f"{len(linked)} offers"
-        elif p.format == "polygons":
-            polygons, rejected, rows_read = read_provider_polygons(p, crs, aliases)
-            linked, unused = link_polygons(polygons, addresses)
-            n_out = len(polygons)
-            note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
-        else:
-            delivery = read_provider_raster(p, aliases)
-            linked = sample_raster(delivery, addresses)
-            rejected, rows_read, n_out = q.empty(), len(addresses), len(addresses)
-            note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
-        ctx.quarantine.append(rejected)
-        offers.append(linked)
-        ctx.account(Accounting(f"provider {p.name}", rows_read, n_out, _reasons(rejected), note))
-    ctx.artefacts["offers"] = pd.concat([o for o in offers if len(o)] or offers[:1], ignore_index=True)
+    if p.format in ("address-csv", "address-table"):
+        records, rejected, rows_read = read_provider_table(p, crs, aliases)
+        linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m,
+                                              ctx.artefacts["rejected_address_ids"])
+        rejected = q.concat([rejected, unlinked])
+        n_out = len(records) - len(unlinked)
+        note = f"{len(linked)} offers"
+    elif p.format == "polygons":
+        polygons, rejected, rows_read = read_provider_polygons(p, crs, aliases)
+        linked, unused = link_polygons(polygons, addresses)
+        n_out = len(polygons)
+        note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
+    else:
+        delivery = read_provider_raster(p, aliases)
+        linked = sample_raster(delivery, addresses)
+        rejected, rows_read, n_out = q.empty(), len(addresses), len(addresses)
+        note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
+    ctx.quarantine.append(rejected)
+    ctx.artefacts[f"offers:{p.name}"] = linked
+    ctx.account(Accounting(provider_stage_name(p), rows_read, n_out, _reasons(rejected), note))
+
+
+def all_offers(ctx: Context) -> pd.DataFrame:
+    parts = [ctx.artefacts[f"offers:{p.name}"] for p in ctx.cfg.providers]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else empty_offers()
 
 
 def stage_service(ctx: Context) -> None:
     cfg = ctx.cfg
     addresses = ctx.artefacts["addresses"]
     horizon = pd.Timestamp(ctx.reference_date) + pd.DateOffset(days=round(365.25 * cfg.analysis.planned_horizon_years))
-    offers = ctx.artefacts["offers"]
+    offers = all_offers(ctx)
+    ctx.artefacts["offers"] = offers
     ctx.artefacts["planned_until"] = horizon.date().isoformat()
     service = best_service(addresses["address_id"], offers, cfg.analysis.groups, planned_until=horizon.date())
     funding = evaluate_rules(addresses["address_id"], offers_in_scope(offers, horizon.date()), cfg.funding_rules)
@@ -174,13 +184,58 @@ def stage_aggregate(ctx: Context) -> None:
     ctx.account(Accounting("sites", len(sites), len(sites), note="addresses with a site_kind"))
 
 
-#: The stages that only read and check inputs (``bbcov validate``).
-VALIDATION_STAGES = ("boundaries", "addresses", "offers")
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run and everything its result depends on.
 
-STAGES: tuple[tuple[str, Callable[[Context], None]], ...] = (
-    ("boundaries", stage_boundaries),
-    ("addresses", stage_addresses),
-    ("offers", stage_offers),
-    ("service", stage_service),
-    ("aggregate", stage_aggregate),
-)
+    The runner fingerprints ``inputs`` (files), ``params`` (JSON-able), the source of
+    ``modules`` and the keys of the stages it comes after; an unchanged fingerprint
+    means the previous run's result can be reused.
+    """
+
+    name: str
+    run: Callable[[Context], None]
+    produces: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    inputs: tuple[Path, ...] = ()
+    params: object = None
+    modules: tuple[str, ...] = ()
+
+
+_READ = ("coverage.sources.tables", "coverage.sources.vector", "coverage.numbers", "coverage.quarantine",
+         "coverage.crs", "coverage.config", "coverage.errors")
+
+
+def plan(cfg: RunConfig) -> list[Stage]:
+    """The stages of a run for this configuration, in execution order (one stage per delivery)."""
+    b, a, an = cfg.boundaries, cfg.addresses, cfg.analysis
+    stages = [
+        Stage("boundaries", stage_boundaries, ("boundaries",), inputs=(b.path,),
+              params=[b, an.crs], modules=("coverage.sources.bkg", *_READ)),
+        Stage("addresses", stage_addresses, ("addresses", "rejected_address_ids"), after=("boundaries",),
+              inputs=(a.path,), params=[a, an.crs, an.locate_tolerance_m],
+              modules=("coverage.sources.addresses", "coverage.locate", "coverage.pip", *_READ)),
+    ]
+    providers = []
+    for p in cfg.providers:
+        name = provider_stage_name(p)
+        providers.append(name)
+        stages.append(Stage(name, lambda ctx, p=p: stage_provider(ctx, p), (f"offers:{p.name}",),
+                            after=("addresses",), inputs=(p.path,),
+                            params=[p, an.crs, an.match_distance_m, dict(cfg.technology_aliases)],
+                            modules=("coverage.sources.providers", "coverage.match", "coverage.addressing",
+                                     "coverage.technology", *_READ)))
+    stages += [
+        Stage("service", stage_service, ("addresses", "offers", "planned_until"),
+              after=("addresses", *providers),
+              params=[an.groups, an.planned_horizon_years, an.reference_date, cfg.funding_rules],
+              modules=("coverage.service", "coverage.funding", "coverage.technology")),
+        Stage("aggregate", stage_aggregate, ("tables", "sites", "site_tables"), after=("service",),
+              params=[an.thresholds_mbps, list(an.groups), cfg.funding_rules],
+              modules=("coverage.aggregate", "coverage.sites", "coverage.schemas")),
+    ]
+    return stages
+
+
+#: The stages that only read and check inputs (``bbcov validate``).
+VALIDATION_STAGES = ("boundaries", "addresses", "provider")

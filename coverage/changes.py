@@ -1,0 +1,115 @@
+"""What changed between two runs, where, and why.
+
+All functions compare run A (before) with run B (after) and never drop an area
+or address that exists on only one side: such rows carry ``status`` "new" or
+"gone". Differences within ``tolerance_pp`` percentage points are kept but not
+flagged as noteworthy, so ±0.x pp noise is not news.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from coverage.schemas import threshold_tag
+
+
+def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequence[float], groups: Sequence[str],
+                 tolerance_pp: float = 0.5) -> pd.DataFrame:
+    """Long table per area, group and threshold: households and shares before/after and the change."""
+    both = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"))
+    in_a, in_b = both[key].isin(a[key]).to_numpy(), both[key].isin(b[key]).to_numpy()
+    status = pd.Series(np.select([in_a & in_b, in_a], ["both", "gone"], "new"), index=both.index)
+    name = both["name_b"].fillna(both["name_a"])
+    parts = []
+    for g in groups:
+        for t in thresholds:
+            col = f"hh_ge_{threshold_tag(t)}_{g}"
+            share = f"share_ge_{threshold_tag(t)}_{g}"
+            if f"{col}_a" not in both or f"{col}_b" not in both:
+                continue
+            part = pd.DataFrame({
+                key: both[key], "name": name, "status": status, "group": g, "threshold_mbps": t,
+                "households_a": both["households_a"].fillna(0), "households_b": both["households_b"].fillna(0),
+                "hh_ge_a": both[f"{col}_a"].fillna(0), "hh_ge_b": both[f"{col}_b"].fillna(0),
+                "share_a": both[f"{share}_a"], "share_b": both[f"{share}_b"],
+            })
+            part["hh_ge_delta"] = part["hh_ge_b"] - part["hh_ge_a"]
+            part["delta_pp"] = part["share_b"] - part["share_a"]
+            parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["noteworthy"] = (out["delta_pp"].abs() > tolerance_pp) | (out["status"] != "both")
+    return out.sort_values([key, "group", "threshold_mbps"]).reset_index(drop=True)
+
+
+def address_changes(a: pd.DataFrame, b: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str]
+                    ) -> pd.DataFrame:
+    """Addresses present in both runs whose best download crossed a threshold, per group.
+
+    ``crossed`` lists the thresholds crossed; the technology and provider before and after
+    say what caused the change (the new best offer on a gain, the lost one on a loss).
+    """
+    cols = ["address_id", "ags", "households"]
+    keep = [*cols, *[f"{p}_{g}" for g in groups for p in ("best_down", "best_tech", "best_provider")]]
+    both = a[keep].merge(b[keep], on="address_id", suffixes=("_a", "_b"))
+    ts = np.asarray(sorted(thresholds), dtype="float64")
+    parts = []
+    for g in groups:
+        da, db = both[f"best_down_{g}_a"].to_numpy(), both[f"best_down_{g}_b"].to_numpy()
+        ka, kb = np.searchsorted(ts, da, side="right"), np.searchsorted(ts, db, side="right")
+        moved = ka != kb
+        if not moved.any():
+            continue
+        lo, hi = np.minimum(ka, kb)[moved], np.maximum(ka, kb)[moved]
+        sel = both[moved]
+        parts.append(pd.DataFrame({
+            "address_id": sel["address_id"], "ags": sel["ags_b"], "households": sel["households_b"], "group": g,
+            "direction": np.where(kb[moved] > ka[moved], "gained", "lost"),
+            "crossed": [";".join(f"{t:g}" for t in ts[i:j]) for i, j in zip(lo, hi, strict=True)],
+            "down_a": sel[f"best_down_{g}_a"], "down_b": sel[f"best_down_{g}_b"],
+            "tech_a": sel[f"best_tech_{g}_a"], "tech_b": sel[f"best_tech_{g}_b"],
+            "provider_a": sel[f"best_provider_{g}_a"], "provider_b": sel[f"best_provider_{g}_b"],
+        }))
+    columns = ["address_id", "ags", "households", "group", "direction", "crossed", "down_a", "down_b",
+               "tech_a", "tech_b", "provider_a", "provider_b"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def address_list_changes(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Addresses that appeared in or vanished from the address list."""
+    ids_a, ids_b = pd.Index(a["address_id"]), pd.Index(b["address_id"])
+    gone = a[~ids_a.isin(ids_b)].assign(change="vanished")
+    new = b[~ids_b.isin(ids_a)].assign(change="appeared")
+    return pd.concat([gone, new], ignore_index=True)[["address_id", "ags", "households", "change"]]
+
+
+def provider_changes(offers_a: pd.DataFrame, offers_b: pd.DataFrame) -> pd.DataFrame:
+    """Providers and technologies with the number of addresses they reach, before and after."""
+    def reach(offers: pd.DataFrame) -> pd.Series:
+        current = offers[offers["status"] == "current"]
+        return current.groupby(["provider", "technology"])["address_id"].nunique()
+
+    out = pd.concat([reach(offers_a).rename("addresses_a"), reach(offers_b).rename("addresses_b")], axis=1)
+    out = out.fillna(0).astype("int64").reset_index()
+    out["change"] = np.select([out["addresses_a"] == 0, out["addresses_b"] == 0,
+                               out["addresses_a"] != out["addresses_b"]], ["appeared", "disappeared", "changed"],
+                              "unchanged")
+    return out.sort_values(["provider", "technology"]).reset_index(drop=True)
+
+
+def funding_changes(a: pd.DataFrame, b: pd.DataFrame, flags: Sequence[str]) -> pd.DataFrame:
+    """Addresses whose funding eligibility changed, per rule flag (e.g. ``fund_white``)."""
+    flags = [f for f in flags if f in a.columns and f in b.columns]
+    both = a[["address_id", *flags]].merge(b[["address_id", "ags", "households", *flags]], on="address_id",
+                                           suffixes=("_a", "_b"))
+    parts = []
+    for f in flags:
+        moved = both[f"{f}_a"] != both[f"{f}_b"]
+        sel = both[moved]
+        parts.append(pd.DataFrame({"address_id": sel["address_id"], "ags": sel["ags"], "households": sel["households"],
+                                   "rule": f.removeprefix("fund_"), "eligible_a": sel[f"{f}_a"],
+                                   "eligible_b": sel[f"{f}_b"]}))
+    columns = ["address_id", "ags", "households", "rule", "eligible_a", "eligible_b"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

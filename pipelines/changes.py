@@ -1,0 +1,93 @@
+"""Writes the change report between two runs (after every run, and for ``bbcov diff``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from coverage.changes import address_changes, address_list_changes, area_changes, funding_changes, provider_changes
+from coverage.schemas import LEVEL_KEYS
+from pipelines import io
+from pipelines.stages import Context
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE_PP = 0.5
+_COUNT = re.compile(r"^hh_ge_(?P<t>[\d.]+)_(?P<g>[a-z][a-z0-9_]*)$")
+
+
+@dataclass(frozen=True)
+class RunData:
+    run_id: str
+    tables: dict[str, pd.DataFrame]
+    addresses: pd.DataFrame
+    offers: pd.DataFrame
+
+
+def load_run(run_dir: Path) -> RunData:
+    keys = dict.fromkeys(LEVEL_KEYS.values(), str)
+    tables = {level: pd.read_csv(run_dir / "tables" / f"coverage_{level}.csv", dtype=keys) for level in LEVEL_KEYS}
+    return RunData(run_dir.name, tables, pd.read_parquet(run_dir / "addresses.parquet"),
+                   pd.read_parquet(run_dir / "offers.parquet"))
+
+
+def from_context(ctx: Context, run_id: str) -> RunData:
+    return RunData(run_id, ctx.artefacts["tables"], pd.DataFrame(ctx.artefacts["addresses"].drop(columns="geometry")),
+                   ctx.artefacts["offers"])
+
+
+def thresholds_and_groups(*tables: pd.DataFrame) -> tuple[list[float], list[str]]:
+    """The (threshold, group) pairs both tables have, read from their ``hh_ge_{t}_{g}`` columns."""
+    pairs = None
+    for table in tables:
+        found = {(float(m["t"]), m["g"]) for c in table.columns if (m := _COUNT.match(c))}
+        pairs = found if pairs is None else pairs & found
+    pairs = pairs or set()
+    return sorted({t for t, _ in pairs}), sorted({g for _, g in pairs})
+
+
+def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float = DEFAULT_TOLERANCE_PP) -> list[str]:
+    """CSV files under ``out`` (relative names returned) and a short summary.json."""
+    thresholds, groups = thresholds_and_groups(a.tables["gemeinde"], b.tables["gemeinde"])
+    written = []
+    summary: dict = {"run_a": a.run_id, "run_b": b.run_id, "tolerance_pp": tolerance_pp}
+    for level, key in LEVEL_KEYS.items():
+        table = area_changes(a.tables[level], b.tables[level], key, thresholds, groups, tolerance_pp)
+        io.write_csv(out / f"changes_{level}.csv", table)
+        written.append(f"changes_{level}.csv")
+        summary[f"noteworthy_{level}"] = int(table["noteworthy"].sum())
+    moved = address_changes(a.addresses, b.addresses, thresholds, groups)
+    listed = address_list_changes(a.addresses, b.addresses)
+    providers = provider_changes(a.offers, b.offers)
+    flags = [c for c in b.addresses.columns if c.startswith("fund_")]
+    funding = funding_changes(a.addresses, b.addresses, flags)
+    for name, frame in (("address_changes", moved), ("address_list_changes", listed),
+                        ("provider_changes", providers), ("funding_changes", funding)):
+        io.write_csv(out / f"{name}.csv", frame)
+        written.append(f"{name}.csv")
+    summary.update({
+        "addresses_gained": {g: int(((moved["group"] == g) & (moved["direction"] == "gained")).sum()) for g in groups},
+        "addresses_lost": {g: int(((moved["group"] == g) & (moved["direction"] == "lost")).sum()) for g in groups},
+        "addresses_appeared": int((listed["change"] == "appeared").sum()),
+        "addresses_vanished": int((listed["change"] == "vanished").sum()),
+        "providers_appeared": providers.loc[providers["change"] == "appeared", ["provider", "technology"]]
+        .values.tolist(),
+        "providers_disappeared": providers.loc[providers["change"] == "disappeared", ["provider", "technology"]]
+        .values.tolist(),
+        "funding_changes": len(funding),
+    })
+    io.write_json(out / "summary.json", summary)
+    log.info("changes %s -> %s: %s", a.run_id, b.run_id, {k: v for k, v in summary.items() if "noteworthy" in k})
+    return [*written, "summary.json"]
+
+
+def changes_after_run(previous: Path, ctx: Context, staging: Path) -> list[str]:
+    """The runner's hook: compare the latest published run with the one being built."""
+    run_id = staging.name.removeprefix(".").removesuffix(".partial")
+    written = write_change_report(load_run(previous), from_context(ctx, run_id), staging / "changes",
+                                  ctx.cfg.analysis.change_tolerance_pp)
+    return [f"changes/{w}" for w in written]

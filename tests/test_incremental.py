@@ -1,0 +1,133 @@
+"""Scheduled reruns: skip what did not change, rerun what did, report the change, survive kill -9, one at a time."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from coverage.config import load_config
+from pipelines.cli import main
+from pipelines.lock import run_lock
+from tests.world import write_world
+
+
+@pytest.fixture
+def world(tmp_path):
+    config = write_world(tmp_path)
+    text = config.read_text(encoding="utf-8").replace('path = "dsl.csv"', 'path = "deliveries/dsl*.csv"')
+    config.write_text(text, encoding="utf-8")
+    (tmp_path / "deliveries").mkdir()
+    (tmp_path / "dsl.csv").rename(tmp_path / "deliveries" / "dsl_kuestennetz.csv")
+    return tmp_path
+
+
+def run(world, *extra):
+    return main(["run", "--config", str(world / "run.toml"), "--no-report", *extra])
+
+
+def manifest(world):
+    return json.loads((world / "out" / "latest" / "manifest.json").read_text(encoding="utf-8"))
+
+
+def statuses(world):
+    return {name: s["status"] for name, s in manifest(world)["stages"].items() if name != "report"}
+
+
+def test_second_run_on_unchanged_inputs_does_nothing(world, capsys):
+    assert run(world) == 0
+    first = (world / "out" / "latest").resolve()
+    assert run(world) == 3
+    assert "nothing changed since" in capsys.readouterr().out
+    assert (world / "out" / "latest").resolve() == first
+    assert len(list((world / "out" / "runs").iterdir())) == 1
+
+
+def test_changed_provider_file_reruns_only_what_depends_on_it_and_reports_the_change(world):
+    assert run(world) == 0
+    first = manifest(world)["run_id"]
+    dsl = world / "deliveries" / "dsl_kuestennetz.csv"
+    # Plant one difference: A3's DSL goes from 16 Mbit/s (ADSL2+) to 100 Mbit/s (SVDSL).
+    dsl.write_bytes(dsl.read_bytes().replace(b"A3;K\xfcstennetz (fiktiv);ADSL2+;16.000 kbit/s;1",
+                                             b"A3;K\xfcstennetz (fiktiv);SVDSL;100;40"))
+    assert run(world) == 0
+    assert statuses(world) == {
+        "boundaries": "reused", "addresses": "reused", "provider dsl_kuestennetz.csv": "ran",
+        "provider fibre.csv": "reused", "provider cable.gpkg": "reused", "provider mobile.tif": "reused",
+        "service": "ran", "aggregate": "ran"}
+    changes = world / "out" / "latest" / "changes"
+    assert manifest(world)["previous_run"] == first
+    moved = pd.read_csv(changes / "address_changes.csv", dtype={"crossed": str})
+    assert moved[["address_id", "group", "direction", "crossed", "down_a", "down_b", "tech_b"]].values.tolist() == [
+        ["A3", "dsl", "gained", "30;100", 16.0, 100.0, "dsl"]]
+    gem = pd.read_csv(changes / "changes_gemeinde.csv", dtype={"ags": str})
+    changed = gem[gem["hh_ge_delta"] != 0]
+    assert changed[["ags", "group", "threshold_mbps", "hh_ge_delta", "delta_pp"]].values.tolist() == [
+        ["13000002", "dsl", 30, 5.0, 100.0], ["13000002", "dsl", 100, 5.0, 100.0]]
+    assert changed["noteworthy"].all() and gem.loc[gem["hh_ge_delta"] == 0, "delta_pp"].fillna(0).eq(0).all()
+    assert pd.read_csv(changes / "address_list_changes.csv").empty
+    providers = pd.read_csv(changes / "provider_changes.csv")
+    assert set(providers["change"]) == {"unchanged"}
+
+
+def test_new_file_in_the_delivery_folder_is_picked_up(world):
+    assert run(world) == 0
+    (world / "deliveries" / "dsl_reseller.csv").write_bytes(
+        "address_id;provider;technology;down_mbps;up_mbps\nA4;Wiederverkauf (fiktiv);VDSL;50;10\n".encode("cp1252"))
+    assert len(load_config(world / "run.toml").providers) == 5
+    assert run(world) == 0
+    s = statuses(world)
+    assert s["provider dsl_reseller.csv"] == "ran" and s["provider dsl_kuestennetz.csv"] == "reused"
+    providers = pd.read_csv(world / "out" / "latest" / "changes" / "provider_changes.csv")
+    assert providers.loc[providers["change"] == "appeared", ["provider", "technology"]].values.tolist() == [
+        ["Wiederverkauf (fiktiv)", "dsl"]]
+    funding = pd.read_csv(world / "out" / "latest" / "changes" / "funding_changes.csv")
+    assert set(funding["address_id"]) == {"A4"} and "white" in set(funding["rule"])
+
+
+def test_force_and_from_override_the_fingerprints(world, capsys):
+    assert run(world) == 0
+    assert run(world, "--from", "service") == 0
+    s = statuses(world)
+    assert (s["service"], s["aggregate"], s["addresses"]) == ("ran", "ran", "reused")
+    assert run(world, "--force") == 0
+    assert set(statuses(world).values()) == {"ran"}
+    assert run(world, "--from", "nonsense") == 2
+    assert "no such stage" in capsys.readouterr().err
+
+
+def test_a_second_run_waits_or_exits_cleanly_while_one_holds_the_lock(world, capsys):
+    with run_lock(world / "out"):
+        started = time.monotonic()
+        assert run(world, "--wait", "0.5") == 4
+        assert time.monotonic() - started >= 0.5
+        err = capsys.readouterr().err
+        assert "another bbcov run is in progress" in err and "Traceback" not in err
+    assert run(world) == 0  # lock released: runs normally
+
+
+def test_kill_9_during_a_run_leaves_the_previous_run_intact_and_the_next_run_completes(world):
+    assert run(world) == 0
+    before = (world / "out" / "latest").resolve()
+    before_manifest = manifest(world)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(world / "run.toml"),
+                             "--force"], cwd=world, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    runs = world / "out" / "runs"
+    while not list(runs.glob(".*.partial")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    time.sleep(0.3)  # well inside the run: stages are executing
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (world / "out" / "latest").resolve() == before
+    assert manifest(world) == before_manifest  # previous outputs untouched
+    assert list(runs.glob(".*.partial"))  # the killed run's leftovers are there …
+    assert run(world, "--force") == 0  # … and the next run completes and removes them
+    assert not list(runs.glob(".*.partial"))
+    assert (world / "out" / "latest").resolve() != before
