@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import pickle
+import secrets
 import shutil
 import subprocess
 import time
@@ -66,8 +67,9 @@ def validate_inputs(cfg: RunConfig) -> Context:
 
 
 def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique even for two runs in the same second."""
     now = now or datetime.now(UTC)
-    return "run-" + now.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}"
+    return "run-" + now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -6,6 +6,7 @@ rows in / out / quarantined per reason, so the runner can prove nothing was lost
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,14 +207,19 @@ _READ = ("coverage.sources.tables", "coverage.sources.vector", "coverage.numbers
          "coverage.crs", "coverage.config", "coverage.errors")
 
 
+def _without_path(section: object) -> object:
+    """A config section for fingerprinting: the file's content counts (inputs), not where it lies."""
+    return dataclasses.replace(section, path=Path())
+
+
 def plan(cfg: RunConfig) -> list[Stage]:
     """The stages of a run for this configuration, in execution order (one stage per delivery)."""
     b, a, an = cfg.boundaries, cfg.addresses, cfg.analysis
     stages = [
         Stage("boundaries", stage_boundaries, ("boundaries",), inputs=(b.path,),
-              params=[b, an.crs], modules=("coverage.sources.bkg", *_READ)),
+              params=[_without_path(b), an.crs], modules=("coverage.sources.bkg", *_READ)),
         Stage("addresses", stage_addresses, ("addresses", "rejected_address_ids"), after=("boundaries",),
-              inputs=(a.path,), params=[a, an.crs, an.locate_tolerance_m],
+              inputs=(a.path,), params=[_without_path(a), an.crs, an.locate_tolerance_m],
               modules=("coverage.sources.addresses", "coverage.locate", "coverage.pip", *_READ)),
     ]
     providers = []
@@ -222,7 +228,7 @@ def plan(cfg: RunConfig) -> list[Stage]:
         providers.append(name)
         stages.append(Stage(name, lambda ctx, p=p: stage_provider(ctx, p), (f"offers:{p.name}",),
                             after=("addresses",), inputs=(p.path,),
-                            params=[p, an.crs, an.match_distance_m, dict(cfg.technology_aliases)],
+                            params=[_without_path(p), an.crs, an.match_distance_m, dict(cfg.technology_aliases)],
                             modules=("coverage.sources.providers", "coverage.match", "coverage.addressing",
                                      "coverage.technology", *_READ)))
     stages += [

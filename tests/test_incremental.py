@@ -131,3 +131,14 @@ def test_kill_9_during_a_run_leaves_the_previous_run_intact_and_the_next_run_com
     assert run(world, "--force") == 0  # … and the next run completes and removes them
     assert not list(runs.glob(".*.partial"))
     assert (world / "out" / "latest").resolve() != before
+
+
+def test_moving_an_input_to_another_folder_does_not_invalidate_the_results(world):
+    """Content and file name count (names appear in quarantine files and accounting), the folder does not."""
+    assert run(world) == 0
+    (world / "inbox").mkdir()
+    (world / "addresses.csv").rename(world / "inbox" / "addresses.csv")
+    cfg = world / "run.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace('path = "addresses.csv"', 'path = "inbox/addresses.csv"'),
+                   encoding="utf-8")
+    assert run(world) == 3
