@@ -1,17 +1,42 @@
-"""Writes the planner-facing report of a run: maps (SVG + PNG) and ``index.html``.
+"""Writes the planner-facing atlas of a run into ``out_dir`` (later ``reports/<run>/``).
 
-Map geometry is simplified once per run and shared by every map.
+::
+
+    index.html                 Land overview (maps, Kreis/Amt tables, ranked Gemeinden, downloads)
+    provenance.html            inputs with SHA-256, row accounting, quarantine summary, configuration
+    kreis/<krs_ags>.html       one page per Kreis, with its map
+    amt/<vwg_ars>.html         one page per Amt, with its map
+    gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
+    maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps)
+    downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg
+
+Map geometry is simplified once per run and shared by every map. The overview and Kreis
+print maps are drawn with matplotlib; the many page maps are written as SVG directly
+from the simplified geometry (milliseconds each), see :mod:`coverage.report.svgmap`.
+The matplotlib maps run in up to two "spawn" worker processes while this process writes
+the downloads and pages (scripts calling :func:`render_report` need the usual
+``if __name__ == "__main__":`` guard; the ``bbcov`` command has it).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+import pandas as pd
+
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
+from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render_provenance
+from coverage.report.geometry import MapGeometry
+from coverage.report.maps import column_label, format_date
+from coverage.report.svgmap import area_map_svg, legend_entries
 from coverage.schemas import threshold_tag
-from pipelines import io
+from pipelines import export, io
 from pipelines.stages import Context
 
 log = logging.getLogger(__name__)
@@ -19,7 +44,12 @@ log = logging.getLogger(__name__)
 GROUP_LABELS = {"all": "alle Technologien", "wired": "leitungsgebunden", "dsl": "DSL", "hfc": "Kabel (HFC)",
                 "fibre": "Glasfaser (FTTH/B)", "mobile": "Mobilfunk"}
 #: (threshold, group) of the overview maps, in display order; those not in the run are skipped.
-OVERVIEW_MAPS = ((30, "all"), (100, "all"), (1000, "all"), (1000, "fibre"))
+OVERVIEW_MAPS = ((30, "all"), (100, "all"), (1000, "all"), (1000, "fibre"), (100, "mobile"))
+#: The figure mapped on the Kreis, Amt and Gemeinde pages (falls back to the first share column).
+PAGE_MAP_COLUMN = "share_ge_100_all"
+SITE_COLUMNS = ["address_id", "site_kind", "site_kind_label", "site_name", "street", "house_number", "postcode",
+                "locality", "ags", "vwg_ars", "krs_ags", "gemeinde_name", "amt_name", "kreis_name", "best_down",
+                "best_up", "best_tech", "best_provider", "plan_best_down", "service_class"]
 
 
 def bkg_attribution(valid_date: str | None) -> str:
@@ -27,17 +57,129 @@ def bkg_attribution(valid_date: str | None) -> str:
     return f"© GeoBasis-DE / BKG {year} (Daten verändert)".replace("  ", " ")
 
 
+def _size(path: Path) -> str:
+    n = path.stat().st_size
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f} MB".replace(".", ",")
+    return f"{max(n / 1000, 0.1):.0f} kB"
+
+
+def input_fingerprints(ctx: Context) -> list[dict]:
+    """Size and SHA-256 of every input named in the configuration (or as the runner passed them)."""
+    if "inputs" in ctx.artefacts:
+        return list(ctx.artefacts["inputs"])
+    from pipelines.runner import file_fingerprint  # the runner's manifest uses the same fingerprints
+
+    cfg = ctx.cfg
+    paths = [cfg.boundaries.path, cfg.addresses.path, *(p.path for p in cfg.providers)]
+    return [file_fingerprint(Path(p)) for p in paths if Path(p).exists()]
+
+
+def _draw(kind: str, geometry: MapGeometry, table: pd.DataFrame, column: str, opts: dict) -> str | bytes:
+    """One matplotlib map (runs in a worker process): ``kind`` is "svg" or "png"."""
+    if kind == "svg":
+        return choropleth_svg(geometry, table, "gemeinde", column, **opts)
+    return choropleth_png(geometry, table, "gemeinde", column, **opts)
+
+
+def _map_columns(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The columns a map needs (keeps what is sent to the worker processes small)."""
+    keep = ["ags", "name", column, "households", column.replace("share_ge_", "hh_lt_")]
+    return table[[c for c in dict.fromkeys(keep) if c in table.columns]]
+
+
+def _page_maps(geometry: MapGeometry, tables: Mapping[str, pd.DataFrame], column: str, out_dir: Path,
+               attributions: list[str], data_date: str, written: list[str], pool: ProcessPoolExecutor,
+               pending: dict[str, Future]) -> dict[tuple[str, str], MapBlock]:
+    """Map of every Kreis and Amt (SVG inline + file; PNG for Kreise) and a locator per Gemeinde."""
+    gem = tables["gemeinde"]
+    label = column_label(column)
+    legend_title = f"{label}, je Gemeinde"
+    blocks: dict[tuple[str, str], MapBlock] = {}
+    link, ctx_link = "../gemeinde/{key}.html", "../gemeinde/{key}.html"
+    hint = "Ein Klick auf eine Gemeinde öffnet ihre Seite; grau: Nachbargemeinden außerhalb des Gebiets."
+    by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
+    kreis_names = dict(zip(tables["kreis"]["krs_ags"].astype(str), tables["kreis"]["name"].astype(str), strict=True))
+    for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
+        for key, subset in gem.groupby(gem[key_col].astype(str), sort=True):
+            name = f"maps/{level}_{key}"
+            svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=link,
+                               context_link_template=ctx_link, label=f"Karte: {label}")
+            io.write_text(out_dir / f"{name}.svg",
+                          area_map_svg(geometry, subset, "gemeinde", column, standalone=True,
+                                       label=f"Karte: {label}"))
+            written.append(f"{name}.svg")
+            png = ""
+            if level == "kreis":
+                opts = {"title": kreis_names.get(key, key), "legend_title": legend_title,
+                        "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
+                        "attributions": attributions, "data_date": data_date, "dpi": 150}
+                pending[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
+                                                     opts)
+                png = f"../{name}.png"
+            blocks[(level, key)] = MapBlock(svg=svg, legend=legend_entries(subset, column), legend_title=legend_title,
+                                            caption=f"{label} je Gemeinde", png=png, svg_file=f"../{name}.svg",
+                                            hint=hint)
+    for key, row in gem.assign(_k=gem["ags"].astype(str)).set_index("_k").iterrows():
+        amt_key = str(row["vwg_ars"])
+        subset = by_amt[amt_key]
+        svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=link, context_link_template=ctx_link,
+                           highlight=key, max_width=520, max_height=420, label=f"Lagekarte: {label}")
+        blocks[("gemeinde", key)] = MapBlock(
+            svg=svg, legend=legend_entries(subset, column), legend_title=legend_title,
+            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="",
+            png=blocks[("kreis", str(row["krs_ags"]))].png if ("kreis", str(row["krs_ags"])) in blocks else "",
+            hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
+    return blocks
+
+
 def render_report(ctx: Context, out_dir: Path) -> list[str]:
-    """Render maps and the overview page into ``out_dir``; return the written paths (relative)."""
+    """Render the atlas into ``out_dir``; return the written paths (relative to ``out_dir``)."""
+    cfg = ctx.cfg
+    ctx.artefacts["tables"]
+    boundaries = ctx.artefacts["boundaries"]
+    sites = ctx.artefacts.get("sites")
+    if sites is None:
+        sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
+    quarantine = ctx.artefacts.get("quarantine")
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    geometry = prepare_map_geometry(boundaries)
+    timings["geometry"] = time.perf_counter() - t_all
+    attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
+    data_date = cfg.report.data_date or ctx.reference_date.isoformat()
+    run_id = out_dir.name.removeprefix(".").removesuffix(".partial")
+    meta = {"run_id": run_id, "created": ctx.artefacts.get("created", ""), "data_date": data_date,
+            "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
+            "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
+            "attributions": attributions}
+    written: list[str] = []
+    # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
+    # processes while this process writes the downloads, the page maps and the pages.
+    time.perf_counter()
+    workers = max(1, min(2, os.cpu_count() or 1))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        written += _render(ctx, out_dir, geometry, meta, attributions, data_date, sites, quarantine, timings, pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    timings["total"] = time.perf_counter() - t_all
+    log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],
+             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    ctx.artefacts["report_timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return written
+
+
+def _render(ctx: Context, out_dir: Path, geometry: MapGeometry, meta: dict, attributions: list[str],
+            data_date: str, sites: pd.DataFrame, quarantine: pd.DataFrame | None, timings: dict[str, float],
+            pool: ProcessPoolExecutor) -> list[str]:
     cfg = ctx.cfg
     tables = ctx.artefacts["tables"]
     boundaries = ctx.artefacts["boundaries"]
+    written: list[str] = []
     t0 = time.perf_counter()
-    geometry = prepare_map_geometry(boundaries)
-    log.info("report: map geometry simplified once in %.1f s", time.perf_counter() - t0)
-    attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
-    data_date = cfg.report.data_date or ctx.reference_date.isoformat()
-    written, svgs = [], {}
+    pending: dict[str, Future] = {}
+    captions, map_files = {}, {}
     gem = tables["gemeinde"]
     for t, group in OVERVIEW_MAPS:
         column = f"share_ge_{threshold_tag(t)}_{group}"
@@ -45,19 +187,64 @@ def render_report(ctx: Context, out_dir: Path) -> list[str]:
             continue
         caption = f"Anteil der Haushalte mit ≥ {threshold_tag(t)} Mbit/s ({GROUP_LABELS.get(group, group)})"
         opts = {"title": caption, "legend_title": "Anteil der Haushalte",
-                "subtitle": f"je Gemeinde, Stand {data_date}", "attributions": attributions,
+                "subtitle": f"je Gemeinde, Datenstand {format_date(data_date)}", "attributions": attributions,
                 "data_date": data_date}
         name = f"maps/gemeinde_{column}"
-        svgs[caption] = choropleth_svg(geometry, gem, "gemeinde", column, **opts)
-        io.write_text(out_dir / f"{name}.svg", svgs[caption])
-        io.write_bytes(out_dir / f"{name}.png", choropleth_png(geometry, gem, "gemeinde", column, **opts))
-        written += [f"{name}.svg", f"{name}.png"]
-    meta = {"run_id": out_dir.name.removeprefix(".").removesuffix(".partial"),
-            "created": ctx.artefacts.get("created", ""), "data_date": data_date,
-            "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
-            "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
-            "attributions": attributions}
-    io.write_text(out_dir / "index.html", render_overview(tables, svgs, meta))
+        table = _map_columns(gem, column)
+        pending[f"{name}.svg"] = pool.submit(_draw, "svg", geometry, table, column,
+                                             {**opts, "link_template": "gemeinde/{key}.html"})
+        pending[f"{name}.png"] = pool.submit(_draw, "png", geometry, table, column, opts)
+        captions[caption] = f"{name}.svg"
+        map_files[caption] = {"png": f"{name}.png", "svg_file": f"{name}.svg"}
+
+    # Downloads first: the overview lists them with their sizes.
+    t0 = time.perf_counter()
+    downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries)
+    written += downloads
+    timings["downloads"] = time.perf_counter() - t0
+    labels = {"downloads/coverage.xlsx": "Arbeitsmappe (XLSX): alle Ebenen, Standorte, Förderregeln, Quarantäne",
+              "downloads/areas.gpkg": "GeoPackage für QGIS: Gemeinden, Ämter, Kreise, Land mit allen Zahlen"}
+    download_links = [{"label": labels[p], "href": p, "size": _size(out_dir / p)} for p in labels]
+    download_links += [{"label": f"CSV{' (deutsches Excel)' if p.endswith('_de.csv') else ''}: "
+                                 f"{Path(p).stem.removesuffix('_de')}", "href": p, "size": _size(out_dir / p)}
+                       for p in downloads if p.endswith(".csv")]
+
+    t0 = time.perf_counter()
+    data = atlas_data(tables, sites, cfg.funding_rules, meta)
+    config_text = cfg.source.read_text(encoding="utf-8") if cfg.source and Path(cfg.source).exists() else ""
+    io.write_text(out_dir / "provenance.html", render_provenance(
+        data, input_fingerprints(ctx), config_text, str(cfg.source or ""),
+        [a.as_dict() for a in ctx.accounting], quarantine))
+    written.append("provenance.html")
+    timings["provenance page"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    column = PAGE_MAP_COLUMN if PAGE_MAP_COLUMN in gem.columns else \
+        next(c for c in gem.columns if c.startswith("share_ge_"))
+    blocks = _page_maps(geometry, tables, column, out_dir, attributions, data_date, written, pool, pending)
+    timings["page maps"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for level in ("kreis", "amt", "gemeinde"):
+        key_col = {"kreis": "krs_ags", "amt": "vwg_ars", "gemeinde": "ags"}[level]
+        for key in tables[level][key_col].astype(str):
+            html = render_area_page(data, level, key, blocks.get((level, key)))
+            io.write_text(out_dir / level / f"{key}.html", html)
+            written.append(f"{level}/{key}.html")
+    timings["area pages"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for path, future in pending.items():
+        result = future.result()
+        if isinstance(result, bytes):
+            io.write_bytes(out_dir / path, result)
+        else:
+            io.write_text(out_dir / path, result)
+        written.append(path)
+    timings["waiting for matplotlib maps"] = time.perf_counter() - t0
+    svgs = {caption: pending[path].result() for caption, path in captions.items()}
+    io.write_text(out_dir / "index.html", render_overview(
+        tables, svgs, meta, sites=sites, links=True, map_files=map_files, downloads=download_links,
+        provenance="provenance.html"))
     written.append("index.html")
-    log.info("report: %d files in %.1f s", len(written), time.perf_counter() - t0)
     return written

@@ -239,7 +239,9 @@ def test_html_offline_and_escaped(html):
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.count("<script>") == 1  # the inlined tables.js
-    assert "<link" not in html and "@import" not in html and "src=" not in html
+    # the only <link> is the empty inline favicon (so browsers do not request /favicon.ico)
+    assert html.count("<link") == 1 and '<link rel="icon" href="data:,">' in html
+    assert "@import" not in html and "src=" not in html
 
 
 def test_html_content(html, tables):
@@ -272,3 +274,30 @@ def test_html_missing_column_is_a_schema_error(tables):
     broken["kreis"] = tables["kreis"].drop(columns=["hh_lt_30_all"])
     with pytest.raises(ValueError, match="kreis table: missing column"):
         render_overview(broken, {}, META)
+
+
+# --------------------------------------------------------------------------- direct SVG page maps
+
+def test_area_map_svg_subset_links_escapes_and_highlights(geometry, tables):
+    from coverage.report.svgmap import area_map_svg, legend_entries
+
+    gem = tables["gemeinde"]
+    evil_row = gem[gem["name"] == EVIL].iloc[0]
+    amt = gem[gem["vwg_ars"] == evil_row["vwg_ars"]]
+    svg = area_map_svg(geometry, amt, "gemeinde", "share_ge_100_all", link_template="../gemeinde/{key}.html",
+                       context_link_template="../gemeinde/{key}.html", highlight=evil_row["ags"],
+                       standalone=True)
+    root = ET.fromstring(svg)  # well-formed XML
+    areas = [el for el in root.iter() if el.get("class") == "area"]
+    assert sorted(a.get("data-key") for a in areas) == sorted(amt["ags"])
+    assert all(a.find(f"{SVG}title").text for a in areas)
+    links = [el.get("href") for el in root.iter(f"{SVG}a")]
+    assert {f"../gemeinde/{k}.html" for k in amt["ags"]} <= set(links)
+    assert len(links) > len(amt)  # neighbours in grey are linked too
+    assert any(el.get("class") == "context-area" for el in root.iter())
+    assert "<script" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert len([el for el in root.iter() if el.get("class") == "highlight"]) == 2
+    inline = area_map_svg(geometry, amt, "gemeinde", "share_ge_100_all")
+    assert "http" not in inline and inline.startswith("<svg")
+    legend = legend_entries(amt, "share_ge_100_all")
+    assert sum(e["count"] for e in legend) == len(amt)

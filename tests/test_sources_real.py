@@ -7,8 +7,8 @@ import pytest
 
 from coverage.crs import same_crs
 from coverage.errors import DataSourceError, InputDataError
-from coverage.sources.breitbandatlas import parse_header, read_bba_table
 from coverage.sources.bkg import read_bkg_bundle
+from coverage.sources.breitbandatlas import parse_header, read_bba_table
 from tests.conftest import BKG
 
 

@@ -8,7 +8,7 @@ the simplified Gemeinden, so their borders lie exactly on Gemeinde borders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -26,6 +26,15 @@ _ATTRS = {"gemeinde": ["name", "bez", "vwg_ars", "krs_ags", "land"],
 
 
 @dataclass(frozen=True)
+class AreaLookup:
+    keys: np.ndarray  # key text per area
+    geoms: np.ndarray  # shapely geometries
+    bounds: np.ndarray  # (n, 4) xmin, ymin, xmax, ymax
+    geom_by_key: dict
+    name_by_key: dict
+
+
+@dataclass(frozen=True)
 class MapGeometry:
     """Simplified, display-ready geometries of all levels (one row per area, same CRS).
 
@@ -39,6 +48,19 @@ class MapGeometry:
     kreis: gpd.GeoDataFrame
     land: gpd.GeoDataFrame
     tolerance_m: float
+    _lookups: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def lookup(self, name: str) -> AreaLookup:
+        """Keys, geometries, bounds and names of one level as arrays (computed once, then reused)."""
+        if name not in self._lookups:
+            geo = self.level(name)
+            keys = geo[LEVEL_KEYS[name]].astype(str).to_numpy(dtype=object)
+            geoms = np.asarray(geo.geometry.values, dtype=object)
+            names = geo["name"].astype(str).to_numpy(dtype=object) if "name" in geo.columns else keys
+            self._lookups[name] = AreaLookup(keys, geoms, shapely.bounds(geoms),
+                                             dict(zip(keys.tolist(), geoms.tolist(), strict=True)),
+                                             dict(zip(keys.tolist(), names.tolist(), strict=True)))
+        return self._lookups[name]
 
     def level(self, name: str) -> gpd.GeoDataFrame:
         if name not in LEVELS:

@@ -9,11 +9,13 @@ escaped) are marked safe.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from urllib.parse import quote
 
 import jinja2
 import numpy as np
@@ -47,6 +49,7 @@ class _Cell:
     text: str
     value: object = None  # raw number for sorting (data-value); None for text cells
     css: str = ""
+    href: str = ""  # link target of the cell text (relative path), if any
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,28 @@ def _cell(col: _Column, value: object) -> _Cell:
     return _Cell(text, "" if raw is None else repr(round(raw, 6)), "num")
 
 
-def _rows(frame: pd.DataFrame, columns: Sequence[_Column]) -> list[list[_Cell]]:
-    records = frame[[c.column for c in columns]].to_dict("records")
-    return [[_cell(c, rec[c.column]) for c in columns] for rec in records]
+def _rows(frame: pd.DataFrame, columns: Sequence[_Column],
+          links: Mapping[str, tuple[str, str]] | None = None) -> list[list[_Cell]]:
+    """Table cells; ``links``: column -> (key column, ``str.format`` template with ``{key}``)."""
+    links = dict(links or {})
+    cols = list(dict.fromkeys([c.column for c in columns] + [k for k, _ in links.values()]))
+    records = [dict(zip(cols, vals, strict=True)) for vals in frame[cols].astype(object).to_numpy().tolist()]
+    rows = []
+    for rec in records:
+        row = []
+        for c in columns:
+            cell = _cell(c, rec[c.column])
+            if c.column in links:
+                key_col, template = links[c.column]
+                key = rec[key_col]
+                if key is not None and not (isinstance(key, float) and np.isnan(key)):
+                    cell = _Cell(cell.text, cell.value, cell.css, template.format(key=quote(str(key), safe="")))
+            row.append(cell)
+        rows.append(row)
+    return rows
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("coverage.report", "templates"),
@@ -86,6 +106,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+@functools.cache
 def _static(name: str) -> str:
     return files("coverage.report").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -147,12 +168,51 @@ def _format_timestamp(value: object) -> str:
     return f"{m.group(3)}.{m.group(2)}.{m.group(1)}, {m.group(4)}:{m.group(5)} Uhr"
 
 
-def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, str], meta: Mapping) -> str:
+def funding_cards(row_or_frame: pd.DataFrame | pd.Series) -> list[dict[str, str]]:
+    """Headline cards of white- and grey-spot households (funding rules ``white``/``grey``), if present."""
+    frame = row_or_frame.to_frame().T if isinstance(row_or_frame, pd.Series) else row_or_frame
+    hh = float(pd.to_numeric(frame["households"], errors="coerce").sum())
+    out = []
+    for rule, label, below in (("white", "Weiße Flecken", 30), ("grey", "Graue Flecken", 100)):
+        col = f"hh_fund_{rule}"
+        if col not in frame.columns:
+            continue
+        n = float(pd.to_numeric(frame[col], errors="coerce").sum())
+        share = format_percent(100.0 * n / hh) if hh > 0 else "–"
+        out.append({"label": f"{label} (Haushalte)", "value": format_int(n),
+                    "note": f"{share} der Haushalte ohne Festnetz ≥ {below} Mbit/s (ohne Planung)"})
+    return out
+
+
+def sites_card(sites: pd.DataFrame, threshold: float = 100) -> dict[str, str]:
+    """Headline card: administrative sites and schools below ``threshold`` Mbit/s (best download)."""
+    down = pd.to_numeric(sites["best_down"], errors="coerce").fillna(0.0)
+    n_below = int((down < threshold).sum())
+    return {"label": f"Standorte unter {_t(threshold)} Mbit/s", "value": format_int(n_below),
+            "note": f"von {format_int(len(sites))} Verwaltungen und Schulen"}
+
+
+def render_overview(
+    tables: Mapping[str, pd.DataFrame],
+    map_svgs: Mapping[str, str],
+    meta: Mapping,
+    *,
+    sites: pd.DataFrame | None = None,
+    links: bool = False,
+    map_files: Mapping[str, Mapping[str, str]] | None = None,
+    downloads: Sequence[Mapping[str, str]] = (),
+    provenance: str | None = None,
+) -> str:
     """Render ``index.html``: headline figures, inlined maps, Kreis and Amt tables, top-25 Gemeinden.
 
     ``tables``: level -> per-area table (see the package docs for the columns);
     ``map_svgs``: caption -> SVG from :func:`~coverage.report.maps.choropleth_svg`, in display order;
     ``meta``: run_id, created, data_date, boundaries_date, title, thresholds, groups, attributions.
+    ``sites``: the per-site table (adds the headline "sites below 100 Mbit/s");
+    ``links``: link table rows to the atlas pages ``kreis/…``, ``amt/…``, ``gemeinde/…``;
+    ``map_files``: caption -> {"png": path, "svg_file": path} offered next to each map;
+    ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page.
+    White/grey-spot headline figures appear when the land table has ``hh_fund_white``/``hh_fund_grey``.
     Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
     """
     thresholds = [t for t in HEADLINE_THRESHOLDS
@@ -184,6 +244,9 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
                   "value": format_int(land[lt].sum()),
                   "note": f"{format_percent(100.0 * float(land[lt].sum()) / hh if hh > 0 else np.nan)} "
                           "der Haushalte, alle Technologien"})
+    cards += funding_cards(land)
+    if sites is not None:
+        cards.append(sites_card(sites))
 
     area_cols = [_Column("Haushalte", "households", "int")]
     area_cols += [_Column(f"Anteil ≥ {_t(t)} Mbit/s", f"share_ge_{_t(t)}_all", "pct") for t in thresholds]
@@ -196,7 +259,8 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
 
     k = kreis.assign(_name=kreis["name"].astype(str)).sort_values("_name", key=lambda s: s.str.lower())
     kreis_table = {"id": "tabelle-kreise", "columns": [_Column("Kreis", "name", "text"), *area_cols]}
-    kreis_table["rows"] = _rows(k, kreis_table["columns"])
+    kreis_table["rows"] = _rows(k, kreis_table["columns"],
+                                {"name": ("krs_ags", "kreis/{key}.html")} if links else None)
     land_total = land.assign(name="Summe " + land["name"].astype(str))
     kreis_table["total"] = _rows(land_total.head(1), kreis_table["columns"])[0] if len(land) == 1 else None
 
@@ -205,7 +269,9 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
     amt_table = {"id": "tabelle-aemter", "columns": [_Column("Amt / amtsfreie Gemeinde", "name", "text"),
                                                      _Column("Kreis", "kreis_name", "text"), *area_cols],
                  "total": None}
-    amt_table["rows"] = _rows(a, amt_table["columns"])
+    amt_table["rows"] = _rows(a, amt_table["columns"], {"name": ("vwg_ars", "amt/{key}.html"),
+                                                        "kreis_name": ("krs_ags", "kreis/{key}.html")}
+                              if links else None)
 
     g = gem.assign(
         amt_name=gem["vwg_ars"].astype(str).map(amt_names),
@@ -219,10 +285,14 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
                 _Column("Haushalte", "households", "int"),
                 _Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"),
                 _Column(f"Anteil ≥ {UNDERSERVED_T} Mbit/s", f"share_ge_{UNDERSERVED_T}_all", "pct")]
-    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols, "rows": _rows(g, top_cols),
-                 "total": None}
+    top_links = {"name": ("ags", "gemeinde/{key}.html"), "amt_name": ("vwg_ars", "amt/{key}.html"),
+                 "kreis_name": ("krs_ags", "kreis/{key}.html")}
+    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols,
+                 "rows": _rows(g, top_cols, top_links if links else None), "total": None}
 
-    maps = [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption)}
+    files_of = map_files or {}
+    maps = [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption),
+             "png": files_of.get(caption, {}).get("png", ""), "svg_file": files_of.get(caption, {}).get("svg_file", "")}
             for i, (caption, svg) in enumerate(map_svgs.items())]
 
     land_name = str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
@@ -236,7 +306,10 @@ def render_overview(tables: Mapping[str, pd.DataFrame], map_svgs: Mapping[str, s
         "thresholds": ", ".join(_t(float(t)) for t in meta.get("thresholds", [])),
         "groups": [GROUP_LABELS.get(str(grp), str(grp)) for grp in meta.get("groups", [])],
         "attributions": [str(x) for x in meta.get("attributions", [])],
-        "cards": cards,
+        "card_items": cards,
+        "links": links,
+        "downloads": [dict(d) for d in downloads],
+        "provenance": provenance or "",
         "maps": maps,
         "kreis_table": kreis_table,
         "amt_table": amt_table,

@@ -1,0 +1,313 @@
+"""The atlas pages: one HTML page per Kreis, Amt and Gemeinde, and the provenance page.
+
+Pure functions from tables to HTML strings; the pipeline decides where the files go.
+Pages live one folder below the overview (``kreis/``, ``amt/``, ``gemeinde/``), so all
+their links start with ``../``. Text from the data is escaped by jinja2's autoescaping;
+only the package's CSS/JS and SVG maps written by :mod:`coverage.report.svgmap` or
+:mod:`coverage.report.maps` (which escape every text) are marked safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from coverage.errors import InputDataError
+from coverage.funding import FundingRule
+from coverage.report.html import (
+    HEADLINE_THRESHOLDS,
+    UNDERSERVED_T,
+    _Column,
+    _environment,
+    _rows,
+    _static,
+    _t,
+    funding_cards,
+    sites_card,
+)
+from coverage.report.maps import GROUP_LABELS, format_date, format_int, format_percent
+from coverage.sources.bkg import LEVEL_KEYS
+
+LEVEL_WORDS = {"gemeinde": "Gemeinde", "amt": "Amt", "kreis": "Kreis", "land": "Land"}
+ROOT = "../"
+
+
+@dataclass(frozen=True)
+class MapBlock:
+    """A map shown on a page: inline SVG element, HTML legend and optional file links."""
+
+    svg: str
+    legend: list[dict[str, object]]
+    legend_title: str
+    caption: str
+    png: str = ""
+    svg_file: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class AtlasData:
+    """Everything the pages show, indexed once per run (see :func:`atlas_data`)."""
+
+    tables: Mapping[str, pd.DataFrame]
+    sites: pd.DataFrame
+    rules: Sequence[FundingRule]
+    meta: Mapping
+    indexed: dict[str, pd.DataFrame] = field(default_factory=dict)
+    sites_by: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+
+
+def atlas_data(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: Sequence[FundingRule],
+               meta: Mapping) -> AtlasData:
+    """Index the tables by their keys (as text) once, for fast per-page lookups."""
+    indexed = {}
+    for level, key in LEVEL_KEYS.items():
+        t = tables[level]
+        indexed[level] = t.assign(_key=t[key].astype(str)).set_index("_key", drop=False)
+    sites = _with_address(sites)
+    sites_by = {level: {str(k): part for k, part in sites.groupby(sites[key].astype(str), sort=False)}
+                for level, key in LEVEL_KEYS.items() if level != "land" and key in sites.columns}
+    return AtlasData(tables=tables, sites=sites, rules=tuple(rules), meta=meta, indexed=indexed,
+                     sites_by=sites_by)
+
+
+def _with_address(sites: pd.DataFrame) -> pd.DataFrame:
+    s = sites.copy()
+    if len(s) == 0:
+        return s.assign(_address=pd.Series(dtype="object"))
+    street = (s["street"].fillna("").astype(str) + " " + s["house_number"].fillna("").astype(str)).str.strip()
+    place = (s["postcode"].fillna("").astype(str) + " " + s["locality"].fillna("").astype(str)).str.strip()
+    s["_address"] = np.where(street != "", street + ", " + place, place)
+    s["_address"] = s["_address"].astype(str).str.strip(", ")
+    return s
+
+
+def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: list[dict], root: str,
+                  sections: list[dict]) -> dict:
+    meta = data.meta
+    return {
+        "title": str(meta.get("title") or "Breitbandversorgung"),
+        "page_title": page_title,
+        "subtitle": subtitle,
+        "breadcrumbs": breadcrumbs,
+        "root": root,
+        "sections": sections,
+        "run_id": str(meta.get("run_id", "")),
+        "data_date": format_date(meta.get("data_date")),
+        "boundaries_date": format_date(meta.get("boundaries_date")),
+        "attributions": [str(x) for x in meta.get("attributions", [])],
+        "css": Markup(_static("report.css")),
+        "js": Markup(_static("tables.js")),
+    }
+
+
+def _name(data: AtlasData, level: str, key: str) -> str:
+    idx = data.indexed[level]
+    return str(idx.at[key, "name"]) if key in idx.index else key
+
+
+def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
+    land = data.tables["land"]
+    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": f"{ROOT}index.html"}]
+    if level in ("amt", "gemeinde"):
+        k = str(row["krs_ags"])
+        crumbs.append({"label": _name(data, "kreis", k), "href": f"{ROOT}kreis/{k}.html"})
+    if level == "gemeinde":
+        a = str(row["vwg_ars"])
+        crumbs.append({"label": _name(data, "amt", a), "href": f"{ROOT}amt/{a}.html"})
+    crumbs.append({"label": str(row["name"]), "href": ""})
+    return crumbs
+
+
+def _cards(row: pd.Series, sites: pd.DataFrame) -> list[dict[str, str]]:
+    hh = row.get("households")
+    cards = [{"label": "Haushalte", "value": format_int(hh),
+              "note": f"{format_int(row.get('addresses'))} Adressen"}]
+    for t in HEADLINE_THRESHOLDS:
+        col = f"share_ge_{_t(t)}_all"
+        if col in row.index:
+            cards.append({"label": f"Anteil ≥ {_t(t)} Mbit/s", "value": format_percent(row[col]),
+                          "note": "der Haushalte, alle Technologien"})
+    lt = f"hh_lt_{UNDERSERVED_T}_all"
+    if lt in row.index:
+        cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)", "value": format_int(row[lt]),
+                      "note": "alle Technologien"})
+    cards += funding_cards(row)
+    cards.append(sites_card(sites))
+    return cards
+
+
+def _tech_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict:
+    records = []
+    for g in groups:
+        rec = {"group": GROUP_LABELS.get(g, g)}
+        for t in thresholds:
+            rec[f"t{_t(t)}"] = row.get(f"share_ge_{_t(t)}_{g}", np.nan)
+        rec["plan"] = row.get(f"plan_share_ge_{_t(thresholds[-1])}_{g}", np.nan) if thresholds else np.nan
+        records.append(rec)
+    cols = [_Column("Technologie", "group", "text")]
+    cols += [_Column(f"≥ {_t(t)} Mbit/s", f"t{_t(t)}", "pct") for t in thresholds]
+    if thresholds:
+        cols.append(_Column(f"≥ {_t(thresholds[-1])} Mbit/s mit Planung", "plan", "pct"))
+    frame = pd.DataFrame.from_records(records, columns=["group", *[f"t{_t(t)}" for t in thresholds], "plan"])
+    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+
+
+def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict:
+    records = []
+    for r in rules:
+        records.append({"label": r.label, "describe": r.describe(),
+                        "hh": row.get(f"hh_fund_{r.name}", np.nan), "addr": row.get(f"addr_fund_{r.name}", np.nan),
+                        "hh_plan": row.get(f"hh_fund_{r.name}_plan", np.nan),
+                        "addr_plan": row.get(f"addr_fund_{r.name}_plan", np.nan)})
+    cols = [_Column("Regel", "label", "text"), _Column("Kriterium", "describe", "text"),
+            _Column("Haushalte", "hh", "int"), _Column("Adressen", "addr", "int"),
+            _Column("Haushalte mit Planung", "hh_plan", "int"), _Column("Adressen mit Planung", "addr_plan", "int")]
+    frame = pd.DataFrame.from_records(records, columns=["label", "describe", "hh", "addr", "hh_plan", "addr_plan"])
+    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+
+
+SITE_COLUMNS = (("Art", "site_kind_label", "text"), ("Standort", "site_name", "text"),
+                ("Adresse", "_address", "text"), ("Gemeinde", "gemeinde_name", "text"),
+                ("Download (Mbit/s)", "best_down", "int"), ("Technologie", "best_tech", "text"),
+                ("Anbieter", "best_provider", "text"), ("Mit Planung (Mbit/s)", "plan_best_down", "int"),
+                ("Versorgung", "service_class", "text"))
+
+
+def _sites_table(s: pd.DataFrame, tid: str) -> dict:
+    cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
+    links = {"gemeinde_name": ("ags", ROOT + "gemeinde/{key}.html")}
+    return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None}
+
+
+def _area_columns(thresholds: Sequence[float], has: set[str]) -> list[_Column]:
+    cols = [_Column("Haushalte", "households", "int")]
+    cols += [_Column(f"Anteil ≥ {_t(t)} Mbit/s", f"share_ge_{_t(t)}_all", "pct") for t in thresholds]
+    if "share_ge_1000_fibre" in has:
+        cols.append(_Column("Glasfaser ≥ 1000 Mbit/s", "share_ge_1000_fibre", "pct"))
+    cols.append(_Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", f"hh_lt_{UNDERSERVED_T}_all", "int"))
+    for rule, label in (("white", "Weiße Flecken (Haushalte)"), ("grey", "Graue Flecken (Haushalte)")):
+        if f"hh_fund_{rule}" in has:
+            cols.append(_Column(label, f"hh_fund_{rule}", "int"))
+    return [c for c in cols if c.column in has]
+
+
+def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock | None) -> str:
+    """HTML of the page of one Kreis, Amt or Gemeinde (``level``/``key``), for ``<level>/<key>.html``."""
+    if level not in ("kreis", "amt", "gemeinde"):
+        raise InputDataError(f"atlas pages exist for kreis, amt and gemeinde, not {level!r}")
+    idx = data.indexed[level]
+    if key not in idx.index:
+        raise InputDataError(f"{level} {key!r} is not in the {level} table")
+    row = idx.loc[key]
+    key_col = LEVEL_KEYS[level]
+    sites = data.sites_by.get(level, {}).get(key, data.sites.iloc[:0])
+    thresholds = [t for t in HEADLINE_THRESHOLDS if f"share_ge_{_t(t)}_all" in idx.columns]
+    all_t = [float(t) for t in data.meta.get("thresholds", [])]
+    groups = [str(g) for g in data.meta.get("groups", [])]
+    tech_t = [t for t in all_t if f"share_ge_{_t(t)}_all" in idx.columns]
+
+    gem = data.tables["gemeinde"]
+    sub_tables = []
+    has = set(gem.columns)
+    if level == "kreis":
+        amt = data.tables["amt"]
+        a = amt[amt["krs_ags"].astype(str) == key].sort_values("name", key=lambda s: s.astype(str).str.lower())
+        cols = [_Column("Amt / amtsfreie Gemeinde", "name", "text"), *_area_columns(thresholds, set(amt.columns))]
+        sub_tables.append({"section": "aemter", "heading": "Ämter und amtsfreie Gemeinden",
+                           "caption": "Versorgung der Haushalte je Amt",
+                           "table": {"id": "tabelle-aemter", "columns": cols, "total": None,
+                                     "rows": _rows(a, cols, {"name": ("vwg_ars", ROOT + "amt/{key}.html")})}})
+    if level in ("kreis", "amt"):
+        g = gem[gem[key_col].astype(str) == key]
+        g = g.assign(amt_name=g["vwg_ars"].astype(str).map(lambda k: _name(data, "amt", k)))
+        g = g.sort_values("name", key=lambda s: s.astype(str).str.lower())
+        cols = [_Column("Gemeinde", "name", "text")]
+        if level == "kreis":
+            cols.append(_Column("Amt", "amt_name", "text"))
+        cols += _area_columns(thresholds, has)
+        links = {"name": ("ags", ROOT + "gemeinde/{key}.html"), "amt_name": ("vwg_ars", ROOT + "amt/{key}.html")}
+        sub_tables.append({"section": "gemeinden", "heading": "Gemeinden",
+                           "caption": "Versorgung der Haushalte je Gemeinde",
+                           "table": {"id": "tabelle-gemeinden", "columns": cols, "total": None,
+                                     "rows": _rows(g, cols, links)}})
+
+    sections = [{"id": "kennzahlen", "label": "Kennzahlen"}]
+    if map_block is not None:
+        sections.append({"id": "karte", "label": "Karte"})
+    sections.append({"id": "technologien", "label": "Technologien"})
+    sections += [{"id": t["section"], "label": t["heading"]} for t in sub_tables]
+    sections += [{"id": "foerderung", "label": "Förderung"}, {"id": "standorte", "label": "Standorte"}]
+    bez = str(row.get("bez", "") or "") if "bez" in row.index else ""
+    subtitle = f"{bez or LEVEL_WORDS[level]} · Schlüssel {key}"
+    context = _base_context(data, str(row["name"]), subtitle, _breadcrumbs(data, level, row), ROOT, sections)
+    block = None
+    if map_block is not None:
+        block = {"svg": Markup(map_block.svg), "legend": map_block.legend, "legend_title": map_block.legend_title,
+                 "caption": map_block.caption, "png": map_block.png, "svg_file": map_block.svg_file,
+                 "hint": map_block.hint}
+    context.update({
+        "card_items": _cards(row, sites),
+        "map": block,
+        "tech_table": _tech_table(row, groups, tech_t, "tabelle-technologien"),
+        "sub_tables": sub_tables,
+        "funding_table": _funding_table(row, data.rules, "tabelle-foerderung"),
+        "sites_table": _sites_table(sites, "tabelle-standorte"),
+    })
+    return _environment().get_template("area.html.j2").render(**context)
+
+
+def quarantine_summary(quarantine: pd.DataFrame | None) -> pd.DataFrame:
+    """Quarantined rows counted per source and reason (columns source, reason, detail, count)."""
+    cols = ["source", "reason", "detail", "count"]
+    if quarantine is None or len(quarantine) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "count" else "object") for c in cols})
+    q = quarantine.assign(detail=quarantine["detail"] if "detail" in quarantine.columns else "")
+    out = (q.groupby(["source", "reason"], sort=True, dropna=False)
+           .agg(detail=("detail", "first"), count=("reason", "size")).reset_index())
+    return out[cols]
+
+
+def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: str, config_path: str,
+                      accounting: Sequence[Mapping], quarantine: pd.DataFrame | None) -> str:
+    """HTML of ``provenance.html``: input files (size, SHA-256), row accounting, quarantine, configuration."""
+    inp = pd.DataFrame([{"path": str(i.get("path", "")), "files": i.get("files", 1), "bytes": i.get("bytes"),
+                         "sha256": str(i.get("sha256", ""))} for i in inputs],
+                       columns=["path", "files", "bytes", "sha256"])
+    inp_cols = [_Column("Datei / Ordner", "path", "text"), _Column("Dateien", "files", "int"),
+                _Column("Bytes", "bytes", "int"), _Column("SHA-256", "sha256", "text")]
+    acc = pd.DataFrame([{"stage": a.get("stage", ""), "rows_in": a.get("rows_in"), "rows_out": a.get("rows_out"),
+                         "quarantined": sum((a.get("quarantined") or {}).values()),
+                         "reasons": ", ".join(f"{k}: {v}" for k, v in (a.get("quarantined") or {}).items()),
+                         "balanced": "ja" if a.get("balanced", True) else "NEIN", "note": a.get("note", "")}
+                        for a in accounting],
+                       columns=["stage", "rows_in", "rows_out", "quarantined", "reasons", "balanced", "note"])
+    acc_cols = [_Column("Stufe", "stage", "text"), _Column("Zeilen ein", "rows_in", "int"),
+                _Column("Zeilen aus", "rows_out", "int"), _Column("Quarantäne", "quarantined", "int"),
+                _Column("Gründe", "reasons", "text"), _Column("ausgeglichen", "balanced", "text"),
+                _Column("Hinweis", "note", "text")]
+    qs = quarantine_summary(quarantine)
+    q_cols = [_Column("Quelle", "source", "text"), _Column("Grund", "reason", "text"),
+              _Column("Erläuterung", "detail", "text"), _Column("Zeilen", "count", "int")]
+    land = data.tables["land"]
+    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": "index.html"},
+              {"label": "Herkunft der Daten", "href": ""}]
+    sections = [{"id": "eingaben", "label": "Eingabedaten"}, {"id": "zeilen", "label": "Zeilenbilanz"},
+                {"id": "quarantaene", "label": "Quarantäne"}, {"id": "konfiguration", "label": "Konfiguration"}]
+    context = _base_context(data, "Herkunft der Daten", "Eingaben, Zeilenbilanz und Konfiguration des Laufs",
+                            crumbs, "", sections)
+    context.update({
+        "inputs_table": {"id": "tabelle-eingaben", "columns": inp_cols, "rows": _rows(inp, inp_cols), "total": None},
+        "accounting_table": {"id": "tabelle-zeilen", "columns": acc_cols, "rows": _rows(acc, acc_cols),
+                             "total": None},
+        "quarantine_table": {"id": "tabelle-quarantaene", "columns": q_cols, "rows": _rows(qs, q_cols),
+                             "total": None},
+        "quarantine_total": int(qs["count"].sum()) if len(qs) else 0,
+        "config_text": config_text,
+        "config_path": config_path,
+    })
+    return _environment().get_template("provenance.html.j2").render(**context)

@@ -1,0 +1,65 @@
+"""German labels of table columns for pages and downloads (column names in the data stay English)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from coverage.report.maps import GROUP_LABELS
+
+_PLAIN = {
+    "ags": "AGS", "vwg_ars": "ARS Amt", "krs_ags": "Kreisschlüssel", "land": "Land",
+    "name": "Name", "households": "Haushalte", "addresses": "Adressen", "businesses": "Unternehmen",
+    "sites": "Standorte", "address_id": "Adress-ID", "site_kind": "Standortart (Code)",
+    "site_kind_label": "Standortart", "site_name": "Standort", "street": "Straße",
+    "house_number": "Hausnummer", "postcode": "PLZ", "locality": "Ort", "gemeinde_name": "Gemeinde",
+    "amt_name": "Amt", "kreis_name": "Kreis", "best_down": "Beste Bandbreite Download (Mbit/s)",
+    "best_up": "Beste Bandbreite Upload (Mbit/s)", "best_tech": "Technologie", "best_provider": "Anbieter",
+    "plan_best_down": "Download mit Planung (Mbit/s)", "service_class": "Versorgungsklasse",
+    "source": "Quelle", "row": "Zeile", "column": "Spalte", "value": "Wert", "reason": "Grund",
+    "detail": "Erläuterung", "count": "Anzahl", "rule": "Regel", "label": "Bezeichnung",
+    "version": "Fassung", "description": "Kriterium",
+}
+_COUNT_RE = re.compile(r"^(plan_)?(share_ge|hh_ge|hh_lt)_(\d+(?:\.\d+)?)_([a-z]+)$")
+_FUND_RE = re.compile(r"^(hh|addr)_fund_([a-z0-9_]+?)(_plan)?$")
+_SITES_RE = re.compile(r"^(share_)?sites_ge_(\d+(?:\.\d+)?)$")
+
+
+def german_label(column: str, rule_labels: Mapping[str, str] | None = None) -> str:
+    """``plan_share_ge_100_all`` -> ``Anteil ≥ 100 Mbit/s (alle Technologien), mit Planung``."""
+    if column in _PLAIN:
+        return _PLAIN[column]
+    m = _COUNT_RE.match(column)
+    if m:
+        plan, kind, t, group = m.groups()
+        t = f"{float(t):g}"
+        glabel = GROUP_LABELS.get(group, group)
+        text = {"share_ge": f"Anteil ≥ {t} Mbit/s ({glabel}) in %",
+                "hh_ge": f"Haushalte ≥ {t} Mbit/s ({glabel})",
+                "hh_lt": f"Haushalte < {t} Mbit/s ({glabel})"}[kind]
+        return text + (", mit Planung" if plan else "")
+    m = _FUND_RE.match(column)
+    if m:
+        unit, rule, plan = m.groups()
+        rule_label = (rule_labels or {}).get(rule, rule)
+        what = "Haushalte" if unit == "hh" else "Adressen"
+        return f"{what} förderfähig: {rule_label}" + (", mit Planung" if plan else "")
+    m = _SITES_RE.match(column)
+    if m:
+        share, t = m.groups()
+        t = f"{float(t):g}"
+        return f"Anteil Standorte ≥ {t} Mbit/s in %" if share else f"Standorte ≥ {t} Mbit/s"
+    return column
+
+
+def german_labels(columns: Iterable[str], rule_labels: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Column -> unique German label (a duplicate label gets the column name appended)."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for c in columns:
+        label = german_label(str(c), rule_labels)
+        if label in seen:
+            label = f"{label} [{c}]"
+        seen.add(label)
+        out[str(c)] = label
+    return out

@@ -1,0 +1,206 @@
+"""Fast SVG maps written directly from the simplified geometry (no matplotlib).
+
+Used for the many small maps of the atlas (one per Kreis, Amt and Gemeinde page): an
+SVG is one ``<path d=…>`` per area, so writing it costs milliseconds and gives exact
+control over links and tooltips. The legend, title and attributions are HTML around
+the map (see :func:`legend_entries`). Every text from the data is XML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from coverage.errors import InputDataError
+from coverage.report.geometry import MapGeometry
+from coverage.report.maps import (
+    AREA_EDGE_ZOOM,
+    CONTEXT_EDGE,
+    CONTEXT_FACE,
+    HIGHLIGHT_EDGE,
+    HIGHLIGHT_HALO,
+    KREIS_EDGE,
+    Classes,
+    _check_table,
+    _default_tooltip_columns,
+    _tooltip,
+    classes_for,
+    classify,
+)
+
+SVG_NS = "http://www.w3.org/2000/svg"
+AMT_EDGE = "#525252"
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Data -> SVG user units: x' = (x - x0) * s, y' = (y1 - y) * s."""
+
+    x0: float
+    y1: float
+    s: float
+    width: float
+    height: float
+
+    def d(self, geom: object) -> str:
+        """Path data of a (Multi)Polygon; one subpath per ring (holes drawn by the even-odd rule)."""
+        if geom is None or shapely.is_empty(geom):
+            return ""
+        parts = []
+        for poly in shapely.get_parts(geom):
+            if not isinstance(poly, shapely.Polygon):
+                continue
+            for ring in (poly.exterior, *poly.interiors):
+                xy = shapely.get_coordinates(ring)[:-1]
+                if len(xy) < 3:
+                    continue
+                px = np.round((xy[:, 0] - self.x0) * self.s, 1)
+                py = np.round((self.y1 - xy[:, 1]) * self.s, 1)
+                pts = " ".join(f"{x:g},{y:g}" for x, y in zip(px.tolist(), py.tolist(), strict=True))
+                parts.append(f"M{pts}Z")
+        return "".join(parts)
+
+
+def _frame(bounds: Sequence[float], max_width: float, max_height: float, margin: float) -> _Frame:
+    x0, y0, x1, y1 = (float(b) for b in bounds)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    x0, x1, y0, y1 = x0 - w * margin, x1 + w * margin, y0 - h * margin, y1 + h * margin
+    s = min(max_width / (x1 - x0), max_height / (y1 - y0))
+    return _Frame(x0, y1, s, round((x1 - x0) * s, 1), round((y1 - y0) * s, 1))
+
+
+def legend_entries(table: pd.DataFrame, value_column: str, classes: Classes | None = None
+                   ) -> list[dict[str, object]]:
+    """Legend rows (colour, label, number of areas) of a map of ``table[value_column]``."""
+    values = pd.to_numeric(table[value_column], errors="coerce")
+    classes = classes or classes_for(value_column, values)
+    cls = classify(values, classes)
+    counts = np.bincount(cls[cls >= 0], minlength=len(classes.breaks)) if len(cls) else np.zeros(0, int)
+    rows = [{"colour": c, "label": lab, "count": int(counts[i])}
+            for i, (c, lab) in enumerate(zip(classes.colours, classes.labels, strict=True))]
+    rows.append({"colour": classes.nodata_colour, "label": classes.nodata_label, "count": int((cls < 0).sum())})
+    return rows
+
+
+def area_map_svg(
+    map_geometry: MapGeometry,
+    table: pd.DataFrame,
+    level: str,
+    value_column: str,
+    *,
+    link_template: str | None = None,
+    context_link_template: str | None = None,
+    highlight: Iterable[str] | str | None = None,
+    classes: Classes | None = None,
+    tooltip_columns: Sequence[str] | None = None,
+    label: str = "",
+    max_width: float = 760,
+    max_height: float = 620,
+    margin: float = 0.04,
+    standalone: bool = False,
+) -> str:
+    """Choropleth of the areas in ``table`` (one row per area of ``level``), neighbours in grey.
+
+    Each mapped area is ``<g class="area" data-key=… data-class=…><title>…</title><path/></g>``,
+    wrapped in ``<a href>`` when ``link_template`` (``str.format`` with ``{key}``) is given;
+    neighbouring areas in view are grey, titled, and linked with ``context_link_template``.
+    Amt and Kreis borders are drawn over the fills; ``highlight`` keys get a black outline.
+    ``standalone=True`` returns a document with XML declaration and namespace (for a ``.svg``
+    file); otherwise an ``<svg>`` element to inline in HTML (no URL in it).
+    """
+    if tooltip_columns is None:
+        tooltip_columns = _default_tooltip_columns(table, value_column)
+    key = _check_table(table, level, value_column, tooltip_columns)
+    look = map_geometry.lookup(level)
+    geom_by_key, name_by_key = look.geom_by_key, look.name_by_key
+    keys = table[key].astype(str).tolist()
+    unknown = [k for k in keys if k not in geom_by_key]
+    if unknown:
+        raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
+                             f"(first: {key}={unknown[0]!r})")
+    if not keys:
+        raise InputDataError(f"{level} map: the table has no rows to draw")
+    values = pd.to_numeric(table[value_column], errors="coerce")
+    classes = classes or classes_for(value_column, values)
+    cls = classify(values, classes)
+
+    b = shapely.bounds(np.asarray([geom_by_key[k] for k in keys], dtype=object))
+    fr = _frame((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), max_width, max_height, margin)
+    view = (fr.x0, fr.y1 - fr.height / fr.s, fr.x0 + fr.width / fr.s, fr.y1)
+
+    def in_view(gb: np.ndarray) -> np.ndarray:
+        """Bounding boxes that overlap the view (vectorised; enough to decide what to draw)."""
+        return (gb[:, 0] <= view[2]) & (gb[:, 2] >= view[0]) & (gb[:, 1] <= view[3]) & (gb[:, 3] >= view[1])
+
+    out = []
+    if standalone:
+        out.append('<?xml version="1.0" encoding="utf-8"?>\n')
+    ns = f' xmlns="{SVG_NS}"' if standalone else ""
+    aria = f' role="img" aria-label="{_esc(label)}"' if label else ""
+    out.append(f'<svg{ns} class="atlas-map" viewBox="0 0 {fr.width:g} {fr.height:g}" '
+               f'width="{fr.width:g}" height="{fr.height:g}"{aria}>')
+    out.append(f'<rect width="{fr.width:g}" height="{fr.height:g}" fill="#ffffff"/>')
+    in_table = set(keys)
+    out.append(f'<g class="context" fill="{CONTEXT_FACE}" stroke="{CONTEXT_EDGE}" stroke-width="0.6">')
+    visible = in_view(look.bounds)
+    for k, g in zip(look.keys[visible].tolist(), look.geoms[visible].tolist(), strict=True):
+        if k in in_table:
+            continue
+        d = fr.d(g)
+        if not d:
+            continue
+        item = f'<g class="context-area" data-key="{_esc(k)}"><title>{_esc(name_by_key[k])}</title>' \
+               f'<path d="{d}" fill-rule="evenodd"/></g>'
+        if context_link_template is not None:
+            href = _esc(context_link_template.format(key=quote(k, safe="")))
+            item = f'<a href="{href}">{item}</a>'
+        out.append(item)
+    out.append("</g>")
+
+    out.append(f'<g class="areas" stroke="{AREA_EDGE_ZOOM}" stroke-width="0.7">')
+    needed = list(dict.fromkeys(["name", *tooltip_columns]))
+    records = [dict(zip(needed, vals, strict=True))
+               for vals in table[needed].astype(object).to_numpy().tolist()]
+    for k, rec, c in zip(keys, records, cls, strict=True):
+        d = fr.d(geom_by_key[k])
+        if not d:
+            raise InputDataError(f"{level} map: area {key}={k!r} has an empty geometry and cannot be drawn")
+        colour = classes.nodata_colour if c < 0 else classes.colours[c]
+        tip = _tooltip(rec, tooltip_columns)
+        data_class = "nodata" if c < 0 else str(int(c))
+        item = (f'<g class="area" data-key="{_esc(k)}" data-class="{data_class}"><title>{_esc(tip)}</title>'
+                f'<path d="{d}" fill="{colour}" fill-rule="evenodd"/></g>')
+        if link_template is not None:
+            href = _esc(link_template.format(key=quote(k, safe="")))
+            item = f'<a href="{href}">{item}</a>'
+        out.append(item)
+    out.append("</g>")
+
+    # Borders of the administrative levels above, over the fills, never catching the mouse.
+    out.append('<g class="borders" fill="none" pointer-events="none">')
+    if level == "gemeinde":
+        amt = map_geometry.lookup("amt")
+        for g in amt.geoms[in_view(amt.bounds)]:
+            out.append(f'<path d="{fr.d(g)}" stroke="{AMT_EDGE}" stroke-width="1.1"/>')
+    if level in ("gemeinde", "amt"):
+        kreis = map_geometry.lookup("kreis")
+        for g in kreis.geoms[in_view(kreis.bounds)]:
+            out.append(f'<path d="{fr.d(g)}" stroke="{KREIS_EDGE}" stroke-width="2"/>')
+    if highlight is not None:
+        hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
+        for k in sorted(hl & set(geom_by_key)):
+            d = fr.d(geom_by_key[k])
+            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_HALO}" stroke-width="5"/>')
+            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_EDGE}" stroke-width="2.4"/>')
+    out.append("</g></svg>")
+    return "".join(out)

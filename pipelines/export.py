@@ -1,0 +1,161 @@
+"""Downloads of the report: an XLSX workbook, CSV in two flavours and a GeoPackage of the areas.
+
+- ``coverage.xlsx``: one sheet per level, sites, funding rules and the quarantine summary;
+  German headers, numbers as numbers, frozen header row, column widths from the content,
+  text that a spreadsheet would execute (``=…``, ``+…``, ``-…``, ``@…``) prefixed with ``'``.
+- ``<name>.csv`` (UTF-8, ``,``, ``.``, the data's column names) and ``<name>_de.csv``
+  (BOM, ``;``, decimal comma, German headers) via :func:`pipelines.io.write_csv`.
+- ``areas.gpkg``: layers gemeinde, amt, kreis, land with the boundaries' geometry and every figure.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from coverage.funding import FundingRule
+from coverage.report.atlas import quarantine_summary
+from coverage.report.labels import german_labels
+from coverage.sources.bkg import LEVEL_KEYS, Boundaries
+from pipelines import io
+
+log = logging.getLogger(__name__)
+
+SHEET_NAMES = {"gemeinde": "Gemeinden", "amt": "Ämter", "kreis": "Kreise", "land": "Land"}
+LEVEL_ORDER = ("land", "kreis", "amt", "gemeinde")
+
+
+def funding_rules_frame(rules: Sequence[FundingRule], land: pd.DataFrame) -> pd.DataFrame:
+    """One row per funding rule: name, label, version, criterion and the Land's counts."""
+    rows = []
+    for r in rules:
+        rec = {"rule": r.name, "label": r.label, "version": r.version, "description": r.describe()}
+        for col in (f"hh_fund_{r.name}", f"addr_fund_{r.name}", f"hh_fund_{r.name}_plan",
+                    f"addr_fund_{r.name}_plan"):
+            rec[col.replace(f"_{r.name}", "")] = float(land[col].sum()) if col in land.columns else np.nan
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=["rule", "label", "version", "description", "hh_fund", "addr_fund",
+                                       "hh_fund_plan", "addr_fund_plan"])
+
+
+_FUND_LABELS = {"hh_fund": "Haushalte förderfähig", "addr_fund": "Adressen förderfähig",
+                "hh_fund_plan": "Haushalte förderfähig, mit Planung",
+                "addr_fund_plan": "Adressen förderfähig, mit Planung"}
+
+
+def download_frames(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: Sequence[FundingRule],
+                    quarantine: pd.DataFrame | None) -> dict[str, tuple[str, pd.DataFrame]]:
+    """file stem -> (sheet name, frame) of everything offered for download, in workbook order."""
+    out: dict[str, tuple[str, pd.DataFrame]] = {}
+    for level in LEVEL_ORDER:
+        out[f"coverage_{level}"] = (SHEET_NAMES[level], tables[level])
+    out["sites"] = ("Standorte", sites)
+    out["funding_rules"] = ("Förderregeln", funding_rules_frame(rules, tables["land"]))
+    out["quarantine_summary"] = ("Quarantäne", quarantine_summary(quarantine))
+    return out
+
+
+def _labels(frame: pd.DataFrame, rules: Sequence[FundingRule]) -> dict[str, str]:
+    labels = german_labels(frame.columns, {r.name: r.label for r in rules})
+    for k, v in _FUND_LABELS.items():
+        if k in labels:
+            labels[k] = v
+    return labels
+
+
+def _cell_value(v: object) -> object:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f):
+            return None
+        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    return v if isinstance(v, (int, str)) else str(v)
+
+
+def write_workbook(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, Mapping[str, str]]]) -> Path:
+    """XLSX with one sheet per (name, frame, labels): bold frozen header row, widths from the content."""
+    wb = Workbook(write_only=True)
+    header_font = Font(bold=True)
+    header_fill = PatternFill("solid", fgColor="DDE3F0")
+    for name, frame, labels in sheets:
+        ws = wb.create_sheet(title=name[:31])
+        safe = io.neutralise_formulas(frame)
+        headers = [labels.get(str(c), str(c)) for c in safe.columns]
+        for j, col in enumerate(safe.columns, start=1):
+            sample = safe[col].head(200).astype("string").fillna("").str.len()
+            text_len = int(sample.max()) if len(sample) else 0
+            width = min(max(len(headers[j - 1]) * 0.55, text_len * 1.1, 8) + 2, 60)
+            ws.column_dimensions[get_column_letter(j)].width = width
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{get_column_letter(max(len(headers), 1))}{len(safe) + 1}"
+        head_cells = []
+        for h in headers:
+            c = WriteOnlyCell(ws, value=h)
+            c.font = header_font
+            c.fill = header_fill
+            c.alignment = Alignment(wrap_text=True, vertical="top")
+            head_cells.append(c)
+        ws.append(head_cells)
+        for rec in safe.astype(object).to_numpy().tolist():
+            ws.append([_cell_value(v) for v in rec])
+    with io.atomic_path(path) as tmp:
+        wb.save(tmp)
+    return path
+
+
+def write_geopackage(path: Path, boundaries: Boundaries, tables: Mapping[str, pd.DataFrame]) -> Path:
+    """One layer per level: the boundaries' geometry (not simplified) with every figure of the table."""
+    with io.atomic_path(path) as tmp:
+        tmp.unlink()
+        for level in LEVEL_ORDER:
+            key = LEVEL_KEYS[level]
+            geo = boundaries.level(level)
+            cols = [key] + (["bez"] if "bez" in geo.columns else []) + ["geometry"]
+            shapes = geo[cols].assign(**{key: geo[key].astype(str)})
+            shapes = shapes.dissolve(by=key, as_index=False) if shapes[key].duplicated().any() else shapes
+            invalid = ~shapes.geometry.is_valid
+            if invalid.any():  # e.g. self-touching rings in the source; QGIS tools refuse invalid polygons
+                log.info("areas.gpkg: %d %s geometries repaired with make_valid", int(invalid.sum()), level)
+                shapes.loc[invalid, "geometry"] = shapely.make_valid(shapes.geometry[invalid].values)
+            table = tables[level].assign(**{key: tables[level][key].astype(str)})
+            layer = gpd.GeoDataFrame(table.merge(shapes, on=key, how="left", validate="1:1"),
+                                     geometry="geometry", crs=geo.crs)
+            layer.to_file(tmp, layer=level, driver="GPKG", engine="pyogrio")
+    return path
+
+
+def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame,
+                    rules: Sequence[FundingRule], quarantine: pd.DataFrame | None,
+                    boundaries: Boundaries) -> list[str]:
+    """Write ``downloads/`` under ``out_dir``; return the written paths relative to ``out_dir``."""
+    folder = out_dir / "downloads"
+    frames = download_frames(tables, sites, rules, quarantine)
+    written = []
+    sheets = []
+    for stem, (sheet, frame) in frames.items():
+        labels = _labels(frame, rules)
+        sheets.append((sheet, frame, labels))
+        io.write_csv(folder / f"{stem}.csv", frame)
+        io.write_csv(folder / f"{stem}_de.csv", frame.rename(columns=labels), german=True)
+        written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
+    write_workbook(folder / "coverage.xlsx", sheets)
+    write_geopackage(folder / "areas.gpkg", boundaries, tables)
+    written += ["downloads/coverage.xlsx", "downloads/areas.gpkg"]
+    return written

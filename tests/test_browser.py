@@ -1,0 +1,254 @@
+"""The MV atlas as a planner uses it: opened in headless Chromium, clicked, sorted, filtered.
+
+The atlas (real MV boundaries, random consistent tables) is served from 127.0.0.1 by
+``http.server``; every request the pages make is recorded and must stay on that server.
+Screenshots go to ``test-artifacts/`` and, for the README, to ``docs/img/``.
+Needs Chromium (``make browser-deps``) and the ``playwright`` package (``.[dev]``);
+their absence is a test failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import shapely
+
+from pipelines.report import render_report
+from tests.test_atlas import FORMULA, build_mv_context
+from tests.test_report import EVIL
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+DOCS_IMG = REPO / "docs" / "img"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        pytest.fail("Chromium is not installed: run `make browser-deps` (installs Debian's chromium package)")
+    return path
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    ctx = build_mv_context(root / "in")
+    out = root / "reports" / "run-browser"
+    out.mkdir(parents=True)
+    render_report(ctx, out)
+    return out, ctx
+
+
+@pytest.fixture(scope="module")
+def server(atlas):
+    out, _ = atlas
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - dev extras missing
+        pytest.fail(f"the playwright package is missing: pip install -e '.[dev]' ({exc})")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page with its console errors, page errors, dialogs and requests recorded."""
+
+    def __init__(self, browser, base: str, height: int = 1000) -> None:
+        self.base = base
+        self.context = browser.new_context(viewport={"width": 1280, "height": height}, locale="de-DE")
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+    def open(self, path: str) -> None:
+        response = self.page.goto(self.base + path, wait_until="load")
+        assert response is not None and response.ok, path
+
+    def check_clean(self) -> None:
+        assert self.errors == []
+        assert self.dialogs == []
+        foreign = [u for u in self.requests if not u.startswith(self.base) and not u.startswith("data:")]
+        assert foreign == [], f"requests outside the local server: {foreign[:5]}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def watched(browser, server):
+    w = Watched(browser, server)
+    yield w
+    w.close()
+
+
+def _clickable_gemeinde(ctx, keys: set[str] | None = None) -> str:
+    """A large Gemeinde whose bounding-box centre lies well inside it (where a click lands)."""
+    gem = ctx.artefacts["boundaries"].gemeinde
+    if keys is not None:
+        gem = gem[gem["ags"].isin(keys)]
+    best, best_area = None, -1.0
+    for ags, geom in zip(gem["ags"], gem.geometry.values, strict=True):
+        x0, y0, x1, y1 = geom.bounds
+        centre = shapely.Point((x0 + x1) / 2, (y0 + y1) / 2)
+        if geom.buffer(-1500).contains(centre) and geom.area > best_area:
+            best, best_area = ags, geom.area
+    assert best is not None
+    return str(best)
+
+
+def test_every_kind_of_page_loads_offline(watched, atlas):
+    _out, ctx = atlas
+    tables = ctx.artefacts["tables"]
+    pages = ["index.html", "provenance.html", f"kreis/{tables['kreis']['krs_ags'].iloc[0]}.html",
+             f"amt/{tables['amt']['vwg_ars'].iloc[3]}.html", f"gemeinde/{tables['gemeinde']['ags'].iloc[7]}.html"]
+    for path in pages:
+        watched.open(path)
+        assert watched.page.locator("h1").count() == 1
+        assert watched.page.locator("footer").inner_text().count("GeoBasis-DE / BKG") >= 1
+    watched.check_clean()
+    assert any(u.endswith("provenance.html") for u in watched.requests)
+
+
+def test_overview_map_has_one_area_per_gemeinde_and_screenshot(browser, server):
+    w = Watched(browser, server, height=1500)
+    try:
+        w.open("index.html")
+        maps = w.page.locator("#karten figure.map")
+        assert maps.count() >= 4
+        for i in range(maps.count()):
+            assert maps.nth(i).locator("g.area").count() == 726
+            assert maps.nth(i).locator("a g.area").count() == 726  # every area is a link
+        # tooltips: each area carries a <title> with the name
+        title = maps.first.locator("g.area title").first.text_content()
+        assert title and "Haushalte" in title
+        ARTIFACTS.mkdir(exist_ok=True)
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "overview.png"
+        w.page.screenshot(path=str(shot))
+        shutil.copyfile(shot, DOCS_IMG / "overview.png")
+        w.check_clean()
+    finally:
+        w.close()
+
+
+def test_click_map_reaches_gemeinde_then_breadcrumbs(watched, atlas):
+    _, ctx = atlas
+    gem = ctx.artefacts["tables"]["gemeinde"].set_index("ags")
+    ags = _clickable_gemeinde(ctx)
+    watched.open("index.html")
+    area = watched.page.locator(f'#karten figure.map >> nth=0 >> g.area[data-key="{ags}"]')
+    with watched.page.expect_navigation():
+        area.click()
+    assert watched.page.url == f"{watched.base}gemeinde/{ags}.html"
+    assert watched.page.locator("h1").inner_text() == gem.at[ags, "name"]
+    crumbs = watched.page.locator("nav.breadcrumbs li")
+    assert crumbs.count() == 4
+    with watched.page.expect_navigation():
+        crumbs.nth(2).locator("a").click()  # the Amt
+    assert watched.page.url == f"{watched.base}amt/{gem.at[ags, 'vwg_ars']}.html"
+    with watched.page.expect_navigation():
+        watched.page.locator("nav.breadcrumbs li").nth(1).locator("a").click()  # the Kreis
+    assert watched.page.url == f"{watched.base}kreis/{gem.at[ags, 'krs_ags']}.html"
+    watched.check_clean()
+
+
+def test_amt_page_map_links_and_screenshot(browser, server, atlas):
+    _, ctx = atlas
+    gem = ctx.artefacts["tables"]["gemeinde"]
+    amt = gem.groupby("vwg_ars").size().sort_values(ascending=False).index[0]  # the Amt with most Gemeinden
+    members = gem[gem["vwg_ars"] == amt]
+    w = Watched(browser, server, height=1100)
+    try:
+        w.open(f"amt/{amt}.html")
+        assert w.page.locator("#karte svg g.area").count() == len(members)
+        assert w.page.locator("#tabelle-gemeinden tbody tr").count() == len(members)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "amt.png"
+        w.page.screenshot(path=str(shot))
+        shutil.copyfile(shot, DOCS_IMG / "amt.png")
+        target = _clickable_gemeinde(ctx, set(members["ags"]))
+        with w.page.expect_navigation():
+            w.page.locator(f'#karte g.area[data-key="{target}"]').click()
+        assert w.page.url == f"{w.base}gemeinde/{target}.html"
+        w.check_clean()
+    finally:
+        w.close()
+
+
+def _column_values(page, table: str, col: int) -> list[float]:
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr", f"rows => rows.map(r => parseFloat(r.cells[{col}].getAttribute('data-value')))")
+
+
+def test_table_header_sorts_and_filter_filters(watched, atlas):
+    _, ctx = atlas
+    watched.open("index.html")
+    page = watched.page
+    headers = page.locator("#tabelle-aemter thead th")
+    col = next(i for i in range(headers.count()) if headers.nth(i).inner_text().strip().startswith("Haushalte"))
+    before = _column_values(page, "tabelle-aemter", col)
+    assert before != sorted(before, reverse=True)
+    headers.nth(col).locator("button").click()
+    assert headers.nth(col).get_attribute("aria-sort") == "descending"
+    after = _column_values(page, "tabelle-aemter", col)
+    assert after == sorted(before, reverse=True)
+    headers.nth(col).locator("button").click()
+    assert _column_values(page, "tabelle-aemter", col) == sorted(before)
+    # text sort of the name column (German collation)
+    headers.nth(0).locator("button").click()
+    names = page.eval_on_selector_all("#tabelle-aemter tbody tr", "rows => rows.map(r => r.cells[0].innerText)")
+    assert names[0].lower() <= names[-1].lower()
+    # filter: type part of a name, only matching rows remain visible
+    amt = ctx.artefacts["tables"]["amt"]
+    needle = "Demmin"
+    page.fill('input[data-filter-for="tabelle-aemter"]', needle)
+    visible = page.locator("#tabelle-aemter tbody tr:not([hidden])")
+    expected = int(amt["name"].astype(str).str.contains(needle).sum())
+    assert 0 < expected < len(amt)
+    assert visible.count() == expected  # no Kreis name in MV contains "Demmin"
+    assert "von" in page.locator('[data-count-for="tabelle-aemter"]').inner_text()
+    watched.check_clean()
+
+
+def test_hostile_names_are_inert_in_the_browser(watched, atlas):
+    _, ctx = atlas
+    gem = ctx.artefacts["tables"]["gemeinde"]
+    for name in (EVIL, FORMULA):
+        ags = gem.loc[gem["name"] == name, "ags"].iloc[0]
+        watched.open(f"gemeinde/{ags}.html")
+        assert watched.page.locator("h1").inner_text() == name
+        assert watched.page.locator("main script, header script").count() == 0
+    watched.open("index.html")
+    watched.page.fill('input[data-filter-for="tabelle-aemter"]', "<script>")
+    watched.check_clean()  # no dialog opened, no request to http://x
