@@ -50,13 +50,18 @@ def thresholds_and_groups(*tables: pd.DataFrame) -> tuple[list[float], list[str]
     return sorted({t for t, _ in pairs}), sorted({g for _, g in pairs})
 
 
-def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float = DEFAULT_TOLERANCE_PP) -> list[str]:
-    """CSV files under ``out`` (relative names returned) and a short summary.json."""
+def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float = DEFAULT_TOLERANCE_PP,
+                        keep: dict | None = None) -> list[str]:
+    """CSV files under ``out`` (relative names returned) and a short summary.json.
+
+    ``keep``, if given, receives the area tables, provider changes and summary (for the report page).
+    """
     thresholds, groups = thresholds_and_groups(a.tables["gemeinde"], b.tables["gemeinde"])
     written = []
     summary: dict = {"run_a": a.run_id, "run_b": b.run_id, "tolerance_pp": tolerance_pp}
+    areas = {}
     for level, key in LEVEL_KEYS.items():
-        table = area_changes(a.tables[level], b.tables[level], key, thresholds, groups, tolerance_pp)
+        table = areas[level] = area_changes(a.tables[level], b.tables[level], key, thresholds, groups, tolerance_pp)
         io.write_csv(out / f"changes_{level}.csv", table)
         written.append(f"changes_{level}.csv")
         summary[f"noteworthy_{level}"] = int(table["noteworthy"].sum())
@@ -81,6 +86,8 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
         "funding_changes": len(funding),
     })
     io.write_json(out / "summary.json", summary)
+    if keep is not None:
+        keep.update(areas=areas, providers=providers, summary=summary, tolerance_pp=tolerance_pp)
     log.info("changes %s -> %s: %s", a.run_id, b.run_id, {k: v for k, v in summary.items() if "noteworthy" in k})
     return [*written, "summary.json"]
 
@@ -88,6 +95,8 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
 def changes_after_run(previous: Path, ctx: Context, staging: Path) -> list[str]:
     """The runner's hook: compare the latest published run with the one being built."""
     run_id = staging.name.removeprefix(".").removesuffix(".partial")
+    kept: dict = {}
     written = write_change_report(load_run(previous), from_context(ctx, run_id), staging / "changes",
-                                  ctx.cfg.analysis.change_tolerance_pp)
+                                  ctx.cfg.analysis.change_tolerance_pp, keep=kept)
+    ctx.artefacts["changes"] = kept
     return [f"changes/{w}" for w in written]

@@ -32,6 +32,7 @@ import pandas as pd
 
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render_provenance
+from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, legend_entries
@@ -243,8 +244,13 @@ def _render(ctx: Context, out_dir: Path, geometry: MapGeometry, meta: dict, attr
         written.append(path)
     timings["waiting for matplotlib maps"] = time.perf_counter() - t0
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
+    changes = ctx.artefacts.get("changes")
+    if changes:
+        io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
+                                                              changes["summary"], changes["tolerance_pp"]))
+        written.append("changes.html")
     io.write_text(out_dir / "index.html", render_overview(
         tables, svgs, meta, sites=sites, links=True, map_files=map_files, downloads=download_links,
-        provenance="provenance.html"))
+        provenance="provenance.html", changes="changes.html" if changes else None))
     written.append("index.html")
     return written

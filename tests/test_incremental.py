@@ -142,3 +142,23 @@ def test_moving_an_input_to_another_folder_does_not_invalidate_the_results(world
     cfg.write_text(cfg.read_text(encoding="utf-8").replace('path = "addresses.csv"', 'path = "inbox/addresses.csv"'),
                    encoding="utf-8")
     assert run(world) == 3
+
+
+def test_the_report_gets_a_changes_page_with_the_planted_difference(world):
+    assert main(["run", "--config", str(world / "run.toml")]) == 0
+    dsl = world / "deliveries" / "dsl_kuestennetz.csv"
+    dsl.write_bytes(dsl.read_bytes().replace(b"A1;K\xfcstennetz (fiktiv);VDSL2-Vectoring;50,0;10,0\n", b""))
+    cable = world / "cable.gpkg"
+    cable.unlink()  # G2 loses its 250 Mbit/s cable: A3 drops below 100 in 'all'
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from tests.conftest import CRS, X0, Y0
+    gpd.GeoDataFrame({"down_mbps": [250.0], "up_mbps": [25.0]}, geometry=[box(X0, Y0 + 1000, X0 + 1, Y0 + 1001)],
+                     crs=CRS).to_file(cable, layer="coverage")
+    assert main(["run", "--config", str(world / "run.toml")]) == 0
+    page = (world / "reports" / "latest" / "changes.html").read_text(encoding="utf-8")
+    index = (world / "reports" / "latest" / "index.html").read_text(encoding="utf-8")
+    assert 'href="changes.html"' in index
+    assert "Veränderungen" in page and "Zwei" in page and "−100,0 pp" in page
+    assert 'href="gemeinde/13000002.html"' in page

@@ -56,7 +56,7 @@ class _Cell:
 class _Column:
     label: str
     column: str
-    kind: str  # "text", "int", "pct", "rank"
+    kind: str  # "text", "int", "pct", "pp" (signed percentage points), "rank"
 
     @property
     def css(self) -> str:
@@ -67,7 +67,10 @@ def _cell(col: _Column, value: object) -> _Cell:
     if col.kind == "text":
         return _Cell("" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
     raw = None if value is None or pd.isna(value) else float(value)
-    text = format_percent(raw) if col.kind == "pct" else format_int(raw)
+    if col.kind == "pp":  # signed change in percentage points, German decimal comma
+        text = "" if raw is None else f"{raw:+.1f} pp".replace(".", ",").replace("-", "−")
+    else:
+        text = format_percent(raw) if col.kind == "pct" else format_int(raw)
     return _Cell(text, "" if raw is None else repr(round(raw, 6)), "num")
 
 
@@ -202,6 +205,7 @@ def render_overview(
     map_files: Mapping[str, Mapping[str, str]] | None = None,
     downloads: Sequence[Mapping[str, str]] = (),
     provenance: str | None = None,
+    changes: str | None = None,
 ) -> str:
     """Render ``index.html``: headline figures, inlined maps, Kreis and Amt tables, top-25 Gemeinden.
 
@@ -211,7 +215,8 @@ def render_overview(
     ``sites``: the per-site table (adds the headline "sites below 100 Mbit/s");
     ``links``: link table rows to the atlas pages ``kreis/…``, ``amt/…``, ``gemeinde/…``;
     ``map_files``: caption -> {"png": path, "svg_file": path} offered next to each map;
-    ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page.
+    ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page;
+    ``changes``: path of the "Veränderungen" page, when there is a previous run to compare with.
     White/grey-spot headline figures appear when the land table has ``hh_fund_white``/``hh_fund_grey``.
     Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
     """
@@ -310,6 +315,7 @@ def render_overview(
         "links": links,
         "downloads": [dict(d) for d in downloads],
         "provenance": provenance or "",
+        "changes": changes or "",
         "maps": maps,
         "kreis_table": kreis_table,
         "amt_table": amt_table,
