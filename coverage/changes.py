@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from coverage.membership import member
 from coverage.schemas import threshold_tag
 
 
@@ -20,7 +21,7 @@ def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequenc
                  tolerance_pp: float = 0.5) -> pd.DataFrame:
     """Long table per area, group and threshold: households and shares before/after and the change."""
     both = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"))
-    in_a, in_b = both[key].isin(a[key]).to_numpy(), both[key].isin(b[key]).to_numpy()
+    in_a, in_b = member(both[key], a[key]), member(both[key], b[key])
     status = pd.Series(np.select([in_a & in_b, in_a], ["both", "gone"], "new"), index=both.index)
     name = both["name_b"].fillna(both["name_a"])
     parts = []
@@ -79,9 +80,8 @@ def address_changes(a: pd.DataFrame, b: pd.DataFrame, thresholds: Sequence[float
 
 def address_list_changes(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """Addresses that appeared in or vanished from the address list."""
-    ids_a, ids_b = pd.Index(a["address_id"]), pd.Index(b["address_id"])
-    gone = a[~ids_a.isin(ids_b)].assign(change="vanished")
-    new = b[~ids_b.isin(ids_a)].assign(change="appeared")
+    gone = a[~member(a["address_id"], b["address_id"])].assign(change="vanished")
+    new = b[~member(b["address_id"], a["address_id"])].assign(change="appeared")
     return pd.concat([gone, new], ignore_index=True)[["address_id", "ags", "households", "change"]]
 
 

@@ -17,6 +17,7 @@ from pyproj import Transformer
 
 from coverage.addressing import address_key, strip_postcode
 from coverage.crs import assert_same_crs
+from coverage.membership import member
 from coverage.quarantine import concat, rows
 from coverage.schemas import OFFER_COLUMNS
 from coverage.sources.providers import OFFER_FIELDS, RasterDelivery
@@ -51,10 +52,10 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
     parts, quarantine = [], []
     by_id = records[records["locator"] == "address_id"]
     if len(by_id):
-        known = pd.Index(addresses["address_id"]).get_indexer(by_id["address_id"]) >= 0  # isin is slow on Arrow strings
+        known = member(by_id["address_id"], addresses["address_id"])
         parts.append(_offers(by_id[known], by_id.loc[known, "address_id"].to_numpy(), "address_id"))
         bad = by_id[~known]
-        held = (pd.Index(rejected_ids if rejected_ids is not None else []).get_indexer(bad["address_id"]) >= 0)
+        held = member(bad["address_id"], rejected_ids if rejected_ids is not None else [])
         quarantine.append(rows(_src(bad), bad["source_row"][~held], "address_id", bad["address_id"][~held],
                                "unknown_address"))
         quarantine.append(rows(_src(bad), bad["source_row"][held], "address_id", bad["address_id"][held],

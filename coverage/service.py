@@ -19,6 +19,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from coverage.membership import member
 from coverage.technology import Technology
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,7 @@ def unmentioned(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:
 
     Not the same as "no service": an address a provider lists with 0 Mbit/s was looked at.
     """
-    mentioned = np.zeros(len(address_ids), dtype=bool)
-    pos = pd.Index(address_ids.astype(str)).get_indexer(offers["address_id"].astype(str))
-    mentioned[pos[pos >= 0]] = True
-    return ~mentioned
+    return ~member(address_ids.astype(str), offers["address_id"].astype(str))
 
 
 def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[str, Sequence[Technology]],

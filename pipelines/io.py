@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -60,10 +61,16 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that a spreadsheet would execute (``=``, ``+``, ``-``, ``@``) with ``'``."""
     out = frame.copy()
     for col in out.columns:
-        if pd.api.types.is_string_dtype(out[col]) or pd.api.types.is_object_dtype(out[col]):
-            s = out[col]
-            text = s.astype("string")
-            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False) & s.map(lambda v: isinstance(v, str))
+        s = out[col]
+        if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
+            is_text = s.notna().to_numpy()  # a string column: every value is text or missing
+        elif pd.api.types.is_object_dtype(s):
+            is_text = np.fromiter((isinstance(v, str) for v in s), dtype=bool, count=len(s))
+        else:
+            continue  # numbers stay numbers (a negative number is not a formula)
+        text = s.astype("string")
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy() & is_text
+        if risky.any():
             out[col] = s.where(~risky, "'" + text)
     return out
 
