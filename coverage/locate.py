@@ -22,6 +22,7 @@ import shapely
 
 from coverage.crs import assert_same_crs
 from coverage.errors import InputDataError
+from coverage.pip import PolygonIndex
 from coverage.quarantine import rows as quarantine_rows
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,36 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
     polys = gemeinden.geometry.to_numpy()
     ags = gemeinden["ags"].to_numpy()
     tree = gpd.GeoSeries(polys, crs=gemeinden.crs).sindex
-    pt_idx, poly_idx = tree.query(pts, predicate="intersects")
-    hits = pd.DataFrame({"pt": pt_idx, "ags": ags[poly_idx]})
-    first = hits.sort_values(["pt", "ags"]).drop_duplicates("pt")  # rule 2: smallest AGS on shared borders
     n = len(addresses)
+
+    # Rules 1 and 2 with the exact grid index (equal to GEOS `intersects`): polygons sorted by AGS, so the
+    # smallest position the index returns on a shared border is the smallest AGS.
+    by_ags = np.argsort(ags.astype(str), kind="stable")
+    index = PolygonIndex.build(polys[by_ags])
+    is_point = shapely.get_type_id(pts) == 0  # Point; anything else (None, empty, lines) goes through GEOS
+    x, y = np.full(n, np.nan), np.full(n, np.nan)
+    x[is_point], y[is_point] = shapely.get_x(pts[is_point]), shapely.get_y(pts[is_point])
+    pos, maybe_shared, n_geos = index.locate(x, y, with_details=True)
     out_ags = np.full(n, None, dtype=object)
-    out_ags[first["pt"].to_numpy()] = first["ags"].to_numpy()
+    found = np.flatnonzero(pos >= 0)
+    out_ags[found] = ags[by_ags[pos[found]]]
     method = np.where(pd.notna(out_ags), "inside", "").astype(object)  # object: no fixed-width truncation
+    # Border points (covered by more than one Gemeinde) lie on an edge of the one found: count with GEOS.
+    check = np.flatnonzero(maybe_shared & (pos >= 0))
+    other = np.flatnonzero(~is_point & ~shapely.is_missing(pts))
+    if len(other):
+        o_pt, o_poly = tree.query(pts[other], predicate="intersects")
+        hits = pd.DataFrame({"pt": other[o_pt], "ags": ags[o_poly]})
+        first = hits.sort_values(["pt", "ags"]).drop_duplicates("pt")
+        out_ags[first["pt"].to_numpy()] = first["ags"].to_numpy()
+        method[first["pt"].to_numpy()] = "inside"
+        check = np.union1d(check, first["pt"].to_numpy())
+    if len(check):
+        c_pt, _ = tree.query(pts[check], predicate="intersects")
+        shared = check[np.flatnonzero(np.bincount(c_pt, minlength=len(check)) > 1)]
+        method[shared] = "border"
     distance = np.zeros(n)
-    border = hits["pt"].value_counts()
-    method[border[border > 1].index.to_numpy()] = "border"
+    log.debug("locate: grid index %s; %d points answered by GEOS near edges", index.stats(), n_geos)
 
     outside = np.flatnonzero(pd.isna(out_ags))
     if len(outside):
