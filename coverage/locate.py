@@ -14,6 +14,7 @@ Rule, documented for users:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -39,20 +40,41 @@ def _refuse_swapped_axes(outside: np.ndarray, tree, n_total: int, source: str) -
                              "once x and y are exchanged: the x and y columns look swapped")
 
 
+@dataclass(frozen=True)
+class Locator:
+    """The Gemeinden with their search structures, built once and reused for every partition.
+
+    The grid index holds the polygons sorted by AGS, so the smallest position it returns on a
+    shared border is the smallest AGS (rule 2).
+    """
+
+    index: PolygonIndex
+    by_ags: np.ndarray  # position in the Gemeinde frame of each index polygon
+    n_polygons: int
+
+    @classmethod
+    def build(cls, gemeinden: gpd.GeoDataFrame) -> Locator:
+        by_ags = np.argsort(gemeinden["ags"].to_numpy().astype(str), kind="stable")
+        return cls(PolygonIndex.build(gemeinden.geometry.to_numpy()[by_ags]), by_ags, len(gemeinden))
+
+
 def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, tolerance_m: float,
-                     source: str = "addresses") -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Return (addresses with ags, vwg_ars, krs_ags, land, locate_method, locate_distance_m; quarantine)."""
+                     source: str = "addresses", locator: Locator | None = None
+                     ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Return (addresses with ags, vwg_ars, krs_ags, land, locate_method, locate_distance_m; quarantine).
+
+    Pass a ``locator`` built for these ``gemeinden`` when locating many partitions (built once).
+    """
     assert_same_crs(addresses, gemeinden, names=("addresses", "boundaries"))
+    if locator is None or locator.n_polygons != len(gemeinden):
+        locator = Locator.build(gemeinden)
     pts = addresses.geometry.to_numpy()
-    polys = gemeinden.geometry.to_numpy()
     ags = gemeinden["ags"].to_numpy()
-    tree = gpd.GeoSeries(polys, crs=gemeinden.crs).sindex
+    tree = gemeinden.sindex
     n = len(addresses)
 
-    # Rules 1 and 2 with the exact grid index (equal to GEOS `intersects`): polygons sorted by AGS, so the
-    # smallest position the index returns on a shared border is the smallest AGS.
-    by_ags = np.argsort(ags.astype(str), kind="stable")
-    index = PolygonIndex.build(polys[by_ags])
+    # Rules 1 and 2 with the exact grid index (equal to GEOS `intersects`).
+    by_ags, index = locator.by_ags, locator.index
     is_point = shapely.get_type_id(pts) == 0  # Point; anything else (None, empty, lines) goes through GEOS
     x, y = np.full(n, np.nan), np.full(n, np.nan)
     x[is_point], y[is_point] = shapely.get_x(pts[is_point]), shapely.get_y(pts[is_point])

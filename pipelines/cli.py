@@ -93,7 +93,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    summary = _build_demo(args.sources, args.out, args.vintage, args.seed)
+    if args.scope == "germany":
+        from pipelines.synth_germany import build_germany
+
+        kwargs = {} if args.seed is None else {"seed": args.seed}
+        summary = build_germany(args.sources, args.out, vintage=args.vintage, laender=args.land or None, **kwargs)
+        summary = summary.get("counts", summary)
+    else:
+        summary = _build_demo(args.sources, args.out, args.vintage, args.seed)
     print(f"demo data for {args.scope} ({args.vintage}) written to {args.out} in {time.perf_counter() - t0:.1f} s")
     for key, value in summary.items():
         if not isinstance(value, dict | list):
@@ -208,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="build realistic demo inputs from real open data",
                            description="Generate deterministic demo addresses and fictional provider deliveries, "
                                        "calibrated to the published Breitbandatlas shares.")
-    synth.add_argument("--scope", choices=["mv"], default="mv", help="area to generate (default: %(default)s)")
+    synth.add_argument("--scope", choices=["mv", "germany"], default="mv",
+                       help="mv: the MV demo (CSV/GPKG/GeoTIFF deliveries); germany: > 20 M addresses as "
+                            "partitioned GeoParquet, Land by Land in bounded memory (default: %(default)s)")
+    synth.add_argument("--land", action="append", metavar="LL",
+                       help="with --scope germany: only these Länder (two-digit key; repeatable)")
     synth.add_argument("--vintage", default="2021-06", help="Breitbandatlas vintage to calibrate to: "
                        "2019-12, 2020-06, 2020-12 or 2021-06 (default: %(default)s)")
     synth.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")

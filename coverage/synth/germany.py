@@ -1,0 +1,338 @@
+"""Germany-scale synthetic demo inputs, one Land at a time (EPSG:3035 throughout).
+
+Same method as the MV generator (:mod:`.addresses`, :mod:`.sites`, :mod:`.providers`), reused
+function by function, with these documented simplifications (APPROXIMATE on purpose, demo data):
+
+- **Addresses**: multi-dwelling 100 m cells are split into several entrances:
+  ``addresses per cell = max(buildings, ceil(dwellings / k))`` with ``k`` =
+  :data:`DWELLINGS_PER_ADDRESS` (= 2). The suppressed Zensus grid undercounts buildings (14.4 M
+  against ~19.9 M) and dwellings (31.3 M against ~43 M); ``k = 2`` gives ~21 M addresses for
+  Germany, close to the ~22 M official house coordinates, and is the largest ``k`` reaching 20 M.
+  Households per 1 km cell are the Zensus households exactly as in MV (the split only changes over
+  how many points a cell's households are spread). Working CRS EPSG:3035 for every Land.
+  A 1 km cell crossing a Land border is shared by dwelling share and rounded in each Land
+  (±1 household per border cell); the parts of border cells outside the VG5000 polygons are lost.
+- **Sites**: Gemeinde offices, Amt offices (only where ``bez == "Amt"``) and schools, as in MV;
+  no Kreis offices (the Kreisstadt table exists for MV only). No street names, house numbers,
+  postcodes or localities (not part of the Germany output).
+- **Providers**: household-weighted quantile mapping per Gemeinde for DSL, fibre (per address) and
+  cable/HFC (per 100 m cell, nested with DSL/fibre towards the published "wired" shares exactly as
+  in MV). No mobile. Besides the DSL incumbent, up to two fictional **resellers** offer DSL on the
+  same lines (the incumbent's product or one product lower, more often in dense places), so an
+  address has several offers (~2.5 records per address on average) while the best DSL speed per
+  address, and hence the calibration, is the incumbent's. Planned fibre: in randomly chosen 2 km blocks
+  (:data:`PLANNED_BLOCK_SHARE` of them) 60 % of the addresses with households and without
+  fibre get a planned FTTH offer dated 2022-01-01..2026-12-31.
+
+All randomness comes from the ``numpy.random.Generator`` passed in; no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from coverage.sources.bkg import Boundaries
+from coverage.synth.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
+from coverage.synth.providers import (
+    BASE_CLUSTER_SD,
+    PRODUCTS,
+    SHARED_WEIGHT,
+    _blend,
+    _cell_majority,
+    _cluster_noise,
+    _zscore,
+    class_speeds,
+    gemeinde_shares,
+    nested_classes,
+    quantile_classes,
+)
+from coverage.synth.sites import place_sites
+
+log = logging.getLogger(__name__)
+
+METHOD_VERSION = "synth-de-1"
+DWELLINGS_PER_ADDRESS = 2.0
+#: Fictional providers of the Germany demo.
+GERMANY_PROVIDERS = {
+    "dsl": "Fernmeldenetz Deutschland AG (fiktiv)",
+    "dsl_resale_1": "Vielfalt Telekommunikation GmbH (fiktiv)",
+    "dsl_resale_2": "Regionetz Breitband GmbH (fiktiv)",
+    "hfc": "Koaxial Kabel Deutschland GmbH (fiktiv)",
+    "fibre": "Glasfaser Deutschland eG (fiktiv)",
+}
+#: Reseller probability per DSL-served address: base + dense × min(1, density / 3000).
+RESALE_RATES = ((0.35, 0.2), (0.15, 0.3))
+RESALE_LOWER = 0.3  # probability that a reseller sells one product below the incumbent's
+PLANNED_BLOCK_SHARE = 0.05
+SITE_KINDS_DE = ("gemeinde_office", "amt_office", "school")
+ADDRESS_COLUMNS_DE = ("address_id", "x", "y", "households", "businesses", "site_kind", "site_name", "ags")
+OFFER_COLUMNS = ("address_id", "provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
+
+
+@dataclass(frozen=True)
+class LandData:
+    """One Land: ``addresses`` (:data:`ADDRESS_COLUMNS_DE`, x/y in EPSG:3035) and offer tables."""
+
+    addresses: pd.DataFrame
+    dsl: pd.DataFrame
+    hfc: pd.DataFrame
+    fibre: pd.DataFrame
+    unmatched_gemeinden: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+_DSL_TECH = np.array(["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring", "SVDSL"], dtype=object)
+
+
+def _dsl_technology(down: np.ndarray) -> np.ndarray:
+    """DSL technology label by download speed (≤ 2 ADSL, ≤ 16 ADSL2+, ≤ 50 VDSL2, ≤ 100 vectoring, else SVDSL).
+
+    Labels are shared string objects (memory: millions of rows)."""
+    return _DSL_TECH[np.searchsorted([2.0, 16.0, 50.0, 100.0], down, side="left")]
+
+
+def _label(values: str | np.ndarray, n: int) -> np.ndarray:
+    if isinstance(values, str):
+        out = np.empty(n, dtype=object)
+        out[:] = values  # one shared object
+        return out
+    return np.asarray(values, dtype=object)
+
+
+def _offers(
+    rows: np.ndarray,
+    rank: int,
+    provider: str,
+    tech: str | np.ndarray,
+    down: np.ndarray,
+    up: np.ndarray,
+    status: str = "current",
+    planned: str | np.ndarray = "",
+) -> dict[str, np.ndarray]:
+    """One provider's offers at address positions ``rows`` (``rank`` orders providers per address)."""
+    n = len(rows)
+    return {
+        "rows": np.asarray(rows, dtype=np.int64),
+        "rank": np.full(n, rank, dtype=np.int64),
+        "provider": _label(provider, n),
+        "technology": _label(tech, n),
+        "down_mbps": np.asarray(down, dtype=np.float32),
+        "up_mbps": np.asarray(up, dtype=np.float32),
+        "status": _label(status, n),
+        "planned_date": _label(planned, n),
+    }
+
+
+def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.Generator) -> dict[str, object]:
+    """Offer tables ``dsl``, ``hfc``, ``fibre`` (:data:`OFFER_COLUMNS`) for ``addresses``.
+
+    ``addresses`` needs address_id, x, y (EPSG:3035), ags, households, density, cell_1km;
+    ``bba`` is :func:`coverage.sources.breitbandatlas.bba_wide` output. Also returns
+    ``best`` (per address: best dsl/hfc/fibre current download, 0 = none) and ``unmatched``.
+    """
+    ags_all = np.sort(addresses["ags"].unique())
+    codes = np.searchsorted(ags_all, addresses["ags"].to_numpy())
+    hh = addresses["households"].to_numpy(float)
+    hh_by_ags = addresses.groupby("ags")["households"].sum()
+    x = addresses["x"].to_numpy(float)
+    y = addresses["y"].to_numpy(float)
+    ids = addresses["address_id"].to_numpy()
+    density = addresses["density"].to_numpy(float)
+    cell100 = cell_key(x, y, 100)
+    cluster500 = cell_key(x, y, 500)
+    logd = np.log1p(density)
+    n = len(addresses)
+    unmatched: set[str] = set()
+    shares = {}
+    for group in ("dsl", "hfc", "fibre", "wired"):
+        thresholds, s, matched = gemeinde_shares(bba, ags_all, hh_by_ags, group)
+        shares[group] = (thresholds, s)
+        unmatched |= set(ags_all[~matched])
+
+    cg, chh, inv = _cell_majority(cell100, codes, hh)
+    ucells = np.unique(cell100)
+    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
+    ccx = (ucells // _KEY) * 100.0 + 50
+    ccy = (ucells % _KEY) * 100.0 + 50
+    cl500 = cell_key(ccx, ccy, 500)
+    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, len(ucells))
+    base_addr = _zscore(base_cell[inv], codes)
+
+    # DSL incumbent: distance to a fictional exchange in the Gemeinde's densest 1 km cell
+    cell_1km = addresses["cell_1km"].to_numpy()
+    per = pd.DataFrame({"ags": addresses["ags"].to_numpy(), "cell": cell_1km, "hh": hh})
+    per = per.groupby(["ags", "cell"], sort=True)["hh"].sum().reset_index()
+    densest = per.sort_values(["ags", "hh"], ascending=[True, False], kind="stable").drop_duplicates("ags")
+    in_dense = cell_1km == densest.set_index("ags")["cell"].reindex(addresses["ags"]).to_numpy()
+    w = np.where(in_dense, hh + 0.01, 0.0)
+    wsum = np.bincount(codes, w, len(ags_all))
+    ex = np.bincount(codes, w * x, len(ags_all)) / wsum
+    ey = np.bincount(codes, w * y, len(ags_all)) / wsum
+    dist = np.hypot(x - ex[codes], y - ey[codes])
+    own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
+    score = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])
+    t, s = shares["dsl"]
+    dsl_down = class_speeds(quantile_classes(codes, score, hh, s), t, PRODUCTS["dsl"], rng)
+    dsl_up = np.where(dsl_down > 0, np.maximum(0.5, np.round(dsl_down / 10, 1)), 0.0)
+
+    # fibre: per address, shared score plus cluster noise
+    t, s = shares["fibre"]
+    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    fscore = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
+    fibre_down = class_speeds(quantile_classes(codes, fscore, hh, s), t, PRODUCTS["fibre"], rng)
+
+    # HFC: per 100 m cell, nested with DSL/fibre towards the published "wired" shares
+    t, s = shares["hfc"]
+    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, len(ucells))
+    hscore = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
+    other = np.maximum(dsl_down, fibre_down)
+    kc = nested_classes(cg, inv, hh, codes, hscore, chh, t, s, other, shares["wired"])
+    cdown = class_speeds(kc, t, PRODUCTS["hfc"], rng)
+    cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
+    hfc_down = cdown[inv]
+    hfc_up = cup[inv]
+
+    # DSL rows: incumbent, then resellers on the same lines (same product or one lower)
+    dense = np.minimum(1.0, density / 3000.0)
+    srows = np.flatnonzero(dsl_down > 0)
+    parts = [
+        _offers(srows, 0, GERMANY_PROVIDERS["dsl"], _dsl_technology(dsl_down[srows]), dsl_down[srows], dsl_up[srows])
+    ]
+    products = np.asarray(PRODUCTS["dsl"], dtype=float)
+    for j, (base, extra) in enumerate(RESALE_RATES, start=1):
+        take = (dsl_down > 0) & (rng.random(n) < base + extra * dense)
+        lower = rng.random(n) < RESALE_LOWER
+        pos = np.searchsorted(products, dsl_down, side="left")  # product index of the incumbent speed
+        below = products[np.maximum(pos - 1, 0)]
+        down = np.where(lower & (pos > 0) & (below < dsl_down), below, dsl_down)
+        rows = np.flatnonzero(take)
+        parts.append(
+            _offers(
+                rows,
+                j,
+                GERMANY_PROVIDERS[f"dsl_resale_{j}"],
+                _dsl_technology(down[rows]),
+                down[rows],
+                np.maximum(0.5, np.round(down[rows] / 10, 1)),
+            )
+        )
+    dsl = _interleave(parts, ids)
+
+    hrows = np.flatnonzero(hfc_down > 0)
+    docsis = np.array(["DOCSIS 3.0", "DOCSIS 3.1"], dtype=object)[(hfc_down[hrows] >= 400).astype(int)]
+    hfc = _interleave([_offers(hrows, 0, GERMANY_PROVIDERS["hfc"], docsis, hfc_down[hrows], hfc_up[hrows])], ids)
+
+    frows = np.flatnonzero(fibre_down > 0)
+    fttb = (density[frows] > 1500) & (rng.random(len(frows)) < 0.5)
+    ftype = np.array(["FTTH", "FTTB"], dtype=object)[fttb.astype(int)]
+    current = _offers(frows, 0, GERMANY_PROVIDERS["fibre"], ftype, fibre_down[frows], fibre_down[frows] / 2)
+    cl2k = cell_key(x, y, 2000)
+    blocks, block_of = np.unique(cl2k, return_inverse=True)
+    chosen = rng.random(len(blocks)) < PLANNED_BLOCK_SHARE
+    plan = (fibre_down <= 0) & (hh > 0) & chosen[block_of] & (rng.random(n) < 0.6)
+    prows = np.flatnonzero(plan)
+    span = (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1
+    dates = (np.datetime64("2022-01-01") + rng.integers(0, span, len(prows)).astype("timedelta64[D]")).astype(str)
+    planned = _offers(
+        prows,
+        1,
+        GERMANY_PROVIDERS["fibre"],
+        "FTTH",
+        np.full(len(prows), 1000.0),
+        np.full(len(prows), 500.0),
+        "planned",
+        dates.astype(object),
+    )
+    fibre = _interleave([current, planned], ids)
+    best = pd.DataFrame({"address_id": ids, "dsl": dsl_down, "hfc": hfc_down, "fibre": fibre_down})
+    return {
+        "dsl": dsl,
+        "hfc": hfc,
+        "fibre": fibre,
+        "best": best,
+        "unmatched": sorted(str(a) for a in unmatched),
+    }
+
+
+def _interleave(parts: list[dict[str, np.ndarray]], ids: np.ndarray) -> pd.DataFrame:
+    """One offer table (:data:`OFFER_COLUMNS`) ordered by address position, then provider rank."""
+    rows = np.concatenate([p["rows"] for p in parts])
+    order = np.lexsort((np.concatenate([p["rank"] for p in parts]), rows))
+    data = {"address_id": ids[rows[order]]}
+    for col in OFFER_COLUMNS[1:]:
+        data[col] = np.concatenate([p[col] for p in parts])[order]
+    return pd.DataFrame(data)
+
+
+def generate_land(
+    boundaries: Boundaries,
+    grid_100m: pd.DataFrame,
+    grid_1km: pd.DataFrame,
+    bba_wide: pd.DataFrame,
+    rng: np.random.Generator,
+    prefix: str,
+    dwellings_per_address: float = DWELLINGS_PER_ADDRESS,
+) -> LandData:
+    """Addresses, sites and offers for one Land's ``boundaries`` (working CRS EPSG:3035).
+
+    ``grid_100m``/``grid_1km`` must cover the Land with a 1 km margin (whole 1 km cells).
+    Address ids are ``{prefix}-{n:08d}``, numbered in (ags, y, x) order.
+    """
+    gem = boundaries.gemeinde
+    addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, dwellings_per_address=dwellings_per_address)
+    sites = place_sites(addr, boundaries, rng, ags=gem["ags"].to_numpy())
+    sites = sites[sites["site_kind"].isin(SITE_KINDS_DE)]
+    both = pd.concat(
+        [addr.assign(site_kind="", site_name=""), sites[[*addr.columns, "site_kind", "site_name"]]],
+        ignore_index=True,
+    )
+    del addr
+    both = spread_duplicates(both, gem, rng)
+    both = both.sort_values(["ags", "y", "x"], kind="stable").reset_index(drop=True)
+    width = max(8, len(str(len(both))))
+    both.insert(0, "address_id", [f"{prefix}-{i:0{width}d}" for i in range(1, len(both) + 1)])
+    estimated = int(both["estimated"].sum())
+    both = both[
+        ["address_id", "x", "y", "ags", "households", "businesses", "density", "cell_1km", "site_kind", "site_name"]
+    ]
+    offers = generate_offers(both, bba_wide, rng)
+    out = pd.DataFrame(
+        {
+            "address_id": both["address_id"].to_numpy(),
+            "x": both["x"].to_numpy(float),
+            "y": both["y"].to_numpy(float),
+            "households": both["households"].to_numpy().astype(np.int32),
+            "businesses": np.minimum(both["businesses"].to_numpy(), np.iinfo(np.int16).max).astype(np.int16),
+            "site_kind": both["site_kind"].astype(str).to_numpy(),
+            "site_name": both["site_name"].astype(str).to_numpy(),
+            "ags": both["ags"].astype(str).to_numpy(),
+        }
+    )
+    counts = {
+        "addresses": len(out),
+        "households": int(out["households"].to_numpy().sum(dtype=np.int64)),
+        "businesses": int(out["businesses"].to_numpy().sum(dtype=np.int64)),
+        "gemeinden": len(gem),
+        "gemeinden_with_addresses": int(out["ags"].nunique()),
+        "sites": int((out["site_kind"] != "").sum()),
+        "estimated_addresses": estimated,
+        "dsl_rows": len(offers["dsl"]),
+        "hfc_rows": len(offers["hfc"]),
+        "fibre_rows": len(offers["fibre"]),
+        "fibre_planned_rows": int((offers["fibre"]["status"] == "planned").sum()),
+        "gemeinden_without_bba": len(offers["unmatched"]),
+    }
+    counts["provider_rows"] = counts["dsl_rows"] + counts["hfc_rows"] + counts["fibre_rows"]
+    log.info("Land %s: %s", prefix, counts)
+    return LandData(
+        addresses=out,
+        dsl=offers["dsl"],
+        hfc=offers["hfc"],
+        fibre=offers["fibre"],
+        unmatched_gemeinden=offers["unmatched"],
+        counts=counts,
+    )
