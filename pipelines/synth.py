@@ -67,6 +67,11 @@ def build_demo(
     """Generate the demo inputs from the open data in ``sources`` into ``out`` (replaced atomically).
 
     ``kreise`` (Kreis AGS such as ``"13003"``) limits the output to some Kreise. Returns the counts.
+
+    Vintages are consistent for one seed: ``addresses.csv`` is identical, and the tables of all
+    earlier vintages in :data:`VINTAGES` are calibrated first with the same random draws, so a later
+    vintage keeps every address' class or raises it, except where the published Gemeinde share drops
+    (see :func:`coverage.synth.providers.generate_deliveries`).
     """
     sources = Path(sources)
     out = Path(out)
@@ -82,7 +87,10 @@ def build_demo(
         "zensus_100m": sources / ZENSUS_100M,
         "breitbandatlas": sources / "breitbandatlas" / bba_name,
     }
-    for name, p in paths.items():
+    earlier_paths = {
+        v: sources / "breitbandatlas" / VINTAGES[v][0] for v in sorted(VINTAGES) if v < vintage
+    }
+    for name, p in [*paths.items(), *((f"breitbandatlas {v}", q) for v, q in earlier_paths.items())]:
         if not p.exists():
             raise DataSourceError(f"{p}: {name} source not found under {sources}")
 
@@ -97,8 +105,12 @@ def build_demo(
     grid_100m = read_grid_100m(paths["zensus_100m"], bbox)
     grid_1km = read_grid_1km(paths["zensus_1km"], bbox)
     wide = bba_wide(read_bba_table(paths["breitbandatlas"]))
+    # the earlier vintages are calibrated first with the same random draws (consistent vintages)
+    earlier = [bba_wide(read_bba_table(earlier_paths[v])) for v in earlier_paths]
     rng = np.random.default_rng(seed)
-    demo = generate_demo(boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper())
+    demo = generate_demo(
+        boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper(), earlier=earlier
+    )
 
     manifest = {
         "method_version": METHOD_VERSION,
@@ -108,6 +120,7 @@ def build_demo(
         "seed": seed,
         "kreise": list(kreise) if kreise is not None else None,
         "sources": {name: _digest(p, sources) for name, p in paths.items()},
+        "earlier_vintages": {v: _digest(p, sources) for v, p in earlier_paths.items()},
         "counts": demo.counts,
         "gemeinden_without_bba": demo.unmatched_gemeinden,
         "providers_fictional": list(PROVIDERS.values()),

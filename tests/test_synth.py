@@ -317,3 +317,45 @@ def test_calibration_wired_and_all_combinations(demo, located, bba):
     # mobile lifts households over 30 Mbit/s almost nowhere (the published all ≈ wired there)
     lifted = frame["households"].where((frame["all"] >= 30) & ~(frame["wired"] >= 30), 0).sum()
     assert lifted / frame["households"].sum() < 0.005
+
+
+def _best_classes(out: Path, addr: pd.DataFrame, thresholds) -> dict[str, np.ndarray]:
+    """Per address (``addr`` order): number of ``thresholds`` reached by DSL, current fibre, cable."""
+    dsl = pd.read_csv(out / "providers" / "dsl_kuestennetz.csv", sep=";", decimal=",", encoding="cp1252")
+    d = addr[["address_id"]].merge(dsl[["address_id", "down_mbps"]], on="address_id", how="left")["down_mbps"]
+    fib = pd.read_csv(out / "providers" / "fibre_seenplatte.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    cur = fib[fib["status"] == "current"].groupby(["x", "y"], as_index=False)["down_mbps"].max()
+    f = addr[["x", "y"]].merge(cur, on=["x", "y"], how="left")["down_mbps"]
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(addr["x"], addr["y"]), crs="EPSG:25833").to_crs(3035)
+    cable = gpd.read_file(out / "providers" / "cable_boddenkabel.gpkg", layer="coverage")
+    h = gpd.sjoin(pts, cable, how="left", predicate="within")["down_mbps"].groupby(level=0).max()
+    assert len(d) == len(f) == len(h) == len(addr)
+    t = np.asarray(thresholds, float)
+    return {
+        name: np.searchsorted(t, np.nan_to_num(v.to_numpy(float), nan=0.0), side="right")
+        for name, v in (("dsl", d), ("fibre", f), ("hfc", h))
+    }
+
+
+def test_vintages_consistent(tmp_path):
+    """Same seed, 2019-12 vs 2021-06: identical addresses; almost no address loses a DSL, fibre or
+    cable class (losses only where the published Gemeinde share drops between the tables)."""
+    kreise = ("13075",)
+    early, late = tmp_path / "v19", tmp_path / "v21"
+    build_demo(DATA, early, vintage="2019-12", seed=SEED, kreise=kreise)
+    build_demo(DATA, late, vintage="2021-06", seed=SEED, kreise=kreise)
+    assert (early / "addresses.csv").read_bytes() == (late / "addresses.csv").read_bytes()
+    manifest = json.loads((late / "synth_manifest.json").read_text(encoding="utf-8"))
+    assert sorted(manifest["earlier_vintages"]) == ["2019-12", "2020-06", "2020-12"]
+    addr = pd.read_csv(early / "addresses.csv", dtype={"address_id": str}, usecols=["address_id", "x", "y"])
+    thresholds = [2, 16, 30, 50, 100, 200, 400, 1000]
+    a = _best_classes(early, addr, thresholds)
+    b = _best_classes(late, addr, thresholds)
+    lost = {name: float((b[name] < a[name]).mean()) for name in a}
+    gained = {name: float((b[name] > a[name]).mean()) for name in a}
+    assert lost["dsl"] < 0.005 and lost["fibre"] < 0.005, lost
+    assert lost["hfc"] < 0.01, lost
+    best_a = np.maximum.reduce(list(a.values()))
+    best_b = np.maximum.reduce(list(b.values()))
+    assert (best_b < best_a).mean() < 0.01, (best_b < best_a).mean()
+    assert gained["dsl"] > 0.05 and gained["hfc"] > 0.05 and gained["fibre"] > 0.002, gained  # real changes

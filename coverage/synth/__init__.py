@@ -23,7 +23,7 @@ from coverage.synth.sites import place_sites
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-2"
+METHOD_VERSION = "synth-mv-3"
 ADDRESS_COLUMNS = (
     "address_id",
     "x",
@@ -64,11 +64,14 @@ def generate_demo(
     rng: np.random.Generator,
     kreise: Sequence[str] | None = None,
     prefix: str = "MV",
+    earlier: Sequence[pd.DataFrame] = (),
 ) -> DemoData:
     """Generate addresses, sites and provider deliveries for the boundaries' Gemeinden.
 
     ``kreise`` (Kreis AGS) limits the output to some Kreise (addresses are still located
-    against all Gemeinden). ``bba_wide`` is the Breitbandatlas table of the vintage in wide form.
+    against all Gemeinden). ``bba_wide`` is the Breitbandatlas table of the vintage in wide form;
+    ``earlier`` the tables of the earlier vintages (oldest first), so that the vintages of one seed
+    are consistent (same addresses; service only goes down where the published shares do).
     """
     addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, kreise=kreise)
     gem = boundaries.gemeinde
@@ -84,7 +87,9 @@ def generate_demo(
     amt_of = dict(zip(gem["ags"], gem["vwg_ars"], strict=True))
     amt_kind = dict(zip(boundaries.amt["vwg_ars"], boundaries.amt["bez"], strict=True))
     amt_of = {a: v for a, v in amt_of.items() if amt_kind.get(v) == "Amt"}
-    deliveries = generate_deliveries(both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries))
+    deliveries = generate_deliveries(
+        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier
+    )
     counts = {
         "addresses": len(both),
         "households": int(both["households"].sum()),

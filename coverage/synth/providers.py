@@ -41,12 +41,18 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    no household over a threshold it may not cross; elsewhere it is clipped to just below the next
    threshold above the cell's slowest wired household (e.g. 6–15 Mbit/s where DSL is < 16).
    Unpopulated pixels of the raster get uncalibrated values.
+7. Vintages (:func:`generate_deliveries` ``earlier``): all random draws (scores, noise, the product
+   inside a class per address/cell, the invented mobile speed) come first and do not depend on the
+   Breitbandatlas table, so DSL/fibre classes only rise where the published shares rise. Cable and
+   mobile cells are ordered by the levels (Mbit/s) they had in the earlier vintages before their
+   score (the per-vintage λ and "all" lifts only reorder cells of the same earlier level), so a
+   later vintage serves a superset wherever the published shares do not drop.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -154,9 +160,17 @@ def quantile_classes(
 
 
 def class_speeds(
-    k: np.ndarray, thresholds: np.ndarray, products: tuple[float, ...], rng: np.random.Generator
+    k: np.ndarray,
+    thresholds: np.ndarray,
+    products: tuple[float, ...],
+    rng: np.random.Generator | None = None,
+    u: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Download speed per row for class ``k`` (0 = none): a product inside ``[t_k-1, t_k)``."""
+    """Download speed per row for class ``k`` (0 = none): a product inside ``[t_k-1, t_k)``.
+
+    The product is drawn from ``rng`` or, if given, picked by the per-row uniform ``u`` in [0, 1)
+    (so a row keeping its class keeps its speed whatever the other rows do).
+    """
     down = np.zeros(len(k))
     bounds = [*thresholds.tolist(), np.inf]
     for cls in range(1, len(thresholds) + 1):
@@ -165,7 +179,11 @@ def class_speeds(
             continue
         lo, hi = bounds[cls - 1], bounds[cls]
         inside = [p for p in products if lo <= p < hi] or [lo]
-        down[rows] = np.asarray(inside, float)[rng.integers(0, len(inside), len(rows))]
+        if u is not None:
+            pick = np.minimum((np.asarray(u)[rows] * len(inside)).astype(np.int64), len(inside) - 1)
+        else:
+            pick = rng.integers(0, len(inside), len(rows))
+        down[rows] = np.asarray(inside, float)[pick]
     return down
 
 
@@ -242,7 +260,9 @@ def calibrate_mobile(
     town: np.ndarray,
     shares_by_group: Mapping[str, tuple[np.ndarray, np.ndarray]],
     rng: np.random.Generator,
-) -> np.ndarray:
+    noise: Mapping[str, np.ndarray] | None = None,
+    prior: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Mobile download per 100 m cell so that mobile ≥ 1/2/6 and "all" (wired ∪ mobile) match.
 
     ``cg`` is the cell's Gemeinde code, ``inv`` the cell of each address, ``wired`` each address'
@@ -257,6 +277,11 @@ def calibrate_mobile(
     3. each cell ≥ 6 gets its invented speed (towns 50–150, rural 10–50) clipped into
        ``[max(6, lift), next threshold above both the lift and the cell's slowest wired household)``,
        so no household crosses a threshold by mobile unless step 2 allowed it.
+
+    With ``noise`` (per cell: ``u`` uniform for the product in a class, ``want`` the invented
+    speed) nothing is drawn from ``rng`` and ``(down, state)`` is returned; ``state`` (classes
+    ``km`` and ``lift``) passed back as ``prior`` for a later vintage puts the cells that had a
+    class / lift before first, so the later vintage's cells are supersets where shares do not drop.
     """
     ncell = len(cg)
     hh = np.asarray(hh, float)
@@ -267,8 +292,14 @@ def calibrate_mobile(
 
     t_m, s_m = shares_by_group["mobile"]
     low_ok = wmin >= 6
-    km = quantile_classes(cg, mscore - 1e3 * low_ok, chh, s_m)
-    down = class_speeds(km, t_m, PRODUCTS["mobile"], rng)
+    key = mscore - 1e3 * low_ok
+    if prior is not None:
+        key = key + _PRIOR_STEP * 1e2 * _prior_rank(prior["km"], prior["km_max"])
+    km = quantile_classes(cg, key, chh, s_m)
+    if noise is not None:
+        down = class_speeds(km, t_m, PRODUCTS["mobile"], u=noise["u"])
+    else:
+        down = class_speeds(km, t_m, PRODUCTS["mobile"], rng)
     top = km == len(t_m)
 
     t_all, s_all = shares_by_group["all"]
@@ -290,7 +321,11 @@ def calibrate_mobile(
         cand = np.flatnonzero(top & (lift < j) & (below > 0) & (need[cg] > 0))
         if not len(cand):
             continue
-        order = cand[np.lexsort((-mscore[cand], cg[cand]))]
+        if prior is None:
+            mkey = mscore
+        else:
+            mkey = mscore + _PRIOR_STEP * (prior["lift"] >= t) + 1e2 * (prior["lift_max"] >= t)
+        order = cand[np.lexsort((-mkey[cand], cg[cand]))]
         g = cg[order]
         gain = below[order]
         cum = np.cumsum(gain)
@@ -306,12 +341,32 @@ def calibrate_mobile(
     floor_ = np.maximum(lo, np.where(np.isfinite(wmin), wmin, np.inf))
     nxt = np.searchsorted(t_all, floor_, side="right")
     hi = np.where(np.isfinite(floor_), bounds[np.minimum(nxt, len(t_all))], np.inf)
-    want = np.where(
-        town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
-    ).astype(float)
+    if noise is not None:
+        want = noise["want"]
+    else:
+        want = np.where(
+            town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
+        ).astype(float)
     val = np.minimum(np.maximum(want, lo), np.minimum(hi - 1, 65535))
     down[top] = val[top]
-    return down
+    if noise is None:
+        return down
+    # state as levels in Mbit/s (the threshold columns differ between Breitbandatlas releases)
+    return down, {"km": np.r_[0.0, t_m][km], "lift": np.where(lift >= 0, t_all[np.maximum(lift, 0)], 0.0)}
+
+
+#: Key step that puts earlier-vintage levels before any score difference (scores + λ are O(20)).
+_PRIOR_STEP = 1e4
+
+
+def _prior_rank(latest: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """Sort key from the levels (Mbit/s of the class' lower threshold, 0 = none) of earlier vintages:
+    the previous vintage's level first, then the best level of any earlier vintage (so a cell that
+    lost service in between comes back first). Dense ranks, so the key steps are ≥ 1/50."""
+    latest = np.asarray(latest, float)
+    best = np.asarray(best, float)
+    levels = np.unique(np.r_[latest, best])
+    return np.searchsorted(levels, latest) + np.searchsorted(levels, best) / 50.0
 
 
 def _cluster_noise(key: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
@@ -346,6 +401,7 @@ def generate_deliveries(
     amt_of: Mapping[str, str],
     area_3035: shapely.Geometry,
     planned_amt_count: int = 3,
+    earlier: Sequence[pd.DataFrame] = (),
 ) -> dict[str, object]:
     """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
 
@@ -353,42 +409,34 @@ def generate_deliveries(
     ``assignment`` (per address: down/up per group), ``dsl`` and ``fibre`` tables, ``hfc_polygons``
     (GeoDataFrame in EPSG:3035), ``mobile_raster`` (uint16 array) and ``mobile_transform``
     (x of the left edge, y of the top edge, 100 m), ``unmatched`` (Gemeinden without BBA row).
+
+    Vintage consistency: every random draw that orders or nests addresses/cells (scores, noise,
+    the product inside a class, the invented mobile speed) is made first and does not depend on the
+    Breitbandatlas table. ``earlier`` are the tables of the earlier vintages (oldest first): they
+    are calibrated in turn with the same draws, and their cable / mobile classes are carried as a
+    leading sort key (:func:`_prior_rank`), so where the published shares do not go down the
+    later vintage serves a superset at the same or a higher class (see :func:`_calibrate_vintage`).
     """
     crs = CRS.from_user_input(crs)
     ags_all = np.sort(addresses["ags"].unique())
     codes = np.searchsorted(ags_all, addresses["ags"].to_numpy())
     hh = addresses["households"].to_numpy(float)
-    hh_by_ags = addresses.groupby("ags")["households"].sum()
     x3, y3 = _cells_3035(addresses, crs)
     cell100 = cell_key(x3, y3, 100)
     cluster500 = cell_key(x3, y3, 500)
     logd = np.log1p(addresses["density"].to_numpy(float))
     n = len(addresses)
-    result: dict[str, object] = {}
-    assign = pd.DataFrame(
-        {
-            "address_id": addresses["address_id"].to_numpy(),
-            "ags": addresses["ags"].to_numpy(),
-            "households": addresses["households"].to_numpy(),
-        }
-    )
-    unmatched: set[str] = set()
-    shares_by_group = {}
-    for group in (*GROUPS, "wired", "all"):
-        thresholds, shares, matched = gemeinde_shares(bba, ags_all, hh_by_ags, group)
-        shares_by_group[group] = (thresholds, shares)
-        unmatched |= set(ags_all[~matched])
-    result["unmatched"] = sorted(unmatched)
 
     # one shared "how well connected is this place" score per 100 m cell (density + 500 m clusters)
     cg, chh, inv = _cell_majority(cell100, codes, hh)
     ucells = np.unique(cell100)
+    ncell = len(ucells)
     cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
     ccx = (ucells // _KEY) * 100.0 + 50
     ccy = (ucells % _KEY) * 100.0 + 50
     cl500 = cell_key(ccx, ccy, 500)
     cl2k = cell_key(ccx, ccy, 2000)
-    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, len(ucells))
+    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, ncell)
     base_addr = _zscore(base_cell[inv], codes)
 
     # DSL: distance to a fictional exchange in the densest place, blended with the shared score
@@ -405,12 +453,40 @@ def generate_deliveries(
     ey = np.bincount(codes, w * addresses["y"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
     dist = np.hypot(addresses["x"].to_numpy() - ex[codes], addresses["y"].to_numpy() - ey[codes])
     own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
-    score = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])
-    t, s = shares_by_group["dsl"]
-    k = quantile_classes(codes, score, hh, s)
-    down = class_speeds(k, t, PRODUCTS["dsl"], rng)
-    assign["dsl_down"] = down
-    assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
+    scores = {"dsl": _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])}
+    # fibre: per address, shared score plus cluster noise
+    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    scores["fibre"] = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
+    # HFC: per 100 m cell
+    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, ncell)
+    scores["hfc"] = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
+    # mobile: per 100 m cell
+    scores["mobile"] = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, ncell)
+    town = np.expm1(cell_logd) > 800
+    # the product inside a class: one uniform per address (DSL, fibre) or cell (HFC, mobile)
+    uniform = {"dsl": rng.random(n), "fibre": rng.random(n), "hfc": rng.random(ncell)}
+    mobile_noise = {
+        "u": rng.random(ncell),
+        "want": np.where(
+            town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
+        ).astype(float),
+    }
+    fttb_u = rng.random(n)
+    plan_u = rng.random(n)
+    span = (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1
+    plan_days = rng.integers(0, span, n)
+
+    frame = {"addresses": addresses, "ags_all": ags_all, "codes": codes, "hh": hh}
+    cells = {"cg": cg, "chh": chh, "inv": inv, "town": town}
+    prior = None
+    for table in earlier:
+        _, prior = _calibrate_vintage(frame, cells, table, scores, uniform, mobile_noise, rng, prior)
+    (assign, _shares_by_group, unmatched), _ = _calibrate_vintage(
+        frame, cells, bba, scores, uniform, mobile_noise, rng, prior
+    )
+    result: dict[str, object] = {"unmatched": sorted(unmatched)}
+
+    down = assign["dsl_down"].to_numpy()
     tech = np.select(
         [down <= 2, down <= 16, down <= 50, down <= 100],
         ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
@@ -426,38 +502,18 @@ def generate_deliveries(
             "up_mbps": assign["dsl_up"][served].to_numpy(),
         }
     )
-
-    # fibre: per address, shared score plus cluster noise
-    t, s = shares_by_group["fibre"]
-    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
-    fscore = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
-    k = quantile_classes(codes, fscore, hh, s)
-    down = class_speeds(k, t, PRODUCTS["fibre"], rng)
-    assign["fibre_down"] = down
-    assign["fibre_up"] = down / 2
-
-    # HFC: per 100 m cell, last, its overlap with DSL/fibre tuned per Gemeinde to the published "wired"
-    t, s = shares_by_group["hfc"]
-    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, len(ucells))
-    hscore = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
-    other = np.maximum(assign["dsl_down"].to_numpy(), assign["fibre_down"].to_numpy())
-    kc = nested_classes(cg, inv, hh, codes, hscore, chh, t, s, other, shares_by_group["wired"])
-    cdown = class_speeds(kc, t, PRODUCTS["hfc"], rng)
-    cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
-    assign["hfc_down"] = cdown[inv]
-    assign["hfc_up"] = cup[inv]
-    result["hfc_polygons"] = _dissolved_cells(ucells, cdown, cup)
-
-    # mobile: per 100 m cell, calibrated against the wired speeds ("all" = wired ∪ mobile)
-    wired = assign[["dsl_down", "hfc_down", "fibre_down"]].to_numpy().max(axis=1)
-    mscore = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, len(ucells))
-    mdown = calibrate_mobile(
-        cg, inv, hh, codes, wired, mscore, np.expm1(cell_logd) > 800, shares_by_group, rng
-    )
-    assign["mobile_down"] = mdown[inv]
+    cdown = assign["hfc_down"].to_numpy()
+    cdown_cell = np.zeros(ncell)
+    cup_cell = np.zeros(ncell)
+    cdown_cell[inv] = cdown
+    cup_cell[inv] = assign["hfc_up"].to_numpy()
+    result["hfc_polygons"] = _dissolved_cells(ucells, cdown_cell, cup_cell)
+    mdown = np.zeros(ncell)
+    mdown[inv] = assign["mobile_down"].to_numpy()
     result["mobile_raster"], result["mobile_transform"] = _mobile_raster(ucells, mdown, area_3035, rng)
 
-    fttb = (addresses["density"].to_numpy() > 1500) & (rng.random(n) < 0.5)
+    down = assign["fibre_down"].to_numpy()
+    fttb = (addresses["density"].to_numpy() > 1500) & (fttb_u < 0.5)
     served = down > 0
     current = pd.DataFrame(
         {
@@ -471,6 +527,7 @@ def generate_deliveries(
             "planned_date": "",
         }
     )
+    # planned fibre (not a service): the only draw whose size depends on the vintage, so it is last
     amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
     cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
     chosen = (
@@ -478,11 +535,8 @@ def generate_deliveries(
         if len(cand_amts)
         else []
     )
-    plan = ~served & (hh > 0) & np.isin(amts, chosen) & (rng.random(n) < 0.6)
-    days = rng.integers(
-        0, (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1, plan.sum()
-    )
-    dates = (np.datetime64("2022-01-01") + days.astype("timedelta64[D]")).astype(str)
+    plan = ~served & (hh > 0) & np.isin(amts, chosen) & (plan_u < 0.6)
+    dates = (np.datetime64("2022-01-01") + plan_days[plan].astype("timedelta64[D]")).astype(str)
     planned = pd.DataFrame(
         {
             "provider": PROVIDERS["fibre"],
@@ -500,15 +554,86 @@ def generate_deliveries(
     result["assignment"] = assign
     log.info(
         "deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "
-        "%d Gemeinden without Breitbandatlas row",
+        "%d Gemeinden without Breitbandatlas row; %d earlier vintages carried",
         len(result["dsl"]),
         len(current),
         len(planned),
         int((assign["hfc_down"] > 0).sum()),
         int((assign["mobile_down"] > 0).sum()),
         len(unmatched),
+        len(earlier),
     )
     return result
+
+
+def _calibrate_vintage(
+    frame: Mapping[str, object],
+    cells: Mapping[str, np.ndarray],
+    bba: pd.DataFrame,
+    scores: Mapping[str, np.ndarray],
+    uniform: Mapping[str, np.ndarray],
+    mobile_noise: Mapping[str, np.ndarray],
+    rng: np.random.Generator,
+    prior: Mapping[str, np.ndarray] | None,
+) -> tuple[tuple[pd.DataFrame, dict, set[str]], dict[str, np.ndarray]]:
+    """Classes and speeds of one vintage (``bba``) from the vintage-independent draws.
+
+    DSL and fibre use a fixed per-address score, so their classes only depend on the published
+    shares at the address' quantile (higher shares -> same or higher class). Cable and mobile cells
+    are ordered by ``prior`` (the classes of the earlier vintages, :func:`_prior_rank`) before their
+    score, so the per-vintage wired nesting (λ) and the "all" lifts only reorder cells within the
+    same earlier class. Nothing is drawn from ``rng`` here. Returns ``((assignment, shares by group,
+    unmatched Gemeinden), state)``; ``state`` is the ``prior`` for the next vintage.
+    """
+    addresses = frame["addresses"]
+    ags_all, codes, hh = frame["ags_all"], frame["codes"], frame["hh"]
+    cg, chh, inv = cells["cg"], cells["chh"], cells["inv"]
+    hh_by_ags = addresses.groupby("ags")["households"].sum()
+    unmatched: set[str] = set()
+    shares_by_group = {}
+    for group in (*GROUPS, "wired", "all"):
+        thresholds, shares, matched = gemeinde_shares(bba, ags_all, hh_by_ags, group)
+        shares_by_group[group] = (thresholds, shares)
+        unmatched |= set(ags_all[~matched])
+    assign = pd.DataFrame(
+        {
+            "address_id": addresses["address_id"].to_numpy(),
+            "ags": addresses["ags"].to_numpy(),
+            "households": addresses["households"].to_numpy(),
+        }
+    )
+    t, s = shares_by_group["dsl"]
+    down = class_speeds(quantile_classes(codes, scores["dsl"], hh, s), t, PRODUCTS["dsl"], u=uniform["dsl"])
+    assign["dsl_down"] = down
+    assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
+
+    t, s = shares_by_group["fibre"]
+    down = class_speeds(quantile_classes(codes, scores["fibre"], hh, s), t, PRODUCTS["fibre"], u=uniform["fibre"])
+    assign["fibre_down"] = down
+    assign["fibre_up"] = down / 2
+
+    # HFC: per 100 m cell, last, its overlap with DSL/fibre tuned per Gemeinde to the published "wired"
+    t, s = shares_by_group["hfc"]
+    hkey = scores["hfc"]
+    if prior is not None:
+        hkey = hkey + _PRIOR_STEP * _prior_rank(prior["kc"], prior["kc_max"])
+    other = np.maximum(assign["dsl_down"].to_numpy(), assign["fibre_down"].to_numpy())
+    kc = nested_classes(cg, inv, hh, codes, hkey, chh, t, s, other, shares_by_group["wired"])
+    cdown = class_speeds(kc, t, PRODUCTS["hfc"], u=uniform["hfc"])
+    cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
+    assign["hfc_down"] = cdown[inv]
+    assign["hfc_up"] = cup[inv]
+
+    # mobile: per 100 m cell, calibrated against the wired speeds ("all" = wired ∪ mobile)
+    wired = assign[["dsl_down", "hfc_down", "fibre_down"]].to_numpy().max(axis=1)
+    mdown, mstate = calibrate_mobile(
+        cg, inv, hh, codes, wired, scores["mobile"], cells["town"], shares_by_group, rng, mobile_noise, prior
+    )
+    assign["mobile_down"] = mdown[inv]
+    state = {"kc": np.r_[0.0, t][kc], "km": mstate["km"], "lift": mstate["lift"]}
+    for key in ("kc", "km", "lift"):
+        state[f"{key}_max"] = state[key] if prior is None else np.maximum(state[key], prior[f"{key}_max"])
+    return (assign, shares_by_group, unmatched), state
 
 
 def _square_cells(cells: np.ndarray) -> np.ndarray:
