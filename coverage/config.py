@@ -70,11 +70,12 @@ class ProviderConfig:
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     table: TableOptions = field(default_factory=TableOptions)
+    label: str | None = None  # set for one partition of a delivery, so it keeps the delivery's name
 
     @property
     def name(self) -> str:
         """A stable label for logs, manifests and quarantine rows."""
-        return self.path.name
+        return self.label or self.path.name
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class AnalysisConfig:
 class OutputConfig:
     dir: Path
     reports_dir: Path
+    grid: bool = True  # write the 100 m INSPIRE grid (GeoPackage + GeoTIFF)
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,9 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
             if not isinstance(value, list) or not all(isinstance(v, str) and v.isdigit() for v in value):
                 raise ConfigError(f"{where}.areas: expected a list of ARS prefixes as strings, e.g. [\"13075\"]")
             value = tuple(value)
+        elif key == "grid":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.grid: expected true or false")
         elif key == "attributions":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")

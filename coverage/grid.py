@@ -35,6 +35,12 @@ def grid_table(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataF
     ``x, y`` are the address coordinates in ``source_crs``; ``frame`` has ``households`` and
     ``best_down_{g}`` aligned with them.
     """
+    return finish_grid(grid_counts(x, y, source_crs, frame, thresholds, groups, size_m), thresholds, groups, size_m)
+
+
+def grid_counts(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],
+                groups: Sequence[str], size_m: int = 100) -> pd.DataFrame:
+    """Counts per cell (no shares), so partitions can be summed: a cell on a partition border adds up."""
     east, north = Transformer.from_crs(source_crs, INSPIRE_GRID_CRS, always_xy=True).transform(x, y)
     e0 = (np.floor(np.asarray(east) / size_m) * size_m).astype(np.int64)
     n0 = (np.floor(np.asarray(north) / size_m) * size_m).astype(np.int64)
@@ -44,7 +50,13 @@ def grid_table(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataF
         down = frame[f"best_down_{g}"].to_numpy(dtype="float64")
         for t in thresholds:
             data[f"hh_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, hh, 0.0)
-    cells = pd.DataFrame(data).groupby(["north", "east"], sort=True).sum().reset_index()
+    return pd.DataFrame(data).groupby(["north", "east"], sort=True).sum().reset_index()
+
+
+def finish_grid(counts: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str], size_m: int = 100
+                ) -> pd.DataFrame:
+    """Sum counts of the same cell (from several partitions), add official ids and shares."""
+    cells = counts.groupby(["north", "east"], sort=True).sum().reset_index()
     cells.insert(0, "cell_id", cell_id(cells["east"].to_numpy(), cells["north"].to_numpy(), size_m))
     return with_shares(cells, thresholds, groups)
 

@@ -7,6 +7,8 @@ quarantine exactly those rows with the original text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -38,3 +40,14 @@ def parse_speeds(values: pd.Series, decimal: str = ".") -> pd.Series:
     unit = parts[1].fillna("").str.replace(" ", "", regex=False)
     factor = unit.map(_UNIT_FACTORS).astype("float64")  # unknown unit -> NaN
     return (numbers * factor).astype("float64")
+
+
+def by_unique(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply ``fn`` (Series -> Series) to the distinct values only and spread the result back.
+
+    Provider columns have few distinct values (products, technologies, dates), so this turns
+    per-row parsing of tens of millions of rows into a lookup.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = fn(pd.Series(uniques, dtype=values.dtype)).to_numpy()
+    return pd.Series(mapped[codes], index=values.index)

@@ -24,20 +24,19 @@ _COUNT = re.compile(r"^hh_ge_(?P<t>[\d.]+)_(?P<g>[a-z][a-z0-9_]*)$")
 class RunData:
     run_id: str
     tables: dict[str, pd.DataFrame]
-    addresses: pd.DataFrame
-    offers: pd.DataFrame
+    addresses: pd.DataFrame | None  # None for partitioned runs
+    offers: pd.DataFrame | None
 
 
-def load_run(run_dir: Path) -> RunData:
+def load_run(run_dir: Path, run_id: str | None = None) -> RunData:
+    """A run's tables, and its per-address results and offers unless the run was partitioned
+    (tens of millions of rows: the change report then compares areas only)."""
     keys = dict.fromkeys(LEVEL_KEYS.values(), str)
     tables = {level: pd.read_csv(run_dir / "tables" / f"coverage_{level}.csv", dtype=keys) for level in LEVEL_KEYS}
-    return RunData(run_dir.name, tables, pd.read_parquet(run_dir / "addresses.parquet"),
+    if (run_dir / "addresses.parquet").is_dir():
+        return RunData(run_id or run_dir.name, tables, None, None)
+    return RunData(run_id or run_dir.name, tables, pd.read_parquet(run_dir / "addresses.parquet"),
                    pd.read_parquet(run_dir / "offers.parquet"))
-
-
-def from_context(ctx: Context, run_id: str) -> RunData:
-    return RunData(run_id, ctx.artefacts["tables"], pd.DataFrame(ctx.artefacts["addresses"].drop(columns="geometry")),
-                   ctx.artefacts["offers"])
 
 
 def thresholds_and_groups(*tables: pd.DataFrame) -> tuple[list[float], list[str]]:
@@ -65,6 +64,14 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
         io.write_csv(out / f"changes_{level}.csv", table)
         written.append(f"changes_{level}.csv")
         summary[f"noteworthy_{level}"] = int(table["noteworthy"].sum())
+    if a.addresses is None or b.addresses is None:
+        summary["address_level"] = "not compared: partitioned run (areas only)"
+        io.write_json(out / "summary.json", summary)
+        if keep is not None:
+            keep.update(areas=areas, providers=pd.DataFrame(columns=["provider", "technology", "addresses_a",
+                                                                     "addresses_b", "change"]),
+                        summary=summary, tolerance_pp=tolerance_pp)
+        return [*written, "summary.json"]
     moved = address_changes(a.addresses, b.addresses, thresholds, groups)
     listed = address_list_changes(a.addresses, b.addresses)
     providers = provider_changes(a.offers, b.offers)
@@ -96,7 +103,7 @@ def changes_after_run(previous: Path, ctx: Context, staging: Path) -> list[str]:
     """The runner's hook: compare the latest published run with the one being built."""
     run_id = staging.name.removeprefix(".").removesuffix(".partial")
     kept: dict = {}
-    written = write_change_report(load_run(previous), from_context(ctx, run_id), staging / "changes",
+    written = write_change_report(load_run(previous), load_run(staging, run_id), staging / "changes",
                                   ctx.cfg.analysis.change_tolerance_pp, keep=kept)
     ctx.artefacts["changes"] = kept
     return [f"changes/{w}" for w in written]

@@ -14,15 +14,35 @@ from shapely import box
 
 from coverage import quarantine as q
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.grid import band_names, dense_band, grid_layout, grid_table
+from coverage.grid import band_names, dense_band, finish_grid, grid_counts, grid_layout
 from pipelines import io
 from pipelines.stages import Context
 
 log = logging.getLogger(__name__)
 
 
+def flat_addresses(addresses: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per-address results with x/y columns instead of a geometry (what addresses.parquet holds)."""
+    flat = pd.DataFrame(addresses.drop(columns="geometry"))
+    flat.insert(1, "x", addresses.geometry.x.round(2))
+    flat.insert(2, "y", addresses.geometry.y.round(2))
+    return flat
+
+
+def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:
+    """Addresses no delivery mentions, with the names of their areas."""
+    cols = [c for c in ("address_id", "street", "house_number", "postcode", "locality", "households", "site_kind",
+                        "ags") if c in addresses.columns]
+    names = hierarchy[["ags", "gemeinde_name", "amt_name", "kreis_name"]]
+    return addresses.loc[addresses["no_offer"].to_numpy(), cols].merge(names, on="ags", how="left")
+
+
 def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
-    """Tables, per-address results, offers and quarantine files of one run."""
+    """Tables, per-address results, offers, quarantine, gap lists and the grid of one run.
+
+    In a partitioned run the partitions have written addresses.parquet/ and offers.parquet/ (folders of
+    part files, read like one file) and returned their gap lists and grid counts.
+    """
     written = []
     for level, table in ctx.artefacts["tables"].items():
         io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
@@ -32,12 +52,17 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
         written.append(f"tables/sites_{level}.csv")
     io.write_csv(run_dir / "sites.csv", ctx.artefacts["sites"])
     written.append("sites.csv")
-    addresses = ctx.artefacts["addresses"]
-    flat = pd.DataFrame(addresses.drop(columns="geometry"))
-    flat.insert(1, "x", addresses.geometry.x.round(2))
-    flat.insert(2, "y", addresses.geometry.y.round(2))
-    io.write_parquet(run_dir / "addresses.parquet", flat)
-    io.write_parquet(run_dir / "offers.parquet", ctx.artefacts["offers"])
+    cfg = ctx.cfg
+    thresholds, groups = cfg.analysis.thresholds_mbps, list(cfg.analysis.groups)
+    if "partitions" in ctx.artefacts:
+        forgotten, counts = ctx.artefacts["forgotten"], ctx.artefacts.get("grid_counts")
+    else:
+        addresses = ctx.artefacts["addresses"]
+        io.write_parquet(run_dir / "addresses.parquet", flat_addresses(addresses))
+        io.write_parquet(run_dir / "offers.parquet", ctx.artefacts["offers"])
+        forgotten = forgotten_addresses(addresses, ctx.artefacts["boundaries"].hierarchy())
+        counts = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs,
+                              addresses, thresholds, groups) if cfg.output.grid and len(addresses) else None)
     written += ["addresses.parquet", "offers.parquet"]
     quarantine = q.concat(ctx.quarantine)
     for source, part in quarantine.groupby("source", sort=True):
@@ -45,25 +70,20 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
         io.write_csv(run_dir / name, part)
         written.append(name)
     ctx.artefacts["quarantine"] = quarantine
-    written += write_gap_lists(ctx, run_dir, quarantine)
-    if len(addresses):
-        written += write_grid(ctx, run_dir)
+    written += write_gap_lists(forgotten, quarantine, run_dir)
+    if counts is not None and len(counts):
+        written += write_grid(finish_grid(counts, thresholds, groups), thresholds, groups, run_dir)
     return written
-
-
 
 
 UNMATCHED_REASONS = ("unknown_address", "address_quarantined", "no_address_nearby", "address_not_found",
                      "missing_locator")
 
 
-def write_gap_lists(ctx: Context, run_dir: Path, quarantine: pd.DataFrame) -> list[str]:
+def write_gap_lists(forgotten: pd.DataFrame, quarantine: pd.DataFrame, run_dir: Path) -> list[str]:
     """Both directions of "who is missing": addresses no delivery mentions, and records that reached no address."""
-    addresses = ctx.artefacts["addresses"]
-    names = ctx.artefacts["boundaries"].hierarchy()[["ags", "gemeinde_name", "amt_name", "kreis_name"]]
-    cols = ["address_id", "street", "house_number", "postcode", "locality", "households", "site_kind", "ags"]
-    forgotten = addresses.loc[addresses["no_offer"], cols].merge(names, on="ags", how="left")
-    io.write_csv(run_dir / "forgotten_addresses.csv", forgotten.sort_values(["ags", "street", "house_number"]))
+    order = [c for c in ("ags", "street", "house_number", "address_id") if c in forgotten.columns]
+    io.write_csv(run_dir / "forgotten_addresses.csv", forgotten.sort_values(order))
     unmatched = quarantine[quarantine["reason"].isin(UNMATCHED_REASONS)]
     io.write_csv(run_dir / "unmatched_provider_records.csv", unmatched)
     log.info("gaps: %d addresses no delivery mentions, %d provider records that reached no address",
@@ -71,13 +91,8 @@ def write_gap_lists(ctx: Context, run_dir: Path, quarantine: pd.DataFrame) -> li
     return ["forgotten_addresses.csv", "unmatched_provider_records.csv"]
 
 
-def write_grid(ctx: Context, run_dir: Path, size_m: int = 100) -> list[str]:
+def write_grid(cells: pd.DataFrame, thresholds, groups, run_dir: Path, size_m: int = 100) -> list[str]:
     """Per 100 m INSPIRE cell: a GeoPackage of cell squares and a multi-band GeoTIFF (float32, NaN = no data)."""
-    cfg = ctx.cfg
-    addresses = ctx.artefacts["addresses"]
-    thresholds, groups = cfg.analysis.thresholds_mbps, list(cfg.analysis.groups)
-    cells = grid_table(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs,
-                       addresses, thresholds, groups, size_m)
     e, n = cells["east"].to_numpy(), cells["north"].to_numpy()
     squares = gpd.GeoDataFrame(cells, geometry=box(e, n, e + size_m, n + size_m), crs=INSPIRE_GRID_CRS)
     gpkg = run_dir / "grid" / f"grid_{size_m}m.gpkg"

@@ -34,6 +34,7 @@ from pipelines import io
 from pipelines.fingerprint import file_fingerprint, params_hash, stage_key
 from pipelines.lock import run_lock
 from pipelines.outputs import write_outputs
+from pipelines.partitioned import combine, find_partitions, map_partitions
 from pipelines.stages import VALIDATION_STAGES, Context, Stage, all_offers, plan
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,21 @@ def latest_run(cfg: RunConfig) -> Path | None:
     return link.resolve() if (link / "manifest.json").exists() else None
 
 
+@dataclass(frozen=True)
+class Engine:
+    """Where partitioned work runs: this process (default), a local Dask cluster, or an existing one."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+
 def run_pipeline(cfg: RunConfig, *, run_id: str | None = None, report: ReportFn | None = None,
                  changes: ChangesFn | None = None, force: bool = False, from_stage: str | None = None,
-                 wait_s: float = 0.0) -> RunResult:
+                 wait_s: float = 0.0, engine: Engine = Engine()) -> RunResult:
     """Execute the stages that need it, write outputs, publish the run and return its manifest."""
     with run_lock(cfg.output.dir, wait_s):
         _remove_leftovers(cfg.output.dir / "runs", cfg.output.reports_dir)
-        return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage)
+        return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage, engine)
 
 
 def _remove_leftovers(*folders: Path) -> None:
@@ -99,7 +108,7 @@ def _remove_leftovers(*folders: Path) -> None:
 
 
 def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesFn | None, force: bool,
-         from_stage: str | None) -> RunResult:
+         from_stage: str | None, engine: Engine) -> RunResult:
     stages = plan(cfg)
     names = [s.name for s in stages]
     if from_stage is not None and not any(n == from_stage or n.startswith(from_stage + " ") for n in names):
@@ -132,7 +141,18 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
         ctx = Context(cfg=cfg, reference_date=reference_date(cfg))
         ctx.artefacts["created"] = datetime.now(UTC).isoformat(timespec="seconds")
         status, timings = {}, {}
-        for s in stages:
+        partitions = find_partitions(cfg)
+        if partitions is not None:
+            # Germany scale: boundaries here, then every other stage per partition (no per-stage reuse).
+            t0 = time.perf_counter()
+            _execute(ctx, stages[0], staging / "cache" / _cache_name(stages[0].name))
+            results = map_partitions(partitions, cfg, ctx.artefacts["boundaries"], ctx.reference_date, staging,
+                                     workers=engine.workers, scheduler=engine.scheduler)
+            combine(ctx, results)
+            status = dict.fromkeys(names, "ran")
+            timings["partitions"] = round(time.perf_counter() - t0, 3)
+            timings.update({f"partition {r.name}": round(r.seconds, 3) for r in results})
+        for s in stages if partitions is None else ():
             t0 = time.perf_counter()
             cached = previous / "cache" / _cache_name(s.name) if previous else None
             if (s.name not in forced and before.get(s.name, {}).get("key") == keys[s.name]

@@ -95,7 +95,8 @@ def stage_addresses(ctx: Context) -> None:
     ctx.quarantine.append(rejected)
     ctx.account(Accounting(f"read {cfg.addresses.path.name}", rows_read, len(addresses), _reasons(rejected)))
     located, outside = locate_addresses(addresses, ctx.artefacts["boundaries"].gemeinde,
-                                        cfg.analysis.locate_tolerance_m, cfg.addresses.path.name)
+                                        cfg.analysis.locate_tolerance_m, cfg.addresses.path.name,
+                                        locator=ctx.artefacts.get("locator"))
     ctx.quarantine.append(outside)
     keys = pd.concat([rejected["key"], outside["key"]]).astype(str)
     ctx.artefacts["rejected_address_ids"] = pd.Index(keys[keys != ""].unique())

@@ -19,7 +19,7 @@ import pandas as pd
 from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
-from coverage.numbers import parse_numbers
+from coverage.numbers import by_unique, parse_numbers
 from coverage.quarantine import RowFilter
 from coverage.schemas import ADDRESS_OPTIONAL
 from coverage.sources.tables import apply_column_map, read_text_table
@@ -53,14 +53,15 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
     checks = RowFilter(frame, path.name, frame["source_row"])
     ids = frame["address_id"].astype("string").str.strip()
     checks.reject(ids.isna() | (ids == ""), "address_id", "missing_value")
-    households = parse_numbers(frame["households"].astype("string"), decimal)
-    checks.reject(frame["households"].astype("string").str.strip().fillna("") == "", "households", "missing_value")
+    blank_h, households = _numbers(frame, "households", decimal)
+    checks.reject(blank_h, "households", "missing_value")
     checks.reject(households.isna(), "households", "bad_number")
     checks.reject(households < 0, "households", "negative_value")
-    businesses = (parse_numbers(frame["businesses"].astype("string"), decimal)
-                  if "businesses" in frame else pd.Series(0.0, index=frame.index))
-    blank_b = frame["businesses"].astype("string").str.strip().fillna("") == "" if "businesses" in frame else False
-    businesses = businesses.where(~blank_b, 0.0) if "businesses" in frame else businesses
+    if "businesses" in frame:
+        blank_b, businesses = _numbers(frame, "businesses", decimal)
+        businesses = businesses.where(~blank_b, 0.0)  # an empty business count means none
+    else:
+        businesses = pd.Series(0.0, index=frame.index)
     checks.reject(businesses.isna(), "businesses", "bad_number")
     checks.reject(businesses < 0, "businesses", "negative_value")
 
@@ -98,6 +99,16 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
     return out, quarantine, rows_read
 
 
+def _numbers(frame: pd.DataFrame, column: str, decimal: str) -> tuple[pd.Series, pd.Series]:
+    """(empty?, value) of a count column; typed numbers (Parquet) are used as they are, text is parsed
+    once per distinct value (counts have few)."""
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values):
+        return values.isna(), values.astype("float64")
+    text = values.astype("string").str.strip().fillna("")
+    return text == "", by_unique(text, lambda u: parse_numbers(u, decimal)).astype("float64")
+
+
 def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
     frame = read_vector(path, cfg.layer)
     frame = apply_column_map(frame, dict(cfg.columns), path)
@@ -109,8 +120,5 @@ def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
     frame["source_row"] = np.arange(len(frame)) + 1
     for col in ("address_id", "households", *[c for c in ADDRESS_OPTIONAL if c in frame]):
         if col in frame and col not in ("households", "businesses"):
-            frame[col] = frame[col].astype("string")
-    for col in ("households", "businesses"):
-        if col in frame:
             frame[col] = frame[col].astype("string")
     return frame

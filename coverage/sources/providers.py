@@ -25,7 +25,7 @@ from rasterio.errors import RasterioIOError
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
-from coverage.numbers import parse_numbers, parse_speeds
+from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table
 from coverage.sources.vector import read_vector
@@ -52,17 +52,6 @@ class RasterDelivery:
     status: str
     planned_date: str
     source: str
-
-
-def by_unique(values: pd.Series, fn) -> pd.Series:
-    """Apply ``fn`` (Series -> Series) to the distinct values only and spread the result back.
-
-    Provider columns have few distinct values (products, technologies, dates), so this turns
-    per-row parsing of tens of millions of rows into a lookup.
-    """
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapped = fn(pd.Series(uniques, dtype=values.dtype)).to_numpy()
-    return pd.Series(mapped[codes], index=values.index)
 
 
 def parse_dates(text: pd.Series) -> pd.Series:
@@ -146,7 +135,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
         raise SchemaError(f"{path}: missing column(s) {needed}; found {list(frame.columns)} "
                           "(map differently named columns with columns = {{...}} in its [[providers]] table)")
     rows = pd.Series(np.arange(len(frame)) + table.first_data_row, index=frame.index)
-    checks = RowFilter(frame, path.name, rows)
+    checks = RowFilter(frame, cfg.name, rows)
     fields = _offer_fields(frame, cfg, table.decimal, aliases, checks)
 
     def text(col: str) -> pd.Series:
@@ -181,10 +170,10 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
         out["x"] = np.nan
         out["y"] = np.nan
     out["locator"] = locator.astype(str)
-    out["source"] = path.name
+    out["source"] = cfg.name
     out["source_row"] = rows
     records = out[ok].reset_index(drop=True)
-    log.info("provider %s: %d rows read, %d accepted, %d quarantined", path.name, len(frame), len(records),
+    log.info("provider %s: %d rows read, %d accepted, %d quarantined", cfg.name, len(frame), len(records),
              len(checks.quarantine))
     return records, checks.quarantine, len(frame)
 
@@ -206,17 +195,17 @@ def read_provider_polygons(cfg: ProviderConfig, working_crs: object, aliases: Ma
         raise SchemaError(f"{path}: no 'down_mbps' column and no down_mbps in the config")
     text_frame = pd.DataFrame({c: frame[c].astype("string") for c in frame.columns if c != frame.geometry.name})
     rows = pd.Series(np.arange(len(frame)) + 1, index=frame.index)
-    checks = RowFilter(text_frame, path.name, rows)
+    checks = RowFilter(text_frame, cfg.name, rows)
     checks.reject(frame.geometry.isna() | frame.geometry.is_empty, "geometry", "missing_coordinates",
                   values=pd.Series("", index=frame.index))
     checks.reject(~frame.geometry.is_valid, "geometry", "invalid_geometry",
                   values=pd.Series(frame.geometry.is_valid_reason(), index=frame.index))
     fields = _offer_fields(text_frame, cfg, ".", aliases, checks)
     ok = checks.ok
-    out = gpd.GeoDataFrame(fields[ok].assign(source=path.name, source_row=rows[ok]),
+    out = gpd.GeoDataFrame(fields[ok].assign(source=cfg.name, source_row=rows[ok]),
                            geometry=frame.geometry[ok], crs=frame.crs)
     out = to_crs(out.reset_index(drop=True), working_crs, str(path))
-    log.info("provider %s: %d polygons read, %d accepted, %d quarantined", path.name, len(frame), len(out),
+    log.info("provider %s: %d polygons read, %d accepted, %d quarantined", cfg.name, len(frame), len(out),
              len(checks.quarantine))
     return out, checks.quarantine, len(frame)
 
@@ -240,4 +229,4 @@ def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology])
         raise InputDataError(f"{path}: technology {cfg.technology!r} is not in the alias table")
     return RasterDelivery(values=values, transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
                           technology=tech, up_mbps=float(cfg.up_mbps) if cfg.up_mbps is not None else np.nan,
-                          status=cfg.status, planned_date=cfg.planned_date or "", source=path.name)
+                          status=cfg.status, planned_date=cfg.planned_date or "", source=cfg.name)
