@@ -56,6 +56,16 @@ ZENSUS_100M = "zensus2022/grid_100m_buildings.parquet"
 THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
 
 
+def source_paths(sources: Path, vintage: str) -> dict[str, Path]:
+    """Where the generators find boundaries, Zensus grids and the Breitbandatlas table of a vintage."""
+    return {
+        "boundaries": sources / BOUNDARIES_DIR,
+        "zensus_1km": sources / ZENSUS_1KM,
+        "zensus_100m": sources / ZENSUS_100M,
+        "breitbandatlas": sources / "breitbandatlas" / VINTAGES[vintage][0],
+    }
+
+
 def build_demo(
     sources: Path,
     out: Path,
@@ -80,13 +90,8 @@ def build_demo(
     if vintage not in VINTAGES:
         raise ConfigError(f"synth vintage {vintage!r} is unknown; available: {sorted(VINTAGES)}")
     land = SCOPES[scope]
-    bba_name, reference_date = VINTAGES[vintage]
-    paths = {
-        "boundaries": sources / BOUNDARIES_DIR,
-        "zensus_1km": sources / ZENSUS_1KM,
-        "zensus_100m": sources / ZENSUS_100M,
-        "breitbandatlas": sources / "breitbandatlas" / bba_name,
-    }
+    reference_date = VINTAGES[vintage][1]
+    paths = source_paths(sources, vintage)
     earlier_paths = {
         v: sources / "breitbandatlas" / VINTAGES[v][0] for v in sorted(VINTAGES) if v < vintage
     }

@@ -56,7 +56,7 @@ from coverage.synth.germany import (
     LandData,
     generate_land,
 )
-from pipelines.synth import BOUNDARIES_DIR, THRESHOLDS, VINTAGES, ZENSUS_1KM, ZENSUS_100M, _digest, _publish
+from pipelines.synth import THRESHOLDS, VINTAGES, _digest, _publish, source_paths
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,8 @@ def build_germany(
     bad = [k for k in laender if k not in LAENDER]
     if bad or not laender:
         raise ConfigError(f"synth laender {bad or list(laender)} invalid; expected two-digit keys 01..16")
-    bba_name, reference_date = VINTAGES[vintage]
-    paths = {
-        "boundaries": sources / BOUNDARIES_DIR,
-        "zensus_1km": sources / ZENSUS_1KM,
-        "zensus_100m": sources / ZENSUS_100M,
-        "breitbandatlas": sources / "breitbandatlas" / bba_name,
-    }
+    reference_date = VINTAGES[vintage][1]
+    paths = source_paths(sources, vintage)
     for name, p in paths.items():
         if not p.exists():
             raise DataSourceError(f"{p}: {name} source not found under {sources}")
