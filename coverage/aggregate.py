@@ -33,26 +33,73 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     ``addresses`` needs ``ags, households, businesses, site_kind`` and
     ``{prefix}best_down_{g}`` per group. Each boolean column named in ``flags``
     (e.g. ``fund_white``) adds ``hh_{flag}`` (households) and ``addr_{flag}`` (addresses).
+
+    Nothing per address is materialised per column: per (prefix, group) every address gets the number of
+    thresholds it reaches (a class), households are summed per (Gemeinde, class) with ``np.bincount`` and
+    a reverse cumulative sum over classes gives the ≥ t counts. With integer-valued weights (the normal
+    case) these sums are exact, hence equal to pandas' ``groupby().sum()``; other weights are summed by
+    pandas itself, one column at a time, with the same result as a groupby over all columns at once.
     """
-    hh = addresses["households"].to_numpy(dtype="float64")
+    key = addresses["ags"]
+    if isinstance(key.dtype, pd.CategoricalDtype):
+        key = pd.Series(key.to_numpy())
+    codes, keys = pd.factorize(key, sort=True)  # missing ags: code -1, left out (as groupby does)
+    keep = codes >= 0
+    codes = codes[keep].astype(np.int64)
+    n_gem = len(keys)
+    hh = addresses["households"].to_numpy(dtype="float64")[keep]
+    hh_sum = _GroupSum(codes, n_gem, hh)
     data: dict[str, np.ndarray] = {
-        "households": hh,
-        "addresses": np.ones(len(addresses)),
-        "businesses": addresses["businesses"].to_numpy(dtype="float64"),
-        "sites": (addresses["site_kind"].astype(str) != "").to_numpy(dtype="float64"),
+        "households": hh_sum.total(),
+        "addresses": np.bincount(codes, minlength=n_gem).astype("float64"),
+        "businesses": _GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep]).total(),
+        "sites": _GroupSum(codes, n_gem, (addresses["site_kind"].astype(str) != "").to_numpy(dtype="float64")[keep]
+                           ).total(),
     }
+    t_all = np.asarray(thresholds, dtype="float64")
+    t_sorted = np.unique(t_all[~np.isnan(t_all)])
     for prefix in prefixes:
         for g in groups:
-            down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")
+            down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")[keep]
+            ge = hh_sum.at_least(down, t_sorted)  # (n_gem, len(t_sorted) + 1): column k = sum over down >= t_k-1
             for t in thresholds:
-                data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, hh, 0.0)
+                k = np.searchsorted(t_sorted, t) + 1 if t == t else -1
+                data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = ge[:, k] if k >= 0 else np.zeros(n_gem)
     for flag in flags:
-        mask = addresses[flag].to_numpy(dtype=bool)
-        data[f"hh_{flag}"] = np.where(mask, hh, 0.0)
-        data[f"addr_{flag}"] = mask.astype("float64")
-    frame = pd.DataFrame(data)
-    frame["ags"] = addresses["ags"].to_numpy()
-    return frame.groupby("ags", sort=True).sum()
+        mask = addresses[flag].to_numpy(dtype=bool)[keep]
+        data[f"hh_{flag}"] = hh_sum.total(mask)
+        data[f"addr_{flag}"] = np.bincount(codes[mask], minlength=n_gem).astype("float64")
+    return pd.DataFrame(data, index=pd.Index(keys, name="ags"))
+
+
+class _GroupSum:
+    """Sums of one weight column per group code (codes 0..n-1, every code present)."""
+
+    def __init__(self, codes: np.ndarray, n: int, weights: np.ndarray):
+        self.codes, self.n = codes, n
+        self.weights = np.where(np.isnan(weights), 0.0, weights)  # groupby().sum() skips missing values
+        finite = np.isfinite(self.weights).all()
+        self.exact = bool(finite and (self.weights == np.round(self.weights)).all()
+                          and np.abs(self.weights).sum() < 2.0**53)
+
+    def total(self, mask: np.ndarray | None = None) -> np.ndarray:
+        w = self.weights if mask is None else np.where(mask, self.weights, 0.0)
+        if self.exact:
+            return np.bincount(self.codes, weights=w, minlength=self.n)
+        return pd.Series(w).groupby(self.codes, sort=True).sum().reindex(range(self.n), fill_value=0.0).to_numpy()
+
+    def at_least(self, down: np.ndarray, t_sorted: np.ndarray) -> np.ndarray:
+        """(n, len(t_sorted) + 1): column k sums the weights of rows reaching the k smallest thresholds."""
+        nt = len(t_sorted) + 1
+        cls = np.searchsorted(t_sorted, down, side="right")
+        cls[np.isnan(down)] = 0  # NaN reaches no threshold
+        if self.exact:
+            per_class = np.bincount(self.codes * nt + cls, weights=self.weights, minlength=self.n * nt)
+            return np.cumsum(per_class.reshape(self.n, nt)[:, ::-1], axis=1)[:, ::-1]
+        out = np.empty((self.n, nt))
+        for k in range(nt):
+            out[:, k] = self.total(cls >= k)
+        return out
 
 
 def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequence[float],

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import ConfigError
+from coverage.service import _factorize_sorted, _StringLookup
 from coverage.technology import FIXED_NETWORKS, Technology
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,28 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
     """Per address and rule: ``fund_{rule}`` (current offers) and ``fund_{rule}_plan`` (with planned).
 
     ``scopes`` maps "" and "plan_" to the offer sets of :func:`coverage.service.offers_in_scope`.
+    Same answer as :func:`disqualifying_offers` per offer, scattered to addresses; the ids are looked up
+    once per scope through a hash table and technologies are compared as codes (fast at 55 M offers).
     """
     ids = pd.Index(address_ids.astype(str))
+    lookup = _StringLookup(ids)
+    if lookup.n_duplicates:
+        raise ValueError("evaluate_rules: address_ids must be unique")
     out = {"address_id": ids.to_numpy()}
-    positions = {prefix: ids.get_indexer(scope["address_id"].astype(str)) for prefix, scope in scopes.items()}
+    coded = {}
+    for prefix, scope in scopes.items():
+        tech_code, tech_names = _factorize_sorted(scope["technology"].astype(str))
+        coded[prefix] = (lookup.positions(scope["address_id"].astype(str)),
+                         scope["down_mbps"].to_numpy(dtype="float64"), scope["up_mbps"].to_numpy(dtype="float64"),
+                         tech_code, tech_names)
     for rule in rules:
         for prefix, suffix in (("", ""), ("plan_", "_plan")):
-            pos = positions[prefix]
-            hit = disqualifying_offers(scopes[prefix], rule).to_numpy() & (pos >= 0)
+            pos, down, up, tech_code, tech_names = coded[prefix]
+            hit = np.zeros(len(pos), dtype=bool)
+            for min_down, min_up in rule.disqualifying:
+                hit |= (down >= min_down) & ((up >= min_up) if min_up > 0 else True)
+            in_rule = np.append(np.isin(tech_names, [t.value for t in rule.technologies]), False)  # last: missing
+            hit &= in_rule[tech_code] & (pos >= 0)
             disqualified = np.zeros(len(ids), dtype=bool)
             disqualified[pos[hit]] = True
             out[f"fund_{rule.name}{suffix}"] = ~disqualified
