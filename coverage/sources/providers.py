@@ -145,8 +145,8 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     out = fields.copy()
     out["address_id"] = text("address_id")
     locator = locator.mask(out["address_id"] != "", "address_id")
-    x = parse_numbers(text("x"), table.decimal)
-    y = parse_numbers(text("y"), table.decimal)
+    x = parse_numbers(text("x"), table.decimal) if has_xy else None
+    y = parse_numbers(text("y"), table.decimal) if has_xy else None
     if has_xy:
         if cfg.crs is None:
             raise InputDataError(
