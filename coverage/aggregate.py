@@ -9,7 +9,7 @@ including areas without addresses (households 0, shares empty).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,6 @@ from coverage.sources.bkg import Boundaries
 log = logging.getLogger(__name__)
 
 BASE_COUNTS = ("households", "addresses", "businesses", "sites")
-
-
-def count_columns(thresholds: Sequence[float], groups: Iterable[str], prefix: str = "") -> list[str]:
-    return [f"{prefix}hh_ge_{threshold_tag(t)}_{g}" for g in groups for t in thresholds]
 
 
 def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str],

@@ -258,4 +258,8 @@ reference_date = "{reference_date}"
 [report]
 title = "Breitbandversorgung Deutschland (Demo, fiktive Anbieter)"
 data_date = "{reference_date}"
+attributions = [
+  "© Statistisches Bundesamt (Destatis), Zensus 2022 (Daten verändert)",
+  "Demo-Anbieterdaten kalibriert auf Breitbandatlas | Gigabit-Grundbuch (gigabitgrundbuch.bund.de), abgeleitet",
+]
 """
