@@ -142,6 +142,9 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
         ctx.artefacts["created"] = datetime.now(UTC).isoformat(timespec="seconds")
         status, timings = {}, {}
         partitions = find_partitions(cfg)
+        if partitions is None and (engine.workers or engine.scheduler):
+            log.warning("the addresses are not partitioned (a folder of partition folders): --workers/--scheduler "
+                        "are not used, the run goes on in this process")
         if partitions is not None:
             # Germany scale: boundaries here, then every other stage per partition (no per-stage reuse).
             t0 = time.perf_counter()
