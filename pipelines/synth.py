@@ -56,6 +56,13 @@ ZENSUS_100M = "zensus2022/grid_100m_buildings.parquet"
 THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
 
 
+#: The [report] attributions of every generated demo config (its data derive from these sources).
+DEMO_ATTRIBUTIONS = """attributions = [
+  "© Statistisches Bundesamt (Destatis), Zensus 2022 (Daten verändert)",
+  "Demo-Anbieterdaten kalibriert auf Breitbandatlas | Gigabit-Grundbuch (gigabitgrundbuch.bund.de), abgeleitet",
+]"""
+
+
 def source_paths(sources: Path, vintage: str) -> dict[str, Path]:
     """Where the generators find boundaries, Zensus grids and the Breitbandatlas table of a vintage."""
     return {
@@ -280,8 +287,5 @@ reference_date = "{reference_date}"
 [report]
 title = "Breitbandversorgung Mecklenburg-Vorpommern (Demo, fiktive Anbieter)"
 data_date = "{reference_date}"
-attributions = [
-  "© Statistisches Bundesamt (Destatis), Zensus 2022 (Daten verändert)",
-  "Demo-Anbieterdaten kalibriert auf Breitbandatlas | Gigabit-Grundbuch (gigabitgrundbuch.bund.de), abgeleitet",
-]
+{DEMO_ATTRIBUTIONS}
 """

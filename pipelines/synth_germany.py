@@ -56,7 +56,7 @@ from coverage.synth.germany import (
     LandData,
     generate_land,
 )
-from pipelines.synth import THRESHOLDS, VINTAGES, _digest, _publish, source_paths
+from pipelines.synth import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,5 @@ reference_date = "{reference_date}"
 [report]
 title = "Breitbandversorgung Deutschland (Demo, fiktive Anbieter)"
 data_date = "{reference_date}"
-attributions = [
-  "© Statistisches Bundesamt (Destatis), Zensus 2022 (Daten verändert)",
-  "Demo-Anbieterdaten kalibriert auf Breitbandatlas | Gigabit-Grundbuch (gigabitgrundbuch.bund.de), abgeleitet",
-]
+{DEMO_ATTRIBUTIONS}
 """
