@@ -83,3 +83,13 @@ def test_breitbandatlas_tables_with_different_delimiters_and_keys(shared_data):
     assert set(lands["group"]) == {"all", "wired", "mobile", "dsl", "hfc", "fibre"}
     # Published shares are kept as published: a few exceed 100 by rounding (max 100.39 in 2021).
     assert comma["share"].between(0, 100.5).all() and (comma["share"] > 100).sum() == 36
+
+
+def test_unreadable_breitbandatlas_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bba.csv"
+    bad.write_text('AGS;DSL ≥ 16 Mbit/s\n"13003000;1;2;3\n', encoding="utf-8")
+    with pytest.raises(DataSourceError, match="not a readable Breitbandatlas table"):
+        read_bba_table(bad)
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(DataSourceError, match="not a readable Breitbandatlas table"):
+        read_bba_table(tmp_path / "empty.csv")

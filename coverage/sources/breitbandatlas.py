@@ -64,7 +64,10 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
         text = raw.decode("cp1252")
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, quoting=csv.QUOTE_MINIMAL)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise DataSourceError(f"{path}: not a readable Breitbandatlas table ({exc})") from exc
     key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() in ("ags", "staat")), None)
     if key_col is None:
         raise SchemaError(f"{path}: no AGS column in header {list(frame.columns)[:5]}…")
