@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import ConfigError
-from coverage.service import _factorize_sorted, _StringLookup
+from coverage.service import _factorize_sorted, address_positions
 from coverage.technology import FIXED_NETWORKS, Technology
 
 log = logging.getLogger(__name__)
@@ -88,19 +88,15 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
 
     ``scopes`` maps "" and "plan_" to the offer sets of :func:`coverage.service.offers_in_scope`.
     Same answer as :func:`disqualifying_offers` per offer, scattered to addresses; the ids are looked up
-    once per scope through a hash table and technologies are compared as codes (fast at 55 M offers).
+    once per scope (linked positions) and technologies are compared as codes (fast at 55 M offers).
     """
-    ids = pd.Index(address_ids.astype(str))
-    lookup = _StringLookup(ids)
-    if lookup.n_duplicates:
-        raise ValueError("evaluate_rules: address_ids must be unique")
-    out = {"address_id": ids.to_numpy()}
+    ids = address_ids.reset_index(drop=True)
+    out = {"address_id": ids}
     coded = {}
     for prefix, scope in scopes.items():
-        tech_code, tech_names = _factorize_sorted(scope["technology"].astype(str))
-        coded[prefix] = (lookup.positions(scope["address_id"].astype(str)),
-                         scope["down_mbps"].to_numpy(dtype="float64"), scope["up_mbps"].to_numpy(dtype="float64"),
-                         tech_code, tech_names)
+        tech_code, tech_names = _factorize_sorted(scope["technology"])
+        coded[prefix] = (address_positions(ids, scope), scope["down_mbps"].to_numpy(dtype="float64"),
+                         scope["up_mbps"].to_numpy(dtype="float64"), tech_code, tech_names)
     for rule in rules:
         for prefix, suffix in (("", ""), ("plan_", "_plan")):
             pos, down, up, tech_code, tech_names = coded[prefix]

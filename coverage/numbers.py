@@ -42,12 +42,34 @@ def parse_speeds(values: pd.Series, decimal: str = ".") -> pd.Series:
     return (numbers * factor).astype("float64")
 
 
+def distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(codes, distinct values) with ``values == uniques[codes]``; a missing value is one of the uniques.
+
+    Categorical columns (Parquet dictionary columns arrive so) cost nothing; others are factorised once.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = values.cat.categories
+        uniques = pd.Series(categories.to_numpy(), dtype=categories.dtype)
+        if (codes < 0).any():
+            codes = np.where(codes < 0, len(uniques), codes)
+            uniques = pd.concat([uniques, pd.Series([None], dtype=uniques.dtype)], ignore_index=True)
+        return codes, uniques
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype=values.dtype)
+
+
 def by_unique(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply ``fn`` (Series -> Series) to the distinct values only and spread the result back.
 
     Provider columns have few distinct values (products, technologies, dates), so this turns
-    per-row parsing of tens of millions of rows into a lookup.
+    per-row parsing of tens of millions of rows into a lookup. Text results come back as a
+    categorical column (codes, not tens of millions of string objects); numbers and dates as they are.
     """
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapped = fn(pd.Series(uniques, dtype=values.dtype)).to_numpy()
-    return pd.Series(mapped[codes], index=values.index)
+    codes, uniques = distinct(values)
+    mapped = fn(uniques)
+    if pd.api.types.is_string_dtype(mapped.dtype) or mapped.dtype == object:
+        mcodes, muniques = pd.factorize(mapped.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        return pd.Series(pd.Categorical.from_codes(mcodes[codes], pd.Index(muniques)),
+                         index=values.index)
+    return pd.Series(mapped.to_numpy()[codes], index=values.index)

@@ -8,6 +8,8 @@ that nothing was lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 QUARANTINE_COLUMNS = ("source", "row", "column", "value", "reason", "detail", "key")
@@ -80,15 +82,20 @@ class RowFilter:
         self.ok = pd.Series(True, index=frame.index)
         self._parts: list[pd.DataFrame] = []
 
-    def reject(self, mask: pd.Series, column: str, reason: str, values: pd.Series | None = None,
-               detail: str = "") -> None:
+    def reject(self, mask: pd.Series, column: str, reason: str,
+               values: pd.Series | Callable[[pd.Series], pd.Series] | None = None, detail: str = "") -> None:
+        """``values`` (what the quarantine shows) may be a function of the hit mask, so text for
+        messages is only built for the rejected rows (tens of millions of good rows pay nothing)."""
         hit = mask.fillna(False).astype(bool) & self.ok
         if not hit.any():
             return
-        shown = values if values is not None else (
-            self.frame[column] if column in self.frame.columns else pd.Series("", index=self.frame.index))
+        if callable(values):
+            shown = values(hit)
+        else:
+            shown = (values if values is not None else self.frame[column] if column in self.frame.columns
+                     else pd.Series("", index=self.frame.index))[hit]
         keys = self.frame["address_id"][hit] if "address_id" in self.frame.columns else None
-        self._parts.append(rows(self.source, self.row_numbers[hit], column, shown[hit], reason, detail, keys))
+        self._parts.append(rows(self.source, self.row_numbers[hit], column, shown, reason, detail, keys))
         self.ok &= ~hit
 
     @property

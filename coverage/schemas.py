@@ -6,8 +6,10 @@ from __future__ import annotations
 #: Optional address columns besides address_id, households and the Point geometry.
 ADDRESS_OPTIONAL = ("businesses", "site_kind", "site_name", "street", "house_number", "postcode", "locality")
 
-#: Provider offers linked to addresses: one row per (address, offer).
-OFFER_COLUMNS = ("address_id", "provider", "technology", "down_mbps", "up_mbps", "status", "planned_date",
+#: Provider offers linked to addresses: one row per (address, offer). ``addr`` is the row position of the
+#: address in the located addresses of the same run (or partition): how the compiled kernels find it
+#: without hashing strings again; it is not written to ``offers.parquet``.
+OFFER_COLUMNS = ("address_id", "addr", "provider", "technology", "down_mbps", "up_mbps", "status", "planned_date",
                  "source", "match_method")
 
 #: Canonical names of the area key column per level.

@@ -11,12 +11,11 @@ Addresses without an offer in a group get ``best_down_{g} = 0`` and
 ``planned_date`` lies within the horizon added to the current ones.
 
 Method (Germany: 22 M addresses, ~55 M offers): offers are coded once (address
-position through a hash table over the UTF-8 bytes of the ids, provider and
+position as linked, ``addr``, else through a hash table over the ids; provider and
 technology codes, a group bit mask per technology, a scope bit mask), put in
 address order by a counting sort, and one parallel numba kernel scans the
 offers of every address once, filling all groups of both scopes. String
-columns are built at the end from codes (Arrow ``take``), never per address in
-Python.
+columns are categoricals built at the end from codes, never a string per address.
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from coverage.membership import member
+from coverage.membership import StringLookup
 from coverage.pip import _import_numba
 from coverage.technology import Technology
 
@@ -66,140 +63,48 @@ def offers_in_scope(offers: pd.DataFrame, planned_until: date | None) -> dict[st
     return {"": cur, "plan_": cur if planned_until is None else offers[plan]}
 
 
+def address_positions(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:
+    """Row of each offer's address in ``address_ids`` (-1: not among them).
+
+    Linked offers carry it as ``addr`` (set when they were linked to these addresses); a spot check
+    of evenly spaced offers guards against positions from another address list. Offers without it
+    are looked up by id.
+    """
+    n = len(address_ids)
+    if "addr" not in offers.columns:
+        lookup = StringLookup(address_ids)
+        if lookup.n_duplicates:
+            raise ValueError("address_ids must be unique")
+        return lookup.positions(offers["address_id"])
+    pos = offers["addr"].to_numpy(dtype=np.int64)
+    if len(pos) and (pos.min() < 0 or pos.max() >= n):
+        raise AssertionError("offer positions do not fit the address list")
+    if len(pos) and "address_id" in offers.columns:
+        probe = np.unique(np.linspace(0, len(pos) - 1, min(len(pos), 1000)).astype(np.int64))
+        here = address_ids.iloc[pos[probe]].astype(str).to_numpy()
+        theirs = offers["address_id"].iloc[probe].astype(str).to_numpy()
+        if not (here == theirs).all():
+            raise AssertionError("offer positions belong to another address list")
+    return pos
+
+
 def unmentioned(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:
     """True for addresses that no delivery mentions at all, current or planned ("vergessene Adressen").
 
     Not the same as "no service": an address a provider lists with 0 Mbit/s was looked at.
     """
-    return ~member(address_ids.astype(str), offers["address_id"].astype(str))
-
-
-# --------------------------------------------------------------------------------------------------
-# String ids -> positions: an open-addressing hash table over the UTF-8 bytes (Arrow buffers), built
-# once, probed in parallel. Exact: every hit is confirmed byte by byte. Nulls match nulls.
-
-
-def _arrow_strings(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offsets int64[n+1], data uint8, valid bool[n]) of string values (pandas str/object or Arrow)."""
-    arr = pa.array(values, type=pa.large_string(), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    valid = (np.ones(len(arr), dtype=bool) if arr.null_count == 0
-             else pc.is_valid(arr).to_numpy(zero_copy_only=False))
-    return offsets, data, valid
-
-
-@njit(cache=True, parallel=True)
-def _hash_strings(offsets, data, valid):
-    n = len(offsets) - 1
-    out = np.empty(n, dtype=np.uint64)
-    for i in prange(n):
-        h = np.uint64(14695981039346656037)
-        if valid[i]:
-            for k in range(offsets[i], offsets[i + 1]):
-                h = (h ^ np.uint64(data[k])) * np.uint64(1099511628211)
-        else:
-            h = np.uint64(0x9E3779B97F4A7C15)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
-    return out
-
-
-@njit(cache=True)
-def _same(o1, d1, v1, i, o2, d2, v2, j):
-    if v1[i] != v2[j]:
-        return False
-    if not v1[i]:
-        return True
-    a, b = o1[i], o2[j]
-    la, lb = o1[i + 1] - a, o2[j + 1] - b
-    if la != lb:
-        return False
-    for k in range(la):  # noqa: SIM110 - numba compiles loops, not generator expressions
-        if d1[a + k] != d2[b + k]:
-            return False
-    return True
-
-
-@njit(cache=True)
-def _build_table(hashes, offsets, data, valid, bits):
-    """Insert keys 0..n-1; returns (table, number of duplicate keys)."""
-    mask = np.uint64((1 << bits) - 1)
-    table = np.zeros(1 << bits, dtype=np.uint64)
-    dup = 0
-    for i in range(len(hashes)):
-        h = hashes[i]
-        tag = h >> np.uint64(32)
-        s = h & mask
-        while True:
-            e = table[s]
-            if e == 0:
-                table[s] = (tag << np.uint64(32)) | np.uint64(i + 1)
-                break
-            if (e >> np.uint64(32)) == tag:
-                j = np.int64(e & np.uint64(0xFFFFFFFF)) - 1
-                if _same(offsets, data, valid, j, offsets, data, valid, i):
-                    dup += 1
-                    break
-            s = (s + np.uint64(1)) & mask
-    return table, dup
-
-
-@njit(cache=True, parallel=True)
-def _probe_table(table, bits, k_off, k_data, k_valid, hashes, offsets, data, valid):
-    mask = np.uint64((1 << bits) - 1)
-    n = len(hashes)
-    out = np.full(n, -1, dtype=np.int64)
-    for i in prange(n):
-        h = hashes[i]
-        tag = h >> np.uint64(32)
-        s = h & mask
-        while True:
-            e = table[s]
-            if e == 0:
-                break
-            if (e >> np.uint64(32)) == tag:
-                j = np.int64(e & np.uint64(0xFFFFFFFF)) - 1
-                if _same(k_off, k_data, k_valid, j, offsets, data, valid, i):
-                    out[i] = j
-                    break
-            s = (s + np.uint64(1)) & mask
-    return out
-
-
-class _StringLookup:
-    """Exact ``Index.get_indexer`` for string ids, fast at tens of millions (-1: not found)."""
-
-    def __init__(self, keys):
-        self.offsets, self.data, self.valid = _arrow_strings(keys)
-        n = len(self.valid)
-        if n >= 2**32 - 1:
-            raise ValueError("too many ids for the lookup table")
-        self.bits = max(4, int(np.ceil(np.log2(max(n, 1) * 1.6))))
-        self.table, self.n_duplicates = _build_table(_hash_strings(self.offsets, self.data, self.valid),
-                                                     self.offsets, self.data, self.valid, self.bits)
-
-    def positions(self, values) -> np.ndarray:
-        off, data, valid = _arrow_strings(values)
-        return _probe_table(self.table, self.bits, self.offsets, self.data, self.valid,
-                            _hash_strings(off, data, valid), off, data, valid)
+    pos = address_positions(address_ids, offers)
+    mentioned = np.zeros(len(address_ids), dtype=bool)
+    mentioned[pos[pos >= 0]] = True
+    return ~mentioned
 
 
 def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes (int64, -1 for missing) and names (object array, sorted as ``pd.factorize(sort=True)``)."""
-    enc = pc.dictionary_encode(pa.array(values, from_pandas=True))
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks()
-    names = np.asarray(enc.dictionary.to_pylist(), dtype=object)
-    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("category")
+    codes = values.cat.codes.to_numpy().astype(np.int64)
+    names = np.asarray([str(c) for c in values.cat.categories], dtype=object)
     order = np.argsort(names, kind="stable") if len(names) else np.zeros(0, np.int64)
     rank = np.empty(len(names) + 1, dtype=np.int64)
     rank[order] = np.arange(len(names))
@@ -333,17 +238,26 @@ def _best_providers(addrs, out_start, start, down, tmask, prov, flags, sbit, gbi
 # --------------------------------------------------------------------------------------------------
 
 
-def _string_dtype():
-    """The dtype pandas gives a column of Python strings (``str`` in pandas 3, ``object`` before)."""
-    return pd.Series(np.array(["x"], dtype=object)).dtype
+def _categorical(dictionary: list, codes: np.ndarray) -> pd.Categorical:
+    """``dictionary[codes]`` as a categorical (codes, not a string object per address); repeated
+    dictionary entries are merged first."""
+    cats, remap = np.unique(np.asarray(dictionary, dtype=object).astype(str), return_inverse=True)
+    return pd.Categorical.from_codes(remap.reshape(-1)[codes], pd.Index(cats))
 
 
-def _strings_from_codes(names, codes: np.ndarray, dtype):
-    """Column of ``names[codes]`` with the dtype pandas would infer for those strings."""
-    if dtype is object or getattr(dtype, "kind", None) == "O":
-        return np.asarray(names, dtype=object)[codes]
-    taken = pc.take(pa.array(list(names), type=pa.large_string()), pa.array(codes))
-    return pd.array(taken, dtype=dtype)
+def _unique_rows(lists: np.ndarray, n_names: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(lists, axis=0, return_inverse=True)`` for small non-negative codes: each row packed
+    into one integer first (sorting a structured view of millions of rows is ~20x slower)."""
+    k = lists.shape[1]
+    base = max(n_names, 2)
+    if k * np.log2(base) >= 62:
+        uniq, inverse = np.unique(lists, axis=0, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    weights = base ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    keys = lists.astype(np.int64) @ weights
+    ukeys, inverse = np.unique(keys, return_inverse=True)
+    uniq = (ukeys[:, None] // weights[None, :]) % base
+    return uniq, inverse.reshape(-1)
 
 
 def _provider_lists(n_best, first_prov, prov_names, multi_codes) -> tuple[list, np.ndarray]:
@@ -352,8 +266,8 @@ def _provider_lists(n_best, first_prov, prov_names, multi_codes) -> tuple[list, 
     dictionary = [*prov_names, ""]
     codes = np.where(n_best == 1, first_prov, n_names)
     for addrs, lists in multi_codes:  # one (addresses, matrix of sorted provider codes) per list length
-        uniq, inverse = np.unique(lists, axis=0, return_inverse=True)
-        codes[addrs] = len(dictionary) + inverse.reshape(-1)
+        uniq, inverse = _unique_rows(lists, n_names)
+        codes[addrs] = len(dictionary) + inverse
         dictionary.extend("; ".join(prov_names[row]) for row in uniq)
     return dictionary, codes
 
@@ -367,10 +281,7 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
     providers giving that best download, ``; ``-joined) and, unprefixed only,
     ``n_prov_ge{t}_{g}`` for t in 30 and 100.
     """
-    ids = pd.Index(address_ids.astype(str), name="address_id")
-    lookup = _StringLookup(ids)
-    if lookup.n_duplicates:
-        raise ValueError("best_service: address_ids must be unique")
+    ids = address_ids.reset_index(drop=True)
     n = len(ids)
     group_names = list(groups)
     if len(group_names) > 62:
@@ -378,11 +289,11 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
 
     current, plan = _scope_masks(offers, planned_until)
     flags = current.astype(np.int64) * _CURRENT | plan.astype(np.int64) * _PLAN
-    pos = lookup.positions(offers["address_id"].astype(str))
+    pos = address_positions(ids, offers)
     start, order = _address_order(pos, flags, n)
 
-    prov_code, prov_names = _factorize_sorted(offers["provider"].astype(str))
-    tech_code, tech_names = _factorize_sorted(offers["technology"].astype(str))
+    prov_code, prov_names = _factorize_sorted(offers["provider"])
+    tech_code, tech_names = _factorize_sorted(offers["technology"])
     group_bits = np.zeros(len(tech_names) + 1, dtype=np.int64)  # last entry: missing technology
     for g, techs in enumerate(groups.values()):
         group_bits[:-1] |= np.isin(tech_names, [t.value for t in techs]).astype(np.int64) << g
@@ -402,7 +313,6 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
         start, down, upk, up, tmask_sorted, prov_sorted, tech, flags_sorted, 2, len(group_names), thresholds)
     del up, upk, tech
 
-    sdtype = _string_dtype()
     tech_dictionary = [*tech_names, NO_SERVICE]
     columns: dict[str, object] = {}
     for s, prefix in enumerate(("", "plan_")):
@@ -419,12 +329,12 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
             columns[f"{prefix}best_down_{group}"] = best_down[r]
             columns[f"{prefix}best_up_{group}"] = best_up[r]
             tcodes = np.where(best_tech[r] >= 0, best_tech[r], len(tech_names))
-            columns[f"{prefix}best_tech_{group}"] = _strings_from_codes(tech_dictionary, tcodes, sdtype)
-            columns[f"{prefix}best_provider_{group}"] = _strings_from_codes(dictionary, pcodes, sdtype)
+            columns[f"{prefix}best_tech_{group}"] = _categorical(tech_dictionary, tcodes)
+            columns[f"{prefix}best_provider_{group}"] = _categorical(dictionary, pcodes)
             if prefix == "":
                 for ti, t in enumerate(PROVIDER_COUNT_THRESHOLDS):
-                    columns[f"n_prov_ge{t}_{group}"] = n_ge[ti * len(group_names) + g].astype(np.int64)
+                    columns[f"n_prov_ge{t}_{group}"] = n_ge[ti * len(group_names) + g]
     # copy=False: no consolidated copy of ~100 float/int columns (at 22 M addresses that would be GBs).
-    out = pd.DataFrame(columns, index=ids, copy=False)
+    out = pd.DataFrame({"address_id": ids, **columns}, copy=False)
     log.info("best service: %d addresses, %d offers, %d groups", len(ids), len(offers), len(groups))
-    return out.reset_index()
+    return out

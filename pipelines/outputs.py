@@ -29,6 +29,11 @@ def flat_addresses(addresses: gpd.GeoDataFrame) -> pd.DataFrame:
     return flat
 
 
+def offers_table(offers: pd.DataFrame) -> pd.DataFrame:
+    """Offers as offers.parquet holds them: without the run-internal address positions."""
+    return offers.drop(columns="addr", errors="ignore")
+
+
 def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:
     """Addresses no delivery mentions, with the names of their areas."""
     cols = [c for c in ("address_id", "street", "house_number", "postcode", "locality", "households", "site_kind",
@@ -59,7 +64,7 @@ def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
     else:
         addresses = ctx.artefacts["addresses"]
         io.write_parquet(run_dir / "addresses.parquet", flat_addresses(addresses))
-        io.write_parquet(run_dir / "offers.parquet", ctx.artefacts["offers"])
+        io.write_parquet(run_dir / "offers.parquet", offers_table(ctx.artefacts["offers"]))
         forgotten = forgotten_addresses(addresses, ctx.artefacts["boundaries"].hierarchy())
         counts = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs,
                               addresses, thresholds, groups) if cfg.output.grid and len(addresses) else None)

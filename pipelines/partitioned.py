@@ -36,7 +36,7 @@ from coverage.locate import Locator
 from coverage.sites import site_counts, site_table
 from coverage.sources.bkg import Boundaries
 from pipelines import io
-from pipelines.outputs import flat_addresses, forgotten_addresses
+from pipelines.outputs import flat_addresses, forgotten_addresses, offers_table
 from pipelines.stages import Accounting, Context, funding_flags, stage_addresses, stage_provider, stage_service
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def run_partition(part: Partition, cfg: RunConfig, boundaries: Boundaries, locat
     stage_service(ctx)
     addresses = ctx.artefacts["addresses"]
     io.write_parquet(run_dir / "addresses.parquet" / f"{part.name}.parquet", flat_addresses(addresses))
-    io.write_parquet(run_dir / "offers.parquet" / f"{part.name}.parquet", ctx.artefacts["offers"])
+    io.write_parquet(run_dir / "offers.parquet" / f"{part.name}.parquet", offers_table(ctx.artefacts["offers"]))
     groups, thresholds = list(cfg.analysis.groups), cfg.analysis.thresholds_mbps
     counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"), flags=funding_flags(cfg))
     grid = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs, addresses,

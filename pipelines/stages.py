@@ -19,9 +19,11 @@ import pandas as pd
 
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
+from coverage.columns import concat_frames
 from coverage.config import ProviderConfig, RunConfig
 from coverage.funding import evaluate_rules
 from coverage.locate import locate_addresses
+from coverage.membership import same_strings
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
@@ -140,16 +142,16 @@ def stage_provider(ctx: Context, p: ProviderConfig) -> None:
 def all_offers(ctx: Context) -> pd.DataFrame:
     parts = [ctx.artefacts[f"offers:{p.name}"] for p in ctx.cfg.providers]
     parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else empty_offers()
+    return concat_frames(parts) if parts else empty_offers()
 
 
 def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) -> gpd.GeoDataFrame:
     """Add per-address result columns that come in the addresses' own order (checked, not assumed);
     cheaper than a merge on string keys at tens of millions of rows."""
-    ids = addresses["address_id"].to_numpy()
+    ids = addresses["address_id"]
     parts = []
     for frame in per_address:
-        if len(frame) != len(ids) or not (frame["address_id"].to_numpy() == ids).all():
+        if not same_strings(frame["address_id"], ids):
             raise AssertionError("per-address results are not in the order of the addresses")
         parts.append(frame.drop(columns="address_id").set_axis(addresses.index))
     return pd.concat([addresses, *parts], axis=1)
@@ -163,7 +165,9 @@ def stage_service(ctx: Context) -> None:
     ctx.artefacts["offers"] = offers
     ctx.artefacts["planned_until"] = horizon.date().isoformat()
     service = best_service(addresses["address_id"], offers, cfg.analysis.groups, planned_until=horizon.date())
-    funding = evaluate_rules(addresses["address_id"], offers_in_scope(offers, horizon.date()), cfg.funding_rules)
+    # Funding needs neither ids nor names: filtering only these columns keeps the scope split cheap.
+    needed = offers[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
+    funding = evaluate_rules(addresses["address_id"], offers_in_scope(needed, horizon.date()), cfg.funding_rules)
     merged = attach_by_position(addresses, service, funding)
     merged["no_offer"] = unmentioned(merged["address_id"], offers)
     ctx.account(Accounting("best service", len(addresses), len(merged),

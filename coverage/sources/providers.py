@@ -12,7 +12,7 @@ Tables add a locator: ``address_id`` or ``x, y`` (working CRS) or
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pandas as pd
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from coverage.columns import constant
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
@@ -64,64 +65,67 @@ def parse_dates(text: pd.Series) -> pd.Series:
 
 def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliases: Mapping[str, Technology],
                   checks: RowFilter) -> pd.DataFrame:
-    """Parse provider, technology, speeds, status and date; reject bad rows into ``checks``."""
+    """Parse provider, technology, speeds, status and date; reject bad rows into ``checks``.
+
+    Text columns are cleaned once per distinct value and returned as categoricals; message
+    text for the quarantine is built only for rejected rows (tens of millions of rows at
+    Germany scale pay for neither).
+    """
     idx = frame.index
 
-    def column_or(name: str, default: object) -> pd.Series:
+    def text(name: str, default: object) -> pd.Series:
         if name in frame.columns:
-            return frame[name].astype("string").str.strip().fillna("")
-        return pd.Series("" if default is None else str(default), index=idx, dtype="string")
+            return by_unique(frame[name], lambda u: u.astype("string").str.strip().fillna("").astype(object))
+        return constant("" if default is None else str(default), idx)
 
-    def speeds(name: str, default: object) -> tuple[pd.Series, pd.Series]:
-        """(text for messages, Mbit/s); typed numeric columns (Parquet) skip text parsing."""
+    def speeds(name: str, default: object) -> tuple[pd.Series, pd.Series, Callable[[pd.Series], pd.Series]]:
+        """(blank?, Mbit/s, text of rejected rows); typed numeric columns (Parquet) skip text parsing."""
         if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
             values = frame[name].astype("float64")
-            return values.astype("string").fillna(""), values.where(np.isfinite(values))
-        text = column_or(name, default)
-        return text, by_unique(text, lambda u: parse_speeds(u, decimal))
+            return values.isna(), values.where(np.isfinite(values)), lambda hit: values[hit].astype("string")
+        raw = text(name, default)
+        return raw == "", by_unique(raw, lambda u: parse_speeds(u, decimal)), lambda hit: raw[hit].astype(str)
 
-    provider = column_or("provider", cfg.provider)
+    provider = text("provider", cfg.provider)
     checks.reject(provider == "", "provider", "missing_value")
-    tech_text = column_or("technology", cfg.technology)
+    tech_text = text("technology", cfg.technology)
     # Technology is a StrEnum: the mapped values are the canonical strings ("dsl", "ftth", …).
     technology = by_unique(tech_text, lambda u: u.astype(object).map(
         lambda w: str(aliases[k]) if (k := normalise_alias(w)) in aliases else None))
     checks.reject(tech_text == "", "technology", "missing_value")
     checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
 
-    down_text, down = speeds("down_mbps", cfg.down_mbps)
-    checks.reject(down_text == "", "down_mbps", "missing_value")
-    checks.reject(down.isna(), "down_mbps", "bad_number")
-    checks.reject(down < 0, "down_mbps", "negative_value")
-    checks.reject(down > MAX_SPEED_MBPS, "down_mbps", "absurd_speed")
-    up_text, up = speeds("up_mbps", cfg.up_mbps)
-    checks.reject((up_text != "") & up.isna(), "up_mbps", "bad_number")
-    checks.reject(up < 0, "up_mbps", "negative_value")
-    checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed")
+    down_blank, down, down_text = speeds("down_mbps", cfg.down_mbps)
+    checks.reject(down_blank, "down_mbps", "missing_value", values=down_text)
+    checks.reject(down.isna(), "down_mbps", "bad_number", values=down_text)
+    checks.reject(down < 0, "down_mbps", "negative_value", values=down_text)
+    checks.reject(down > MAX_SPEED_MBPS, "down_mbps", "absurd_speed", values=down_text)
+    up_blank, up, up_text = speeds("up_mbps", cfg.up_mbps)
+    checks.reject(~up_blank & up.isna(), "up_mbps", "bad_number", values=up_text)
+    checks.reject(up < 0, "up_mbps", "negative_value", values=up_text)
+    checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed", values=up_text)
     checks.reject(up > down * cfg.max_upload_ratio, "up_mbps", "upload_above_download",
-                  values=up_text + " > " + down_text)
+                  values=lambda hit: up_text(hit) + " > " + down_text(hit))
 
-    status = column_or("status", cfg.status).str.casefold().replace({"": cfg.status, "geplant": "planned",
-                                                                     "aktuell": "current", "ist": "current"})
+    status = by_unique(text("status", cfg.status), lambda u: u.str.casefold().replace(
+        {"": cfg.status, "geplant": "planned", "aktuell": "current", "ist": "current"}))
     checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
-    date_text = column_or("planned_date", cfg.planned_date)
-    dates = by_unique(date_text, parse_dates)
-    checks.reject((date_text != "") & dates.isna(), "planned_date", "bad_date")
-    return pd.DataFrame({
-        "provider": provider.astype(str),
-        "technology": technology.fillna("").astype(str),
-        "down_mbps": down.astype("float64"),
-        "up_mbps": up.astype("float64"),
-        "status": status.astype(str),
-        "planned_date": dates.dt.strftime("%Y-%m-%d").fillna("").astype(str),
-    }, index=idx)
+    date_text = text("planned_date", cfg.planned_date)
+    dates = by_unique(date_text, lambda u: parse_dates(u).dt.strftime("%Y-%m-%d").fillna("").astype(object))
+    checks.reject((date_text != "") & (dates == ""), "planned_date", "bad_date")
+    return pd.DataFrame({"provider": provider, "technology": technology, "down_mbps": down.astype("float64"),
+                         "up_mbps": up.astype("float64"), "status": status, "planned_date": dates}, index=idx)
+
+
+_NO_LOCATOR, _BY_ID, _BY_XY, _BY_ADDRESS = 0, 1, 2, 3
+LOCATORS = ("", "address_id", "xy", "address")
 
 
 def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mapping[str, Technology]
                         ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Address-level deliveries (CSV/XLSX). Returns (records, quarantine, rows read)."""
+    """Address-level deliveries (CSV/XLSX/Parquet). Returns (records, quarantine, rows read)."""
     path = Path(cfg.path)
-    table = read_text_table(path, cfg.table)
+    table = read_text_table(path, cfg.table, categorical=_categorical_sources(cfg))
     frame = apply_column_map(table.frame, dict(cfg.columns), path).reset_index(drop=True)
     needed = [c for c in ("provider", "technology") if c not in frame and getattr(cfg, c) is None]
     if "down_mbps" not in frame and cfg.down_mbps is None:
@@ -139,43 +143,58 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     fields = _offer_fields(frame, cfg, table.decimal, aliases, checks)
 
     def text(col: str) -> pd.Series:
-        return frame[col].astype("string").str.strip().fillna("") if col in frame else pd.Series("", index=frame.index)
+        if col not in frame:
+            return constant("", frame.index)
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            return by_unique(frame[col], lambda u: u.astype("string").str.strip().fillna("").astype(object))
+        return frame[col].astype("string").str.strip().fillna("")
 
-    locator = pd.Series("", index=frame.index, dtype="string")
-    out = fields.copy()
+    out = fields
     out["address_id"] = text("address_id")
-    locator = locator.mask(out["address_id"] != "", "address_id")
+    locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _BY_ID, _NO_LOCATOR).astype(np.int8)
     x = parse_numbers(text("x"), table.decimal) if has_xy else None
     y = parse_numbers(text("y"), table.decimal) if has_xy else None
     if has_xy:
         if cfg.crs is None:
             raise InputDataError(
                 f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
-        bad_xy = (locator == "") & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
-        checks.reject(bad_xy, "x", "missing_coordinates", values=text("x") + " " + text("y"))
-        locator = locator.mask((locator == "") & x.notna() & y.notna(), "xy")
+        free = pd.Series(locator == _NO_LOCATOR, index=frame.index)
+        bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
+        checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
+        locator[(free & x.notna() & y.notna()).to_numpy()] = _BY_XY
     for col in ("street", "house_number", "postcode"):
         out[col] = text(col)
-    locator = locator.mask((locator == "") & (out["street"] != "") & (out["house_number"] != ""), "address")
-    checks.reject(locator == "", "address_id", "missing_locator")
-    ok = checks.ok
+    if has_addr:
+        locator[(locator == _NO_LOCATOR) & (out["street"] != "").to_numpy(dtype=bool)
+                & (out["house_number"] != "").to_numpy(dtype=bool)] = _BY_ADDRESS
+    checks.reject(pd.Series(locator == _NO_LOCATOR, index=frame.index), "address_id", "missing_locator")
+    ok = checks.ok.to_numpy()
     if has_xy:
         xy_crs = parse_crs(cfg.crs, f"{path} crs")
-        check_coordinate_units(x[locator == "xy"].to_numpy(), y[locator == "xy"].to_numpy(), xy_crs, str(path))
+        by_xy = locator == _BY_XY
+        check_coordinate_units(x[by_xy].to_numpy(), y[by_xy].to_numpy(), xy_crs, str(path))
         pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=xy_crs)
         pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
-        out["x"] = np.where(locator == "xy", pts.x.to_numpy(), np.nan)
-        out["y"] = np.where(locator == "xy", pts.y.to_numpy(), np.nan)
+        out["x"] = np.where(by_xy, pts.x.to_numpy(), np.nan)
+        out["y"] = np.where(by_xy, pts.y.to_numpy(), np.nan)
     else:
         out["x"] = np.nan
         out["y"] = np.nan
-    out["locator"] = locator.astype(str)
-    out["source"] = cfg.name
+    out["locator"] = pd.Categorical.from_codes(locator, LOCATORS)
+    out["source"] = constant(cfg.name, frame.index)
     out["source_row"] = rows
-    records = out[ok].reset_index(drop=True)
+    records = out if ok.all() else out[ok]
+    records = records.reset_index(drop=True)
     log.info("provider %s: %d rows read, %d accepted, %d quarantined", cfg.name, len(frame), len(records),
              len(checks.quarantine))
     return records, checks.quarantine, len(frame)
+
+
+def _categorical_sources(cfg: ProviderConfig) -> list[str]:
+    """Source column names of the few-valued text columns (read as dictionaries from Parquet)."""
+    names = {c: c for c in ("provider", "technology", "status", "planned_date", "street", "postcode")}
+    names.update({c: src for c, src in cfg.columns.items() if c in names})
+    return list(names.values())
 
 
 def read_provider_polygons(cfg: ProviderConfig, working_crs: object, aliases: Mapping[str, Technology]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +82,12 @@ def sniff_decimal(frame: pd.DataFrame, delimiter: str) -> str:
     return "," if hits else "."
 
 
-def read_text_table(path: str | Path, options: TableOptions | None = None) -> TextTable:
-    """Read a CSV/TSV or XLSX file into a frame of strings with stripped header names."""
+def read_text_table(path: str | Path, options: TableOptions | None = None, categorical: Sequence[str] = ()
+                    ) -> TextTable:
+    """Read a CSV/TSV or XLSX file into a frame of strings with stripped header names.
+
+    Parquet keeps its types; the ``categorical`` columns (few distinct values) are read as dictionaries.
+    """
     path = Path(path)
     options = options or TableOptions()
     if not path.exists():
@@ -90,7 +95,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None) -> Te
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path, options)
     if path.is_dir() or path.suffix.lower() == ".parquet":
-        return read_parquet_table(path)
+        return read_parquet_table(path, categorical)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -113,21 +118,26 @@ def read_text_table(path: str | Path, options: TableOptions | None = None) -> Te
     return TextTable(frame, encoding, delimiter, decimal, first_data_row=skip + 2)
 
 
-def read_parquet_table(path: Path) -> TextTable:
-    """A Parquet file or folder of part files as one typed frame.
+def read_parquet_table(path: Path, categorical: Sequence[str] = ()) -> TextTable:
+    """A Parquet file or folder of part files as one typed frame; ``categorical`` columns as categoricals.
 
     Row numbers in messages count records across the dataset's files in path order, from 1.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from coverage.sources.vector import parquet_files
 
     files = parquet_files(path)
     if not files:
         raise DataSourceError(f"{path}: no .parquet files")
     try:
-        parts = [pd.read_parquet(f) for f in files]
-    except (OSError, ValueError) as exc:
+        names = set(pq.read_schema(files[0]).names)
+        parts = [pq.read_table(f, read_dictionary=[c for c in categorical if c in names]) for f in files]
+        table = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
+        frame = table.to_pandas()
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataSourceError(f"{path}: cannot read Parquet ({exc})") from exc
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return TextTable(frame, "parquet", None, ".", first_data_row=1)
 
 
