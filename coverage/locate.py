@@ -79,46 +79,48 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
     x, y = np.full(n, np.nan), np.full(n, np.nan)
     x[is_point], y[is_point] = shapely.get_x(pts[is_point]), shapely.get_y(pts[is_point])
     pos, maybe_shared, n_geos = index.locate(x, y, with_details=True)
-    out_ags = np.full(n, None, dtype=object)
+    # Answers are kept as Gemeinde row numbers (-1: none) and become categorical columns at the end.
+    row = np.full(n, -1, dtype=np.int64)
     found = np.flatnonzero(pos >= 0)
-    out_ags[found] = ags[by_ags[pos[found]]]
-    method = np.where(pd.notna(out_ags), "inside", "").astype(object)  # object: no fixed-width truncation
+    row[found] = by_ags[pos[found]]
+    method = np.where(row >= 0, _INSIDE, _NONE).astype(np.int8)
     # Border points (covered by more than one Gemeinde) lie on an edge of the one found: count with GEOS.
     check = np.flatnonzero(maybe_shared & (pos >= 0))
     other = np.flatnonzero(~is_point & ~shapely.is_missing(pts))
     if len(other):
         o_pt, o_poly = tree.query(pts[other], predicate="intersects")
-        hits = pd.DataFrame({"pt": other[o_pt], "ags": ags[o_poly]})
+        hits = pd.DataFrame({"pt": other[o_pt], "row": o_poly, "ags": ags[o_poly]})
         first = hits.sort_values(["pt", "ags"]).drop_duplicates("pt")
-        out_ags[first["pt"].to_numpy()] = first["ags"].to_numpy()
-        method[first["pt"].to_numpy()] = "inside"
+        row[first["pt"].to_numpy()] = first["row"].to_numpy()
+        method[first["pt"].to_numpy()] = _INSIDE
         check = np.union1d(check, first["pt"].to_numpy())
     if len(check):
         c_pt, _ = tree.query(pts[check], predicate="intersects")
         shared = check[np.flatnonzero(np.bincount(c_pt, minlength=len(check)) > 1)]
-        method[shared] = "border"
+        method[shared] = _BORDER
     distance = np.zeros(n)
     log.debug("locate: grid index %s; %d points answered by GEOS near edges", index.stats(), n_geos)
 
-    outside = np.flatnonzero(pd.isna(out_ags))
+    outside = np.flatnonzero(row < 0)
     if len(outside):
         (near_pt, near_poly), dist = tree.nearest(pts[outside], max_distance=tolerance_m, return_all=True,
                                                   return_distance=True)
-        near = pd.DataFrame({"pt": outside[near_pt], "ags": ags[near_poly], "dist": dist})
+        near = pd.DataFrame({"pt": outside[near_pt], "row": near_poly, "ags": ags[near_poly], "dist": dist})
         near = near.sort_values(["pt", "ags"]).drop_duplicates("pt")
         sel = near["pt"].to_numpy()
-        out_ags[sel] = near["ags"].to_numpy()
-        method[sel] = "nearest"
+        row[sel] = near["row"].to_numpy()
+        method[sel] = _NEAREST
         distance[sel] = near["dist"].to_numpy()
 
-    located = pd.notna(out_ags)
+    located = row >= 0
     _refuse_swapped_axes(pts[~located], tree, n, source)
-    result = addresses.copy()
-    result["ags"] = out_ags
-    result["locate_method"] = method
-    result["locate_distance_m"] = distance
-    parents = gemeinden.set_index("ags")[["vwg_ars", "krs_ags", "land"]]
-    result = result[located].join(parents, on="ags")
+    rows = row[located]
+    keep = (lambda s: s) if located.all() else (lambda s: s[located])
+    result = keep(addresses).reset_index(drop=True).assign(
+        ags=_per_gemeinde(gemeinden["ags"], rows),
+        locate_method=pd.Categorical.from_codes(method[located], METHODS),
+        locate_distance_m=distance[located],
+        **{col: _per_gemeinde(gemeinden[col], rows) for col in ("vwg_ars", "krs_ags", "land")})
     rejected = addresses[~located]
     quarantine = quarantine_rows(
         source, rejected["source_row"] if "source_row" in rejected else pd.Series(np.flatnonzero(~located) + 1),
@@ -126,6 +128,16 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
         f"farther than {tolerance_m:g} m from every municipality",
         rejected.get("address_id"))
     log.info("locate: %d addresses in, %d located (%d on borders, %d nearest within %g m), %d quarantined",
-             n, int(located.sum()), int((method == "border").sum()), int((method == "nearest").sum()),
+             n, int(located.sum()), int((method == _BORDER).sum()), int((method == _NEAREST).sum()),
              tolerance_m, len(quarantine))
-    return result.reset_index(drop=True), quarantine
+    return result, quarantine
+
+
+METHODS = ("", "inside", "border", "nearest")
+_NONE, _INSIDE, _BORDER, _NEAREST = range(4)
+
+
+def _per_gemeinde(values: pd.Series, rows: np.ndarray) -> pd.Categorical:
+    """``values[rows]`` (one value per Gemeinde row) as a categorical column: codes, not strings."""
+    codes, uniques = pd.factorize(values.to_numpy(), sort=True)  # missing -> -1 -> NaN
+    return pd.Categorical.from_codes(codes[rows], pd.Index(uniques))

@@ -15,10 +15,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
+from coverage.columns import constant
 from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
+from coverage.membership import StringLookup
 from coverage.numbers import by_unique, parse_numbers
 from coverage.quarantine import RowFilter
 from coverage.schemas import ADDRESS_OPTIONAL
@@ -28,6 +31,8 @@ from coverage.sources.vector import is_vector, read_vector
 log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("site_kind", "site_name", "street", "house_number", "postcode", "locality")
+#: Few distinct values per file: read as categoricals from GeoParquet.
+CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality", "ags")
 
 
 def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
@@ -51,7 +56,10 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         raise SchemaError(f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
                           "(map differently named columns with [addresses.columns])")
     checks = RowFilter(frame, path.name, frame["source_row"])
-    ids = frame["address_id"].astype("string").str.strip()
+    ids = frame["address_id"]
+    if not pd.api.types.is_string_dtype(ids.dtype) or isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype("string")
+    ids = ids.str.strip()
     checks.reject(ids.isna() | (ids == ""), "address_id", "missing_value")
     blank_h, households = _numbers(frame, "households", decimal)
     checks.reject(blank_h, "households", "missing_value")
@@ -67,10 +75,10 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
 
     if is_vector(path):
         geometry = frame.geometry
-        checks.reject(geometry.isna() | geometry.is_empty, "geometry", "missing_coordinates",
-                      values=pd.Series("", index=frame.index))
-        checks.reject(geometry.geom_type != "Point", "geometry", "not_a_point",
-                      values=geometry.geom_type.astype("string"))
+        kind = pd.Series(shapely.get_type_id(geometry.values), index=frame.index)
+        checks.reject((kind < 0) | pd.Series(shapely.is_empty(geometry.values), index=frame.index), "geometry",
+                      "missing_coordinates", values=pd.Series("", index=frame.index))
+        checks.reject(kind != 0, "geometry", "not_a_point", values=lambda hit: geometry[hit].geom_type)
         crs = frame.crs
     else:
         x = parse_numbers(frame["x"].astype("string"), decimal)
@@ -82,21 +90,31 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         crs = parse_crs(cfg.crs, "addresses.crs")
         check_coordinate_units(x.to_numpy(), y.to_numpy(), crs, str(path))
         geometry = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), index=frame.index, crs=crs)
-    checks.reject(ids.duplicated(keep="first") & checks.ok, "address_id", "duplicate_address_id")
+    # Duplicates among the rows still accepted: the first accepted occurrence stays.
+    ok_ids = ids[checks.ok]
+    repeated = pd.Series(StringLookup(ok_ids).duplicated, index=ok_ids.index).reindex(ids.index, fill_value=False)
+    checks.reject(repeated, "address_id", "duplicate_address_id")
 
-    ok = checks.ok
+    ok = checks.ok.to_numpy()
+    keep = (lambda s: s) if ok.all() else (lambda s: s[ok])
     out = gpd.GeoDataFrame({
-        "address_id": ids[ok].astype(str),
-        "households": households[ok].astype("float64"),
-        "businesses": businesses[ok].astype("float64"),
-        **{c: (frame.loc[ok, c].astype("string").fillna("").str.strip().astype(str) if c in frame
-               else pd.Series("", index=frame.index[ok], dtype=str)) for c in TEXT_COLUMNS},
-        "source_row": frame.loc[ok, "source_row"].astype("int64"),
-    }, geometry=geometry[ok].to_numpy(), crs=crs)
+        "address_id": keep(ids).astype(str),
+        "households": keep(households).astype("float64"),
+        "businesses": keep(businesses).astype("float64"),
+        **{c: _text(keep(frame[c])) if c in frame else constant("", keep(frame.index)) for c in TEXT_COLUMNS},
+        "source_row": keep(frame["source_row"]).astype("int64"),
+    }, geometry=keep(geometry).to_numpy(), crs=crs)
     out = to_crs(out.reset_index(drop=True), working_crs, str(path))
     quarantine = checks.quarantine
     log.info("addresses %s: %d rows read, %d accepted, %d quarantined", path.name, rows_read, len(out), len(quarantine))
     return out, quarantine, rows_read
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text, "" for empty; few-valued (categorical) columns stay categorical."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return by_unique(values, lambda u: u.astype("string").fillna("").str.strip().astype(object))
+    return values.astype("string").fillna("").str.strip().astype(str)
 
 
 def _numbers(frame: pd.DataFrame, column: str, decimal: str) -> tuple[pd.Series, pd.Series]:
@@ -110,8 +128,9 @@ def _numbers(frame: pd.DataFrame, column: str, decimal: str) -> tuple[pd.Series,
 
 
 def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
-    frame = read_vector(path, cfg.layer)
-    frame = apply_column_map(frame, dict(cfg.columns), path)
+    columns = dict(cfg.columns)
+    frame = read_vector(path, cfg.layer, categorical=[columns.get(c, c) for c in CATEGORICAL_COLUMNS])
+    frame = apply_column_map(frame, columns, path)
     if frame.crs is None:
         if cfg.crs is None:
             raise InputDataError(f"{path}: the file has no CRS; set [addresses] crs = \"EPSG:…\"")
@@ -119,6 +138,7 @@ def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
     frame = frame.reset_index(drop=True)
     frame["source_row"] = np.arange(len(frame)) + 1
     for col in ("address_id", "households", *[c for c in ADDRESS_OPTIONAL if c in frame]):
-        if col in frame and col not in ("households", "businesses"):
+        if (col in frame and col not in ("households", "businesses")
+                and not isinstance(frame[col].dtype, pd.CategoricalDtype)):
             frame[col] = frame[col].astype("string")
     return frame

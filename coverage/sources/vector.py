@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
-import pandas as pd
+import pyarrow as pa
 import pyogrio
 from pyogrio.errors import DataLayerError
 from pyogrio.errors import DataSourceError as OgrDataSourceError
 
 from coverage.errors import DataSourceError, InputDataError
+from coverage.sources.geoparquet import read_geoparquet
 
 VECTOR_SUFFIXES = (".gpkg", ".parquet", ".geoparquet", ".shp", ".geojson", ".json", ".zip", ".fgb")
 
@@ -28,23 +30,26 @@ def is_vector(path: Path) -> bool:
     return path.suffix.lower() in VECTOR_SUFFIXES or (path.is_dir() and bool(parquet_files(path)))
 
 
-def read_vector(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
-    """Read a vector file into a GeoDataFrame in its own CRS; failures name the file."""
+def read_vector(path: str | Path, layer: str | None = None, categorical: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    """Read a vector file into a GeoDataFrame in its own CRS; failures name the file.
+
+    ``categorical``: few-valued text columns to read as categoricals (GeoParquet only).
+    """
     path = Path(path)
     if not path.exists():
         raise DataSourceError(f"{path}: file not found")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".geoparquet") or path.is_dir():
-            parts = [gpd.read_parquet(f) for f in parquet_files(path)]
-            if not parts:
+            files = parquet_files(path)
+            if not files:
                 raise DataSourceError(f"{path}: folder holds no .parquet files")
-            return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            return read_geoparquet(files, categorical)
         source = str(path)
         if suffix == ".zip":
             source = _zip_source(path)
         return pyogrio.read_dataframe(source, layer=layer)
-    except (OgrDataSourceError, DataLayerError, OSError) as exc:
+    except (OgrDataSourceError, DataLayerError, OSError, pa.ArrowIOError) as exc:
         raise DataSourceError(f"{path}: cannot read as a vector file ({exc})") from exc
     except ValueError as exc:  # e.g. parquet without geo metadata
         raise InputDataError(f"{path}: not a vector dataset ({exc})") from exc
