@@ -36,10 +36,7 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     case) these sums are exact, hence equal to pandas' ``groupby().sum()``; other weights are summed by
     pandas itself, one column at a time, with the same result as a groupby over all columns at once.
     """
-    key = addresses["ags"]
-    if isinstance(key.dtype, pd.CategoricalDtype):
-        key = pd.Series(key.to_numpy())
-    codes, keys = pd.factorize(key, sort=True)  # missing ags: code -1, left out (as groupby does)
+    codes, keys = _factorize_sorted(addresses["ags"])  # missing ags: code -1, left out (as groupby does)
     keep = codes >= 0
     codes = codes[keep].astype(np.int64)
     n_gem = len(keys)
@@ -49,8 +46,7 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
         "households": hh_sum.total(),
         "addresses": np.bincount(codes, minlength=n_gem).astype("float64"),
         "businesses": _GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep]).total(),
-        "sites": _GroupSum(codes, n_gem, (addresses["site_kind"].astype(str) != "").to_numpy(dtype="float64")[keep]
-                           ).total(),
+        "sites": _GroupSum(codes, n_gem, (addresses["site_kind"] != "").to_numpy(dtype="float64")[keep]).total(),
     }
     t_all = np.asarray(thresholds, dtype="float64")
     t_sorted = np.unique(t_all[~np.isnan(t_all)])
@@ -66,6 +62,19 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
         data[f"hh_{flag}"] = hh_sum.total(mask)
         data[f"addr_{flag}"] = np.bincount(codes[mask], minlength=n_gem).astype("float64")
     return pd.DataFrame(data, index=pd.Index(keys, name="ags"))
+
+
+def _factorize_sorted(key: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(key, sort=True)``; a categorical key is recoded from its categories (no strings per row)."""
+    if not isinstance(key.dtype, pd.CategoricalDtype):
+        return pd.factorize(key, sort=True)
+    codes = key.cat.codes.to_numpy().astype(np.int64)
+    used = np.bincount(codes[codes >= 0], minlength=len(key.cat.categories)) > 0
+    categories = key.cat.categories[used]
+    order = np.argsort(categories.to_numpy(), kind="stable")
+    new = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: missing
+    new[np.flatnonzero(used)[order]] = np.arange(len(order))
+    return new[codes], categories[order]
 
 
 class _GroupSum:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -61,6 +63,7 @@ class PartitionResult:
     quarantine: list[pd.DataFrame]
     planned_until: str
     seconds: float
+    write: Callable[[], None] | None = None  # deferred writing of the part files (in process only)
 
 
 def find_partitions(cfg: RunConfig) -> list[Partition] | None:
@@ -91,8 +94,12 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
 
 
 def run_partition(part: Partition, cfg: RunConfig, boundaries: Boundaries, locator: Locator, ref: date,
-                  run_dir: Path) -> PartitionResult:
-    """Read, locate, link and evaluate one partition with the ordinary stage functions."""
+                  run_dir: Path, defer_write: bool = False) -> PartitionResult:
+    """Read, locate, link and evaluate one partition with the ordinary stage functions.
+
+    The per-address part files are written before returning, or, with ``defer_write``, by the
+    returned ``result.write`` (so a caller can write them while the next partition is computed).
+    """
     t0 = time.perf_counter()
     providers = tuple(dataclasses.replace(p, path=part.providers[p.name], label=p.name) for p in cfg.providers
                       if part.providers.get(p.name) is not None)
@@ -104,9 +111,12 @@ def run_partition(part: Partition, cfg: RunConfig, boundaries: Boundaries, locat
     for p in providers:
         stage_provider(ctx, p)
     stage_service(ctx)
-    addresses = ctx.artefacts["addresses"]
-    io.write_parquet(run_dir / "addresses.parquet" / f"{part.name}.parquet", flat_addresses(addresses))
-    io.write_parquet(run_dir / "offers.parquet" / f"{part.name}.parquet", offers_table(ctx.artefacts["offers"]))
+    addresses, offers = ctx.artefacts["addresses"], ctx.artefacts["offers"]
+
+    def write() -> None:
+        io.write_parquet_parts(run_dir / "addresses.parquet", part.name, flat_addresses(addresses))
+        io.write_parquet_parts(run_dir / "offers.parquet", part.name, offers_table(offers))
+
     groups, thresholds = list(cfg.analysis.groups), cfg.analysis.thresholds_mbps
     counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"), flags=funding_flags(cfg))
     grid = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs, addresses,
@@ -116,7 +126,13 @@ def run_partition(part: Partition, cfg: RunConfig, boundaries: Boundaries, locat
     result = PartitionResult(part.name, counts, site_table(addresses, boundaries),
                              forgotten_addresses(addresses, boundaries.hierarchy()), grid, ctx.accounting,
                              ctx.quarantine, ctx.artefacts["planned_until"], time.perf_counter() - t0)
-    log.info("partition %s: %d addresses in %.1f s", part.name, len(addresses), result.seconds)
+    if defer_write:
+        result.write = write
+    else:
+        write()
+        result.seconds = time.perf_counter() - t0
+    log.info("partition %s: %d addresses in %.1f s%s", part.name, len(addresses), result.seconds,
+             " (part files written in the background)" if defer_write else "")
     return result
 
 
@@ -126,7 +142,7 @@ def map_partitions(parts: list[Partition], cfg: RunConfig, boundaries: Boundarie
     locator = Locator.build(boundaries.gemeinde)
     parts = sorted(parts, key=lambda p: p.size, reverse=True)
     if not workers and not scheduler:
-        return [run_partition(p, cfg, boundaries, locator, ref, run_dir) for p in parts]
+        return _in_process(parts, cfg, boundaries, locator, ref, run_dir)
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -145,6 +161,26 @@ def map_partitions(parts: list[Partition], cfg: RunConfig, boundaries: Boundarie
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _in_process(parts: list[Partition], cfg: RunConfig, boundaries: Boundaries, locator: Locator, ref: date,
+                run_dir: Path) -> list[PartitionResult]:
+    """Partitions one after the other; a partition's part files are written by a background thread
+    while the next one is computed (Parquet encoding releases the GIL, so the second core does it).
+    At most one partition's results wait to be written, which bounds memory."""
+    results: list[PartitionResult] = []
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pending: Future | None = None
+        for p in parts:
+            result = run_partition(p, cfg, boundaries, locator, ref, run_dir, defer_write=True)
+            if pending is not None:
+                pending.result()
+            pending = background.submit(result.write)
+            result.write = None
+            results.append(result)
+        if pending is not None:
+            pending.result()
+    return results
 
 
 def combine(ctx: Context, results: list[PartitionResult]) -> None:
