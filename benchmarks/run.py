@@ -105,13 +105,17 @@ def fast(name: str) -> dict:
             n_rec += n
             timer.stage(f"read + link {p.name}", n, t0)
         import pandas as pd
-        offers = pd.concat(offers, ignore_index=True)
-        offers = offers[offers["status"] == "current"]
+
+        from coverage.columns import concat_frames
+        offers = concat_frames(offers)
+        offers = offers[(offers["status"] == "current").to_numpy()]
         t0 = time.perf_counter()
         service = best_service(located["address_id"], offers, c.analysis.groups)
         timer.stage("best service per address and group", len(offers), t0)
         t0 = time.perf_counter()
-        merged = located[["address_id", "ags", "households", "businesses", "site_kind"]].merge(service, on="address_id")
+        # best_service answers in the order of the addresses (as the pipeline attaches it)
+        merged = pd.concat([located[["ags", "households", "businesses", "site_kind"]],
+                            service.drop(columns="address_id")], axis=1)
         counts.append(gemeinde_counts(merged, THRESHOLDS, list(c.analysis.groups)))
         timer.stage("households at thresholds per Gemeinde", len(merged), t0)
     result = pd.concat(counts).groupby(level=0).sum()

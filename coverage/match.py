@@ -3,7 +3,9 @@
 Every record ends up as one or more offers (one row per address it reaches)
 or in the quarantine table with the reason it reached none. The match method
 is kept per offer (``address_id``, ``xy``, ``address``, ``polygon``, ``raster``)
-together with the match distance where one applies.
+together with the match distance where one applies, and the row position of the
+address (``addr``), which later stages use instead of hashing the id again. Ids are
+looked up through :class:`coverage.membership.StringLookup` (exact, compiled).
 """
 
 from __future__ import annotations

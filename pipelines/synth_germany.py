@@ -255,6 +255,10 @@ path = "addresses"
 crs = "EPSG:3035"
 thresholds_mbps = [{", ".join(str(t) for t in THRESHOLDS)}]
 reference_date = "{reference_date}"
+[output]
+# Its own run history: change reports compare Germany runs with Germany runs, never with the MV demo.
+dir = "../../processed/germany"
+reports_dir = "../../../reports/germany"
 [report]
 title = "Breitbandversorgung Deutschland (Demo, fiktive Anbieter)"
 data_date = "{reference_date}"

@@ -110,7 +110,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
         delimiter = "\t"
     try:
         frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
-                            skipinitialspace=True, on_bad_lines="error", engine="python")
+                            skipinitialspace=True, on_bad_lines="error", engine="c")
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
