@@ -41,22 +41,18 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     codes = codes[keep].astype(np.int64)
     n_gem = len(keys)
     hh = addresses["households"].to_numpy(dtype="float64")[keep]
-    hh_sum = _GroupSum(codes, n_gem, hh)
+    hh_sum = GroupSum(codes, n_gem, hh)
     data: dict[str, np.ndarray] = {
         "households": hh_sum.total(),
         "addresses": np.bincount(codes, minlength=n_gem).astype("float64"),
-        "businesses": _GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep]).total(),
-        "sites": _GroupSum(codes, n_gem, (addresses["site_kind"] != "").to_numpy(dtype="float64")[keep]).total(),
+        "businesses": GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep]).total(),
+        "sites": GroupSum(codes, n_gem, (addresses["site_kind"] != "").to_numpy(dtype="float64")[keep]).total(),
     }
-    t_all = np.asarray(thresholds, dtype="float64")
-    t_sorted = np.unique(t_all[~np.isnan(t_all)])
     for prefix in prefixes:
         for g in groups:
             down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")[keep]
-            ge = hh_sum.at_least(down, t_sorted)  # (n_gem, len(t_sorted) + 1): column k = sum over down >= t_k-1
-            for t in thresholds:
-                k = np.searchsorted(t_sorted, t) + 1 if t == t else -1
-                data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = ge[:, k] if k >= 0 else np.zeros(n_gem)
+            for t, column in households_at_least(hh_sum, down, thresholds).items():
+                data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = column
     for flag in flags:
         mask = addresses[flag].to_numpy(dtype=bool)[keep]
         data[f"hh_{flag}"] = hh_sum.total(mask)
@@ -77,7 +73,19 @@ def _factorize_sorted(key: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return new[codes], categories[order]
 
 
-class _GroupSum:
+def households_at_least(hh_sum: GroupSum, down: np.ndarray, thresholds: Sequence[float]) -> dict[float, np.ndarray]:
+    """Per threshold t: the weights summed per group over rows with ``down >= t`` (NaN reaches none)."""
+    t_all = np.asarray(thresholds, dtype="float64")
+    t_sorted = np.unique(t_all[~np.isnan(t_all)])
+    ge = hh_sum.at_least(down, t_sorted)  # (n, len(t_sorted) + 1): column k = sum over down >= t_k-1
+    out = {}
+    for t in thresholds:
+        k = np.searchsorted(t_sorted, t) + 1 if t == t else -1
+        out[t] = ge[:, k] if k >= 0 else np.zeros(hh_sum.n)
+    return out
+
+
+class GroupSum:
     """Sums of one weight column per group code (codes 0..n-1, every code present)."""
 
     def __init__(self, codes: np.ndarray, n: int, weights: np.ndarray):

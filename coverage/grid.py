@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from coverage.aggregate import with_shares
+from coverage.aggregate import GroupSum, households_at_least, with_shares
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.schemas import threshold_tag
 
@@ -44,13 +44,20 @@ def grid_counts(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.Data
     east, north = Transformer.from_crs(source_crs, INSPIRE_GRID_CRS, always_xy=True).transform(x, y)
     e0 = (np.floor(np.asarray(east) / size_m) * size_m).astype(np.int64)
     n0 = (np.floor(np.asarray(north) / size_m) * size_m).astype(np.int64)
-    hh = frame["households"].to_numpy(dtype="float64")
-    data = {"east": e0, "north": n0, "households": hh, "addresses": np.ones(len(hh))}
+    # Cells numbered in (north, east) order through one integer key; sums per cell as in gemeinde_counts
+    # (a class per address and threshold, one bincount per group: no column per threshold and address).
+    span = int(e0.max() - e0.min()) // size_m + 1 if len(e0) else 1
+    key = (n0 - (n0.min() if len(n0) else 0)) // size_m * span + (e0 - (e0.min() if len(e0) else 0)) // size_m
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    codes = codes.reshape(-1).astype(np.int64)
+    hh_sum = GroupSum(codes, len(first), frame["households"].to_numpy(dtype="float64"))
+    data = {"north": n0[first], "east": e0[first], "households": hh_sum.total(),
+            "addresses": np.bincount(codes, minlength=len(first)).astype("float64")}
     for g in groups:
         down = frame[f"best_down_{g}"].to_numpy(dtype="float64")
-        for t in thresholds:
-            data[f"hh_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, hh, 0.0)
-    return pd.DataFrame(data).groupby(["north", "east"], sort=True).sum().reset_index()
+        for t, column in households_at_least(hh_sum, down, thresholds).items():
+            data[f"hh_ge_{threshold_tag(t)}_{g}"] = column
+    return pd.DataFrame(data)
 
 
 def finish_grid(counts: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str], size_m: int = 100
