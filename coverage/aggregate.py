@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from coverage.columns import factorize_sorted
 from coverage.schemas import LEVEL_KEYS, threshold_tag
 from coverage.sources.bkg import Boundaries
 
@@ -36,7 +37,7 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     case) these sums are exact, hence equal to pandas' ``groupby().sum()``; other weights are summed by
     pandas itself, one column at a time, with the same result as a groupby over all columns at once.
     """
-    codes, keys = _factorize_sorted(addresses["ags"])  # missing ags: code -1, left out (as groupby does)
+    codes, keys = factorize_sorted(addresses["ags"])  # missing ags: code -1, left out (as groupby does)
     keep = codes >= 0
     codes = codes[keep].astype(np.int64)
     n_gem = len(keys)
@@ -58,19 +59,6 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
         data[f"hh_{flag}"] = hh_sum.total(mask)
         data[f"addr_{flag}"] = np.bincount(codes[mask], minlength=n_gem).astype("float64")
     return pd.DataFrame(data, index=pd.Index(keys, name="ags"))
-
-
-def _factorize_sorted(key: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize(key, sort=True)``; a categorical key is recoded from its categories (no strings per row)."""
-    if not isinstance(key.dtype, pd.CategoricalDtype):
-        return pd.factorize(key, sort=True)
-    codes = key.cat.codes.to_numpy().astype(np.int64)
-    used = np.bincount(codes[codes >= 0], minlength=len(key.cat.categories)) > 0
-    categories = key.cat.categories[used]
-    order = np.argsort(categories.to_numpy(), kind="stable")
-    new = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: missing
-    new[np.flatnonzero(used)[order]] = np.arange(len(order))
-    return new[codes], categories[order]
 
 
 def households_at_least(hh_sum: GroupSum, down: np.ndarray, thresholds: Sequence[float]) -> dict[float, np.ndarray]:

@@ -12,17 +12,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from coverage.numbers import by_unique
+
 
 def constant(value: str, index: pd.Index) -> pd.Series:
     """A text column holding one value, as a categorical (one byte per row)."""
     return pd.Series(pd.Categorical.from_codes(np.zeros(len(index), dtype=np.int8), [value]), index=index)
 
 
-def categorical(values, index: pd.Index | None = None) -> pd.Series:
-    """Text values as a categorical column (unchanged if already one)."""
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        return values
-    return pd.Series(pd.Categorical(values), index=index)
+def factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(values, sort=True)``: int64 codes (-1 for missing) and the sorted distinct values.
+
+    A categorical is recoded from its categories (no string per row); unused categories are dropped.
+    """
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(values, sort=True)
+        return codes.astype(np.int64, copy=False), pd.Index(uniques)
+    codes = values.cat.codes.to_numpy().astype(np.int64)
+    used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+    categories = values.cat.categories[used]
+    order = np.argsort(categories.to_numpy(), kind="stable")
+    new = np.full(len(used) + 1, -1, dtype=np.int64)  # last entry: missing
+    new[np.flatnonzero(used)[order]] = np.arange(len(order))
+    return new[codes], categories[order]
+
+
+def stripped_text(values: pd.Series) -> pd.Series:
+    """Text with surrounding blanks removed and missing as ""; cleaned once per distinct value and
+    returned as a categorical (delivery and address columns repeat a few values millions of times)."""
+    return by_unique(values, lambda u: u.astype("string").str.strip().fillna("").astype(object))
 
 
 def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:

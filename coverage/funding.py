@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from coverage.columns import factorize_sorted
 from coverage.errors import ConfigError
-from coverage.service import _factorize_sorted, address_positions
+from coverage.service import address_positions
 from coverage.technology import FIXED_NETWORKS, Technology
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
     out = {"address_id": ids}
     coded = {}
     for prefix, scope in scopes.items():
-        tech_code, tech_names = _factorize_sorted(scope["technology"])
+        tech_code, tech_names = factorize_sorted(scope["technology"])
         coded[prefix] = (address_positions(ids, scope), scope["down_mbps"].to_numpy(dtype="float64"),
                          scope["up_mbps"].to_numpy(dtype="float64"), tech_code, tech_names)
     for rule in rules:

@@ -18,8 +18,8 @@ import pandas as pd
 from pyproj import Transformer
 
 from coverage.addressing import address_key, strip_postcode
-from coverage.crs import assert_same_crs
 from coverage.columns import concat_frames, constant
+from coverage.crs import assert_same_crs
 from coverage.membership import StringLookup, member
 from coverage.quarantine import concat, rows
 from coverage.schemas import OFFER_COLUMNS
@@ -107,8 +107,7 @@ def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame) -> tuple[pd.
     loose = strip_postcode(addr_key)
     loose_lookup = pd.Series(positions, index=loose.to_numpy())
     loose_lookup = loose_lookup[~loose_lookup.index.duplicated(keep=False)]  # ambiguous without postcode
-    rec_key = address_key(records["street"].astype(str), records["house_number"].astype(str),
-                          records["postcode"].astype(str))
+    rec_key = address_key(records["street"], records["house_number"], records["postcode"])
     exact = rec_key.map(lookup)
     loose = strip_postcode(rec_key).map(loose_lookup)
     pos = exact.fillna(loose)

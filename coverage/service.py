@@ -27,6 +27,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from coverage.columns import factorize_sorted
 from coverage.membership import StringLookup
 from coverage.pip import _import_numba
 from coverage.technology import Technology
@@ -97,19 +98,6 @@ def unmentioned(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:
     mentioned = np.zeros(len(address_ids), dtype=bool)
     mentioned[pos[pos >= 0]] = True
     return ~mentioned
-
-
-def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (int64, -1 for missing) and names (object array, sorted as ``pd.factorize(sort=True)``)."""
-    if not isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype("category")
-    codes = values.cat.codes.to_numpy().astype(np.int64)
-    names = np.asarray([str(c) for c in values.cat.categories], dtype=object)
-    order = np.argsort(names, kind="stable") if len(names) else np.zeros(0, np.int64)
-    rank = np.empty(len(names) + 1, dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    rank[-1] = -1
-    return rank[codes], names[order]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,8 +280,8 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
     pos = address_positions(ids, offers)
     start, order = _address_order(pos, flags, n)
 
-    prov_code, prov_names = _factorize_sorted(offers["provider"])
-    tech_code, tech_names = _factorize_sorted(offers["technology"])
+    prov_code, prov_names = factorize_sorted(offers["provider"])
+    tech_code, tech_names = factorize_sorted(offers["technology"])
     group_bits = np.zeros(len(tech_names) + 1, dtype=np.int64)  # last entry: missing technology
     for g, techs in enumerate(groups.values()):
         group_bits[:-1] |= np.isin(tech_names, [t.value for t in techs]).astype(np.int64) << g

@@ -9,8 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
-from rasterio.transform import from_origin
 import shapely
+from rasterio.transform import from_origin
 from shapely import box
 
 from coverage import quarantine as q

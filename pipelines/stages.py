@@ -23,8 +23,8 @@ from coverage.columns import concat_frames
 from coverage.config import ProviderConfig, RunConfig
 from coverage.funding import evaluate_rules
 from coverage.locate import locate_addresses
-from coverage.membership import same_strings
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
+from coverage.membership import same_strings
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses

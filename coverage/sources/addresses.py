@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage.columns import constant
+from coverage.columns import constant, stripped_text
 from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("site_kind", "site_name", "street", "house_number", "postcode", "locality")
 #: Few distinct values per file: read as categoricals from GeoParquet.
-CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality", "ags")
+CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality")
 
 
 def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
@@ -113,7 +113,7 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
 def _text(values: pd.Series) -> pd.Series:
     """Stripped text, "" for empty; few-valued (categorical) columns stay categorical."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return by_unique(values, lambda u: u.astype("string").fillna("").str.strip().astype(object))
+        return stripped_text(values)
     return values.astype("string").fillna("").str.strip().astype(str)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from coverage.columns import constant
+from coverage.columns import constant, stripped_text
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
@@ -75,7 +75,7 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
 
     def text(name: str, default: object) -> pd.Series:
         if name in frame.columns:
-            return by_unique(frame[name], lambda u: u.astype("string").str.strip().fillna("").astype(object))
+            return stripped_text(frame[name])
         return constant("" if default is None else str(default), idx)
 
     def speeds(name: str, default: object) -> tuple[pd.Series, pd.Series, Callable[[pd.Series], pd.Series]]:
@@ -146,7 +146,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
         if col not in frame:
             return constant("", frame.index)
         if isinstance(frame[col].dtype, pd.CategoricalDtype):
-            return by_unique(frame[col], lambda u: u.astype("string").str.strip().fillna("").astype(object))
+            return stripped_text(frame[col])
         return frame[col].astype("string").str.strip().fillna("")
 
     out = fields

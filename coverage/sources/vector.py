@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
-import pyarrow as pa
 import pyogrio
 from pyogrio.errors import DataLayerError
 from pyogrio.errors import DataSourceError as OgrDataSourceError
@@ -49,7 +48,7 @@ def read_vector(path: str | Path, layer: str | None = None, categorical: Sequenc
         if suffix == ".zip":
             source = _zip_source(path)
         return pyogrio.read_dataframe(source, layer=layer)
-    except (OgrDataSourceError, DataLayerError, OSError, pa.ArrowIOError) as exc:
+    except (OgrDataSourceError, DataLayerError, OSError) as exc:  # pyarrow I/O errors are OSErrors
         raise DataSourceError(f"{path}: cannot read as a vector file ({exc})") from exc
     except ValueError as exc:  # e.g. parquet without geo metadata
         raise InputDataError(f"{path}: not a vector dataset ({exc})") from exc
