@@ -89,7 +89,7 @@ def provider_changes(offers_a: pd.DataFrame, offers_b: pd.DataFrame) -> pd.DataF
     """Providers and technologies with the number of addresses they reach, before and after."""
     def reach(offers: pd.DataFrame) -> pd.Series:
         current = offers[offers["status"] == "current"]
-        return current.groupby(["provider", "technology"])["address_id"].nunique()
+        return current.groupby(["provider", "technology"], observed=True)["address_id"].nunique()
 
     out = pd.concat([reach(offers_a).rename("addresses_a"), reach(offers_b).rename("addresses_b")], axis=1)
     out = out.fillna(0).astype("int64").reset_index()

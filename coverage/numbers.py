@@ -69,7 +69,11 @@ def by_unique(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Ser
     codes, uniques = distinct(values)
     mapped = fn(uniques)
     if pd.api.types.is_string_dtype(mapped.dtype) or mapped.dtype == object:
-        mcodes, muniques = pd.factorize(mapped.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        mapped = mapped.to_numpy(dtype=object, na_value=None)
+        try:  # sorted categories: sorting the column sorts alphabetically, as for plain text
+            mcodes, muniques = pd.factorize(mapped, use_na_sentinel=True, sort=True)
+        except TypeError:  # values that do not compare (mixed types): first-seen order
+            mcodes, muniques = pd.factorize(mapped, use_na_sentinel=True)
         return pd.Series(pd.Categorical.from_codes(mcodes[codes], pd.Index(muniques)),
                          index=values.index)
     return pd.Series(mapped.to_numpy()[codes], index=values.index)

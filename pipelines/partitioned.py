@@ -172,7 +172,12 @@ def _in_process(parts: list[Partition], cfg: RunConfig, boundaries: Boundaries, 
     with ThreadPoolExecutor(max_workers=1) as background:
         pending: Future | None = None
         for p in parts:
-            result = run_partition(p, cfg, boundaries, locator, ref, run_dir, defer_write=True)
+            try:
+                result = run_partition(p, cfg, boundaries, locator, ref, run_dir, defer_write=True)
+            except BaseException:
+                if pending is not None and pending.exception() is not None:  # waits for the write
+                    log.error("writing the previous partition failed as well: %s", pending.exception())
+                raise
             if pending is not None:
                 pending.result()
             pending = background.submit(result.write)

@@ -302,3 +302,13 @@ def test_parquet_datasets_for_addresses_and_provider_tables(world):
     assert quarantined(world, "dsl") == [(2, "negative_value"), (3, "unknown_address")]
     ctx = validate_inputs(load_config(world / "run.toml"))
     assert sorted(ctx.artefacts["addresses"]["address_id"]) == ["A1", "A2", "A3"]
+
+
+def test_geoparquet_address_without_a_point_is_quarantined_not_a_crash(world):
+    # GeoParquet stores POINT EMPTY (an address not yet geocoded) as a WKB point with NaN coordinates.
+    pts = gpd.GeoDataFrame({"address_id": ["A1", "A2", "A3"], "households": [3, 2, 5]},
+                           geometry=[Point(X0 + 100, Y0 + 100), Point(), Point(X0 + 1500, Y0 + 500)], crs=CRS)
+    (world / "adr").mkdir()
+    pts.to_parquet(world / "adr" / "part-000.parquet")
+    edit_config(world, 'path = "addresses.csv"', 'path = "adr"')
+    assert quarantined(world, "adr") == [(2, "missing_coordinates")]

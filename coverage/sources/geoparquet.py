@@ -75,8 +75,11 @@ def read_geoparquet(files: Sequence[Path], categorical: Sequence[str] = ()) -> g
     wkb = table.column(column)
     frame = table.drop_columns([column]).to_pandas()
     xy = wkb_point_xy(wkb)
-    if xy is not None:
-        geometry = shapely.points(*xy)
-    else:
+    if xy is None:
         geometry = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+    else:
+        geometry = shapely.points(*xy)
+        empty = np.isnan(xy[0]) | np.isnan(xy[1])  # WKB writes POINT EMPTY as NaN coordinates
+        if empty.any():
+            geometry[empty] = shapely.from_wkt("POINT EMPTY")
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, crs=crs).values, crs=crs)
