@@ -102,21 +102,31 @@ def write_gap_lists(forgotten: pd.DataFrame, quarantine: pd.DataFrame, run_dir: 
     return ["forgotten_addresses.csv", "unmatched_provider_records.csv"]
 
 
-def write_grid(cells: pd.DataFrame, thresholds, groups, run_dir: Path, size_m: int = 100) -> list[str]:
+def write_grid(cells: pd.DataFrame, thresholds, groups, run_dir: Path, size_m: int = 100,
+               rows_per_write: int = 250_000) -> list[str]:
     """Per 100 m INSPIRE cell: a GeoPackage of cell squares and a multi-band GeoTIFF (float32, NaN = no data)."""
-    e, n = cells["east"].to_numpy(), cells["north"].to_numpy()
-    squares = gpd.GeoDataFrame(cells, geometry=box(e, n, e + size_m, n + size_m), crs=INSPIRE_GRID_CRS)
     gpkg = run_dir / "grid" / f"grid_{size_m}m.gpkg"
     with io.atomic_path(gpkg) as tmp:
         tmp.unlink()
-        squares.to_file(tmp, layer=f"grid_{size_m}m", driver="GPKG")
+        # In slices: Germany has 2.3 M populated cells x 150 columns; converting them to squares and
+        # Arrow in one go would hold two more copies of the 2.8 GB table.
+        for start in range(0, max(len(cells), 1), rows_per_write):
+            part = cells.iloc[start:start + rows_per_write]
+            e, n = part["east"].to_numpy(), part["north"].to_numpy()
+            squares = gpd.GeoDataFrame(part, geometry=box(e, n, e + size_m, n + size_m), crs=INSPIRE_GRID_CRS)
+            squares.to_file(tmp, layer=f"grid_{size_m}m", driver="GPKG", engine="pyogrio", use_arrow=True,
+                            append=start > 0)
     layout = grid_layout(cells, size_m)
     names = band_names(thresholds, groups)
     tif = run_dir / "grid" / f"grid_{size_m}m.tif"
     with io.atomic_path(tif) as tmp:
+        # Band-interleaved: bands are written one after another, and with GDAL's default (pixel
+        # interleave) every band write re-compresses every tile (a Germany raster took > 15 minutes).
+        # Deflate at level 1 on all cores: as readable as any GeoTIFF, ~40 % faster than level 6.
         profile = {"driver": "GTiff", "height": layout.height, "width": layout.width, "count": len(names),
                    "dtype": "float32", "crs": INSPIRE_GRID_CRS, "nodata": np.nan, "compress": "deflate",
-                   "predictor": 3, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                   "zlevel": 1, "predictor": 3, "interleave": "band", "num_threads": "all_cpus",
+                   "tiled": True, "blockxsize": 256, "blockysize": 256,
                    "transform": from_origin(layout.west, layout.north, size_m, size_m)}
         with rasterio.open(tmp, "w", **profile) as dst:
             for i, name in enumerate(names, start=1):

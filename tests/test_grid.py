@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
+import rasterio
 
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.grid import finish_grid, grid_counts
 from coverage.schemas import threshold_tag
+from pipelines.outputs import write_grid
 
 THRESHOLDS = (2, 16, 30, 100, 1000)
 GROUPS = ("all", "fibre")
@@ -50,3 +53,19 @@ def test_grid_counts_equal_reference(fractional):
                        grid_counts(x[half:], y[half:], INSPIRE_GRID_CRS, frame.iloc[half:], THRESHOLDS, GROUPS)])
     whole = finish_grid(fast, THRESHOLDS, GROUPS)
     pd.testing.assert_frame_equal(finish_grid(parts, THRESHOLDS, GROUPS), whole, check_exact=not fractional)
+
+
+def test_grid_files_written_in_slices_hold_every_cell_once(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 5_000
+    x, y = 4_500_000 + rng.uniform(0, 5_000, n), 3_300_000 + rng.uniform(0, 5_000, n)
+    frame = pd.DataFrame({"households": np.ones(n), "best_down_all": rng.choice([2.0, 100.0], n),
+                          "best_down_fibre": rng.choice([0.0, 1000.0], n)})
+    cells = finish_grid(grid_counts(x, y, INSPIRE_GRID_CRS, frame, THRESHOLDS, GROUPS), THRESHOLDS, GROUPS)
+    write_grid(cells, THRESHOLDS, GROUPS, tmp_path, rows_per_write=700)  # several GeoPackage slices
+    squares = pyogrio.read_dataframe(tmp_path / "grid" / "grid_100m.gpkg")
+    assert squares["cell_id"].tolist() == cells["cell_id"].tolist()
+    assert np.allclose(squares.geometry.area, 100 * 100)
+    with rasterio.open(tmp_path / "grid" / "grid_100m.tif") as tif:
+        households = tif.read(1)
+    assert np.nansum(households) == n and np.count_nonzero(~np.isnan(households)) == len(cells)
