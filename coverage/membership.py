@@ -113,6 +113,8 @@ def _build_table(hashes, offsets, data, valid, bits):
     return table, repeated
 
 
+# The probing loop is written out again here rather than shared with _build_table: as a shared numba
+# helper returning (slot, key) the table build measured 3x slower (0.26 s -> 0.74 s for 4 M ids).
 @njit(cache=True, parallel=True)
 def _probe_table(table, bits, k_off, k_data, k_valid, hashes, offsets, data, valid):
     mask = np.uint64((1 << bits) - 1)
