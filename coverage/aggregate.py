@@ -142,7 +142,9 @@ def with_shares(table: pd.DataFrame, thresholds: Sequence[float], groups: Sequen
                     ge = table[f"{prefix}hh_ge_{tag}"].to_numpy(dtype="float64")
                     extra[f"{prefix}share_ge_{tag}"] = np.where(hh > 0, 100.0 * ge / hh, np.nan)
                     extra[f"{prefix}hh_lt_{tag}"] = hh - ge
-    return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1)
+    # copy=False: each new column stays its own array (a 2.3 M-cell Germany grid would otherwise hold the
+    # 96 new columns twice while they are consolidated into one block)
+    return pd.concat([table, pd.DataFrame(extra, index=table.index, copy=False)], axis=1)
 
 
 def _check_additivity(tables: dict[str, pd.DataFrame], count_cols: list[str]) -> None:

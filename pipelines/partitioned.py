@@ -203,6 +203,7 @@ def combine(ctx: Context, results: list[PartitionResult]) -> None:
         grid_counts=pd.concat([r.grid for r in results if r.grid is not None]) if cfg.output.grid else None,
         planned_until=results[0].planned_until, partitions=[r.name for r in results])
     for r in results:
+        r.grid = None  # concatenated above; the per-partition copies (0.9 GB for Germany) are not needed again
         for entry in r.accounting:
             ctx.account(entry)
         ctx.quarantine.extend(r.quarantine)
