@@ -121,6 +121,8 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: the configuration file's text as read (recorded in the manifest and the atlas: read once)
+    source_text: str = ""
 
     @property
     def aliases(self) -> dict[str, Technology]:
@@ -131,21 +133,23 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML run configuration."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise DataSourceError(f"{path}: config file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataSourceError(f"{path}: cannot read config file ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return config_from_dict(raw, base_dir=path.resolve().parent, source=path)
+    return config_from_dict(raw, base_dir=path.resolve().parent, source=path, text=text)
 
 
-def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None = None) -> RunConfig:
+def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None = None,
+                     text: str = "") -> RunConfig:
     """Build a :class:`RunConfig` from parsed TOML; every problem names its key."""
     prefix = f"{source}: " if source else ""
     try:
-        return _build(raw, base_dir, source)
+        return dataclasses.replace(_build(raw, base_dir, source), source_text=text)
     except ConfigError as exc:
         raise ConfigError(prefix + str(exc)) from exc
 

@@ -6,13 +6,16 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from coverage.changes import address_changes, address_list_changes, area_changes, funding_changes, provider_changes
 from coverage.schemas import LEVEL_KEYS
 from pipelines import io
-from pipelines.stages import Context
+
+if TYPE_CHECKING:
+    from pipelines.runner import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +102,14 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
     return [*written, "summary.json"]
 
 
-def changes_after_run(previous: Path, ctx: Context, staging: Path) -> list[str]:
-    """The runner's hook: compare the latest published run with the one being built."""
-    run_id = staging.name.removeprefix(".").removesuffix(".partial")
-    kept: dict = {}
-    written = write_change_report(load_run(previous), load_run(staging, run_id), staging / "changes",
-                                  ctx.cfg.analysis.change_tolerance_pp, keep=kept)
-    ctx.artefacts["changes"] = kept
+def changes_after_run(previous: Path, record: RunRecord, staging: Path) -> list[str]:
+    """The runner's hook: compare the latest published run with the one being built (from memory)."""
+    state = record.state
+    assert state.tables is not None
+    current = (RunData(record.run_id, state.tables, None, None) if record.partitioned else
+               RunData(record.run_id, state.tables, state.results, state.all_offers()))
+    kept: dict[str, Any] = {}
+    written = write_change_report(load_run(previous), current, staging / "changes",
+                                  record.cfg.analysis.change_tolerance_pp, keep=kept)
+    record.changes = kept
     return [f"changes/{w}" for w in written]

@@ -84,13 +84,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from coverage.config import load_config
     from pipelines.runner import validate_inputs
 
-    ctx = validate_inputs(load_config(args.config or DEMO_DIR / "bbcov.toml"))
+    _, ledger = validate_inputs(load_config(args.config or DEMO_DIR / "bbcov.toml"))
     rows = [{"file / stage": a.stage.removeprefix("read ").removeprefix("provider "), "rows read": a.rows_in,
              "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
-             "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ctx.accounting]
+             "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ledger.accounting]
     with pd.option_context("display.width", 200, "display.max_colwidth", 80):
         print(pd.DataFrame(rows).to_string(index=False))
-    total = sum(sum(a.quarantined.values()) for a in ctx.accounting)
+    total = sum(sum(a.quarantined.values()) for a in ledger.accounting)
     print(f"\n{total} row(s) quarantined" + (" — run `bbcov run` to write them to quarantine/*.csv" if total else ""))
     return EXIT_OK
 

@@ -1,18 +1,30 @@
-"""Fingerprints of inputs, parameters and code: what decides whether a stage must run again."""
+"""Fingerprints of inputs, parameters and code: what decides whether a stage must run again.
+
+Code fingerprints are computed, not listed: a stage's code is its function, the functions of the
+same module it calls, and every project module those use, followed through their imports. Any edit
+to any of these files changes the stage's key, so a rerun after an upgrade never reuses results of
+the old code.
+"""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import hashlib
-import importlib
+import inspect
 import json
-from collections.abc import Iterable
-from functools import cache
+import types
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
+
+#: The folder holding the project's packages; code outside it (numpy, pandas …) is pinned by versions.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("coverage", "pipelines")
 
 
-def file_fingerprint(path: Path) -> dict:
+def file_fingerprint(path: Path) -> dict[str, Any]:
     """Size and SHA-256 of a file, or of every file below a folder (bundles, partitioned datasets).
 
     A missing path gets ``{"missing": true}``: the stage that reads it reports the error properly.
@@ -53,21 +65,135 @@ def params_hash(params: object) -> str:
     return hashlib.sha256(json.dumps(_plain(params), sort_keys=True, default=str).encode()).hexdigest()
 
 
-@cache
-def module_hash(name: str) -> str:
-    """SHA-256 of a module's source file ('' for modules that do not exist yet)."""
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError:
-        return ""
-    source = Path(module.__file__ or "")
-    return hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else ""
+def _is_project(module: str) -> bool:
+    return module.split(".")[0] in PROJECT_PACKAGES
 
 
-def stage_key(name: str, inputs: Iterable[dict], params: object, modules: Iterable[str],
+def module_file(module: str, root: Path) -> Path | None:
+    """The source file of a project module below ``root`` (a package's ``__init__.py``), if any."""
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(module: str, source: str) -> set[str]:
+    """Project modules a module imports anywhere (top level or inside functions), resolved."""
+    found: set[str] = set()
+    package = module if module.endswith("__init__") else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # may name submodules
+    return {m for m in found if _is_project(m)}
+
+
+def import_closure(modules: Iterable[str], root: Path) -> dict[str, str]:
+    """Every project module reachable from ``modules`` through imports, with its file's SHA-256.
+
+    Packages count with their ``__init__``: importing ``coverage.report.maps`` runs
+    ``coverage/__init__.py`` and ``coverage/report/__init__.py`` first.
+    """
+    todo = list(modules)
+    hashes: dict[str, str] = {}
+    while todo:
+        name = todo.pop()
+        if name in hashes or not _is_project(name):
+            continue
+        path = module_file(name, root)
+        if path is None:  # a name imported from a module, not a module of its own
+            continue
+        data = path.read_bytes()
+        hashes[name] = hashlib.sha256(data).hexdigest()
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        todo += [*parents, *_imports(name, data.decode("utf-8"))]
+    return dict(sorted(hashes.items()))
+
+
+def _code_objects(code: types.CodeType) -> Iterable[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def _literal(value: object) -> str | None:
+    """A canonical text of plain data (sets sorted), or None for other objects (loggers, frames …)
+    whose ``repr`` carries addresses or state rather than a value."""
+    if value is None or isinstance(value, str | int | float | bool | bytes):
+        return repr(value)
+    if isinstance(value, tuple | list | frozenset | set):
+        items = [_literal(v) for v in value]
+        if any(i is None for i in items):
+            return None
+        texts = [i for i in items if i is not None]
+        return f"{type(value).__name__}({sorted(texts) if isinstance(value, set | frozenset) else texts})"
+    if isinstance(value, dict):
+        pairs = [(_literal(k), _literal(v)) for k, v in value.items()]
+        return None if any(k is None or v is None for k, v in pairs) else f"dict({sorted(pairs)})"  # type: ignore[type-var]
+    return None
+
+
+def code_closure(fn: Callable[..., Any]) -> tuple[list[str], set[str]]:
+    """The sources of ``fn`` and of the same-module functions it calls, and the other project modules
+    it uses (by the global names its code refers to). Same-module helpers count by their source,
+    not by their whole module, so editing one stage does not rerun the others."""
+    home = fn.__module__
+    sources: list[str] = []
+    modules: set[str] = set()
+    seen: set[Callable[..., Any]] = set()
+    todo = [fn]
+    while todo:
+        f = inspect.unwrap(todo.pop())
+        if f in seen:
+            continue
+        seen.add(f)
+        sources.append(inspect.getsource(f))
+        names = {n for code in _code_objects(f.__code__) for n in code.co_names}
+        for name in sorted(names):
+            if name not in f.__globals__:
+                continue  # a builtin or an attribute name
+            value = f.__globals__[name]
+            if isinstance(value, types.ModuleType):
+                if _is_project(value.__name__):
+                    modules.add(value.__name__)
+                continue
+            owner = getattr(value, "__module__", None) if callable(value) else None
+            if owner is None:  # a constant (of this module, or imported): its value counts
+                text = _literal(value)
+                if text is not None:
+                    sources.append(f"{name} = {text}")
+            elif not _is_project(owner):
+                continue
+            elif owner == home and isinstance(value, types.FunctionType):
+                todo.append(value)
+            elif owner == home and isinstance(value, type):
+                sources.append(inspect.getsource(value))
+            else:
+                modules.add(owner)
+    return sources, modules
+
+
+def code_key(fn: Callable[..., Any], root: Path | None = None) -> str:
+    """One hash over a stage function's code closure (see :func:`code_closure`), its module files
+    read below ``root`` (default: :data:`PROJECT_ROOT`)."""
+    sources, modules = code_closure(fn)
+    closure = import_closure(modules, root or PROJECT_ROOT)
+    payload = {"functions": sorted(sources), "modules": closure}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def stage_key(name: str, inputs: Iterable[dict[str, Any]], params: object, code: str,
               upstream: Iterable[str]) -> str:
     """One hash over everything a stage's result depends on."""
     payload = {"stage": name, "inputs": [i.get("sha256", "missing") for i in inputs],
-               "params": params_hash(params), "code": [module_hash(m) for m in modules],
-               "upstream": list(upstream)}
+               "params": params_hash(params), "code": code, "upstream": list(upstream)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

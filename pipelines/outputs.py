@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,11 +14,13 @@ import shapely
 from rasterio.transform import from_origin
 from shapely import box
 
-from coverage import quarantine as q
+from coverage.config import RunConfig
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.grid import band_names, dense_band, finish_grid, grid_counts, grid_layout
+from coverage.grid import band_names, dense_band, finish_grid, grid_layout
 from pipelines import io
-from pipelines.stages import Context
+from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE
+from pipelines.execute import Ledger
+from pipelines.stages import RunState
 
 log = logging.getLogger(__name__)
 
@@ -25,68 +28,88 @@ log = logging.getLogger(__name__)
 def flat_addresses(addresses: gpd.GeoDataFrame) -> pd.DataFrame:
     """Per-address results with x/y columns instead of a geometry (what addresses.parquet holds).
 
-    Built column by column without copying the ~90 result columns (at millions of addresses a
-    ``drop`` of the geometry copies gigabytes)."""
+    x/y are the exact coordinates (a later run rebuilds the points from them, see
+    :mod:`pipelines.cache`). Built column by column without copying the ~90 result columns (at
+    millions of addresses a ``drop`` of the geometry copies gigabytes)."""
     pts = addresses.geometry.values
     columns = {c: addresses[c] for c in addresses.columns if c != addresses.geometry.name}
     flat = pd.DataFrame(columns, copy=False)
-    flat.insert(1, "x", np.round(shapely.get_x(pts), 2))
-    flat.insert(2, "y", np.round(shapely.get_y(pts), 2))
+    flat.insert(1, "x", shapely.get_x(pts))
+    flat.insert(2, "y", shapely.get_y(pts))
     return flat
 
 
 def offers_table(offers: pd.DataFrame) -> pd.DataFrame:
-    """Offers as offers.parquet holds them: without the run-internal address positions."""
+    """Offers as a partition's part of offers.parquet holds them: without the partition-internal positions."""
     return offers.drop(columns="addr", errors="ignore")
 
 
-def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:
-    """Addresses no delivery mentions, with the names of their areas."""
-    cols = [c for c in ("address_id", "street", "house_number", "postcode", "locality", "households", "site_kind",
-                        "ags") if c in addresses.columns]
-    names = hierarchy[["ags", "gemeinde_name", "amt_name", "kreis_name"]]
-    return addresses.loc[addresses["no_offer"].to_numpy(), cols].merge(names, on="ags", how="left")
+@dataclass
+class Written:
+    """What write_outputs wrote, and where the cached stage results lie (see :mod:`pipelines.cache`)."""
+
+    files: list[str] = field(default_factory=list)
+    offer_rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # delivery -> rows of offers.parquet
+    quarantine: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # stage -> [(file, source)]
 
 
-def write_outputs(ctx: Context, run_dir: Path) -> list[str]:
+def write_per_address(state: RunState, run_dir: Path, written: Written) -> None:
+    """addresses.parquet and offers.parquet of a single run (a partitioned run writes part files)."""
+    assert state.results is not None
+    io.write_parquet(run_dir / ADDRESSES_FILE, flat_addresses(state.results))
+    start = 0
+    for delivery, frame in state.offers.items():
+        written.offer_rows[delivery] = (start, start + len(frame))
+        start += len(frame)
+    io.write_parquet(run_dir / OFFERS_FILE, state.all_offers())
+
+
+def write_quarantine(ledger: Ledger, run_dir: Path, written: Written) -> pd.DataFrame:
+    """One CSV per input file that had rejected rows (``quarantine/<file stem>.csv``); names that
+    two inputs would share (``telekom.csv``, ``telekom.txt``) get a numbered suffix."""
+    taken: set[str] = set()
+    for stage, frame in ledger.quarantine:
+        for source, part in frame.groupby("source", sort=True):
+            stem = Path(str(source)).stem or "unknown"
+            name, i = f"quarantine/{stem}.csv", 1
+            while name in taken:
+                i += 1
+                name = f"quarantine/{stem}_{i}.csv"
+            taken.add(name)
+            io.write_csv(run_dir / name, part)
+            written.files.append(name)
+            written.quarantine.setdefault(stage, []).append((name, str(source)))
+    return ledger.all_quarantine()
+
+
+def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path, partitioned: bool) -> Written:
     """Tables, per-address results, offers, quarantine, gap lists and the grid of one run.
 
     In a partitioned run the partitions have written addresses.parquet/ and offers.parquet/ (folders of
     part files, read like one file) and returned their gap lists and grid counts.
     """
-    written = []
-    for level, table in ctx.artefacts["tables"].items():
+    assert state.tables is not None and state.site_tables is not None and state.sites is not None
+    written = Written()
+    for level, table in state.tables.items():
         io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
-        written.append(f"tables/coverage_{level}.csv")
-    for level, table in ctx.artefacts["site_tables"].items():
+        written.files.append(f"tables/coverage_{level}.csv")
+    for level, table in state.site_tables.items():
         io.write_csv(run_dir / "tables" / f"sites_{level}.csv", table)
-        written.append(f"tables/sites_{level}.csv")
-    io.write_csv(run_dir / "sites.csv", ctx.artefacts["sites"])
-    written.append("sites.csv")
-    cfg = ctx.cfg
-    thresholds, groups = cfg.analysis.thresholds_mbps, list(cfg.analysis.groups)
-    if "partitions" in ctx.artefacts:
-        # popped: the summed grid replaces the partitions' counts (0.9 GB for Germany) before it is written
-        forgotten, counts = ctx.artefacts["forgotten"], ctx.artefacts.pop("grid_counts", None)
-    else:
-        addresses = ctx.artefacts["addresses"]
-        io.write_parquet(run_dir / "addresses.parquet", flat_addresses(addresses))
-        io.write_parquet(run_dir / "offers.parquet", offers_table(ctx.artefacts["offers"]))
-        forgotten = forgotten_addresses(addresses, ctx.artefacts["boundaries"].hierarchy())
-        counts = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs,
-                              addresses, thresholds, groups) if cfg.output.grid and len(addresses) else None)
-    written += ["addresses.parquet", "offers.parquet"]
-    quarantine = q.concat(ctx.quarantine)
-    for source, part in quarantine.groupby("source", sort=True):
-        name = f"quarantine/{Path(str(source)).stem or 'unknown'}.csv"
-        io.write_csv(run_dir / name, part)
-        written.append(name)
-    ctx.artefacts["quarantine"] = quarantine
-    written += write_gap_lists(forgotten, quarantine, run_dir)
+        written.files.append(f"tables/sites_{level}.csv")
+    io.write_csv(run_dir / "sites.csv", state.sites)
+    written.files.append("sites.csv")
+    if not partitioned:
+        write_per_address(state, run_dir, written)
+    written.files += [ADDRESSES_FILE, OFFERS_FILE]
+    quarantine = write_quarantine(ledger, run_dir, written)
+    assert state.forgotten is not None
+    written.files += write_gap_lists(state.forgotten, quarantine, run_dir)
+    counts, state.grid_counts = state.grid_counts, None  # the summed cells replace the counts (0.9 GB for Germany)
     if counts is not None and len(counts):
+        thresholds, groups = cfg.analysis.thresholds_mbps, list(cfg.analysis.groups)
         cells = finish_grid(counts, thresholds, groups)
         del counts
-        written += write_grid(cells, thresholds, groups, run_dir)
+        written.files += write_grid(cells, thresholds, groups, run_dir)
     return written
 
 

@@ -21,25 +21,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-from coverage import quarantine as q
-from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.config import RunConfig
 from coverage.errors import ConfigError
-from coverage.grid import grid_counts
-from coverage.locate import Locator
-from coverage.sites import site_counts, site_table
-from coverage.sources.bkg import Boundaries
 from pipelines import io
-from pipelines.outputs import flat_addresses, forgotten_addresses, offers_table
-from pipelines.stages import Accounting, Context, funding_flags, stage_addresses, stage_provider, stage_service
+from pipelines.execute import Ledger, run_stages
+from pipelines.outputs import flat_addresses, offers_table
+from pipelines.stages import REDUCE, RunState, Stage
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +41,17 @@ log = logging.getLogger(__name__)
 class Partition:
     name: str  # e.g. "land=05"
     addresses: Path
-    providers: dict[str, Path]  # delivery name -> its part (or the whole file for polygons/rasters)
+    providers: dict[str, Path | None]  # delivery name -> its part (or the whole file for polygons/rasters)
     size: int  # bytes of the address files, to schedule large partitions first
 
 
 @dataclass
 class PartitionResult:
+    """What one partition hands to the reduce: the outputs named in REDUCE, and its ledger."""
+
     name: str
-    counts: pd.DataFrame
-    sites: pd.DataFrame
-    forgotten: pd.DataFrame
-    grid: pd.DataFrame | None
-    accounting: list[Accounting]
-    quarantine: list[pd.DataFrame]
-    planned_until: str
+    outputs: dict[str, Any]
+    ledger: Ledger
     seconds: float
     write: Callable[[], None] | None = None  # deferred writing of the part files (in process only)
 
@@ -93,56 +83,53 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
     return parts
 
 
-def run_partition(part: Partition, cfg: RunConfig, boundaries: Boundaries, locator: Locator, ref: date,
-                  run_dir: Path, defer_write: bool = False) -> PartitionResult:
-    """Read, locate, link and evaluate one partition with the ordinary stage functions.
+def partition_config(cfg: RunConfig, part: Partition) -> RunConfig:
+    """The run's configuration narrowed to one partition's address and provider files."""
+    providers = tuple(dataclasses.replace(p, path=path, label=p.name) for p in cfg.providers
+                      if (path := part.providers.get(p.name)) is not None)
+    return dataclasses.replace(cfg, addresses=dataclasses.replace(cfg.addresses, path=part.addresses),
+                               providers=providers)
+
+
+def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, run_dir: Path,
+                  defer_write: bool = False) -> PartitionResult:
+    """Run the per-partition stages (the partition's own plan) and keep what the reduce needs.
 
     The per-address part files are written before returning, or, with ``defer_write``, by the
     returned ``result.write`` (so a caller can write them while the next partition is computed).
     """
     t0 = time.perf_counter()
-    providers = tuple(dataclasses.replace(p, path=part.providers[p.name], label=p.name) for p in cfg.providers
-                      if part.providers.get(p.name) is not None)
-    sub_cfg = dataclasses.replace(cfg, addresses=dataclasses.replace(cfg.addresses, path=part.addresses),
-                                  providers=providers)
-    ctx = Context(cfg=sub_cfg, reference_date=ref)
-    ctx.artefacts.update(boundaries=boundaries, locator=locator)
-    stage_addresses(ctx)
-    for p in providers:
-        stage_provider(ctx, p)
-    stage_service(ctx)
-    addresses, offers = ctx.artefacts["addresses"], ctx.artefacts["offers"]
+    state = RunState(boundaries=shared.boundaries, locator=shared.locator)
+    ledger = Ledger()
+    run_stages(stages, state, ledger, label=f"{part.name}: ")
+    results, offers = state.results, state.all_offers()
+    assert results is not None
 
     def write() -> None:
-        io.write_parquet_parts(run_dir / "addresses.parquet", part.name, flat_addresses(addresses))
+        io.write_parquet_parts(run_dir / "addresses.parquet", part.name, flat_addresses(results))
         io.write_parquet_parts(run_dir / "offers.parquet", part.name, offers_table(offers))
 
-    groups, thresholds = list(cfg.analysis.groups), cfg.analysis.thresholds_mbps
-    counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"), flags=funding_flags(cfg))
-    grid = (grid_counts(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy(), addresses.crs, addresses,
-                        thresholds, groups) if cfg.output.grid and len(addresses) else None)
-    for entry in ctx.accounting:
-        entry.stage = f"{part.name}: {entry.stage}"
-    result = PartitionResult(part.name, counts, site_table(addresses, boundaries),
-                             forgotten_addresses(addresses, boundaries.hierarchy()), grid, ctx.accounting,
-                             ctx.quarantine, ctx.artefacts["planned_until"], time.perf_counter() - t0)
+    outputs = {name: getattr(state, name) for name in REDUCE}
+    result = PartitionResult(part.name, outputs, ledger, time.perf_counter() - t0)
     if defer_write:
         result.write = write
     else:
         write()
         result.seconds = time.perf_counter() - t0
-    log.info("partition %s: %d addresses in %.1f s%s", part.name, len(addresses), result.seconds,
+    log.info("partition %s: %d addresses in %.1f s%s", part.name, len(results), result.seconds,
              " (part files written in the background)" if defer_write else "")
     return result
 
 
-def map_partitions(parts: list[Partition], cfg: RunConfig, boundaries: Boundaries, ref: date, run_dir: Path,
+Work = Callable[[Partition], Sequence[Stage]]
+
+
+def map_partitions(parts: list[Partition], stages_of: Work, shared: RunState, run_dir: Path,
                    workers: int | None = None, scheduler: str | None = None) -> list[PartitionResult]:
     """Run every partition, largest first; in process, or as Dask tasks."""
-    locator = Locator.build(boundaries.gemeinde)
     parts = sorted(parts, key=lambda p: p.size, reverse=True)
     if not workers and not scheduler:
-        return _in_process(parts, cfg, boundaries, locator, ref, run_dir)
+        return _in_process(parts, stages_of, shared, run_dir)
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -154,32 +141,33 @@ def map_partitions(parts: list[Partition], cfg: RunConfig, boundaries: Boundarie
         client = Client(cluster)
     try:
         log.info("dask: %s with %d worker(s)", client.scheduler.address, len(client.scheduler_info()["workers"]))
-        shared = client.scatter([cfg, boundaries, locator, ref, run_dir], broadcast=True)
-        futures = [client.submit(run_partition, p, *shared, key=f"partition-{p.name}", pure=False) for p in parts]
-        return client.gather(futures)
+        state, folder = client.scatter([shared, run_dir], broadcast=True)
+        futures = [client.submit(run_partition, p, stages_of(p), state, folder, key=f"partition-{p.name}",
+                                 pure=False) for p in parts]
+        return list(client.gather(futures))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _in_process(parts: list[Partition], cfg: RunConfig, boundaries: Boundaries, locator: Locator, ref: date,
-                run_dir: Path) -> list[PartitionResult]:
+def _in_process(parts: list[Partition], stages_of: Work, shared: RunState, run_dir: Path) -> list[PartitionResult]:
     """Partitions one after the other; a partition's part files are written by a background thread
     while the next one is computed (Parquet encoding releases the GIL, so the second core does it).
     At most one partition's results wait to be written, which bounds memory."""
     results: list[PartitionResult] = []
     with ThreadPoolExecutor(max_workers=1) as background:
-        pending: Future | None = None
+        pending: Future[None] | None = None
         for p in parts:
             try:
-                result = run_partition(p, cfg, boundaries, locator, ref, run_dir, defer_write=True)
+                result = run_partition(p, stages_of(p), shared, run_dir, defer_write=True)
             except BaseException:
                 if pending is not None and pending.exception() is not None:  # waits for the write
                     log.error("writing the previous partition failed as well: %s", pending.exception())
                 raise
             if pending is not None:
                 pending.result()
+            assert result.write is not None
             pending = background.submit(result.write)
             result.write = None
             results.append(result)
@@ -188,27 +176,13 @@ def _in_process(parts: list[Partition], cfg: RunConfig, boundaries: Boundaries, 
     return results
 
 
-def combine(ctx: Context, results: list[PartitionResult]) -> None:
-    """Sum partition results into the run's artefacts (tables, sites, gap list, grid counts, accounting)."""
-    cfg = ctx.cfg
-    boundaries = ctx.artefacts["boundaries"]
-    groups, thresholds = list(cfg.analysis.groups), cfg.analysis.thresholds_mbps
+def reduce_partitions(results: list[PartitionResult], state: RunState, ledger: Ledger) -> None:
+    """Sum and concatenate the partitions' outputs into the run's state (in partition-name order)."""
     results = sorted(results, key=lambda r: r.name)
-    counts = pd.concat([r.counts for r in results]).groupby(level=0, sort=True).sum()
-    tables = area_tables(counts, boundaries, thresholds, groups, prefixes=("", "plan_"))
-    sites = pd.concat([r.sites for r in results], ignore_index=True)
-    ctx.artefacts.update(
-        tables=tables, sites=sites, site_tables=site_counts(sites, boundaries, thresholds),
-        forgotten=pd.concat([r.forgotten for r in results], ignore_index=True),
-        grid_counts=pd.concat([r.grid for r in results if r.grid is not None]) if cfg.output.grid else None,
-        planned_until=results[0].planned_until, partitions=[r.name for r in results])
+    for name, combine in REDUCE.items():
+        setattr(state, name, combine([r.outputs[name] for r in results]))
     for r in results:
-        r.grid = None  # concatenated above; the per-partition copies (0.9 GB for Germany) are not needed again
-        for entry in r.accounting:
-            ctx.account(entry)
-        ctx.quarantine.extend(r.quarantine)
-    n = int(tables["land"]["addresses"].sum())
-    ctx.account(Accounting("aggregate", n, n, note=f"{len(results)} partitions, "
-                           f"{tables['land']['households'].sum():.0f} households"))
-    log.info("combined %d partitions: %d addresses, %d quarantined rows", len(results), n,
-             len(q.concat(ctx.quarantine)))
+        r.outputs.clear()  # the grid counts of Germany's partitions alone are 0.9 GB
+        ledger.merge(r.ledger, r.name)
+    log.info("combined %d partitions: %d addresses, %d quarantined rows", len(results),
+             int(state.totals.get("addresses", 0)), sum(len(f) for _, f in ledger.quarantine))

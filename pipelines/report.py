@@ -38,7 +38,7 @@ from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, legend_entries
 from coverage.schemas import threshold_tag
 from pipelines import export, io
-from pipelines.stages import Context
+from pipelines.runner import RunRecord as Context
 
 log = logging.getLogger(__name__)
 

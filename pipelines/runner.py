@@ -14,10 +14,10 @@ cache. When no key changed at all, no new run is made ("nothing changed").
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
-import pickle
 import secrets
 import shutil
 import subprocess
@@ -26,21 +26,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 import coverage
 from coverage.config import RunConfig
 from coverage.errors import ConfigError
-from pipelines import io
-from pipelines.fingerprint import file_fingerprint, params_hash, stage_key
+from pipelines import cache, io
+from pipelines.execute import Ledger, run_stages
+from pipelines.fingerprint import code_key, file_fingerprint, params_hash, stage_key
 from pipelines.lock import run_lock
 from pipelines.outputs import write_outputs
-from pipelines.partitioned import combine, find_partitions, map_partitions
-from pipelines.stages import VALIDATION_STAGES, Context, Stage, all_offers, plan
+from pipelines.partitioned import Partition, find_partitions, map_partitions, partition_config, reduce_partitions
+from pipelines.stages import VALIDATION_STAGES, RunState, Stage, StageResult, plan
 
 log = logging.getLogger(__name__)
 
-ReportFn = Callable[[Context, Path], list[str]]
-ChangesFn = Callable[[Path, Context, Path], list[str]]
+
+@dataclass
+class RunRecord:
+    """What a run computed, handed in memory to the output writers, the change report and the atlas."""
+
+    cfg: RunConfig
+    run_id: str
+    created: str  # ISO time the run started
+    reference_date: date
+    state: RunState
+    ledger: Ledger
+    inputs: list[dict[str, Any]]  # size and SHA-256 of every input, hashed once per run
+    partitioned: bool = False
+    quarantine: pd.DataFrame | None = None  # every quarantined row, once written
+    changes: dict[str, Any] | None = None  # the change report against the previous run, for the atlas
+
+
+ReportFn = Callable[[RunRecord, Path], list[str]]
+ChangesFn = Callable[[Path, RunRecord, Path], list[str]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +69,7 @@ class RunResult:
     run_id: str
     run_dir: Path
     report_dir: Path | None
-    manifest: dict
+    manifest: dict[str, Any]
     changed: bool = True
     stages: dict[str, str] = field(default_factory=dict)  # stage -> "ran" | "reused"
 
@@ -57,14 +78,11 @@ def reference_date(cfg: RunConfig) -> date:
     return date.fromisoformat(cfg.analysis.reference_date) if cfg.analysis.reference_date else date.today()
 
 
-def validate_inputs(cfg: RunConfig) -> Context:
+def validate_inputs(cfg: RunConfig) -> tuple[RunState, Ledger]:
     """Run only the reading, locating and linking stages: what ``bbcov validate`` reports."""
-    ctx = Context(cfg=cfg, reference_date=reference_date(cfg))
-    for stage in plan(cfg):
-        if stage.name.startswith(VALIDATION_STAGES):
-            stage.run(ctx)
-    ctx.artefacts["offers"] = all_offers(ctx)
-    return ctx
+    state, ledger = RunState(), Ledger()
+    run_stages([s for s in plan(cfg, reference_date(cfg)) if s.name.startswith(VALIDATION_STAGES)], state, ledger)
+    return state, ledger
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -73,8 +91,8 @@ def new_run_id(now: datetime | None = None) -> str:
     return "run-" + now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def read_manifest(run_dir: Path) -> dict:
-    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")))
 
 
 def latest_run(cfg: RunConfig) -> Path | None:
@@ -107,87 +125,88 @@ def _remove_leftovers(*folders: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesFn | None, force: bool,
-         from_stage: str | None, engine: Engine) -> RunResult:
-    stages = plan(cfg)
-    names = [s.name for s in stages]
-    if from_stage is not None and not any(n == from_stage or n.startswith(from_stage + " ") for n in names):
-        raise ConfigError(f"--from {from_stage!r}: no such stage; stages are {names}")
-    previous = latest_run(cfg)
-    before = read_manifest(previous).get("stages", {}) if previous else {}
+@dataclass(frozen=True)
+class Plan:
+    """The stages of a run with their keys, and what decides "nothing changed"."""
 
-    started = time.perf_counter()
-    fingerprints = {str(p): file_fingerprint(p) for s in stages for p in s.inputs}
+    stages: list[Stage]
+    keys: dict[str, str]
+    report_key: str
+    inputs: dict[str, dict[str, Any]]  # path -> fingerprint
+
+
+def _fingerprint_params(params: object) -> object:
+    """Parameters as fingerprinted: a file's content counts (inputs), not the folder it lies in."""
+    if dataclasses.is_dataclass(params) and not isinstance(params, type) and hasattr(params, "path"):
+        return dataclasses.replace(params, path=Path())  # type: ignore[type-var]
+    if isinstance(params, dict):
+        return {k: _fingerprint_params(v) for k, v in params.items()}
+    return params
+
+
+def make_plan(cfg: RunConfig, ref: date, with_report: bool) -> Plan:
+    stages = plan(cfg, ref)
+    inputs = {str(p): file_fingerprint(p) for s in stages for p in s.inputs}
     keys: dict[str, str] = {}
     for s in stages:
-        keys[s.name] = stage_key(s.name, [fingerprints[str(p)] for p in s.inputs], s.params, s.modules,
-                                 [keys[a] for a in s.after])
-    report_key = params_hash([keys["aggregate"], cfg.report, report is not None])
+        keys[s.name] = stage_key(s.name, [inputs[str(p)] for p in s.inputs], _fingerprint_params(dict(s.params)),
+                                 code_key(s.fn), [keys[a] for a in s.after])
+    report_key = params_hash([keys["aggregate"], cfg.report, with_report])
+    return Plan(stages, keys, report_key, inputs)
+
+
+def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesFn | None, force: bool,
+         from_stage: str | None, engine: Engine) -> RunResult:
+    ref = reference_date(cfg)
+    p = make_plan(cfg, ref, report is not None)
+    names = [s.name for s in p.stages]
     forced = _forced(names, force, from_stage)
-    unchanged = (previous is not None and not forced
-                 and all(before.get(n, {}).get("key") == keys[n] for n in names)
-                 and before.get("report", {}).get("key") == report_key)
-    if unchanged:
+    previous = latest_run(cfg)
+    before: dict[str, Any] = read_manifest(previous).get("stages", {}) if previous else {}
+    if previous is not None and not forced and before.get("report", {}).get("key") == p.report_key and all(
+            before.get(n, {}).get("key") == p.keys[n] for n in names):
         log.info("nothing changed since %s (inputs, parameters and code fingerprints are equal)", previous.name)
         return RunResult(previous.name, previous, _report_dir(cfg, previous.name), read_manifest(previous),
                          changed=False, stages=dict.fromkeys(names, "reused"))
 
+    started = time.perf_counter()
     staging = cfg.output.dir / "runs" / f".{run_id}.partial"
     staging.mkdir(parents=True)
     handler = logging.FileHandler(staging / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    report_staging = None
     try:
-        ctx = Context(cfg=cfg, reference_date=reference_date(cfg))
-        ctx.artefacts["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-        status, timings = {}, {}
-        partitions = find_partitions(cfg)
-        if partitions is None and (engine.workers or engine.scheduler):
-            log.warning("the addresses are not partitioned (a folder of partition folders): --workers/--scheduler "
-                        "are not used, the run goes on in this process")
-        if partitions is not None:
-            # Germany scale: boundaries here, then every other stage per partition (no per-stage reuse).
-            t0 = time.perf_counter()
-            _execute(ctx, stages[0], staging / "cache" / _cache_name(stages[0].name))
-            results = map_partitions(partitions, cfg, ctx.artefacts["boundaries"], ctx.reference_date, staging,
-                                     workers=engine.workers, scheduler=engine.scheduler)
-            combine(ctx, results)
-            status = dict.fromkeys(names, "ran")
-            timings["partitions"] = round(time.perf_counter() - t0, 3)
-            timings.update({f"partition {r.name}": round(r.seconds, 3) for r in results})
-        for s in stages if partitions is None else ():
-            t0 = time.perf_counter()
-            cached = previous / "cache" / _cache_name(s.name) if previous else None
-            if (s.name not in forced and before.get(s.name, {}).get("key") == keys[s.name]
-                    and cached is not None and cached.exists()):
-                _restore(ctx, cached)
-                _link_or_copy(cached, staging / "cache" / _cache_name(s.name))
-                status[s.name] = "reused"
-            else:
-                _execute(ctx, s, staging / "cache" / _cache_name(s.name))
-                status[s.name] = "ran"
-            timings[s.name] = round(time.perf_counter() - t0, 3)
-            log.info("stage %s %s in %.1f s", s.name, status[s.name], timings[s.name])
+        record = RunRecord(cfg, run_id, datetime.now(UTC).isoformat(timespec="seconds"), ref, RunState(), Ledger(),
+                           list(p.inputs.values()))
+        timings: dict[str, float] = {}
 
+        def reuse(stage: Stage) -> StageResult | None:
+            entry = before.get(stage.name, {})
+            if previous is None or stage.name in forced or entry.get("key") != p.keys[stage.name]:
+                return None
+            return cache.restore(stage, entry, previous, cfg.analysis.working_crs)
+
+        _compute(record, p.stages, reuse, staging, engine, timings)
         t0 = time.perf_counter()
-        outputs = write_outputs(ctx, staging)
+        written = write_outputs(cfg, record.state, record.ledger, staging, record.partitioned)
+        record.quarantine = record.ledger.all_quarantine()
+        outputs = list(written.files)
         timings["write"] = round(time.perf_counter() - t0, 3)
         if changes is not None and previous is not None:
             t0 = time.perf_counter()
-            outputs += changes(previous, ctx, staging)
+            outputs += changes(previous, record, staging)
             timings["changes"] = round(time.perf_counter() - t0, 3)
-        report_staging = None
         if report is not None:
             t0 = time.perf_counter()
             report_staging = cfg.output.reports_dir / f".{run_id}.partial"
             report_staging.mkdir(parents=True)
-            outputs += [f"reports/{run_id}/{p}" for p in report(ctx, report_staging)]
+            outputs += [f"reports/{run_id}/{f}" for f in report(record, report_staging)]
             timings["report"] = round(time.perf_counter() - t0, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
-
-        manifest = build_manifest(ctx, run_id, timings, outputs, fingerprints)
-        manifest["stages"] = {n: {"key": keys[n], "status": status[n]} for n in names}
-        manifest["stages"]["report"] = {"key": report_key, "status": "ran" if report else "skipped"}
+        manifest = build_manifest(record, timings, outputs)
+        manifest["stages"] = _catalog(p, record, written)
+        manifest["stages"]["report"] = {"key": p.report_key, "status": "ran" if report else "skipped"}
         manifest["previous_run"] = previous.name if previous else None
         io.write_json(staging / "manifest.json", manifest)
     except BaseException:
@@ -196,7 +215,61 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+    return _publish(cfg, run_id, staging, report_staging, manifest, record.ledger.status)
 
+
+def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], StageResult | None], staging: Path,
+             engine: Engine, timings: dict[str, float]) -> None:
+    """Run the stages: once over all addresses (with reuse), or mapped over address partitions and reduced."""
+    cfg, state, ledger = record.cfg, record.state, record.ledger
+    first = next(i for i, s in enumerate(stages) if s.per_partition)
+    last = max(i for i, s in enumerate(stages) if s.per_partition) + 1
+    before, mapped, after = stages[:first], stages[first:last], stages[last:]
+    partitions = find_partitions(cfg)
+    if partitions is None and (engine.workers or engine.scheduler):
+        log.warning("the addresses are not partitioned (a folder of partition folders): --workers/--scheduler "
+                    "are not used, the run goes on in this process")
+    run_stages(before, state, ledger, reuse)
+    if partitions is None:
+        run_stages(mapped, state, ledger, reuse)
+    else:
+        # Germany scale: every per-partition stage per partition (no per-stage reuse), then the reduce.
+        record.partitioned = True
+        t0 = time.perf_counter()
+        ref = record.reference_date
+
+        def stages_of(part: Partition) -> list[Stage]:
+            return [s for s in plan(partition_config(cfg, part), ref) if s.per_partition]
+
+        results = map_partitions(partitions, stages_of, state, staging, workers=engine.workers,
+                                 scheduler=engine.scheduler)
+        reduce_partitions(results, state, ledger)
+        ledger.status.update(dict.fromkeys((s.name for s in mapped), "ran"))
+        timings["partitions"] = round(time.perf_counter() - t0, 3)
+        timings.update({f"partition {r.name}": round(r.seconds, 3) for r in results})
+    run_stages(after, state, ledger, reuse)
+    timings.update(ledger.seconds)
+
+
+def _catalog(p: Plan, record: RunRecord, written: Any) -> dict[str, Any]:
+    """Per stage: key, status, and (single runs) where its results lie, for reuse by a later run."""
+    catalog: dict[str, Any] = {}
+    for s in p.stages:
+        item: dict[str, Any] = {"key": p.keys[s.name], "status": record.ledger.status.get(s.name, "ran")}
+        if s.reusable and not record.partitioned:
+            outputs = {name: getattr(record.state, name) for name in s.makes}
+            if "offers" in outputs:
+                outputs["offers"] = {d: f for d, f in outputs["offers"].items() if d == s.params["delivery"].name}
+            item["outputs"] = cache.locations(s, outputs, written.offer_rows)
+            item["quarantine"] = written.quarantine.get(s.name, [])
+            item["accounting"] = _stage_accounting(record, s.name)
+        catalog[s.name] = item
+    return catalog
+
+
+def _publish(cfg: RunConfig, run_id: str, staging: Path, report_staging: Path | None, manifest: dict[str, Any],
+             status: dict[str, str]) -> RunResult:
+    """Rename the finished folders into place and move ``latest`` (each step atomic)."""
     final = cfg.output.dir / "runs" / run_id
     os.replace(staging, final)
     report_dir = None
@@ -207,10 +280,12 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
     io.point_symlink(cfg.output.dir / "latest", final)
     log.info("run %s published: %s (%d stage(s) ran, %d reused)", run_id, final,
              sum(v == "ran" for v in status.values()), sum(v == "reused" for v in status.values()))
-    return RunResult(run_id, final, report_dir, manifest, changed=True, stages=status)
+    return RunResult(run_id, final, report_dir, manifest, changed=True, stages=dict(status))
 
 
 def _forced(names: list[str], force: bool, from_stage: str | None) -> set[str]:
+    if from_stage is not None and not any(n == from_stage or n.startswith(from_stage + " ") for n in names):
+        raise ConfigError(f"--from {from_stage!r}: no such stage; stages are {names}")
     if force:
         return set(names)
     if from_stage is None:
@@ -224,38 +299,6 @@ def _report_dir(cfg: RunConfig, run_id: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _cache_name(stage: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stage) + ".pkl"
-
-
-def _execute(ctx: Context, stage: Stage, cache: Path) -> None:
-    """Run a stage and store what it added to the context, for reuse by later runs."""
-    n_acc, n_q = len(ctx.accounting), len(ctx.quarantine)
-    stage.run(ctx)
-    result = {"artefacts": {k: ctx.artefacts[k] for k in stage.produces},
-              "accounting": ctx.accounting[n_acc:], "quarantine": ctx.quarantine[n_q:]}
-    with io.atomic_path(cache) as tmp, tmp.open("wb") as fh:
-        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _restore(ctx: Context, cache: Path) -> None:
-    """Put a stage result from an earlier run back into the context (our own cache files only)."""
-    with cache.open("rb") as fh:
-        result = pickle.load(fh)
-    ctx.artefacts.update(result["artefacts"])
-    for entry in result["accounting"]:
-        ctx.account(entry)
-    ctx.quarantine.extend(result["quarantine"])
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def code_version() -> str:
     """Package version plus the git commit when run from a checkout."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -266,34 +309,39 @@ def code_version() -> str:
     return coverage.__version__
 
 
-def build_manifest(ctx: Context, run_id: str, timings: dict, outputs: list[str], fingerprints: dict) -> dict:
-    cfg = ctx.cfg
-    config_text = cfg.source.read_text(encoding="utf-8") if cfg.source and cfg.source.exists() else ""
-    rows = {a.stage: a.rows_in for a in ctx.accounting}
+def build_manifest(record: RunRecord, timings: dict[str, float], outputs: list[str]) -> dict[str, Any]:
+    cfg, state = record.cfg, record.state
+    assert state.tables is not None and state.boundaries is not None
+    rows = {a.stage: a.rows_in for a in record.ledger.accounting}
     inputs = []
-    for fp in fingerprints.values():
+    for fp in record.inputs:
         path = Path(fp["path"])
         entry = dict(fp)
         entry["rows"] = next((n for stage, n in rows.items() if stage.endswith(path.name)), None)
         if path.exists():
             entry["modified"] = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
         inputs.append(entry)
-    land = ctx.artefacts["tables"]["land"]
+    land = state.tables["land"]
     return {
-        "run_id": run_id,
-        "created": ctx.artefacts["created"],
+        "run_id": record.run_id,
+        "created": record.created,
         "code_version": code_version(),
         "config_path": str(cfg.source) if cfg.source else None,
-        "config_sha256": params_hash(config_text),
-        "config": config_text,
-        "reference_date": ctx.reference_date.isoformat(),
+        "config_sha256": params_hash(cfg.source_text),
+        "config": cfg.source_text,
+        "reference_date": record.reference_date.isoformat(),
         "data_date": cfg.report.data_date,
-        "planned_until": ctx.artefacts["planned_until"],
-        "boundaries_date": ctx.artefacts["boundaries"].valid_date,
+        "planned_until": state.planned_until,
+        "boundaries_date": state.boundaries.valid_date,
         "inputs": inputs,
-        "accounting": [a.as_dict() for a in ctx.accounting],
-        "quarantine_total": len(ctx.artefacts.get("quarantine", [])),
+        "accounting": [a.as_dict() for a in record.ledger.accounting],
+        "quarantine_total": len(record.quarantine) if record.quarantine is not None else 0,
         "totals": {"households": float(land["households"].sum()), "addresses": int(land["addresses"].sum())},
         "timings_s": timings,
         "outputs": outputs,
     }
+
+
+def _stage_accounting(record: RunRecord, stage: str) -> list[dict[str, Any]]:
+    """The accounting entries a stage recorded (a stage may record several: read, then locate)."""
+    return [a.as_dict() for a in record.ledger.by_stage.get(stage, [])]

@@ -1,15 +1,26 @@
-"""The stage list: each stage reads what earlier stages produced and returns new artefacts.
+"""The stage list of a run: what each stage reads, what it makes, and what its result depends on.
 
-Stages are thin: they call the pure functions of :mod:`coverage` and record
-rows in / out / quarantined per reason, so the runner can prove nothing was lost.
+::
+
+    boundaries ─ addresses ─ provider <delivery> … ─ service ─ counts ─ aggregate
+    (once)       └──────────── per address partition ──────────────┘    (once: the reduce)
+
+Every stage is a plain function. It takes, as keyword arguments, the :class:`RunState` fields
+named in ``Stage.needs`` and its parameters from the configuration (``Stage.params``), and
+returns a :class:`StageResult`: the fields named in ``Stage.makes``, its row accounting and its
+quarantine rows. The runner (:mod:`pipelines.runner`) fingerprints inputs, parameters and code,
+runs or reuses each stage, and checks that every accounting entry balances.
+
+Stages marked ``per_partition`` run once per address partition in a partitioned (Germany-scale)
+run, and once over all addresses otherwise; what they make for the later stages is summed or
+concatenated by :data:`REDUCE`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,13 +33,14 @@ from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
 from coverage.config import ProviderConfig, RunConfig
 from coverage.funding import evaluate_rules
-from coverage.locate import locate_addresses
+from coverage.grid import grid_counts
+from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import same_strings
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses
-from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
+from coverage.sources.bkg import Boundaries, boundaries_from_gemeinden, read_bkg_bundle
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
 from coverage.sources.tables import apply_column_map
 from coverage.sources.vector import read_vector
@@ -38,7 +50,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Accounting:
-    """Rows in, out and quarantined (per reason) of one stage or one input file."""
+    """Rows in, out and quarantined (per reason) of one stage or one input file.
+
+    ``rows_in`` and ``rows_out`` are counted independently (e.g. addresses entering a stage and
+    addresses summed up in the Land table), so an entry that does not balance reveals lost rows.
+    """
 
     stage: str
     rows_in: int
@@ -54,95 +70,136 @@ class Accounting:
         return {"stage": self.stage, "rows_in": self.rows_in, "rows_out": self.rows_out,
                 "quarantined": self.quarantined, "balanced": self.balanced, "note": self.note}
 
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> Accounting:
+        return cls(str(entry["stage"]), int(entry["rows_in"]), int(entry["rows_out"]),
+                   {str(k): int(v) for k, v in entry.get("quarantined", {}).items()}, str(entry.get("note", "")))
 
-def _reasons(quarantine: pd.DataFrame) -> dict[str, int]:
+
+def reasons(quarantine: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in quarantine["reason"].value_counts().sort_index().items()}
 
 
 @dataclass
-class Context:
-    """What the stages of one run share; the runner owns it."""
+class RunState:
+    """Everything that flows between the stages of one run (or one partition), field by field."""
 
-    cfg: RunConfig
-    reference_date: date
-    artefacts: dict[str, Any] = field(default_factory=dict)
+    boundaries: Boundaries | None = None
+    #: the Gemeinden's point-in-polygon index, built once and shared by every partition
+    locator: Locator | None = None
+    #: accepted and located addresses (one row per address, Point geometry, ags … land)
+    addresses: gpd.GeoDataFrame | None = None
+    #: address ids that were quarantined: provider records pointing at them say so
+    rejected_ids: pd.Index | None = None
+    #: offers linked to addresses, per delivery (the provider stage's name); see model OFFER_COLUMNS
+    offers: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the addresses with their best service per group, funding verdicts and ``no_offer``
+    results: gpd.GeoDataFrame | None = None
+    planned_until: str | None = None  # ISO date up to which planned supply counts
+    counts: pd.DataFrame | None = None  # per Gemeinde (index ags): households and addresses at thresholds
+    sites: pd.DataFrame | None = None  # one row per site address
+    forgotten: pd.DataFrame | None = None  # addresses no delivery mentions
+    grid_counts: pd.DataFrame | None = None  # per 100 m cell, summable (None when the grid is off)
+    totals: dict[str, float] = field(default_factory=dict)  # counted straight from the addresses
+    tables: dict[str, pd.DataFrame] | None = None  # per level: the coverage tables
+    site_tables: dict[str, pd.DataFrame] | None = None  # per level: site counts
+
+    def update(self, outputs: Mapping[str, Any]) -> None:
+        """Take a stage's outputs; mapping fields (offers) gain entries instead of being replaced."""
+        known = {f.name for f in fields(self)}
+        for name, value in outputs.items():
+            if name not in known:
+                raise AssertionError(f"stage output {name!r} is not a field of RunState")
+            if name in ("offers", "totals"):
+                getattr(self, name).update(value)
+            else:
+                setattr(self, name, value)
+
+    def all_offers(self) -> pd.DataFrame:
+        return concat_offers(self.offers)
+
+
+def concat_offers(offers: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The offers of every delivery, in delivery order."""
+    parts = [frame for frame in offers.values() if len(frame)]
+    return concat_frames(parts) if parts else empty_offers()
+
+
+@dataclass
+class StageResult:
+    outputs: dict[str, Any]
     accounting: list[Accounting] = field(default_factory=list)
     quarantine: list[pd.DataFrame] = field(default_factory=list)
 
-    def account(self, entry: Accounting) -> None:
-        self.accounting.append(entry)
-        if not entry.balanced:
-            raise AssertionError(f"row accounting does not add up in {entry.stage}: {entry.as_dict()}")
 
+# --- the stage functions -------------------------------------------------------------------------
 
-def stage_boundaries(ctx: Context) -> None:
-    b = ctx.cfg.boundaries
-    crs = ctx.cfg.analysis.working_crs
-    if b.format == "bkg":
-        boundaries = read_bkg_bundle(b.path, crs, land=b.land)
+def stage_boundaries(*, section: Any, crs: Any) -> StageResult:
+    """Gemeinden, Ämter, Kreise and Land from a BKG bundle or a Gemeinde layer, and their locator."""
+    if section.format == "bkg":
+        boundaries = read_bkg_bundle(section.path, crs, land=section.land)
     else:
-        gem = apply_column_map(read_vector(b.path, b.layer), dict(b.columns), b.path)
-        if b.land and "ags" in gem:
-            gem = gem[gem["ags"].astype(str).str.zfill(8).str[:2] == b.land.zfill(2)]
-        boundaries = boundaries_from_gemeinden(gem, crs, str(b.path))
-    boundaries = boundaries.subset(b.areas)
-    ctx.artefacts["boundaries"] = boundaries
+        gem = apply_column_map(read_vector(section.path, section.layer), dict(section.columns), section.path)
+        if section.land and "ags" in gem:
+            gem = gem[gem["ags"].astype(str).str.zfill(8).str[:2] == section.land.zfill(2)]
+        boundaries = boundaries_from_gemeinden(gem, crs, str(section.path))
+    boundaries = boundaries.subset(section.areas)
     n = len(boundaries.gemeinde)
-    ctx.account(Accounting("boundaries", n, n, note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise"))
+    entry = Accounting("boundaries", n, len(boundaries.hierarchy()),
+                       note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise")
+    return StageResult({"boundaries": boundaries, "locator": Locator.build(boundaries.gemeinde)}, [entry])
 
 
-def stage_addresses(ctx: Context) -> None:
-    cfg = ctx.cfg
-    addresses, rejected, rows_read = read_addresses(cfg.addresses, cfg.analysis.working_crs)
-    ctx.quarantine.append(rejected)
-    ctx.account(Accounting(f"read {cfg.addresses.path.name}", rows_read, len(addresses), _reasons(rejected)))
-    located, outside = locate_addresses(addresses, ctx.artefacts["boundaries"].gemeinde,
-                                        cfg.analysis.locate_tolerance_m, cfg.addresses.path.name,
-                                        locator=ctx.artefacts.get("locator"))
-    ctx.quarantine.append(outside)
-    keys = pd.concat([rejected["key"], outside["key"]]).astype(str)
-    ctx.artefacts["rejected_address_ids"] = pd.Index(keys[keys != ""].unique())
+def address_keys(quarantine: pd.DataFrame) -> pd.Index:
+    """The address ids among quarantined address rows (how rejected ids are known again on reuse)."""
+    keys = quarantine["key"].astype(str)
+    return pd.Index(keys[keys != ""].unique())
+
+
+def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, crs: Any,
+                    tolerance_m: float) -> StageResult:
+    """Read and check the address list, then give every address its Gemeinde (and Amt, Kreis, Land)."""
+    addresses, rejected, rows_read = read_addresses(section, crs)
+    read = Accounting(f"read {section.path.name}", rows_read, len(addresses), reasons(rejected))
+    located, outside = locate_addresses(addresses, boundaries.gemeinde, tolerance_m, section.path.name,
+                                        locator=locator)
+    located = located.reset_index(drop=True)  # positions are the address keys of every later stage
     n_near = int((located["locate_method"] == "nearest").sum())
-    ctx.account(Accounting("locate", len(addresses), len(located), _reasons(outside),
-                           note=f"{n_near} assigned to the nearest Gemeinde within tolerance"))
-    ctx.artefacts["addresses"] = located
+    locate = Accounting("locate", len(addresses), len(located), reasons(outside),
+                        note=f"{n_near} assigned to the nearest Gemeinde within tolerance")
+    quarantine = q.concat([rejected, outside])
+    return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine)}, [read, locate],
+                       [quarantine])
 
 
 def provider_stage_name(p: ProviderConfig) -> str:
     return f"provider {p.name}"
 
 
-def stage_provider(ctx: Context, p: ProviderConfig) -> None:
-    """Read one delivery and link it to the addresses; its offers become ``offers:<name>``."""
-    cfg = ctx.cfg
-    addresses: gpd.GeoDataFrame = ctx.artefacts["addresses"]
-    crs, aliases = cfg.analysis.working_crs, cfg.aliases
-    if p.format in ("address-csv", "address-table"):
-        records, rejected, rows_read = read_provider_table(p, crs, aliases)
-        linked, unlinked = link_table_records(records, addresses, cfg.analysis.match_distance_m,
-                                              ctx.artefacts["rejected_address_ids"])
+def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, delivery: ProviderConfig, crs: Any,
+                   aliases: Any, match_distance_m: float) -> StageResult:
+    """Read one delivery and link its records to the addresses (by id, coordinates, street address,
+    polygon or raster cell)."""
+    if delivery.format in ("address-csv", "address-table"):
+        records, rejected, rows_read = read_provider_table(delivery, crs, aliases)
+        linked, unlinked = link_table_records(records, addresses, match_distance_m, rejected_ids)
         rejected = q.concat([rejected, unlinked])
         n_out = len(records) - len(unlinked)
         note = f"{len(linked)} offers"
-    elif p.format == "polygons":
-        polygons, rejected, rows_read = read_provider_polygons(p, crs, aliases)
+    elif delivery.format == "polygons":
+        polygons, rejected, rows_read = read_provider_polygons(delivery, crs, aliases)
         linked, unused = link_polygons(polygons, addresses)
         n_out = len(polygons)
         note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
     else:
-        delivery = read_provider_raster(p, aliases)
-        linked = sample_raster(delivery, addresses)
-        rejected, rows_read, n_out = q.empty(), len(addresses), len(addresses)
+        raster = read_provider_raster(delivery, aliases)
+        linked = sample_raster(raster, addresses)
+        # rows = addresses sampled = those with an offer (one each) + those without (counted by id)
+        rejected, rows_read = q.empty(), len(addresses)
+        n_out = len(linked) + int(unmentioned(addresses["address_id"], linked).sum())
         note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
-    ctx.quarantine.append(rejected)
-    ctx.artefacts[f"offers:{p.name}"] = linked
-    ctx.account(Accounting(provider_stage_name(p), rows_read, n_out, _reasons(rejected), note))
-
-
-def all_offers(ctx: Context) -> pd.DataFrame:
-    parts = [ctx.artefacts[f"offers:{p.name}"] for p in ctx.cfg.providers]
-    parts = [p for p in parts if len(p)]
-    return concat_frames(parts) if parts else empty_offers()
+    entry = Accounting(provider_stage_name(delivery), rows_read, n_out, reasons(rejected), note)
+    return StageResult({"offers": {delivery.name: linked}}, [entry], [rejected])
 
 
 def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -157,22 +214,20 @@ def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) 
     return pd.concat([addresses, *parts], axis=1)
 
 
-def stage_service(ctx: Context) -> None:
-    cfg = ctx.cfg
-    addresses = ctx.artefacts["addresses"]
-    horizon = pd.Timestamp(ctx.reference_date) + pd.DateOffset(days=round(365.25 * cfg.analysis.planned_horizon_years))
-    offers = all_offers(ctx)
-    ctx.artefacts["offers"] = offers
-    ctx.artefacts["planned_until"] = horizon.date().isoformat()
-    service = best_service(addresses["address_id"], offers, cfg.analysis.groups, planned_until=horizon.date())
+def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame], groups: Any,
+                  horizon_years: float, reference_date: date, funding_rules: Any) -> StageResult:
+    """Best current and planned service per technology group, funding verdicts and ``no_offer``."""
+    horizon = pd.Timestamp(reference_date) + pd.DateOffset(days=round(365.25 * horizon_years))
+    everything = concat_offers(offers)
+    service = best_service(addresses["address_id"], everything, groups, planned_until=horizon.date())
     # Funding needs neither ids nor names: filtering only these columns keeps the scope split cheap.
-    needed = offers[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
-    funding = evaluate_rules(addresses["address_id"], offers_in_scope(needed, horizon.date()), cfg.funding_rules)
-    merged = attach_by_position(addresses, service, funding)
-    merged["no_offer"] = unmentioned(merged["address_id"], offers)
-    ctx.account(Accounting("best service", len(addresses), len(merged),
-                           note=f"planned supply counted until {horizon.date().isoformat()}"))
-    ctx.artefacts["addresses"] = merged
+    needed = everything[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
+    funding = evaluate_rules(addresses["address_id"], offers_in_scope(needed, horizon.date()), funding_rules)
+    results = attach_by_position(addresses, service, funding)
+    results["no_offer"] = unmentioned(results["address_id"], everything)
+    entry = Accounting("best service", len(addresses), len(service),
+                       note=f"planned supply counted until {horizon.date().isoformat()}")
+    return StageResult({"results": results, "planned_until": horizon.date().isoformat()}, [entry])
 
 
 def funding_flags(cfg: RunConfig) -> list[str]:
@@ -180,84 +235,129 @@ def funding_flags(cfg: RunConfig) -> list[str]:
     return ["no_offer"] + [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
 
 
-def stage_aggregate(ctx: Context) -> None:
-    cfg = ctx.cfg
-    addresses = ctx.artefacts["addresses"]
-    boundaries = ctx.artefacts["boundaries"]
-    groups = list(cfg.analysis.groups)
-    thresholds = cfg.analysis.thresholds_mbps
-    counts = gemeinde_counts(addresses, thresholds, groups, prefixes=("", "plan_"), flags=funding_flags(cfg))
+def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:
+    """Addresses no delivery mentions, with the names of their areas."""
+    cols = [c for c in ("address_id", "street", "house_number", "postcode", "locality", "households", "site_kind",
+                        "ags") if c in addresses.columns]
+    names = hierarchy[["ags", "gemeinde_name", "amt_name", "kreis_name"]]
+    return addresses.loc[addresses["no_offer"].to_numpy(), cols].merge(names, on="ags", how="left")
+
+
+def stage_counts(*, results: gpd.GeoDataFrame, boundaries: Boundaries, thresholds: Any, groups: Any,
+                 flags: list[str], grid: bool) -> StageResult:
+    """Per-Gemeinde (and per 100 m cell) counts, the site list and the gap list: everything later
+    stages need from the addresses, in a form that sums over partitions."""
+    counts = gemeinde_counts(results, thresholds, groups, prefixes=("", "plan_"), flags=flags)
+    cells = None
+    if grid and len(results):
+        pts = results.geometry
+        cells = grid_counts(pts.x.to_numpy(), pts.y.to_numpy(), results.crs, results, thresholds, groups)
+    n_sites = int((results["site_kind"].astype(str) != "").sum()) if "site_kind" in results else 0
+    totals = {"addresses": float(len(results)), "households": float(results["households"].sum()),
+              "sites": float(n_sites)}
+    return StageResult({"counts": counts, "grid_counts": cells, "sites": site_table(results, boundaries),
+                        "forgotten": forgotten_addresses(results, boundaries.hierarchy()), "totals": totals})
+
+
+def stage_aggregate(*, counts: pd.DataFrame, sites: pd.DataFrame, totals: dict[str, float], boundaries: Boundaries,
+                    thresholds: Any, groups: Any) -> StageResult:
+    """Tables for every level from the Gemeinde counts; checked against totals counted per address."""
     tables = area_tables(counts, boundaries, thresholds, groups, prefixes=("", "plan_"))
-    ctx.artefacts["tables"] = tables
-    hh_in = float(addresses["households"].sum())
-    hh_out = float(tables["land"]["households"].sum())
+    land = tables["land"]
+    hh_in, hh_out = totals["households"], float(land["households"].sum())
     if abs(hh_in - hh_out) > 1e-6 * max(1.0, hh_in):
         raise AssertionError(f"households lost in aggregation: {hh_in} in, {hh_out} out")
-    ctx.account(Accounting("aggregate", len(addresses), len(addresses),
-                           note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"))
-    sites = site_table(addresses, boundaries)
-    ctx.artefacts["sites"] = sites
-    ctx.artefacts["site_tables"] = site_counts(sites, boundaries, thresholds)
-    ctx.account(Accounting("sites", len(sites), len(sites), note="addresses with a site_kind"))
+    site_tables = site_counts(sites, boundaries, thresholds)
+    accounting = [
+        Accounting("aggregate", int(totals["addresses"]), int(land["addresses"].sum()),
+                   note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"),
+        Accounting("sites", int(totals["sites"]), int(site_tables["land"]["sites"].sum()),
+                   note="addresses with a site_kind"),
+    ]
+    return StageResult({"tables": tables, "site_tables": site_tables}, accounting)
 
+
+# --- the stage list ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Stage:
     """One step of a run and everything its result depends on.
 
-    The runner fingerprints ``inputs`` (files), ``params`` (JSON-able), the source of
-    ``modules`` and the keys of the stages it comes after; an unchanged fingerprint
-    means the previous run's result can be reused.
+    The runner fingerprints ``inputs`` (file contents), ``params`` (without folder paths), the
+    code of ``fn`` (its import closure) and the keys of the stages it comes after; an unchanged
+    fingerprint means the previous run's result can be reused when ``reusable``.
     """
 
     name: str
-    run: Callable[[Context], None]
-    produces: tuple[str, ...]
-    after: tuple[str, ...] = ()
+    fn: Callable[..., StageResult]
+    needs: tuple[str, ...]
+    makes: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[Path, ...] = ()
-    params: object = None
-    modules: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    per_partition: bool = False
+    #: False where recomputing is as cheap as reading back (boundaries, counts, tables)
+    reusable: bool = False
+
+    def call(self, state: RunState) -> StageResult:
+        missing = [n for n in self.needs if getattr(state, n) is None]
+        if missing:
+            raise AssertionError(f"stage {self.name} needs {missing}, which no earlier stage made")
+        result = self.fn(**{n: getattr(state, n) for n in self.needs}, **self.params)
+        if set(result.outputs) != set(self.makes):
+            raise AssertionError(f"stage {self.name} made {sorted(result.outputs)}, declared {sorted(self.makes)}")
+        return result
 
 
-_READ = ("coverage.sources.tables", "coverage.sources.vector", "coverage.numbers", "coverage.quarantine",
-         "coverage.crs", "coverage.config", "coverage.errors")
-
-
-def _without_path(section: object) -> object:
-    """A config section for fingerprinting: the file's content counts (inputs), not where it lies."""
-    return dataclasses.replace(section, path=Path())
-
-
-def plan(cfg: RunConfig) -> list[Stage]:
+def plan(cfg: RunConfig, reference_date: date) -> list[Stage]:
     """The stages of a run for this configuration, in execution order (one stage per delivery)."""
     b, a, an = cfg.boundaries, cfg.addresses, cfg.analysis
-    stages = [
-        Stage("boundaries", stage_boundaries, ("boundaries",), inputs=(b.path,),
-              params=[_without_path(b), an.crs], modules=("coverage.sources.bkg", *_READ)),
-        Stage("addresses", stage_addresses, ("addresses", "rejected_address_ids"), after=("boundaries",),
-              inputs=(a.path,), params=[_without_path(a), an.crs, an.locate_tolerance_m],
-              modules=("coverage.sources.addresses", "coverage.locate", "coverage.pip", *_READ)),
+    crs = an.working_crs
+    providers = [Stage(provider_stage_name(p), stage_provider, ("addresses", "rejected_ids"), ("offers",),
+                       {"delivery": p, "crs": crs, "aliases": cfg.aliases, "match_distance_m": an.match_distance_m},
+                       inputs=(p.path,), after=("addresses",), per_partition=True, reusable=True)
+                 for p in cfg.providers]
+    groups, thresholds = list(an.groups), an.thresholds_mbps
+    return [
+        Stage("boundaries", stage_boundaries, (), ("boundaries", "locator"), {"section": b, "crs": crs},
+              inputs=(b.path,)),
+        Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids"),
+              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m}, inputs=(a.path,),
+              after=("boundaries",), per_partition=True, reusable=True),
+        *providers,
+        Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),
+              {"groups": an.groups, "horizon_years": an.planned_horizon_years, "reference_date": reference_date,
+               "funding_rules": cfg.funding_rules},
+              after=("addresses", *(p.name for p in providers)), per_partition=True, reusable=True),
+        Stage("counts", stage_counts, ("results", "boundaries"),
+              ("counts", "grid_counts", "sites", "forgotten", "totals"),
+              {"thresholds": thresholds, "groups": groups, "flags": funding_flags(cfg), "grid": cfg.output.grid},
+              after=("service",), per_partition=True),
+        Stage("aggregate", stage_aggregate, ("counts", "sites", "totals", "boundaries"), ("tables", "site_tables"),
+              {"thresholds": thresholds, "groups": groups}, after=("counts",)),
     ]
-    providers = []
-    for p in cfg.providers:
-        name = provider_stage_name(p)
-        providers.append(name)
-        stages.append(Stage(name, lambda ctx, p=p: stage_provider(ctx, p), (f"offers:{p.name}",),
-                            after=("addresses",), inputs=(p.path,),
-                            params=[_without_path(p), an.crs, an.match_distance_m, dict(cfg.technology_aliases)],
-                            modules=("coverage.sources.providers", "coverage.match", "coverage.addressing",
-                                     "coverage.technology", *_READ)))
-    stages += [
-        Stage("service", stage_service, ("addresses", "offers", "planned_until"),
-              after=("addresses", *providers),
-              params=[an.groups, an.planned_horizon_years, an.reference_date, cfg.funding_rules],
-              modules=("coverage.service", "coverage.funding", "coverage.technology")),
-        Stage("aggregate", stage_aggregate, ("tables", "sites", "site_tables"), after=("service",),
-              params=[an.thresholds_mbps, list(an.groups), cfg.funding_rules],
-              modules=("coverage.aggregate", "coverage.sites", "coverage.schemas")),
-    ]
-    return stages
 
 
 #: The stages that only read and check inputs (``bbcov validate``).
 VALIDATION_STAGES = ("boundaries", "addresses", "provider")
+
+
+def _sum_counts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(parts).groupby(level=0, sort=True).sum()
+
+
+def _concat(parts: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    present = [p for p in parts if p is not None]
+    return pd.concat(present, ignore_index=True) if present else None
+
+
+def _sum_totals(parts: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(sum(p[k] for p in parts)) for k in parts[0]}
+
+
+#: How the outputs of the per-partition stages that later stages need add up over partitions.
+#: (Per-address fields are written as part files by each partition and not kept.)
+REDUCE: dict[str, Callable[[list[Any]], Any]] = {
+    "counts": _sum_counts, "sites": _concat, "forgotten": _concat, "grid_counts": _concat,
+    "totals": _sum_totals, "planned_until": lambda parts: parts[0],
+}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from coverage.config import load_config
+from pipelines import fingerprint
 from pipelines.cli import main
 from pipelines.lock import run_lock
 from tests.world import write_world
@@ -47,6 +49,51 @@ def test_second_run_on_unchanged_inputs_does_nothing(world, capsys):
     assert len(list((world / "out" / "runs").iterdir())) == 1
 
 
+def test_a_run_leaves_no_pickles_and_its_catalog_points_into_its_own_outputs(world):
+    assert run(world) == 0
+    run_dir = (world / "out" / "latest").resolve()
+    assert not [p for p in run_dir.rglob("*") if p.suffix in (".pkl", ".pickle")]
+    stages = manifest(world)["stages"]
+    assert stages["addresses"]["outputs"]["addresses"]["file"] == "addresses.parquet"
+    rows = stages["provider dsl_kuestennetz.csv"]["outputs"]["offers"]["dsl_kuestennetz.csv"]["rows"]
+    offers = pd.read_parquet(run_dir / "offers.parquet").iloc[rows[0]:rows[1]]
+    assert set(offers["source"]) == {"dsl_kuestennetz.csv"} and len(offers) == 3  # A1, A2, A3
+    assert [f for f, _ in stages["addresses"]["quarantine"]] == ["quarantine/addresses.csv"]
+
+
+REPO = fingerprint.PROJECT_ROOT
+
+
+@pytest.fixture
+def code_copy(tmp_path, monkeypatch):
+    """The project's code in a temporary copy that the fingerprints read (the running code stays as it is)."""
+    copy = tmp_path / "code"
+    for package in fingerprint.PROJECT_PACKAGES:
+        shutil.copytree(REPO / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fingerprint, "PROJECT_ROOT", copy)
+    return copy
+
+
+def test_editing_a_helper_module_reruns_every_stage_that_uses_it(world, code_copy):
+    """coverage/columns.py is used by every reading stage, though no stage names it: an upgrade that
+    changes it must never answer "nothing changed"."""
+    assert run(world) == 0
+    with (code_copy / "coverage" / "columns.py").open("a", encoding="utf-8") as fh:
+        fh.write("\n# an upgrade\n")
+    assert run(world) == 0
+    assert set(statuses(world).values()) == {"ran"}
+
+
+def test_editing_a_module_only_the_counts_use_reruns_only_from_there(world, code_copy):
+    assert run(world) == 0
+    with (code_copy / "coverage" / "grid.py").open("a", encoding="utf-8") as fh:
+        fh.write("\n# grid tweak\n")
+    assert run(world) == 0
+    s = statuses(world)
+    assert (s["addresses"], s["service"], s["provider dsl_kuestennetz.csv"]) == ("reused", "reused", "reused")
+    assert (s["counts"], s["aggregate"]) == ("ran", "ran")
+
+
 def test_changed_provider_file_reruns_only_what_depends_on_it_and_reports_the_change(world):
     assert run(world) == 0
     first = manifest(world)["run_id"]
@@ -55,10 +102,11 @@ def test_changed_provider_file_reruns_only_what_depends_on_it_and_reports_the_ch
     dsl.write_bytes(dsl.read_bytes().replace(b"A3;K\xfcstennetz (fiktiv);ADSL2+;16.000 kbit/s;1",
                                              b"A3;K\xfcstennetz (fiktiv);SVDSL;100;40"))
     assert run(world) == 0
+    # boundaries, counts and aggregate always run: recomputing them is as cheap as reading them back
     assert statuses(world) == {
-        "boundaries": "reused", "addresses": "reused", "provider dsl_kuestennetz.csv": "ran",
+        "boundaries": "ran", "addresses": "reused", "provider dsl_kuestennetz.csv": "ran",
         "provider fibre.csv": "reused", "provider cable.gpkg": "reused", "provider mobile.tif": "reused",
-        "service": "ran", "aggregate": "ran"}
+        "service": "ran", "counts": "ran", "aggregate": "ran"}
     changes = world / "out" / "latest" / "changes"
     assert manifest(world)["previous_run"] == first
     moved = pd.read_csv(changes / "address_changes.csv", dtype={"crossed": str})
