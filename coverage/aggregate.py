@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.columns import factorize_sorted
-from coverage.schemas import LEVEL_KEYS, threshold_tag
-from coverage.sources.bkg import Boundaries
+from coverage.model import LEVEL_KEYS, Boundaries, threshold_tag
 
 log = logging.getLogger(__name__)
 

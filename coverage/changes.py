@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.membership import member
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 
 
 def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequence[float], groups: Sequence[str],

@@ -16,7 +16,7 @@ from pyproj import Transformer
 
 from coverage.aggregate import GroupSum, households_at_least, with_shares
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 
 
 def cell_id(east: np.ndarray, north: np.ndarray, size_m: int) -> np.ndarray:

@@ -21,9 +21,8 @@ from coverage.addressing import address_key, strip_postcode
 from coverage.columns import concat_frames, constant
 from coverage.crs import assert_same_crs
 from coverage.membership import StringLookup, member
+from coverage.model import OFFER_COLUMNS, OFFER_FIELDS, RasterDelivery
 from coverage.quarantine import concat, rows
-from coverage.schemas import OFFER_COLUMNS
-from coverage.sources.providers import OFFER_FIELDS, RasterDelivery
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from coverage.config import RunConfig
 from coverage.errors import ConfigError
 from coverage.grid import grid_counts
 from coverage.locate import Locator
+from coverage.model import Boundaries
 from coverage.sites import site_counts, site_table
-from coverage.sources.bkg import Boundaries
 from pipelines import io
 from pipelines.outputs import flat_addresses, forgotten_addresses, offers_table
 from pipelines.stages import Accounting, Context, funding_flags, stage_addresses, stage_provider, stage_service

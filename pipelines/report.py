@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from coverage.model import threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render_provenance
 from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, legend_entries
-from coverage.schemas import threshold_tag
 from pipelines import export, io
 from pipelines.stages import Context
 

@@ -23,6 +23,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from coverage.errors import InputDataError, SchemaError
+from coverage.model import LEVEL_KEYS
 from coverage.report.maps import (
     GROUP_LABELS,
     SVG_NS,
@@ -31,7 +32,6 @@ from coverage.report.maps import (
     format_int,
     format_percent,
 )
-from coverage.sources.bkg import LEVEL_KEYS
 
 #: Thresholds (Mbit/s) shown as headline shares and table columns when the tables have them.
 HEADLINE_THRESHOLDS = (30, 100, 1000)

@@ -34,8 +34,8 @@ from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
 
 from coverage.errors import InputDataError, SchemaError
+from coverage.model import LEVEL_KEYS
 from coverage.report.geometry import MapGeometry
-from coverage.sources.bkg import LEVEL_KEYS
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -480,7 +480,7 @@ def choropleth_svg(
     """Classed choropleth of ``table[value_column]`` for the areas in ``table`` as an SVG document.
 
     ``table`` holds one row per area of ``level`` (key column per level as in
-    :data:`coverage.sources.bkg.LEVEL_KEYS`, plus ``name``); pass a subset (one Kreis,
+    :data:`coverage.model.LEVEL_KEYS`, plus ``name``); pass a subset (one Kreis,
     one Amt) to map only those areas — the other areas in view are drawn light grey.
     Every mapped area is one ``<g class="area" data-key=… data-class=…>`` with a ``<title>``
     tooltip (name and ``tooltip_columns``, default: the value, households and, for shares,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -26,6 +25,7 @@ from coverage.columns import constant, stripped_text
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
+from coverage.model import RasterDelivery
 from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table
@@ -36,23 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
 MAX_SPEED_MBPS = 100_000.0
-OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
-
-
-@dataclass(frozen=True)
-class RasterDelivery:
-    """A raster of download speed (Mbit/s); nodata or 0 means no service."""
-
-    values: np.ndarray
-    transform: rasterio.Affine
-    crs: object
-    nodata: float | None
-    provider: str
-    technology: Technology
-    up_mbps: float
-    status: str
-    planned_date: str
-    source: str
 
 
 def parse_dates(text: pd.Series) -> pd.Series:
