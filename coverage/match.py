@@ -154,7 +154,7 @@ def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.D
         "address_id": addresses["address_id"].take(served_at).to_numpy(), "addr": served_at,
         "provider": delivery.provider, "technology": delivery.technology.value,
         "down_mbps": values[served].astype("float64"), "up_mbps": np.full(n, delivery.up_mbps),
-        "status": delivery.status, "planned_date": delivery.planned_date, "source": delivery.source,
+        "status": str(delivery.status), "planned_date": delivery.planned_date, "source": delivery.source,
         "match_method": "raster", "match_distance_m": 0.0,
     })
     for col in ("provider", "technology", "status", "planned_date", "source", "match_method"):

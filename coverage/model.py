@@ -1,13 +1,21 @@
-"""The data model: the types and column contracts the stages share.
+"""The data model: the types, column contracts and closed vocabularies the stages share.
 
 Readers (:mod:`coverage.sources`) build these; aggregation, matching, the service
 evaluation and the report only consume them, so they import this module and never a
 reader for a type.
+
+The closed vocabularies are :class:`enum.StrEnum`: a member equals its string
+(``ProviderFormat.RASTER == "raster"``), so comparisons with plain strings keep
+working, and config fingerprints stay what they were (enums hash by ``.value``).
+Technology groups are not one of them: ``[analysis.groups]`` lets users name their
+own (see :func:`coverage.technology.validate_groups`); the default names are the keys
+of :data:`coverage.technology.DEFAULT_GROUPS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -19,6 +27,29 @@ from coverage.technology import Technology
 
 if TYPE_CHECKING:
     from affine import Affine
+
+
+class ProviderFormat(StrEnum):
+    """``format`` of a ``[[providers]]`` delivery."""
+
+    ADDRESS_CSV = "address-csv"
+    ADDRESS_TABLE = "address-table"
+    POLYGONS = "polygons"
+    RASTER = "raster"
+
+
+class BoundaryFormat(StrEnum):
+    """``format`` of ``[boundaries]``: a BKG VG250/VG5000 bundle or any vector file with a column map."""
+
+    BKG = "bkg"
+    VECTOR = "vector"
+
+
+class OfferStatus(StrEnum):
+    """Whether an offer is available now or announced for later (``planned_date``)."""
+
+    CURRENT = "current"
+    PLANNED = "planned"
 
 
 #: Canonical names of the area key column per level.
@@ -102,6 +133,6 @@ class RasterDelivery:
     provider: str
     technology: Technology
     up_mbps: float
-    status: str
+    status: OfferStatus
     planned_date: str
     source: str

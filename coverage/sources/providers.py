@@ -25,7 +25,7 @@ from coverage.columns import constant, stripped_text
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
-from coverage.model import RasterDelivery
+from coverage.model import OfferStatus, RasterDelivery
 from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table
@@ -90,9 +90,10 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject(up > down * cfg.max_upload_ratio, "up_mbps", "upload_above_download",
                   values=lambda hit: up_text(hit) + " > " + down_text(hit))
 
+    current, planned = OfferStatus.CURRENT.value, OfferStatus.PLANNED.value
     status = by_unique(text("status", cfg.status), lambda u: u.str.casefold().replace(
-        {"": cfg.status, "geplant": "planned", "aktuell": "current", "ist": "current"}))
-    checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
+        {"": str(cfg.status), "geplant": planned, "aktuell": current, "ist": current}))
+    checks.reject(~status.isin([s.value for s in OfferStatus]), "status", "bad_status")
     date_text = text("planned_date", cfg.planned_date)
     dates = by_unique(date_text, lambda u: parse_dates(u).dt.strftime("%Y-%m-%d").fillna("").astype(object))
     checks.reject((date_text != "") & (dates == ""), "planned_date", "bad_date")
@@ -231,4 +232,4 @@ def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology])
         raise InputDataError(f"{path}: technology {cfg.technology!r} is not in the alias table")
     return RasterDelivery(values=values, transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
                           technology=tech, up_mbps=float(cfg.up_mbps) if cfg.up_mbps is not None else np.nan,
-                          status=cfg.status, planned_date=cfg.planned_date or "", source=cfg.name)
+                          status=OfferStatus(cfg.status), planned_date=cfg.planned_date or "", source=cfg.name)
