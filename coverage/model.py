@@ -68,6 +68,18 @@ OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "pla
 OFFER_COLUMNS = ("address_id", "addr", "provider", "technology", "down_mbps", "up_mbps", "status", "planned_date",
                  "source", "match_method")
 
+#: German names of the default technology groups, as maps, pages and downloads show them. The fibre
+#: label follows the Breitbandatlas, which planners read ("FTTH/B ≥ 200 Mbit/s"). Groups a user adds
+#: in ``[analysis.groups]`` are shown by their own name.
+GROUP_LABELS = {
+    "all": "alle Technologien",
+    "wired": "leitungsgebunden",
+    "dsl": "DSL",
+    "hfc": "Kabel (HFC)",
+    "fibre": "Glasfaser (FTTH/B)",
+    "mobile": "Mobilfunk",
+}
+
 
 def threshold_tag(t: float) -> str:
     """``100`` -> ``'100'``, ``0.5`` -> ``'0.5'``: the threshold as it appears in column names."""

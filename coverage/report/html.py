@@ -23,9 +23,8 @@ import pandas as pd
 from markupsafe import Markup
 
 from coverage.errors import InputDataError, SchemaError
-from coverage.model import LEVEL_KEYS
+from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.maps import (
-    GROUP_LABELS,
     SVG_NS,
     XLINK_NS,
     format_date,

@@ -34,7 +34,7 @@ from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
 
 from coverage.errors import InputDataError, SchemaError
-from coverage.model import LEVEL_KEYS
+from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.geometry import MapGeometry
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -59,14 +59,6 @@ FIG_SIZE = (11.69, 8.27)
 MAP_BOX = (0.03, 0.085, 0.66, 0.78)  # left, bottom, width, height in figure fractions
 PANEL_X = 0.725
 
-GROUP_LABELS = {
-    "all": "alle Technologien",
-    "wired": "leitungsgebunden",
-    "dsl": "DSL",
-    "hfc": "Kabel (HFC)",
-    "fibre": "Glasfaser (FTTB/H)",
-    "mobile": "Mobilfunk",
-}
 LEVEL_LABELS = {"gemeinde": "Gemeinden", "amt": "Ämter", "kreis": "Kreise", "land": "Land"}
 _PLAIN_LABELS = {"households": "Haushalte", "addresses": "Adressen", "businesses": "Unternehmen",
                  "sites": "Standorte", "name": "Name"}
