@@ -19,8 +19,6 @@ from coverage.model import LEVEL_KEYS, Boundaries, threshold_tag
 
 log = logging.getLogger(__name__)
 
-BASE_COUNTS = ("households", "addresses", "businesses", "sites")
-
 
 def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str],
                     prefixes: Sequence[str] = ("",), flags: Sequence[str] = ()) -> pd.DataFrame:

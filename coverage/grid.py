@@ -27,17 +27,6 @@ def cell_id(east: np.ndarray, north: np.ndarray, size_m: int) -> np.ndarray:
     return (f"CRS3035RES{res}N" + north_s + "E" + east_s).to_numpy()
 
 
-def grid_table(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],
-               groups: Sequence[str], size_m: int = 100) -> pd.DataFrame:
-    """Per populated cell: ``cell_id, east, north`` (lower-left, EPSG:3035), households, addresses and
-    ``hh_ge_* / share_ge_* / hh_lt_*`` per threshold and group.
-
-    ``x, y`` are the address coordinates in ``source_crs``; ``frame`` has ``households`` and
-    ``best_down_{g}`` aligned with them.
-    """
-    return finish_grid(grid_counts(x, y, source_crs, frame, thresholds, groups, size_m), thresholds, groups, size_m)
-
-
 def grid_counts(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],
                 groups: Sequence[str], size_m: int = 100) -> pd.DataFrame:
     """Counts per cell (no shares), so partitions can be summed: a cell on a partition border adds up."""
