@@ -15,12 +15,9 @@ import numpy as np
 import pandas as pd
 
 from coverage.columns import factorize_sorted
-from coverage.schemas import LEVEL_KEYS, threshold_tag
-from coverage.sources.bkg import Boundaries
+from coverage.model import LEVEL_KEYS, Boundaries, threshold_tag
 
 log = logging.getLogger(__name__)
-
-BASE_COUNTS = ("households", "addresses", "businesses", "sites")
 
 
 def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str],

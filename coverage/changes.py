@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.membership import member
-from coverage.schemas import threshold_tag
+from coverage.model import OfferStatus, threshold_tag
 
 
 def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequence[float], groups: Sequence[str],
@@ -88,7 +88,7 @@ def address_list_changes(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def provider_changes(offers_a: pd.DataFrame, offers_b: pd.DataFrame) -> pd.DataFrame:
     """Providers and technologies with the number of addresses they reach, before and after."""
     def reach(offers: pd.DataFrame) -> pd.Series:
-        current = offers[offers["status"] == "current"]
+        current = offers[offers["status"] == OfferStatus.CURRENT]
         return current.groupby(["provider", "technology"], observed=True)["address_id"].nunique()
 
     out = pd.concat([reach(offers_a).rename("addresses_a"), reach(offers_b).rename("addresses_b")], axis=1)

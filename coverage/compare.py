@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -19,10 +20,10 @@ from pyproj import CRS
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
+from coverage.model import BoundaryFormat, OfferStatus, ProviderFormat
 from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
-PROVIDER_FORMATS = ("address-csv", "address-table", "polygons", "raster")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class BoundariesConfig:
     path: Path
     land: str | None = None
     areas: tuple[str, ...] = ()  # ARS prefixes to keep: Kreis "13075", Amt "130755553", Gemeinde (12 digits)
-    format: str = "bkg"  # "bkg" bundle (VG250/VG5000 ebenen) or "vector" with a column map
+    format: BoundaryFormat = BoundaryFormat.BKG  # "bkg" bundle (VG250/VG5000 ebenen) or "vector" with a column map
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
 
@@ -58,12 +59,12 @@ class AddressesConfig:
 @dataclass(frozen=True)
 class ProviderConfig:
     path: Path
-    format: str
+    format: ProviderFormat
     provider: str | None = None
     technology: str | None = None
     down_mbps: float | None = None
     up_mbps: float | None = None
-    status: str = "current"
+    status: OfferStatus = OfferStatus.CURRENT
     planned_date: str | None = None
     max_upload_ratio: float = 1.0  # upload above download × this is quarantined (upload_above_download)
     crs: str | None = None
@@ -198,8 +199,6 @@ def _check_semantics(cfg: RunConfig) -> None:
         alias_table(cfg.technology_aliases)
     except UnknownCodeError as exc:
         raise ConfigError(f"[technology_aliases]: {exc}") from exc
-    if cfg.boundaries.format not in ("bkg", "vector"):
-        raise ConfigError(f"boundaries.format: expected 'bkg' or 'vector', got {cfg.boundaries.format!r}")
     if cfg.addresses.crs is not None:
         parse_crs(cfg.addresses.crs, "addresses.crs")
     names = [p.name for p in cfg.providers]
@@ -207,12 +206,8 @@ def _check_semantics(cfg: RunConfig) -> None:
         raise ConfigError(f"[[providers]]: file names must be unique (they name quarantine files), got {names}")
     for i, p in enumerate(cfg.providers):
         key = f"providers[{i}]"
-        if p.format not in PROVIDER_FORMATS:
-            raise ConfigError(f"{key}.format: expected one of {list(PROVIDER_FORMATS)}, got {p.format!r}")
-        if p.format in ("polygons", "raster") and not (p.provider and p.technology):
-            raise ConfigError(f"{key}: format {p.format!r} needs 'provider' and 'technology'")
-        if p.status not in ("current", "planned"):
-            raise ConfigError(f"{key}.status: expected 'current' or 'planned', got {p.status!r}")
+        if p.format in (ProviderFormat.POLYGONS, ProviderFormat.RASTER) and not (p.provider and p.technology):
+            raise ConfigError(f"{key}: format {str(p.format)!r} needs 'provider' and 'technology'")
         if p.crs is not None:
             parse_crs(p.crs, f"{key}.crs")
     for a in ("locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
@@ -256,6 +251,16 @@ def _groups(value: object) -> dict[str, tuple[Technology, ...]]:
         raise ConfigError(f"analysis.groups: {exc}") from exc
 
 
+def _choice(vocabulary: type[StrEnum], value: str, where: str) -> StrEnum:
+    """``value`` as a member of a closed vocabulary (format, status), or a ConfigError naming the choices."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        names = [m.value for m in vocabulary]
+        expected = f"{names[0]!r} or {names[1]!r}" if len(names) == 2 else f"one of {names}"
+        raise ConfigError(f"{where}: expected {expected}, got {value!r}") from None
+
+
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a table")
@@ -290,6 +295,8 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                      "format", "title", "data_date", "reference_date"):
             if not isinstance(value, str):
                 raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+            if isinstance(hint, type) and issubclass(hint, StrEnum):
+                value = _choice(hint, value, f"{where}.{key}")
         elif key == "areas":
             if not isinstance(value, list) or not all(isinstance(v, str) and v.isdigit() for v in value):
                 raise ConfigError(f"{where}.areas: expected a list of ARS prefixes as strings, e.g. [\"13075\"]")

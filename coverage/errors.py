@@ -35,15 +35,3 @@ class UnknownCodeError(InputDataError):
 
 class DataSourceError(CoverageError, OSError):
     """A file cannot be found, opened or decoded at all."""
-
-
-def where(path: object = None, row: int | None = None, column: str | None = None) -> str:
-    """Format a location prefix ``file, row N, column 'c': `` for error messages."""
-    parts = []
-    if path is not None:
-        parts.append(str(path))
-    if row is not None:
-        parts.append(f"row {row}")
-    if column is not None:
-        parts.append(f"column '{column}'")
-    return (", ".join(parts) + ": ") if parts else ""

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.funding import FundingRule, disqualifying_offers
+from coverage.model import OfferStatus
 from coverage.technology import Technology
 
 
@@ -34,7 +35,7 @@ def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[st
         lines.append("  none — no provider delivery reaches this address")
     for o in offers.sort_values(["status", "down_mbps"], ascending=[True, False]).itertuples():
         how = o.match_method + (f" {o.match_distance_m:.1f} m" if o.match_method == "xy" else "")
-        status = o.status + (f" ({o.planned_date})" if o.status == "planned" and o.planned_date else "")
+        status = o.status + (f" ({o.planned_date})" if o.status == OfferStatus.PLANNED and o.planned_date else "")
         lines.append(f"  {o.provider} | {o.technology} | {_speed(o.down_mbps, o.up_mbps)} | {status} | "
                      f"{o.source} | matched by {how}")
     lines.append("Best service per group (current; with planned supply until " + planned_until + "):")
@@ -44,7 +45,7 @@ def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[st
         plan = a[f"plan_best_down_{g}"]
         lines.append(f"  {g:<7} {cur}" + (f"; planned {plan:g} Mbit/s" if plan > a[f"best_down_{g}"] else ""))
     lines.append("Funding rules:")
-    current = offers[offers["status"] == "current"]
+    current = offers[offers["status"] == OfferStatus.CURRENT]
     for rule in rules:
         for suffix, scope in (("", current), ("_plan", offers)):
             flag = bool(a[f"fund_{rule.name}{suffix}"])

@@ -16,7 +16,7 @@ from pyproj import Transformer
 
 from coverage.aggregate import GroupSum, households_at_least, with_shares
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 
 
 def cell_id(east: np.ndarray, north: np.ndarray, size_m: int) -> np.ndarray:
@@ -25,17 +25,6 @@ def cell_id(east: np.ndarray, north: np.ndarray, size_m: int) -> np.ndarray:
     north_s = pd.Series(north.astype(np.int64)).astype(str)
     east_s = pd.Series(east.astype(np.int64)).astype(str)
     return (f"CRS3035RES{res}N" + north_s + "E" + east_s).to_numpy()
-
-
-def grid_table(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],
-               groups: Sequence[str], size_m: int = 100) -> pd.DataFrame:
-    """Per populated cell: ``cell_id, east, north`` (lower-left, EPSG:3035), households, addresses and
-    ``hh_ge_* / share_ge_* / hh_lt_*`` per threshold and group.
-
-    ``x, y`` are the address coordinates in ``source_crs``; ``frame`` has ``households`` and
-    ``best_down_{g}`` aligned with them.
-    """
-    return finish_grid(grid_counts(x, y, source_crs, frame, thresholds, groups, size_m), thresholds, groups, size_m)
 
 
 def grid_counts(x: np.ndarray, y: np.ndarray, source_crs: object, frame: pd.DataFrame, thresholds: Sequence[float],

@@ -21,9 +21,8 @@ from coverage.addressing import address_key, strip_postcode
 from coverage.columns import concat_frames, constant
 from coverage.crs import assert_same_crs
 from coverage.membership import StringLookup, member
+from coverage.model import OFFER_COLUMNS, OFFER_FIELDS, RasterDelivery
 from coverage.quarantine import concat, rows
-from coverage.schemas import OFFER_COLUMNS
-from coverage.sources.providers import OFFER_FIELDS, RasterDelivery
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.D
         "address_id": addresses["address_id"].take(served_at).to_numpy(), "addr": served_at,
         "provider": delivery.provider, "technology": delivery.technology.value,
         "down_mbps": values[served].astype("float64"), "up_mbps": np.full(n, delivery.up_mbps),
-        "status": delivery.status, "planned_date": delivery.planned_date, "source": delivery.source,
+        "status": str(delivery.status), "planned_date": delivery.planned_date, "source": delivery.source,
         "match_method": "raster", "match_distance_m": 0.0,
     })
     for col in ("provider", "technology", "status", "planned_date", "source", "match_method"):

@@ -29,6 +29,7 @@ import pandas as pd
 
 from coverage.columns import factorize_sorted
 from coverage.membership import StringLookup
+from coverage.model import OfferStatus
 from coverage.pip import _import_numba
 from coverage.technology import Technology
 
@@ -45,10 +46,10 @@ _CURRENT, _PLAN = 1, 2  # scope bits per offer
 
 def _scope_masks(offers: pd.DataFrame, planned_until: date | None) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (current, current + planned within the horizon) over ``offers``."""
-    current = (offers["status"] == "current").to_numpy(dtype=bool, na_value=False)
+    current = (offers["status"] == OfferStatus.CURRENT).to_numpy(dtype=bool, na_value=False)
     if planned_until is None:
         return current, current
-    planned = (offers["status"] == "planned").to_numpy(dtype=bool, na_value=False)
+    planned = (offers["status"] == OfferStatus.PLANNED).to_numpy(dtype=bool, na_value=False)
     # Parse each distinct date once (first-appearance order, so pandas guesses the format from the same value).
     codes, uniques = pd.factorize(offers["planned_date"], use_na_sentinel=True)
     dates = pd.to_datetime(pd.Series(uniques).replace("", pd.NA), errors="coerce")

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from coverage.schemas import LEVEL_KEYS, threshold_tag
-from coverage.sources.bkg import Boundaries
+from coverage.model import LEVEL_KEYS, Boundaries, threshold_tag
 
 SITE_CLASSES = ((1000, "≥ 1000 Mbit/s"), (100, "≥ 100 Mbit/s"), (30, "≥ 30 Mbit/s"), (0, "< 30 Mbit/s"))
 SITE_KIND_LABELS = {"gemeinde_office": "Gemeindeverwaltung", "amt_office": "Amtsverwaltung",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from coverage.changes import address_changes, address_list_changes, area_changes, funding_changes, provider_changes
-from coverage.schemas import LEVEL_KEYS
+from coverage.model import LEVEL_KEYS
 from pipelines import io
 
 if TYPE_CHECKING:

@@ -25,9 +25,9 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from coverage.funding import FundingRule
+from coverage.model import LEVEL_KEYS, Boundaries
 from coverage.report.atlas import quarantine_summary
 from coverage.report.labels import german_labels
-from coverage.sources.bkg import LEVEL_KEYS, Boundaries
 from pipelines import io
 
 log = logging.getLogger(__name__)

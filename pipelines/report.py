@@ -30,20 +30,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from coverage.model import GROUP_LABELS, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render_provenance
 from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, legend_entries
-from coverage.schemas import threshold_tag
 from pipelines import export, io
 from pipelines.runner import RunRecord as Context
 
 log = logging.getLogger(__name__)
 
-GROUP_LABELS = {"all": "alle Technologien", "wired": "leitungsgebunden", "dsl": "DSL", "hfc": "Kabel (HFC)",
-                "fibre": "Glasfaser (FTTH/B)", "mobile": "Mobilfunk"}
 #: (threshold, group) of the overview maps, in display order; those not in the run are skipped.
 OVERVIEW_MAPS = ((30, "all"), (100, "all"), (1000, "all"), (1000, "fibre"), (100, "mobile"))
 #: The figure mapped on the Kreis, Amt and Gemeinde pages (falls back to the first share column).

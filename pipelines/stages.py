@@ -37,10 +37,11 @@ from coverage.grid import grid_counts
 from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import same_strings
+from coverage.model import Boundaries
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.addresses import read_addresses
-from coverage.sources.bkg import Boundaries, boundaries_from_gemeinden, read_bkg_bundle
+from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
 from coverage.sources.tables import apply_column_map
 from coverage.sources.vector import read_vector

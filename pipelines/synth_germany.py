@@ -46,7 +46,8 @@ import shapely
 
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.errors import ConfigError, DataSourceError
-from coverage.sources.bkg import Boundaries, read_bkg_bundle
+from coverage.model import Boundaries
+from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
 from coverage.sources.zensus import grid_bbox, households_1km, read_grid_1km, read_grid_100m
 from coverage.synth.germany import (

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, box
 
-from coverage.sources.bkg import Boundaries, boundaries_from_gemeinden
+from coverage.model import Boundaries
+from coverage.sources.bkg import boundaries_from_gemeinden
 
 matplotlib.use("Agg")
 

@@ -10,7 +10,7 @@ import rasterio
 
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.grid import finish_grid, grid_counts
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 from pipelines.outputs import write_grid
 
 THRESHOLDS = (2, 16, 30, 100, 1000)

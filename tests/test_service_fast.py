@@ -14,7 +14,7 @@ import pytest
 
 from coverage.aggregate import gemeinde_counts
 from coverage.funding import DEFAULT_RULES, FundingRule, disqualifying_offers, evaluate_rules
-from coverage.schemas import threshold_tag
+from coverage.model import threshold_tag
 from coverage.service import NO_SERVICE, PROVIDER_COUNT_THRESHOLDS, best_service, numba, offers_in_scope
 from coverage.technology import DEFAULT_GROUPS, Technology
 from tests.test_service_aggregate import OFFERS

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from coverage.errors import InputDataError
 from coverage.funding import FundingRule
+from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.html import (
     HEADLINE_THRESHOLDS,
     UNDERSERVED_T,
@@ -29,8 +30,7 @@ from coverage.report.html import (
     funding_cards,
     sites_card,
 )
-from coverage.report.maps import GROUP_LABELS, format_date, format_int, format_percent
-from coverage.sources.bkg import LEVEL_KEYS
+from coverage.report.maps import format_date, format_int, format_percent
 
 LEVEL_WORDS = {"gemeinde": "Gemeinde", "amt": "Amt", "kreis": "Kreis", "land": "Land"}
 ROOT = "../"

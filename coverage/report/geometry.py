@@ -17,7 +17,7 @@ import shapely
 
 from coverage.crs import working_crs
 from coverage.errors import InputDataError
-from coverage.sources.bkg import LEVEL_KEYS, LEVELS, Boundaries
+from coverage.model import LEVEL_KEYS, LEVELS, Boundaries
 
 #: Columns kept per level besides the key and the geometry.
 _ATTRS = {"gemeinde": ["name", "bez", "vwg_ars", "krs_ags", "land"],

@@ -23,15 +23,14 @@ import pandas as pd
 from markupsafe import Markup
 
 from coverage.errors import InputDataError, SchemaError
+from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.maps import (
-    GROUP_LABELS,
     SVG_NS,
     XLINK_NS,
     format_date,
     format_int,
     format_percent,
 )
-from coverage.sources.bkg import LEVEL_KEYS
 
 #: Thresholds (Mbit/s) shown as headline shares and table columns when the tables have them.
 HEADLINE_THRESHOLDS = (30, 100, 1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from coverage.report.maps import GROUP_LABELS
+from coverage.model import GROUP_LABELS
 
 _PLAIN = {
     "ags": "AGS", "vwg_ars": "ARS Amt", "krs_ags": "Kreisschlüssel", "land": "Land",

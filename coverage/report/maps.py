@@ -34,8 +34,8 @@ from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
 
 from coverage.errors import InputDataError, SchemaError
+from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.geometry import MapGeometry
-from coverage.sources.bkg import LEVEL_KEYS
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -59,14 +59,6 @@ FIG_SIZE = (11.69, 8.27)
 MAP_BOX = (0.03, 0.085, 0.66, 0.78)  # left, bottom, width, height in figure fractions
 PANEL_X = 0.725
 
-GROUP_LABELS = {
-    "all": "alle Technologien",
-    "wired": "leitungsgebunden",
-    "dsl": "DSL",
-    "hfc": "Kabel (HFC)",
-    "fibre": "Glasfaser (FTTB/H)",
-    "mobile": "Mobilfunk",
-}
 LEVEL_LABELS = {"gemeinde": "Gemeinden", "amt": "Ämter", "kreis": "Kreise", "land": "Land"}
 _PLAIN_LABELS = {"households": "Haushalte", "addresses": "Adressen", "businesses": "Unternehmen",
                  "sites": "Standorte", "name": "Name"}
@@ -480,7 +472,7 @@ def choropleth_svg(
     """Classed choropleth of ``table[value_column]`` for the areas in ``table`` as an SVG document.
 
     ``table`` holds one row per area of ``level`` (key column per level as in
-    :data:`coverage.sources.bkg.LEVEL_KEYS`, plus ``name``); pass a subset (one Kreis,
+    :data:`coverage.model.LEVEL_KEYS`, plus ``name``); pass a subset (one Kreis,
     one Amt) to map only those areas — the other areas in view are drawn light grey.
     Every mapped area is one ``<g class="area" data-key=… data-class=…>`` with a ``<title>``
     tooltip (name and ``tooltip_columns``, default: the value, households and, for shares,

@@ -22,9 +22,9 @@ from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.membership import StringLookup
+from coverage.model import ADDRESS_OPTIONAL
 from coverage.numbers import by_unique, parse_numbers
 from coverage.quarantine import RowFilter
-from coverage.schemas import ADDRESS_OPTIONAL
 from coverage.sources.tables import apply_column_map, read_text_table
 from coverage.sources.vector import is_vector, read_vector
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
@@ -21,62 +20,13 @@ from pyogrio.errors import DataSourceError as OgrDataSourceError
 
 from coverage.crs import to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
+from coverage.model import Boundaries
 
 log = logging.getLogger(__name__)
 
 LAYERS = ("GEM", "VWG", "KRS", "LAN")
 #: Geofactor values that mean "land" (VG250: 3/4 without/with structure; VG5000 2021: 9).
 LAND_GF = {3, 4, 9}
-LEVELS = ("gemeinde", "amt", "kreis", "land")
-LEVEL_KEYS = {"gemeinde": "ags", "amt": "vwg_ars", "kreis": "krs_ags", "land": "land"}
-
-
-@dataclass(frozen=True)
-class Boundaries:
-    """Administrative areas of every level, in the working CRS.
-
-    Column contracts (one row per area):
-    - ``gemeinde``: ags, ars, name, bez, vwg_ars, krs_ags, land, geometry
-    - ``amt``: vwg_ars, name, bez, krs_ags, land, geometry
-    - ``kreis``: krs_ags, name, bez, land, geometry
-    - ``land``: land, name, geometry (land area only)
-    - ``coastal_water``: land, geometry (GF 8 rows of the LAN layer; may be empty)
-    ``valid_date`` is the bundle's reference date when it says one.
-    """
-
-    gemeinde: gpd.GeoDataFrame
-    amt: gpd.GeoDataFrame
-    kreis: gpd.GeoDataFrame
-    land: gpd.GeoDataFrame
-    coastal_water: gpd.GeoDataFrame
-    valid_date: str | None = None
-
-    def level(self, name: str) -> gpd.GeoDataFrame:
-        return getattr(self, name)
-
-    def subset(self, ars_prefixes: tuple[str, ...]) -> Boundaries:
-        """Only the Gemeinden whose ARS starts with one of the prefixes, and the areas above them.
-
-        ARS prefixes name every level: Land (2 digits), Kreis (5), Amt/VWG (9), Gemeinde (12).
-        """
-        if not ars_prefixes:
-            return self
-        gem = self.gemeinde[self.gemeinde["ars"].str.startswith(tuple(ars_prefixes))]
-        if gem.empty:
-            raise InputDataError(f"boundaries.areas {list(ars_prefixes)} match no Gemeinde (ARS prefixes expected)")
-        keep = {level: self.level(level)[self.level(level)[key].isin(set(gem[key]))]
-                for level, key in LEVEL_KEYS.items() if level != "gemeinde"}
-        water = self.coastal_water[self.coastal_water["land"].isin(set(gem["land"]))]
-        return Boundaries(gemeinde=gem.reset_index(drop=True), amt=keep["amt"].reset_index(drop=True),
-                          kreis=keep["kreis"].reset_index(drop=True), land=keep["land"].reset_index(drop=True),
-                          coastal_water=water, valid_date=self.valid_date)
-
-    def hierarchy(self) -> pd.DataFrame:
-        """Gemeinde → Amt → Kreis → Land keys and names, without geometry."""
-        g = self.gemeinde[["ags", "name", "vwg_ars", "krs_ags", "land"]].rename(columns={"name": "gemeinde_name"})
-        g = g.merge(self.amt[["vwg_ars", "name"]].rename(columns={"name": "amt_name"}), on="vwg_ars", how="left")
-        g = g.merge(self.kreis[["krs_ags", "name"]].rename(columns={"name": "kreis_name"}), on="krs_ags", how="left")
-        return pd.DataFrame(g)
 
 
 def find_layer_sources(path: Path) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -26,6 +25,7 @@ from coverage.columns import constant, stripped_text
 from coverage.config import ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
+from coverage.model import OfferStatus, RasterDelivery
 from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table
@@ -36,23 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
 MAX_SPEED_MBPS = 100_000.0
-OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
-
-
-@dataclass(frozen=True)
-class RasterDelivery:
-    """A raster of download speed (Mbit/s); nodata or 0 means no service."""
-
-    values: np.ndarray
-    transform: rasterio.Affine
-    crs: object
-    nodata: float | None
-    provider: str
-    technology: Technology
-    up_mbps: float
-    status: str
-    planned_date: str
-    source: str
 
 
 def parse_dates(text: pd.Series) -> pd.Series:
@@ -107,9 +90,10 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject(up > down * cfg.max_upload_ratio, "up_mbps", "upload_above_download",
                   values=lambda hit: up_text(hit) + " > " + down_text(hit))
 
+    current, planned = OfferStatus.CURRENT.value, OfferStatus.PLANNED.value
     status = by_unique(text("status", cfg.status), lambda u: u.str.casefold().replace(
-        {"": cfg.status, "geplant": "planned", "aktuell": "current", "ist": "current"}))
-    checks.reject(~status.isin(["current", "planned"]), "status", "bad_status")
+        {"": str(cfg.status), "geplant": planned, "aktuell": current, "ist": current}))
+    checks.reject(~status.isin([s.value for s in OfferStatus]), "status", "bad_status")
     date_text = text("planned_date", cfg.planned_date)
     dates = by_unique(date_text, lambda u: parse_dates(u).dt.strftime("%Y-%m-%d").fillna("").astype(object))
     checks.reject((date_text != "") & (dates == ""), "planned_date", "bad_date")
@@ -248,4 +232,4 @@ def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology])
         raise InputDataError(f"{path}: technology {cfg.technology!r} is not in the alias table")
     return RasterDelivery(values=values, transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
                           technology=tech, up_mbps=float(cfg.up_mbps) if cfg.up_mbps is not None else np.nan,
-                          status=cfg.status, planned_date=cfg.planned_date or "", source=cfg.name)
+                          status=OfferStatus(cfg.status), planned_date=cfg.planned_date or "", source=cfg.name)

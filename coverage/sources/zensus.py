@@ -32,7 +32,6 @@ from coverage.errors import DataSourceError, SchemaError
 
 log = logging.getLogger(__name__)
 
-GRID_1KM_COLUMNS = ("einwohner", "hh_groesse_d", "leerstandsquote")
 GRID_100M_COLUMNS = ("buildings", "dwellings")
 
 #: Official CSV header words (folded: lower case, letters and digits only) -> our names.

@@ -16,7 +16,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage.sources.bkg import Boundaries
+from coverage.model import Boundaries
 from coverage.synth.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
 from coverage.synth.providers import PROVIDERS, generate_deliveries
 from coverage.synth.sites import place_sites

@@ -41,7 +41,7 @@ from pyproj import CRS, Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS, to_crs
 from coverage.errors import InputDataError
-from coverage.sources.bkg import Boundaries
+from coverage.model import Boundaries
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from coverage.sources.bkg import Boundaries
+from coverage.model import Boundaries
 from coverage.synth.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
 from coverage.synth.providers import (
     BASE_CLUSTER_SD,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage.sources.bkg import Boundaries
+from coverage.model import Boundaries
 
 log = logging.getLogger(__name__)
 

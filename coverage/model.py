@@ -1,0 +1,150 @@
+"""The data model: the types, column contracts and closed vocabularies the stages share.
+
+Readers (:mod:`coverage.sources`) build these; aggregation, matching, the service
+evaluation and the report only consume them, so they import this module and never a
+reader for a type.
+
+The closed vocabularies are :class:`enum.StrEnum`: a member equals its string
+(``ProviderFormat.RASTER == "raster"``), so comparisons with plain strings keep
+working, and config fingerprints stay what they were (enums hash by ``.value``).
+Technology groups are not one of them: ``[analysis.groups]`` lets users name their
+own (see :func:`coverage.technology.validate_groups`); the default names are the keys
+of :data:`coverage.technology.DEFAULT_GROUPS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage.errors import InputDataError
+from coverage.technology import Technology
+
+if TYPE_CHECKING:
+    from affine import Affine
+
+
+class ProviderFormat(StrEnum):
+    """``format`` of a ``[[providers]]`` delivery."""
+
+    ADDRESS_CSV = "address-csv"
+    ADDRESS_TABLE = "address-table"
+    POLYGONS = "polygons"
+    RASTER = "raster"
+
+
+class BoundaryFormat(StrEnum):
+    """``format`` of ``[boundaries]``: a BKG VG250/VG5000 bundle or any vector file with a column map."""
+
+    BKG = "bkg"
+    VECTOR = "vector"
+
+
+class OfferStatus(StrEnum):
+    """Whether an offer is available now or announced for later (``planned_date``)."""
+
+    CURRENT = "current"
+    PLANNED = "planned"
+
+
+#: Canonical names of the area key column per level.
+LEVEL_KEYS = {"gemeinde": "ags", "amt": "vwg_ars", "kreis": "krs_ags", "land": "land"}
+LEVELS = tuple(LEVEL_KEYS)
+
+#: Optional address columns besides address_id, households and the Point geometry.
+ADDRESS_OPTIONAL = ("businesses", "site_kind", "site_name", "street", "house_number", "postcode", "locality")
+
+#: What every provider record says about its offer, whatever the delivery format.
+OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps", "status", "planned_date")
+
+#: Provider offers linked to addresses: one row per (address, offer). ``addr`` is the row position of the
+#: address in the located addresses of the same run (or partition): how the compiled kernels find it
+#: without hashing strings again; it is not written to ``offers.parquet``.
+OFFER_COLUMNS = ("address_id", "addr", "provider", "technology", "down_mbps", "up_mbps", "status", "planned_date",
+                 "source", "match_method")
+
+#: German names of the default technology groups, as maps, pages and downloads show them. The fibre
+#: label follows the Breitbandatlas, which planners read ("FTTH/B ≥ 200 Mbit/s"). Groups a user adds
+#: in ``[analysis.groups]`` are shown by their own name.
+GROUP_LABELS = {
+    "all": "alle Technologien",
+    "wired": "leitungsgebunden",
+    "dsl": "DSL",
+    "hfc": "Kabel (HFC)",
+    "fibre": "Glasfaser (FTTH/B)",
+    "mobile": "Mobilfunk",
+}
+
+
+def threshold_tag(t: float) -> str:
+    """``100`` -> ``'100'``, ``0.5`` -> ``'0.5'``: the threshold as it appears in column names."""
+    return f"{t:g}"
+
+
+@dataclass(frozen=True)
+class Boundaries:
+    """Administrative areas of every level, in the working CRS.
+
+    Column contracts (one row per area):
+    - ``gemeinde``: ags, ars, name, bez, vwg_ars, krs_ags, land, geometry
+    - ``amt``: vwg_ars, name, bez, krs_ags, land, geometry
+    - ``kreis``: krs_ags, name, bez, land, geometry
+    - ``land``: land, name, geometry (land area only)
+    - ``coastal_water``: land, geometry (GF 8 rows of the LAN layer; may be empty)
+    ``valid_date`` is the bundle's reference date when it says one.
+    """
+
+    gemeinde: gpd.GeoDataFrame
+    amt: gpd.GeoDataFrame
+    kreis: gpd.GeoDataFrame
+    land: gpd.GeoDataFrame
+    coastal_water: gpd.GeoDataFrame
+    valid_date: str | None = None
+
+    def level(self, name: str) -> gpd.GeoDataFrame:
+        return getattr(self, name)
+
+    def subset(self, ars_prefixes: tuple[str, ...]) -> Boundaries:
+        """Only the Gemeinden whose ARS starts with one of the prefixes, and the areas above them.
+
+        ARS prefixes name every level: Land (2 digits), Kreis (5), Amt/VWG (9), Gemeinde (12).
+        """
+        if not ars_prefixes:
+            return self
+        gem = self.gemeinde[self.gemeinde["ars"].str.startswith(tuple(ars_prefixes))]
+        if gem.empty:
+            raise InputDataError(f"boundaries.areas {list(ars_prefixes)} match no Gemeinde (ARS prefixes expected)")
+        keep = {level: self.level(level)[self.level(level)[key].isin(set(gem[key]))]
+                for level, key in LEVEL_KEYS.items() if level != "gemeinde"}
+        water = self.coastal_water[self.coastal_water["land"].isin(set(gem["land"]))]
+        return Boundaries(gemeinde=gem.reset_index(drop=True), amt=keep["amt"].reset_index(drop=True),
+                          kreis=keep["kreis"].reset_index(drop=True), land=keep["land"].reset_index(drop=True),
+                          coastal_water=water, valid_date=self.valid_date)
+
+    def hierarchy(self) -> pd.DataFrame:
+        """Gemeinde → Amt → Kreis → Land keys and names, without geometry."""
+        g = self.gemeinde[["ags", "name", "vwg_ars", "krs_ags", "land"]].rename(columns={"name": "gemeinde_name"})
+        g = g.merge(self.amt[["vwg_ars", "name"]].rename(columns={"name": "amt_name"}), on="vwg_ars", how="left")
+        g = g.merge(self.kreis[["krs_ags", "name"]].rename(columns={"name": "kreis_name"}), on="krs_ags", how="left")
+        return pd.DataFrame(g)
+
+
+@dataclass(frozen=True)
+class RasterDelivery:
+    """A raster of download speed (Mbit/s); nodata or 0 means no service."""
+
+    values: np.ndarray
+    transform: Affine
+    crs: object
+    nodata: float | None
+    provider: str
+    technology: Technology
+    up_mbps: float
+    status: OfferStatus
+    planned_date: str
+    source: str
