@@ -24,7 +24,8 @@ demo-data: $(DEMO)/.complete
 run: $(STAMP) demo-data
 	$(BIN)/bbcov run --config $(DEMO)/bbcov.toml || test $$? -eq 3  # 3 = nothing changed since the last run
 
-test: $(STAMP) browser-deps
+# Linter and type checker first: a lint or type error fails the run before the (slow) tests start.
+test: lint browser-deps
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) demo-data
@@ -35,7 +36,8 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 lint: $(STAMP)
-	$(BIN)/ruff check coverage pipelines tests
+	$(BIN)/ruff check coverage pipelines tests benchmarks
+	$(BIN)/python -m mypy  # files and strictness: [tool.mypy] in pyproject.toml
 
 clean:
 	rm -rf data/processed/runs data/processed/latest reports/latest reports/run-*

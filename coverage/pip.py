@@ -69,7 +69,9 @@ def _import_numba():
     if "numba" in sys.modules:
         return sys.modules["numba"]
     saved = sys.modules.get("coverage")
-    sys.modules["coverage"] = None  # makes `import coverage` raise ImportError inside numba
+    # None makes `import coverage` raise ImportError inside numba (documented import-system behaviour;
+    # typeshed types sys.modules as holding modules only).
+    sys.modules["coverage"] = None  # type: ignore[assignment]
     try:
         import numba
     finally:
@@ -129,7 +131,8 @@ class PolygonIndex:
             raise ValueError(f"geometries must be one-dimensional, got shape {geoms.shape}")
         n = len(geoms)
         missing = shapely.is_missing(geoms)
-        empty = missing | shapely.is_empty(np.where(missing, None, geoms))
+        # numpy's stubs reject None as the fill scalar; at run time it is an object-dtype None.
+        empty = missing | shapely.is_empty(np.where(missing, None, geoms))  # type: ignore[call-overload]
         polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
         gridded = ~empty & polygonal
         geos_only = np.flatnonzero(~empty & ~polygonal)
@@ -523,7 +526,7 @@ def _locate_kernel(x, y, x0, y0, inv_cs, nx, ny, block, coarse, fine, rec, out, 
             out[i] = v
             continue
         o = -2 - v
-        res = np.int32(rec[o])
+        res: np.int32 | int = np.int32(rec[o])  # or _UNSURE; local annotations are never evaluated
         nc = int(rec[o + 1])
         o += 2
         for _ in range(nc):

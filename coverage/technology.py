@@ -8,7 +8,7 @@ caller reports (quarantine), never silently "other".
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 from coverage.errors import UnknownCodeError
@@ -107,8 +107,10 @@ def validate_groups(groups: Mapping[str, object]) -> dict[str, tuple[Technology,
     for name, members in groups.items():
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise UnknownCodeError(f"technology group name {name!r} must be lower-case letters, digits and _")
+        if not isinstance(members, Iterable):  # e.g. `fast = 5` in TOML; was a bare TypeError
+            raise UnknownCodeError(f"technology group {name!r}: expected a list of technologies, got {members!r}")
         try:
-            out[name] = tuple(Technology(str(m)) for m in members)  # type: ignore[union-attr]
+            out[name] = tuple(Technology(str(m)) for m in members)
         except ValueError as exc:
             raise UnknownCodeError(
                 f"technology group {name!r}: members must be among {[t.value for t in Technology]}, got {members!r}"

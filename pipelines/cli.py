@@ -76,8 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dict:
     from pipelines.synth import build_demo
 
-    kwargs = {} if seed is None else {"seed": seed}
-    return build_demo(sources, out, scope="mv", vintage=vintage, **kwargs)
+    if seed is None:  # build_demo's own default seed
+        return build_demo(sources, out, scope="mv", vintage=vintage)
+    return build_demo(sources, out, scope="mv", vintage=vintage, seed=seed)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

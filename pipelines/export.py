@@ -40,7 +40,7 @@ def funding_rules_frame(rules: Sequence[FundingRule], land: pd.DataFrame) -> pd.
     """One row per funding rule: name, label, version, criterion and the Land's counts."""
     rows = []
     for r in rules:
-        rec = {"rule": r.name, "label": r.label, "version": r.version, "description": r.describe()}
+        rec: dict[str, object] = {"rule": r.name, "label": r.label, "version": r.version, "description": r.describe()}
         for col in (f"hh_fund_{r.name}", f"addr_fund_{r.name}", f"hh_fund_{r.name}_plan",
                     f"addr_fund_{r.name}_plan"):
             rec[col.replace(f"_{r.name}", "")] = float(land[col].sum()) if col in land.columns else np.nan

@@ -62,6 +62,7 @@ groups = { fibre = ["ftth", "fttb"], cable = ["hfc"] }
     ("[analysis]\ncrs = \"EPSG:4326\"\n", "geographic"),
     ("[analysis]\nthresholds_mbps = [30, -1]\n", "not a positive number"),
     ("[analysis]\ngroups = { fast = [\"warp\"] }\n", "members must be among"),
+    ("[analysis]\ngroups = { fast = 5 }\n", "expected a list of technologies, got 5"),
     ("[[providers]]\npath = \"x.tif\"\nformat = \"raster\"\n", "needs 'provider' and 'technology'"),
     ("[[providers]]\npath = \"x.csv\"\nformat = \"excel\"\n", "format: expected one of"),
     ("[technology_aliases]\nfoo = \"warp\"\n", "target must be one of"),

@@ -71,8 +71,8 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
     key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() in ("ags", "staat")), None)
     if key_col is None:
         raise SchemaError(f"{path}: no AGS column in header {list(frame.columns)[:5]}…")
-    parsed = {c: parse_header(c) for c in frame.columns if c != key_col}
-    parsed = {c: p for c, p in parsed.items() if p is not None}
+    headers = {c: parse_header(c) for c in frame.columns if c != key_col}
+    parsed = {c: p for c, p in headers.items() if p is not None}
     if not parsed:
         raise SchemaError(f"{path}: no column looks like an availability share ('DSL ≥ 16 Mbit/s' or 'verf_dsl_16')")
     keys = frame[key_col].astype(str).str.strip().str.strip('"')

@@ -31,7 +31,7 @@ def wkb_point_xy(values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     if values.null_count or not len(values):
         return None
     if pa.types.is_large_binary(values.type):
-        off_type = np.int64
+        off_type: type[np.signedinteger] = np.int64
     elif pa.types.is_binary(values.type):
         off_type = np.int32
     else:
@@ -79,6 +79,7 @@ def read_geoparquet(files: Sequence[Path], categorical: Sequence[str] = ()) -> g
         geometry = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
     else:
         geometry = shapely.points(*xy)
+        assert isinstance(geometry, np.ndarray)  # arrays in, array out; the stubs also allow a single Point
         empty = np.isnan(xy[0]) | np.isnan(xy[1])  # WKB writes POINT EMPTY as NaN coordinates
         if empty.any():
             geometry[empty] = shapely.from_wkt("POINT EMPTY")
