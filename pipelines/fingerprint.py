@@ -38,7 +38,7 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     for f in files:
         digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
         with f.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while block := fh.read(1 << 20):
                 digest.update(block)
         size += f.stat().st_size
     return {"path": str(path), "bytes": size, "sha256": digest.hexdigest(), "files": len(files)}
@@ -138,7 +138,7 @@ def _literal(value: object) -> str | None:
         return f"{type(value).__name__}({sorted(texts) if isinstance(value, set | frozenset) else texts})"
     if isinstance(value, dict):
         pairs = [(_literal(k), _literal(v)) for k, v in value.items()]
-        return None if any(k is None or v is None for k, v in pairs) else f"dict({sorted(pairs)})"  # type: ignore[type-var]
+        return None if any(k is None or v is None for k, v in pairs) else f"dict({sorted(pairs)})"
     return None
 
 

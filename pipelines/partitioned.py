@@ -66,7 +66,7 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
         return None
     parts = []
     for folder in folders:
-        providers = {}
+        providers: dict[str, Path | None] = {}
         for p in cfg.providers:
             if p.format in ("polygons", "raster"):
                 providers[p.name] = p.path
@@ -140,7 +140,8 @@ def map_partitions(parts: list[Partition], stages_of: Work, shared: RunState, ru
                                dashboard_address=None, memory_limit=0)
         client = Client(cluster)
     try:
-        log.info("dask: %s with %d worker(s)", client.scheduler.address, len(client.scheduler_info()["workers"]))
+        log.info("dask: %s with %d worker(s)", client.scheduler_info().get("address", "?"),
+                 len(client.scheduler_info()["workers"]))
         state, folder = client.scatter([shared, run_dir], broadcast=True)
         futures = [client.submit(run_partition, p, stages_of(p), state, folder, key=f"partition-{p.name}",
                                  pure=False) for p in parts]

@@ -22,11 +22,11 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -37,7 +37,7 @@ from pipelines import cache, io
 from pipelines.execute import Ledger, run_stages
 from pipelines.fingerprint import code_key, file_fingerprint, params_hash, stage_key
 from pipelines.lock import run_lock
-from pipelines.outputs import write_outputs
+from pipelines.outputs import Written, write_outputs
 from pipelines.partitioned import Partition, find_partitions, map_partitions, partition_config, reduce_partitions
 from pipelines.stages import VALIDATION_STAGES, RunState, Stage, StageResult, plan
 
@@ -138,7 +138,7 @@ class Plan:
 def _fingerprint_params(params: object) -> object:
     """Parameters as fingerprinted: a file's content counts (inputs), not the folder it lies in."""
     if dataclasses.is_dataclass(params) and not isinstance(params, type) and hasattr(params, "path"):
-        return dataclasses.replace(params, path=Path())  # type: ignore[type-var]
+        return dataclasses.replace(params, path=Path())
     if isinstance(params, dict):
         return {k: _fingerprint_params(v) for k, v in params.items()}
     return params
@@ -169,53 +169,73 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
         return RunResult(previous.name, previous, _report_dir(cfg, previous.name), read_manifest(previous),
                          changed=False, stages=dict.fromkeys(names, "reused"))
 
-    started = time.perf_counter()
     staging = cfg.output.dir / "runs" / f".{run_id}.partial"
     staging.mkdir(parents=True)
-    handler = logging.FileHandler(staging / "run.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    report_staging = None
-    try:
-        record = RunRecord(cfg, run_id, datetime.now(UTC).isoformat(timespec="seconds"), ref, RunState(), Ledger(),
-                           list(p.inputs.values()))
+    record = RunRecord(cfg, run_id, datetime.now(UTC).isoformat(timespec="seconds"), ref, RunState(), Ledger(),
+                       list(p.inputs.values()))
+    with _run_log(staging / "run.log", run_id):
+        started = time.perf_counter()
         timings: dict[str, float] = {}
-
-        def reuse(stage: Stage) -> StageResult | None:
-            entry = before.get(stage.name, {})
-            if previous is None or stage.name in forced or entry.get("key") != p.keys[stage.name]:
-                return None
-            return cache.restore(stage, entry, previous, cfg.analysis.working_crs)
-
-        _compute(record, p.stages, reuse, staging, engine, timings)
-        t0 = time.perf_counter()
-        written = write_outputs(cfg, record.state, record.ledger, staging, record.partitioned)
-        record.quarantine = record.ledger.all_quarantine()
-        outputs = list(written.files)
-        timings["write"] = round(time.perf_counter() - t0, 3)
+        _compute(record, p.stages, _reuse_from(previous, before, forced, p, cfg), staging, engine, timings)
+        outputs, written = _timed(timings, "write", lambda: _write(record, staging))
         if changes is not None and previous is not None:
-            t0 = time.perf_counter()
-            outputs += changes(previous, record, staging)
-            timings["changes"] = round(time.perf_counter() - t0, 3)
+            outputs += _timed(timings, "changes", lambda: changes(previous, record, staging))
+        report_staging = None
         if report is not None:
-            t0 = time.perf_counter()
             report_staging = cfg.output.reports_dir / f".{run_id}.partial"
             report_staging.mkdir(parents=True)
-            outputs += [f"reports/{run_id}/{f}" for f in report(record, report_staging)]
-            timings["report"] = round(time.perf_counter() - t0, 3)
+            pages = _timed(timings, "report", lambda: report(record, report_staging))
+            outputs += [f"reports/{run_id}/{f}" for f in pages]
         timings["total"] = round(time.perf_counter() - started, 3)
         manifest = build_manifest(record, timings, outputs)
         manifest["stages"] = _catalog(p, record, written)
         manifest["stages"]["report"] = {"key": p.report_key, "status": "ran" if report else "skipped"}
         manifest["previous_run"] = previous.name if previous else None
         io.write_json(staging / "manifest.json", manifest)
+    return _publish(cfg, run_id, staging, report_staging, manifest, record.ledger.status)
+
+
+T = TypeVar("T")
+
+
+def _timed(timings: dict[str, float], name: str, step: Callable[[], T]) -> T:
+    t0 = time.perf_counter()
+    result = step()
+    timings[name] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+@contextlib.contextmanager
+def _run_log(path: Path, run_id: str) -> Iterator[None]:
+    """The run's own log file (besides the console), and one line if the run fails."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
     except BaseException:
         log.error("run %s failed; previous outputs are untouched", run_id)
         raise
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
-    return _publish(cfg, run_id, staging, report_staging, manifest, record.ledger.status)
+
+
+def _reuse_from(previous: Path | None, before: dict[str, Any], forced: set[str], p: Plan,
+                cfg: RunConfig) -> Callable[[Stage], StageResult | None]:
+    """Reuse a stage's result from the previous run when its key is unchanged and it is not forced."""
+    def reuse(stage: Stage) -> StageResult | None:
+        entry = before.get(stage.name, {})
+        if previous is None or stage.name in forced or entry.get("key") != p.keys[stage.name]:
+            return None
+        return cache.restore(stage, entry, previous, cfg.analysis.working_crs)
+    return reuse
+
+
+def _write(record: RunRecord, staging: Path) -> tuple[list[str], Written]:
+    written = write_outputs(record.cfg, record.state, record.ledger, staging, record.partitioned)
+    record.quarantine = record.ledger.all_quarantine()
+    return list(written.files), written
 
 
 def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], StageResult | None], staging: Path,
@@ -251,7 +271,7 @@ def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], St
     timings.update(ledger.seconds)
 
 
-def _catalog(p: Plan, record: RunRecord, written: Any) -> dict[str, Any]:
+def _catalog(p: Plan, record: RunRecord, written: Written) -> dict[str, Any]:
     """Per stage: key, status, and (single runs) where its results lie, for reuse by a later run."""
     catalog: dict[str, Any] = {}
     for s in p.stages:

@@ -138,7 +138,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _BY_ID, _NO_LOCATOR).astype(np.int8)
     x = parse_numbers(text("x"), table.decimal) if has_xy else None
     y = parse_numbers(text("y"), table.decimal) if has_xy else None
-    if has_xy:
+    if x is not None and y is not None:
         if cfg.crs is None:
             raise InputDataError(
                 f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
@@ -153,7 +153,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
                 & (out["house_number"] != "").to_numpy(dtype=bool)] = _BY_ADDRESS
     checks.reject(pd.Series(locator == _NO_LOCATOR, index=frame.index), "address_id", "missing_locator")
     ok = checks.ok.to_numpy()
-    if has_xy:
+    if x is not None and y is not None:
         xy_crs = parse_crs(cfg.crs, f"{path} crs")
         by_xy = locator == _BY_XY
         check_coordinate_units(x[by_xy].to_numpy(), y[by_xy].to_numpy(), xy_crs, str(path))
