@@ -35,7 +35,7 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 lint: $(STAMP)
-	$(BIN)/ruff check coverage pipelines tests
+	$(BIN)/ruff check coverage pipelines demo tests
 
 clean:
 	rm -rf data/processed/runs data/processed/latest reports/latest reports/run-*

@@ -61,7 +61,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.synth.addresses import _KEY, cell_key
+from demo.addresses import _KEY, cell_key
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from coverage.sources.bkg import Boundaries
-from coverage.synth.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
-from coverage.synth.providers import (
+from demo.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
+from demo.providers import (
     BASE_CLUSTER_SD,
     PRODUCTS,
     SHARED_WEIGHT,
@@ -50,7 +50,7 @@ from coverage.synth.providers import (
     nested_classes,
     quantile_classes,
 )
-from coverage.synth.sites import place_sites
+from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
 

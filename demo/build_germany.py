@@ -2,7 +2,7 @@
 
 Reads the real open data (BKG VG5000 for all Länder, the Zensus 2022 grids, the Breitbandatlas
 Gemeinde table of the vintage) from ``sources`` once (the grids are small: 2.2 M + 0.36 M cells),
-then generates one Land at a time with :func:`coverage.synth.germany.generate_land` and writes it
+then generates one Land at a time with :func:`demo.germany.generate_land` and writes it
 before the next Land starts, so memory is bounded by the largest Land (NRW). Each Land has its own
 random generator ``default_rng([seed, land])``: a Land's output does not depend on which other
 Länder are built. Everything is written into a temporary folder next to ``out`` that is renamed
@@ -49,14 +49,14 @@ from coverage.errors import ConfigError, DataSourceError
 from coverage.sources.bkg import Boundaries, read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
 from coverage.sources.zensus import grid_bbox, households_1km, read_grid_1km, read_grid_100m
-from coverage.synth.germany import (
+from demo.build_mv import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
+from demo.germany import (
     DWELLINGS_PER_ADDRESS,
     GERMANY_PROVIDERS,
     METHOD_VERSION,
     LandData,
     generate_land,
 )
-from pipelines.synth import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
 
 log = logging.getLogger(__name__)
 
