@@ -36,7 +36,7 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 lint: $(STAMP)
-	$(BIN)/ruff check coverage pipelines tests benchmarks
+	$(BIN)/ruff check coverage pipelines demo tests benchmarks
 	$(BIN)/python -m mypy  # files and strictness: [tool.mypy] in pyproject.toml
 
 clean:

@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dict:
-    from pipelines.synth import build_demo
+    from demo.build_mv import build_demo
 
     if seed is None:  # build_demo's own default seed
         return build_demo(sources, out, scope="mv", vintage=vintage)
@@ -99,7 +99,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.scope == "germany":
-        from pipelines.synth_germany import build_germany
+        from demo.build_germany import build_germany
 
         kwargs = {} if args.seed is None else {"seed": args.seed}
         summary = build_germany(args.sources, args.out, vintage=args.vintage, laender=args.land or None, **kwargs)

@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from demo.build_mv import build_demo
 from pipelines.cli import main
-from pipelines.synth import build_demo
 
 KREIS = "13075"  # Vorpommern-Greifswald: 138 Gemeinden, islands (Usedom), a coast and a Land border
 

@@ -19,10 +19,10 @@ from coverage.config import load_config
 from coverage.errors import ConfigError
 from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
-from coverage.synth.addresses import largest_remainder
-from coverage.synth.sites import KREISSTAEDTE
-from pipelines import synth as synth_pipeline
-from pipelines.synth import build_demo
+from demo import build_mv as synth_pipeline
+from demo.addresses import largest_remainder
+from demo.build_mv import build_demo
+from demo.sites import KREISSTAEDTE
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 7

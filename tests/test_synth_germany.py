@@ -17,10 +17,10 @@ from coverage.config import load_config
 from coverage.errors import ConfigError
 from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
-from coverage.synth.addresses import addresses_per_cell
 from coverage.technology import alias_table, parse_technology
-from pipelines import synth_germany
-from pipelines.synth_germany import build_germany
+from demo import build_germany as synth_germany
+from demo.addresses import addresses_per_cell
+from demo.build_germany import build_germany
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED = 11

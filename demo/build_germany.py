@@ -2,7 +2,7 @@
 
 Reads the real open data (BKG VG5000 for all Länder, the Zensus 2022 grids, the Breitbandatlas
 Gemeinde table of the vintage) from ``sources`` once (the grids are small: 2.2 M + 0.36 M cells),
-then generates one Land at a time with :func:`coverage.synth.germany.generate_land` and writes it
+then generates one Land at a time with :func:`demo.germany.generate_land` and writes it
 before the next Land starts, so memory is bounded by the largest Land (NRW). Each Land has its own
 random generator ``default_rng([seed, land])``: a Land's output does not depend on which other
 Länder are built. Everything is written into a temporary folder next to ``out`` that is renamed
@@ -50,14 +50,14 @@ from coverage.model import Boundaries
 from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
 from coverage.sources.zensus import grid_bbox, households_1km, read_grid_1km, read_grid_100m
-from coverage.synth.germany import (
+from demo.build_mv import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
+from demo.germany import (
     DWELLINGS_PER_ADDRESS,
     GERMANY_PROVIDERS,
     METHOD_VERSION,
     LandData,
     generate_land,
 )
-from pipelines.synth import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,7 @@ def build_germany(
     out = Path(out)
     if vintage not in VINTAGES:
         raise ConfigError(f"synth vintage {vintage!r} is unknown; available: {sorted(VINTAGES)}")
-    laender = tuple(LAENDER if laender is None else (str(k).zfill(2) for k in laender))
-    bad = [k for k in laender if k not in LAENDER]
-    if bad or not laender:
-        raise ConfigError(f"synth laender {bad or list(laender)} invalid; expected two-digit keys 01..16")
+    laender = _land_keys(laender)
     reference_date = VINTAGES[vintage][1]
     paths = source_paths(sources, vintage)
     for name, p in paths.items():
@@ -119,49 +116,8 @@ def build_germany(
     per_land: dict[str, dict] = {}
     try:
         for land in laender:
-            t0 = time.perf_counter()
-            sub = boundaries.subset((land,))
-            frames = [sub.land, sub.coastal_water] if len(sub.coastal_water) else [sub.land]
-            b = np.array([f.total_bounds for f in frames])
-            bbox = grid_bbox((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), INSPIRE_GRID_CRS)
-            g100 = _clip(grid_100m, bbox)
-            g1 = _clip(grid_1km, bbox)
-            rng = np.random.default_rng([seed, int(land)])
-            data = generate_land(sub, g100, g1, wide, rng, prefix=f"DE{land}")
-            t1 = time.perf_counter()
-            files = _write_land(tmp, land, data)
-            counts = dict(data.counts)
-            del data
-            counts.update(
-                {
-                    "zensus_households": _zensus_households(g1, sub),
-                    "files": files,
-                    "generate_s": round(t1 - t0, 1),
-                    "write_s": round(time.perf_counter() - t1, 1),
-                    "peak_rss_mb_so_far": round(peak_rss_mb()),
-                }
-            )
-            per_land[land] = counts
-            log.info("synth germany: Land %s done in %.0f s: %s", land, time.perf_counter() - t0, counts)
-
-        totals = {
-            key: int(sum(c[key] for c in per_land.values()))
-            for key in (
-                "addresses",
-                "households",
-                "businesses",
-                "sites",
-                "dsl_rows",
-                "hfc_rows",
-                "fibre_rows",
-                "fibre_planned_rows",
-                "provider_rows",
-                "gemeinden",
-                "gemeinden_without_bba",
-            )
-        }
-        totals["zensus_households"] = round(sum(c["zensus_households"] for c in per_land.values()))
-        totals["provider_rows_per_address"] = round(totals["provider_rows"] / max(totals["addresses"], 1), 3)
+            per_land[land] = _build_land(tmp, land, boundaries, grid_100m, grid_1km, wide, seed)
+        totals = _totals(per_land)
         manifest = {
             "method_version": METHOD_VERSION,
             "scope": "germany",
@@ -194,6 +150,79 @@ def build_germany(
         raise
     log.info("synth germany %s seed %d -> %s: %s", vintage, seed, out, totals)
     return manifest
+
+
+def _land_keys(laender: Sequence[str] | None) -> tuple[str, ...]:
+    """Two-digit Land keys to build (default all 16); :class:`ConfigError` for unknown or none."""
+    keys = tuple(LAENDER if laender is None else (str(k).zfill(2) for k in laender))
+    bad = [k for k in keys if k not in LAENDER]
+    if bad or not keys:
+        raise ConfigError(f"synth laender {bad or list(keys)} invalid; expected two-digit keys 01..16")
+    return keys
+
+
+def _build_land(
+    tmp: Path,
+    land: str,
+    boundaries: Boundaries,
+    grid_100m: pd.DataFrame,
+    grid_1km: pd.DataFrame,
+    wide: pd.DataFrame,
+    seed: int,
+) -> dict:
+    """Generate one Land with its own ``default_rng([seed, land])`` and write it under ``tmp``.
+
+    The grids are clipped to the Land's bounding box (land and coastal water, whole 1 km cells).
+    Returns the Land's counts, part files per table, timings and the peak RSS so far.
+    """
+    t0 = time.perf_counter()
+    sub = boundaries.subset((land,))
+    frames = [sub.land, sub.coastal_water] if len(sub.coastal_water) else [sub.land]
+    b = np.array([f.total_bounds for f in frames])
+    bbox = grid_bbox((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), INSPIRE_GRID_CRS)
+    g100 = _clip(grid_100m, bbox)
+    g1 = _clip(grid_1km, bbox)
+    rng = np.random.default_rng([seed, int(land)])
+    data = generate_land(sub, g100, g1, wide, rng, prefix=f"DE{land}")
+    t1 = time.perf_counter()
+    files = _write_land(tmp, land, data)
+    counts = dict(data.counts)
+    del data
+    counts.update(
+        {
+            "zensus_households": _zensus_households(g1, sub),
+            "files": files,
+            "generate_s": round(t1 - t0, 1),
+            "write_s": round(time.perf_counter() - t1, 1),
+            "peak_rss_mb_so_far": round(peak_rss_mb()),
+        }
+    )
+    log.info("synth germany: Land %s done in %.0f s: %s", land, time.perf_counter() - t0, counts)
+    return counts
+
+
+#: Counts summed over the Länder into the manifest's ``counts``.
+TOTAL_KEYS = (
+    "addresses",
+    "households",
+    "businesses",
+    "sites",
+    "dsl_rows",
+    "hfc_rows",
+    "fibre_rows",
+    "fibre_planned_rows",
+    "provider_rows",
+    "gemeinden",
+    "gemeinden_without_bba",
+)
+
+
+def _totals(per_land: dict[str, dict]) -> dict:
+    """Germany totals of :data:`TOTAL_KEYS`, Zensus households and provider rows per address."""
+    totals = {key: int(sum(c[key] for c in per_land.values())) for key in TOTAL_KEYS}
+    totals["zensus_households"] = round(sum(c["zensus_households"] for c in per_land.values()))
+    totals["provider_rows_per_address"] = round(totals["provider_rows"] / max(totals["addresses"], 1), 3)
+    return totals
 
 
 def _clip(grid: pd.DataFrame, bbox: tuple[float, float, float, float]) -> pd.DataFrame:

@@ -1,9 +1,13 @@
 """Deterministic synthetic demo inputs (addresses, sites, fictional provider deliveries).
 
-Pure functions: no file I/O; all randomness comes from the one ``numpy.random.Generator``
-passed in, so the same inputs and seed give identical output. The data are APPROXIMATE on
-purpose (see the module docstrings of :mod:`.addresses`, :mod:`.sites`, :mod:`.providers`):
-realistic enough for demos and tests, never a statement about real addresses or networks.
+Not part of the library: this package uses :mod:`coverage` (readers, CRS, errors), never the
+other way round. The generators (this module's :func:`generate_demo` for MV, :mod:`.addresses`,
+:mod:`.sites`, :mod:`.providers`, :mod:`.germany` for Germany) are pure functions: no file I/O;
+all randomness comes from the one ``numpy.random.Generator`` passed in, so the same inputs and
+seed give identical output. :mod:`.build_mv` and :mod:`.build_germany` read the open data and
+write the demo folders (``bbcov synth``). The data are APPROXIMATE on purpose (see the module
+docstrings of :mod:`.addresses`, :mod:`.sites`, :mod:`.providers`): realistic enough for demos
+and tests, never a statement about real addresses or networks.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from coverage.model import Boundaries
-from coverage.synth.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
-from coverage.synth.providers import PROVIDERS, generate_deliveries
-from coverage.synth.sites import place_sites
+from demo.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
+from demo.providers import PROVIDERS, generate_deliveries
+from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
 

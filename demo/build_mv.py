@@ -1,7 +1,7 @@
 """`bbcov synth`: write the deterministic demo inputs for a scope (so far: Mecklenburg-Vorpommern).
 
 Reads the real open data (BKG VG5000 boundaries, Zensus 2022 grids, the Breitbandatlas table of
-the vintage) from ``sources``, calls :func:`coverage.synth.generate_demo`, and writes into a
+the vintage) from ``sources``, calls :func:`demo.generate_demo`, and writes into a
 temporary folder next to ``out`` that is renamed into place at the end, so ``out`` is either the
 complete previous or the complete new result, never half-written.
 
@@ -38,7 +38,7 @@ from coverage.errors import ConfigError, DataSourceError
 from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
 from coverage.sources.zensus import grid_bbox, read_grid_1km, read_grid_100m
-from coverage.synth import METHOD_VERSION, PROVIDERS, DemoData, generate_demo
+from demo import METHOD_VERSION, PROVIDERS, DemoData, generate_demo
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def build_demo(
     Vintages are consistent for one seed: ``addresses.csv`` is identical, and the tables of all
     earlier vintages in :data:`VINTAGES` are calibrated first with the same random draws, so a later
     vintage keeps every address' class or raises it, except where the published Gemeinde share drops
-    (see :func:`coverage.synth.providers.generate_deliveries`).
+    (see :func:`demo.providers.generate_deliveries`).
     """
     sources = Path(sources)
     out = Path(out)

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from coverage.model import Boundaries
-from coverage.synth.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
-from coverage.synth.providers import (
+from demo.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
+from demo.providers import (
     BASE_CLUSTER_SD,
     PRODUCTS,
     SHARED_WEIGHT,
@@ -46,11 +46,12 @@ from coverage.synth.providers import (
     _cluster_noise,
     _zscore,
     class_speeds,
+    exchange_distance,
     gemeinde_shares,
     nested_classes,
     quantile_classes,
 )
-from coverage.synth.sites import place_sites
+from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
 
@@ -163,16 +164,7 @@ def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.G
     base_addr = _zscore(base_cell[inv], codes)
 
     # DSL incumbent: distance to a fictional exchange in the Gemeinde's densest 1 km cell
-    cell_1km = addresses["cell_1km"].to_numpy()
-    per = pd.DataFrame({"ags": addresses["ags"].to_numpy(), "cell": cell_1km, "hh": hh})
-    per = per.groupby(["ags", "cell"], sort=True)["hh"].sum().reset_index()
-    densest = per.sort_values(["ags", "hh"], ascending=[True, False], kind="stable").drop_duplicates("ags")
-    in_dense = cell_1km == densest.set_index("ags")["cell"].reindex(addresses["ags"]).to_numpy()
-    w = np.where(in_dense, hh + 0.01, 0.0)
-    wsum = np.bincount(codes, w, len(ags_all))
-    ex = np.bincount(codes, w * x, len(ags_all)) / wsum
-    ey = np.bincount(codes, w * y, len(ags_all)) / wsum
-    dist = np.hypot(x - ex[codes], y - ey[codes])
+    dist = exchange_distance(addresses, codes, hh, len(ags_all))
     own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
     score = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])
     t, s = shares["dsl"]
@@ -196,7 +188,28 @@ def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.G
     hfc_down = cdown[inv]
     hfc_up = cup[inv]
 
-    # DSL rows: incumbent, then resellers on the same lines (same product or one lower)
+    dsl = _interleave(_dsl_offers(dsl_down, dsl_up, density, rng), ids)
+    hrows = np.flatnonzero(hfc_down > 0)
+    docsis = np.array(["DOCSIS 3.0", "DOCSIS 3.1"], dtype=object)[(hfc_down[hrows] >= 400).astype(int)]
+    hfc = _interleave([_offers(hrows, 0, GERMANY_PROVIDERS["hfc"], docsis, hfc_down[hrows], hfc_up[hrows])], ids)
+    fibre = _interleave(_fibre_offers(fibre_down, density, hh, x, y, rng), ids)
+    best = pd.DataFrame({"address_id": ids, "dsl": dsl_down, "hfc": hfc_down, "fibre": fibre_down})
+    return {
+        "dsl": dsl,
+        "hfc": hfc,
+        "fibre": fibre,
+        "best": best,
+        "unmatched": sorted(str(a) for a in unmatched),
+    }
+
+
+def _dsl_offers(
+    dsl_down: np.ndarray, dsl_up: np.ndarray, density: np.ndarray, rng: np.random.Generator
+) -> list[dict[str, np.ndarray]]:
+    """DSL offers: the incumbent at every served address, then each reseller of :data:`RESALE_RATES`
+    on some of the same lines (more often in dense places), at the incumbent's product or, with
+    probability :data:`RESALE_LOWER`, one product lower."""
+    n = len(dsl_down)
     dense = np.minimum(1.0, density / 3000.0)
     srows = np.flatnonzero(dsl_down > 0)
     parts = [
@@ -220,12 +233,21 @@ def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.G
                 np.maximum(0.5, np.round(down[rows] / 10, 1)),
             )
         )
-    dsl = _interleave(parts, ids)
+    return parts
 
-    hrows = np.flatnonzero(hfc_down > 0)
-    docsis = np.array(["DOCSIS 3.0", "DOCSIS 3.1"], dtype=object)[(hfc_down[hrows] >= 400).astype(int)]
-    hfc = _interleave([_offers(hrows, 0, GERMANY_PROVIDERS["hfc"], docsis, hfc_down[hrows], hfc_up[hrows])], ids)
 
+def _fibre_offers(
+    fibre_down: np.ndarray,
+    density: np.ndarray,
+    hh: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+) -> list[dict[str, np.ndarray]]:
+    """Fibre offers: current ones where ``fibre_down`` > 0 (FTTB for half of the dense places), then
+    planned FTTH (1000/500) for 60 % of the unserved addresses with households in the randomly
+    chosen 2 km blocks (:data:`PLANNED_BLOCK_SHARE`), dated 2022-01-01..2026-12-31."""
+    n = len(fibre_down)
     frows = np.flatnonzero(fibre_down > 0)
     fttb = (density[frows] > 1500) & (rng.random(len(frows)) < 0.5)
     ftype = np.array(["FTTH", "FTTB"], dtype=object)[fttb.astype(int)]
@@ -247,15 +269,7 @@ def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.G
         "planned",
         dates.astype(object),
     )
-    fibre = _interleave([current, planned], ids)
-    best = pd.DataFrame({"address_id": ids, "dsl": dsl_down, "hfc": hfc_down, "fibre": fibre_down})
-    return {
-        "dsl": dsl,
-        "hfc": hfc,
-        "fibre": fibre,
-        "best": best,
-        "unmatched": sorted(str(a) for a in unmatched),
-    }
+    return [current, planned]
 
 
 def _interleave(parts: list[dict[str, np.ndarray]], ids: np.ndarray) -> pd.DataFrame:

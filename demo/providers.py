@@ -61,7 +61,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS
-from coverage.synth.addresses import _KEY, cell_key
+from demo.addresses import _KEY, cell_key
 
 log = logging.getLogger(__name__)
 
@@ -440,18 +440,7 @@ def generate_deliveries(
     base_addr = _zscore(base_cell[inv], codes)
 
     # DSL: distance to a fictional exchange in the densest place, blended with the shared score
-    cell_hh = addresses.groupby(["ags", "cell_1km"])["households"].sum().reset_index()
-    densest = cell_hh.sort_values(
-        ["ags", "households"], ascending=[True, False], kind="stable"
-    ).drop_duplicates("ags")
-    in_dense = (
-        addresses["cell_1km"].to_numpy()
-        == densest.set_index("ags")["cell_1km"].reindex(addresses["ags"]).to_numpy()
-    )
-    w = np.where(in_dense, hh + 0.01, 0.0)
-    ex = np.bincount(codes, w * addresses["x"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
-    ey = np.bincount(codes, w * addresses["y"].to_numpy(), len(ags_all)) / np.bincount(codes, w, len(ags_all))
-    dist = np.hypot(addresses["x"].to_numpy() - ex[codes], addresses["y"].to_numpy() - ey[codes])
+    dist = exchange_distance(addresses, codes, hh, len(ags_all))
     own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
     scores = {"dsl": _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])}
     # fibre: per address, shared score plus cluster noise
@@ -484,24 +473,7 @@ def generate_deliveries(
     (assign, _shares_by_group, unmatched), _ = _calibrate_vintage(
         frame, cells, bba, scores, uniform, mobile_noise, rng, prior
     )
-    result: dict[str, object] = {"unmatched": sorted(unmatched)}
-
-    down = assign["dsl_down"].to_numpy()
-    tech = np.select(
-        [down <= 2, down <= 16, down <= 50, down <= 100],
-        ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
-        "SVDSL",
-    )
-    served = down > 0
-    result["dsl"] = pd.DataFrame(
-        {
-            "address_id": assign["address_id"][served].to_numpy(),
-            "provider": PROVIDERS["dsl"],
-            "technology": tech[served],
-            "down_mbps": down[served],
-            "up_mbps": assign["dsl_up"][served].to_numpy(),
-        }
-    )
+    result: dict[str, object] = {"unmatched": sorted(unmatched), "dsl": _dsl_table(assign)}
     cdown = assign["hfc_down"].to_numpy()
     cdown_cell = np.zeros(ncell)
     cup_cell = np.zeros(ncell)
@@ -513,42 +485,9 @@ def generate_deliveries(
     result["mobile_raster"], result["mobile_transform"] = _mobile_raster(ucells, mdown, area_3035, rng)
 
     down = assign["fibre_down"].to_numpy()
-    fttb = (addresses["density"].to_numpy() > 1500) & (fttb_u < 0.5)
-    served = down > 0
-    current = pd.DataFrame(
-        {
-            "provider": PROVIDERS["fibre"],
-            "technology": np.where(fttb, "FTTB", "FTTH")[served],
-            "down_mbps": down[served],
-            "up_mbps": down[served] / 2,
-            "x": addresses["x"].to_numpy()[served],
-            "y": addresses["y"].to_numpy()[served],
-            "status": "current",
-            "planned_date": "",
-        }
-    )
+    current = _current_fibre_table(addresses, down, fttb_u)
     # planned fibre (not a service): the only draw whose size depends on the vintage, so it is last
-    amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
-    cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
-    chosen = (
-        rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False)
-        if len(cand_amts)
-        else []
-    )
-    plan = ~served & (hh > 0) & np.isin(amts, chosen) & (plan_u < 0.6)
-    dates = (np.datetime64("2022-01-01") + plan_days[plan].astype("timedelta64[D]")).astype(str)
-    planned = pd.DataFrame(
-        {
-            "provider": PROVIDERS["fibre"],
-            "technology": "FTTH",
-            "down_mbps": 1000.0,
-            "up_mbps": 500.0,
-            "x": addresses["x"].to_numpy()[plan],
-            "y": addresses["y"].to_numpy()[plan],
-            "status": "planned",
-            "planned_date": dates,
-        }
-    )
+    planned, chosen = _planned_fibre_table(addresses, down > 0, amt_of, planned_amt_count, plan_u, plan_days, rng)
     result["fibre"] = pd.concat([current, planned], ignore_index=True)
     result["planned_amts"] = sorted(str(a) for a in chosen)
     result["assignment"] = assign
@@ -634,6 +573,102 @@ def _calibrate_vintage(
     for key in ("kc", "km", "lift"):
         state[f"{key}_max"] = state[key] if prior is None else np.maximum(state[key], prior[f"{key}_max"])
     return (assign, shares_by_group, unmatched), state
+
+
+def exchange_distance(addresses: pd.DataFrame, codes: np.ndarray, hh: np.ndarray, ngem: int) -> np.ndarray:
+    """Distance (CRS units) of each address to its Gemeinde's fictional DSL exchange.
+
+    The exchange sits at the household-weighted centre (+0.01 per address) of the Gemeinde's 1 km
+    cell with the most households (ties: the first cell in sort order). ``codes`` are the Gemeinde
+    codes 0..``ngem``-1 of the rows, ``hh`` their households; ``addresses`` needs ags, cell_1km, x, y.
+    """
+    cell_1km = addresses["cell_1km"].to_numpy()
+    per = pd.DataFrame({"ags": addresses["ags"].to_numpy(), "cell": cell_1km, "hh": hh})
+    per = per.groupby(["ags", "cell"], sort=True)["hh"].sum().reset_index()
+    densest = per.sort_values(["ags", "hh"], ascending=[True, False], kind="stable").drop_duplicates("ags")
+    in_dense = cell_1km == densest.set_index("ags")["cell"].reindex(addresses["ags"]).to_numpy()
+    w = np.where(in_dense, hh + 0.01, 0.0)
+    x = addresses["x"].to_numpy(float)
+    y = addresses["y"].to_numpy(float)
+    wsum = np.bincount(codes, w, ngem)
+    ex = np.bincount(codes, w * x, ngem) / wsum
+    ey = np.bincount(codes, w * y, ngem) / wsum
+    return np.hypot(x - ex[codes], y - ey[codes])
+
+
+def _dsl_table(assign: pd.DataFrame) -> pd.DataFrame:
+    """The DSL delivery: one row per served address, technology named by its download speed."""
+    down = assign["dsl_down"].to_numpy()
+    tech = np.select(
+        [down <= 2, down <= 16, down <= 50, down <= 100],
+        ["ADSL", "ADSL2+", "VDSL2", "VDSL2-Vectoring"],
+        "SVDSL",
+    )
+    served = down > 0
+    return pd.DataFrame(
+        {
+            "address_id": assign["address_id"][served].to_numpy(),
+            "provider": PROVIDERS["dsl"],
+            "technology": tech[served],
+            "down_mbps": down[served],
+            "up_mbps": assign["dsl_up"][served].to_numpy(),
+        }
+    )
+
+
+def _current_fibre_table(addresses: pd.DataFrame, down: np.ndarray, fttb_u: np.ndarray) -> pd.DataFrame:
+    """Fibre in service (down > 0) by address coordinates; FTTB for half of the dense (> 1500) places."""
+    fttb = (addresses["density"].to_numpy() > 1500) & (fttb_u < 0.5)
+    served = down > 0
+    return pd.DataFrame(
+        {
+            "provider": PROVIDERS["fibre"],
+            "technology": np.where(fttb, "FTTB", "FTTH")[served],
+            "down_mbps": down[served],
+            "up_mbps": down[served] / 2,
+            "x": addresses["x"].to_numpy()[served],
+            "y": addresses["y"].to_numpy()[served],
+            "status": "current",
+            "planned_date": "",
+        }
+    )
+
+
+def _planned_fibre_table(
+    addresses: pd.DataFrame,
+    served: np.ndarray,
+    amt_of: Mapping[str, str],
+    planned_amt_count: int,
+    plan_u: np.ndarray,
+    plan_days: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray | list]:
+    """Planned FTTH (1000/500) in ``planned_amt_count`` Ämter drawn from ``rng`` among those with
+    unserved households: 60 % of those addresses (``plan_u``), dated 2022-01-01 + ``plan_days``.
+    Returns the table and the chosen Ämter."""
+    hh = addresses["households"].to_numpy(float)
+    amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
+    cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
+    chosen = (
+        rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False)
+        if len(cand_amts)
+        else []
+    )
+    plan = ~served & (hh > 0) & np.isin(amts, chosen) & (plan_u < 0.6)
+    dates = (np.datetime64("2022-01-01") + plan_days[plan].astype("timedelta64[D]")).astype(str)
+    planned = pd.DataFrame(
+        {
+            "provider": PROVIDERS["fibre"],
+            "technology": "FTTH",
+            "down_mbps": 1000.0,
+            "up_mbps": 500.0,
+            "x": addresses["x"].to_numpy()[plan],
+            "y": addresses["y"].to_numpy()[plan],
+            "status": "planned",
+            "planned_date": dates,
+        }
+    )
+    return planned, chosen
 
 
 def _square_cells(cells: np.ndarray) -> np.ndarray:
