@@ -137,7 +137,6 @@ def _page_maps(geometry: MapGeometry, tables: Mapping[str, pd.DataFrame], column
 def render_report(ctx: Context, out_dir: Path) -> list[str]:
     """Render the atlas into ``out_dir``; return the written paths (relative to ``out_dir``)."""
     cfg = ctx.cfg
-    ctx.artefacts["tables"]
     boundaries = ctx.artefacts["boundaries"]
     sites = ctx.artefacts.get("sites")
     if sites is None:
@@ -157,7 +156,6 @@ def render_report(ctx: Context, out_dir: Path) -> list[str]:
     written: list[str] = []
     # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
     # processes while this process writes the downloads, the page maps and the pages.
-    time.perf_counter()
     workers = max(1, min(2, os.cpu_count() or 1))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
@@ -178,7 +176,6 @@ def _render(ctx: Context, out_dir: Path, geometry: MapGeometry, meta: dict, attr
     tables = ctx.artefacts["tables"]
     boundaries = ctx.artefacts["boundaries"]
     written: list[str] = []
-    t0 = time.perf_counter()
     pending: dict[str, Future] = {}
     captions, map_files = {}, {}
     gem = tables["gemeinde"]
