@@ -35,7 +35,7 @@ from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render
 from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
-from coverage.report.svgmap import area_map_svg, legend_entries
+from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from coverage.schemas import threshold_tag
 from pipelines import export, io
 from pipelines.stages import Context
@@ -104,11 +104,11 @@ def _page_maps(geometry: MapGeometry, tables: Mapping[str, pd.DataFrame], column
     for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
         for key, subset in gem.groupby(gem[key_col].astype(str), sort=True):
             name = f"maps/{level}_{key}"
-            svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=link,
-                               context_link_template=ctx_link, label=f"Karte: {label}")
-            io.write_text(out_dir / f"{name}.svg",
-                          area_map_svg(geometry, subset, "gemeinde", column, standalone=True,
-                                       label=f"Karte: {label}"))
+            # One drawing, two forms: linked inline on the page, unlinked as the map file.
+            drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=link,
+                                  context_link_template=ctx_link, label=f"Karte: {label}")
+            svg = drawn.svg()
+            io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
             written.append(f"{name}.svg")
             png = ""
             if level == "kreis":
