@@ -8,7 +8,9 @@
     amt/<vwg_ars>.html         one page per Amt, with its map
     gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
     maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps)
-    downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg
+    downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg; the plain CSVs that
+                               the run folder holds too are hard links of the run's files when
+                               ``ctx.artefacts["run_tables_dir"]`` names its ``tables/``
 
 Map geometry is simplified once per run and shared by every map. The overview and Kreis
 print maps are drawn with matplotlib; the many page maps are written as SVG directly
@@ -87,6 +89,16 @@ def _map_columns(table: pd.DataFrame, column: str) -> pd.DataFrame:
     """The columns a map needs (keeps what is sent to the worker processes small)."""
     keep = ["ags", "name", column, "households", column.replace("share_ge_", "hh_lt_")]
     return table[[c for c in dict.fromkeys(keep) if c in table.columns]]
+
+
+def _run_csvs(run_tables_dir: Path, tables: Mapping[str, pd.DataFrame], *, with_sites: bool) -> dict[str, Path]:
+    """Download stem -> the run folder's CSV with the same bytes, written from the same frames by
+    :func:`pipelines.outputs.write_outputs`: ``tables/coverage_<level>.csv`` and ``sites.csv`` next to
+    ``tables/``. The plain CSV downloads become hard links of these instead of second copies."""
+    files = {f"coverage_{level}": run_tables_dir / f"coverage_{level}.csv" for level in tables}
+    if with_sites:
+        files["sites"] = run_tables_dir.parent / "sites.csv"
+    return files
 
 
 def _submit_overview_maps(pool: ProcessPoolExecutor, geometry: MapGeometry, gem: pd.DataFrame,
@@ -224,11 +236,13 @@ def render_report(ctx: Context, out_dir: Path) -> list[str]:
     quarantine = ctx.artefacts.get("quarantine")
     changes = ctx.artefacts.get("changes")
     created = ctx.artefacts.get("created", "")
+    run_tables_dir = ctx.artefacts.get("run_tables_dir")  # the run folder's tables/, if the runner names it
     inputs = input_fingerprints(ctx)
     accounting = [a.as_dict() for a in ctx.accounting]
     data_date = cfg.report.data_date or ctx.reference_date.isoformat()
     config_text = cfg.source.read_text(encoding="utf-8") if cfg.source and Path(cfg.source).exists() else ""
 
+    same_files = _run_csvs(Path(run_tables_dir), tables, with_sites=sites is not None) if run_tables_dir else {}
     if sites is None:
         sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
     timings: dict[str, float] = {"inputs": time.perf_counter() - t_all}
@@ -252,7 +266,8 @@ def render_report(ctx: Context, out_dir: Path) -> list[str]:
 
         # Downloads first: the overview lists them with their sizes.
         t0 = time.perf_counter()
-        downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries)
+        downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries,
+                                           same_files)
         written += downloads
         timings["downloads"] = time.perf_counter() - t0
 
