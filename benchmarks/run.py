@@ -70,7 +70,7 @@ def fast(name: str) -> dict:
     from coverage.sources.addresses import read_addresses
     from coverage.sources.bkg import read_bkg_bundle
     from coverage.sources.providers import read_provider_table
-    from pipelines.partitioned import find_partitions
+    from pipelines.partitioned import find_partitions, partition_config
 
     cfg = _inputs(name)
     crs = cfg.analysis.working_crs
@@ -82,12 +82,7 @@ def fast(name: str) -> dict:
     parts = find_partitions(cfg) or [None]
     counts = []
     for part in parts:
-        c = cfg
-        if part is not None:
-            import dataclasses
-            c = dataclasses.replace(cfg, addresses=dataclasses.replace(cfg.addresses, path=part.addresses),
-                                    providers=tuple(dataclasses.replace(p, path=part.providers[p.name], label=p.name)
-                                                    for p in cfg.providers))
+        c = cfg if part is None else partition_config(cfg, part)
         t0 = time.perf_counter()
         addresses, _, n = read_addresses(c.addresses, crs)
         timer.stage("read addresses", n, t0)

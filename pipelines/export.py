@@ -4,7 +4,9 @@
   German headers, numbers as numbers, frozen header row, column widths from the content,
   text that a spreadsheet would execute (``=…``, ``+…``, ``-…``, ``@…``) prefixed with ``'``.
 - ``<name>.csv`` (UTF-8, ``,``, ``.``, the data's column names) and ``<name>_de.csv``
-  (BOM, ``;``, decimal comma, German headers) via :func:`pipelines.io.write_csv`.
+  (BOM, ``;``, decimal comma, German headers) via :func:`pipelines.io.write_csv`. A plain CSV
+  the run folder already holds with the same bytes (``tables/coverage_<level>.csv``) is a hard
+  link of that file, written only where no link can be made (another file system).
 - ``areas.gpkg``: layers gemeinde, amt, kreis, land with the boundaries' geometry and every figure.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -141,18 +144,45 @@ def write_geopackage(path: Path, boundaries: Boundaries, tables: Mapping[str, pd
     return path
 
 
+def _link_or_write_csv(path: Path, frame: pd.DataFrame, same: Path | None) -> None:
+    """``path`` as a hard link of ``same`` when given and possible, else written from ``frame``.
+
+    ``same`` must hold the bytes :func:`pipelines.io.write_csv` writes for ``frame`` (the run's
+    copy of the table). The link is made under a temporary name and renamed into place, so the
+    download appears whole like every output; across file systems the link fails and the file
+    is written.
+    """
+    if same is not None and same.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.link-{os.getpid()}{path.suffix}")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(same, tmp)
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.info("%s: no hard link to %s (%s), written instead", path.name, same, exc.strerror or exc)
+    io.write_csv(path, frame)
+
+
 def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame,
                     rules: Sequence[FundingRule], quarantine: pd.DataFrame | None,
-                    boundaries: Boundaries) -> list[str]:
-    """Write ``downloads/`` under ``out_dir``; return the written paths relative to ``out_dir``."""
+                    boundaries: Boundaries, same_files: Mapping[str, Path] | None = None) -> list[str]:
+    """Write ``downloads/`` under ``out_dir``; return the written paths relative to ``out_dir``.
+
+    ``same_files``: file stem (e.g. ``coverage_gemeinde``) -> a file that already holds the bytes of
+    that plain CSV (the run folder's table); the download is then a hard link of it, not a copy.
+    """
     folder = out_dir / "downloads"
     frames = download_frames(tables, sites, rules, quarantine)
+    same_files = same_files or {}
     written = []
     sheets = []
     for stem, (sheet, frame) in frames.items():
         labels = _labels(frame, rules)
         sheets.append((sheet, frame, labels))
-        io.write_csv(folder / f"{stem}.csv", frame)
+        _link_or_write_csv(folder / f"{stem}.csv", frame, same_files.get(stem))
         io.write_csv(folder / f"{stem}_de.csv", frame.rename(columns=labels), german=True)
         written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
     write_workbook(folder / "coverage.xlsx", sheets)

@@ -8,7 +8,9 @@
     amt/<vwg_ars>.html         one page per Amt, with its map
     gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
     maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps)
-    downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg
+    downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg; the plain CSVs that
+                               the run folder holds too are hard links of the run's files (one inode,
+                               not a second copy; a copy only across file systems)
 
 Map geometry is simplified once per run and shared by every map. The overview and Kreis
 print maps are drawn with matplotlib; the many page maps are written as SVG directly
@@ -32,13 +34,13 @@ import pandas as pd
 
 from coverage.model import GROUP_LABELS, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
-from coverage.report.atlas import MapBlock, atlas_data, render_area_page, render_provenance
+from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
 from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
-from coverage.report.svgmap import area_map_svg, legend_entries
+from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from pipelines import export, io
-from pipelines.runner import RunRecord as Context
+from pipelines.runner import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +65,6 @@ def _size(path: Path) -> str:
     return f"{max(n / 1000, 0.1):.0f} kB"
 
 
-def input_fingerprints(ctx: Context) -> list[dict]:
-    """Size and SHA-256 of every input named in the configuration (or as the runner passed them)."""
-    if "inputs" in ctx.artefacts:
-        return list(ctx.artefacts["inputs"])
-    from pipelines.runner import file_fingerprint  # the runner's manifest uses the same fingerprints
-
-    cfg = ctx.cfg
-    paths = [cfg.boundaries.path, cfg.addresses.path, *(p.path for p in cfg.providers)]
-    return [file_fingerprint(Path(p)) for p in paths if Path(p).exists()]
-
-
 def _draw(kind: str, geometry: MapGeometry, table: pd.DataFrame, column: str, opts: dict) -> str | bytes:
     """One matplotlib map (runs in a worker process): ``kind`` is "svg" or "png"."""
     if kind == "svg":
@@ -87,99 +78,23 @@ def _map_columns(table: pd.DataFrame, column: str) -> pd.DataFrame:
     return table[[c for c in dict.fromkeys(keep) if c in table.columns]]
 
 
-def _page_maps(geometry: MapGeometry, tables: Mapping[str, pd.DataFrame], column: str, out_dir: Path,
-               attributions: list[str], data_date: str, written: list[str], pool: ProcessPoolExecutor,
-               pending: dict[str, Future]) -> dict[tuple[str, str], MapBlock]:
-    """Map of every Kreis and Amt (SVG inline + file; PNG for Kreise) and a locator per Gemeinde."""
-    gem = tables["gemeinde"]
-    label = column_label(column)
-    legend_title = f"{label}, je Gemeinde"
-    blocks: dict[tuple[str, str], MapBlock] = {}
-    link, ctx_link = "../gemeinde/{key}.html", "../gemeinde/{key}.html"
-    hint = "Ein Klick auf eine Gemeinde öffnet ihre Seite; grau: Nachbargemeinden außerhalb des Gebiets."
-    by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
-    kreis_names = dict(zip(tables["kreis"]["krs_ags"].astype(str), tables["kreis"]["name"].astype(str), strict=True))
-    for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
-        for key, subset in gem.groupby(gem[key_col].astype(str), sort=True):
-            name = f"maps/{level}_{key}"
-            svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=link,
-                               context_link_template=ctx_link, label=f"Karte: {label}")
-            io.write_text(out_dir / f"{name}.svg",
-                          area_map_svg(geometry, subset, "gemeinde", column, standalone=True,
-                                       label=f"Karte: {label}"))
-            written.append(f"{name}.svg")
-            png = ""
-            if level == "kreis":
-                opts = {"title": kreis_names.get(key, key), "legend_title": legend_title,
-                        "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
-                        "attributions": attributions, "data_date": data_date, "dpi": 150}
-                pending[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
-                                                     opts)
-                png = f"../{name}.png"
-            blocks[(level, key)] = MapBlock(svg=svg, legend=legend_entries(subset, column), legend_title=legend_title,
-                                            caption=f"{label} je Gemeinde", png=png, svg_file=f"../{name}.svg",
-                                            hint=hint)
-    for key, row in gem.assign(_k=gem["ags"].astype(str)).set_index("_k").iterrows():
-        amt_key = str(row["vwg_ars"])
-        subset = by_amt[amt_key]
-        svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=link, context_link_template=ctx_link,
-                           highlight=key, max_width=520, max_height=420, label=f"Lagekarte: {label}")
-        blocks[("gemeinde", key)] = MapBlock(
-            svg=svg, legend=legend_entries(subset, column), legend_title=legend_title,
-            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="",
-            png=blocks[("kreis", str(row["krs_ags"]))].png if ("kreis", str(row["krs_ags"])) in blocks else "",
-            hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
-    return blocks
+def _run_csvs(run_tables_dir: Path, tables: Mapping[str, pd.DataFrame], *, with_sites: bool) -> dict[str, Path]:
+    """Download stem -> the run folder's CSV with the same bytes, written from the same frames by
+    :func:`pipelines.outputs.write_outputs`: ``tables/coverage_<level>.csv`` and ``sites.csv`` next to
+    ``tables/``. The plain CSV downloads become hard links of these instead of second copies."""
+    files = {f"coverage_{level}": run_tables_dir / f"coverage_{level}.csv" for level in tables}
+    if with_sites:
+        files["sites"] = run_tables_dir.parent / "sites.csv"
+    return files
 
 
-def render_report(ctx: Context, out_dir: Path) -> list[str]:
-    """Render the atlas into ``out_dir``; return the written paths (relative to ``out_dir``)."""
-    cfg = ctx.cfg
-    ctx.artefacts["tables"]
-    boundaries = ctx.artefacts["boundaries"]
-    sites = ctx.artefacts.get("sites")
-    if sites is None:
-        sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
-    quarantine = ctx.artefacts.get("quarantine")
-    timings: dict[str, float] = {}
-    t_all = time.perf_counter()
-    geometry = prepare_map_geometry(boundaries)
-    timings["geometry"] = time.perf_counter() - t_all
-    attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
-    data_date = cfg.report.data_date or ctx.reference_date.isoformat()
-    run_id = out_dir.name.removeprefix(".").removesuffix(".partial")
-    meta = {"run_id": run_id, "created": ctx.artefacts.get("created", ""), "data_date": data_date,
-            "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
-            "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
-            "attributions": attributions}
-    written: list[str] = []
-    # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
-    # processes while this process writes the downloads, the page maps and the pages.
-    time.perf_counter()
-    workers = max(1, min(2, os.cpu_count() or 1))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        written += _render(ctx, out_dir, geometry, meta, attributions, data_date, sites, quarantine, timings, pool)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    timings["total"] = time.perf_counter() - t_all
-    log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],
-             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    ctx.artefacts["report_timings"] = {k: round(v, 3) for k, v in timings.items()}
-    return written
-
-
-def _render(ctx: Context, out_dir: Path, geometry: MapGeometry, meta: dict, attributions: list[str],
-            data_date: str, sites: pd.DataFrame, quarantine: pd.DataFrame | None, timings: dict[str, float],
-            pool: ProcessPoolExecutor) -> list[str]:
-    cfg = ctx.cfg
-    tables = ctx.artefacts["tables"]
-    boundaries = ctx.artefacts["boundaries"]
-    written: list[str] = []
-    t0 = time.perf_counter()
+def _submit_overview_maps(pool: ProcessPoolExecutor, geometry: MapGeometry, gem: pd.DataFrame,
+                          attributions: list[str], data_date: str
+                          ) -> tuple[dict[str, Future], dict[str, str], dict[str, dict[str, str]]]:
+    """Start the overview maps (SVG and PNG) in the workers: (file -> future, caption -> SVG file,
+    caption -> the map's file links)."""
     pending: dict[str, Future] = {}
     captions, map_files = {}, {}
-    gem = tables["gemeinde"]
     for t, group in OVERVIEW_MAPS:
         column = f"share_ge_{threshold_tag(t)}_{group}"
         if column not in gem.columns:
@@ -195,60 +110,191 @@ def _render(ctx: Context, out_dir: Path, geometry: MapGeometry, meta: dict, attr
         pending[f"{name}.png"] = pool.submit(_draw, "png", geometry, table, column, opts)
         captions[caption] = f"{name}.svg"
         map_files[caption] = {"png": f"{name}.png", "svg_file": f"{name}.svg"}
+    return pending, captions, map_files
 
-    # Downloads first: the overview lists them with their sizes.
-    t0 = time.perf_counter()
-    downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries)
-    written += downloads
-    timings["downloads"] = time.perf_counter() - t0
-    labels = {"downloads/coverage.xlsx": "Arbeitsmappe (XLSX): alle Ebenen, Standorte, Förderregeln, Quarantäne",
-              "downloads/areas.gpkg": "GeoPackage für QGIS: Gemeinden, Ämter, Kreise, Land mit allen Zahlen"}
-    download_links = [{"label": labels[p], "href": p, "size": _size(out_dir / p)} for p in labels]
-    download_links += [{"label": f"CSV{' (deutsches Excel)' if p.endswith('_de.csv') else ''}: "
-                                 f"{Path(p).stem.removesuffix('_de')}", "href": p, "size": _size(out_dir / p)}
-                       for p in downloads if p.endswith(".csv")]
 
-    t0 = time.perf_counter()
-    data = atlas_data(tables, sites, cfg.funding_rules, meta)
-    config_text = cfg.source.read_text(encoding="utf-8") if cfg.source and Path(cfg.source).exists() else ""
-    io.write_text(out_dir / "provenance.html", render_provenance(
-        data, input_fingerprints(ctx), config_text, str(cfg.source or ""),
-        [a.as_dict() for a in ctx.accounting], quarantine))
-    written.append("provenance.html")
-    timings["provenance page"] = time.perf_counter() - t0
+_DOWNLOAD_LABELS = {
+    "downloads/coverage.xlsx": "Arbeitsmappe (XLSX): alle Ebenen, Standorte, Förderregeln, Quarantäne",
+    "downloads/areas.gpkg": "GeoPackage für QGIS: Gemeinden, Ämter, Kreise, Land mit allen Zahlen"}
 
-    t0 = time.perf_counter()
-    column = PAGE_MAP_COLUMN if PAGE_MAP_COLUMN in gem.columns else \
+
+def _download_links(out_dir: Path, downloads: list[str]) -> list[dict[str, str]]:
+    """Label, link and size of every download, as the overview lists them."""
+    links = [{"label": label, "href": p, "size": _size(out_dir / p)} for p, label in _DOWNLOAD_LABELS.items()]
+    links += [{"label": f"CSV{' (deutsches Excel)' if p.endswith('_de.csv') else ''}: "
+                        f"{Path(p).stem.removesuffix('_de')}", "href": p, "size": _size(out_dir / p)}
+              for p in downloads if p.endswith(".csv")]
+    return links
+
+
+def _page_map_column(gem: pd.DataFrame) -> str:
+    return PAGE_MAP_COLUMN if PAGE_MAP_COLUMN in gem.columns else \
         next(c for c in gem.columns if c.startswith("share_ge_"))
-    blocks = _page_maps(geometry, tables, column, out_dir, attributions, data_date, written, pool, pending)
-    timings["page maps"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+
+_PAGE_LINK = "../gemeinde/{key}.html"  # from kreis/, amt/ and gemeinde/ pages alike
+
+
+def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[str, str], column: str,
+               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor
+               ) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
+    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG per Kreis.
+
+    Returns the map blocks, the written SVG files and the Kreis PNGs still being drawn.
+    """
+    label = column_label(column)
+    legend_title = f"{label}, je Gemeinde"
+    hint = "Ein Klick auf eine Gemeinde öffnet ihre Seite; grau: Nachbargemeinden außerhalb des Gebiets."
+    blocks: dict[tuple[str, str], MapBlock] = {}
+    written: list[str] = []
+    pngs: dict[str, Future] = {}
+    for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
+        for key, subset in gem.groupby(gem[key_col].astype(str), sort=True):
+            name = f"maps/{level}_{key}"
+            # One drawing, two forms: linked inline on the page, unlinked as the map file.
+            drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
+                                  context_link_template=_PAGE_LINK, label=f"Karte: {label}")
+            io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
+            written.append(f"{name}.svg")
+            png = ""
+            if level == "kreis":
+                opts = {"title": kreis_names.get(key, key), "legend_title": legend_title,
+                        "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
+                        "attributions": attributions, "data_date": data_date, "dpi": 150}
+                pngs[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
+                                                  opts)
+                png = f"../{name}.png"
+            blocks[(level, key)] = MapBlock(svg=drawn.svg(), legend=legend_entries(subset, column),
+                                            legend_title=legend_title, caption=f"{label} je Gemeinde", png=png,
+                                            svg_file=f"../{name}.svg", hint=hint)
+    return blocks, written, pngs
+
+
+def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str,
+                  kreis_pngs: Mapping[str, str]) -> dict[tuple[str, str], MapBlock]:
+    """Per Gemeinde its Amt with the Gemeinde outlined; ``kreis_pngs``: Kreis key -> print map of its Kreis."""
+    label = column_label(column)
+    by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
+    blocks: dict[tuple[str, str], MapBlock] = {}
+    for key, row in gem.assign(_k=gem["ags"].astype(str)).set_index("_k").iterrows():
+        subset = by_amt[str(row["vwg_ars"])]
+        svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
+                           context_link_template=_PAGE_LINK, highlight=key, max_width=520, max_height=420,
+                           label=f"Lagekarte: {label}")
+        blocks[("gemeinde", key)] = MapBlock(
+            svg=svg, legend=legend_entries(subset, column), legend_title=f"{label}, je Gemeinde",
+            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="",
+            png=kreis_pngs.get(str(row["krs_ags"]), ""),
+            hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
+    return blocks
+
+
+def _write_area_pages(out_dir: Path, data: AtlasData, tables: Mapping[str, pd.DataFrame],
+                      blocks: Mapping[tuple[str, str], MapBlock]) -> list[str]:
+    written = []
     for level in ("kreis", "amt", "gemeinde"):
         key_col = {"kreis": "krs_ags", "amt": "vwg_ars", "gemeinde": "ags"}[level]
         for key in tables[level][key_col].astype(str):
             html = render_area_page(data, level, key, blocks.get((level, key)))
             io.write_text(out_dir / level / f"{key}.html", html)
             written.append(f"{level}/{key}.html")
-    timings["area pages"] = time.perf_counter() - t0
+    return written
 
-    t0 = time.perf_counter()
+
+def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[str]:
+    """Wait for the matplotlib maps and write them in the order they were started."""
     for path, future in pending.items():
         result = future.result()
         if isinstance(result, bytes):
             io.write_bytes(out_dir / path, result)
         else:
             io.write_text(out_dir / path, result)
-        written.append(path)
-    timings["waiting for matplotlib maps"] = time.perf_counter() - t0
+    return list(pending)
+
+
+def render_report(record: RunRecord, out_dir: Path) -> list[str]:
+    """Render the atlas of a run (as the runner hands it over, in memory) into ``out_dir``;
+    return the written paths (relative to ``out_dir``)."""
+    t_all = time.perf_counter()
+    # Everything the report takes from the run is read here; the functions below get plain values.
+    cfg, state = record.cfg, record.state
+    tables, boundaries, sites = state.tables, state.boundaries, state.sites
+    assert tables is not None and boundaries is not None
+    quarantine, changes, created = record.quarantine, record.changes, record.created
+    inputs = record.inputs
+    accounting = [a.as_dict() for a in record.ledger.accounting]
+    data_date = cfg.report.data_date or record.reference_date.isoformat()
+    config_text = cfg.source_text
+    run_id = record.run_id
+
+    same_files = (_run_csvs(record.run_dir / "tables", tables, with_sites=sites is not None)
+                  if record.run_dir is not None else {})
+    if sites is None:
+        sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
+    timings: dict[str, float] = {"inputs": time.perf_counter() - t_all}
+    t0 = time.perf_counter()
+    geometry = prepare_map_geometry(boundaries)
+    timings["geometry"] = time.perf_counter() - t0
+    attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
+    meta = {"run_id": run_id, "created": created, "data_date": data_date,
+            "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
+            "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
+            "attributions": attributions}
+    gem = tables["gemeinde"]
+    written: list[str] = []
+    # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
+    # processes while this process writes the downloads, the page maps and the pages.
+    workers = max(1, min(2, os.cpu_count() or 1))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
+
+        # Downloads first: the overview lists them with their sizes.
+        t0 = time.perf_counter()
+        downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries,
+                                           same_files)
+        written += downloads
+        timings["downloads"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        data = atlas_data(tables, sites, cfg.funding_rules, meta)
+        io.write_text(out_dir / "provenance.html", render_provenance(
+            data, inputs, config_text, str(cfg.source or ""), accounting, quarantine))
+        written.append("provenance.html")
+        timings["provenance page"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        column = _page_map_column(gem)
+        kreis = tables["kreis"]
+        kreis_names = dict(zip(kreis["krs_ags"].astype(str), kreis["name"].astype(str), strict=True))
+        blocks, map_svgs, kreis_pngs = _area_maps(geometry, gem, kreis_names, column, out_dir, attributions,
+                                                  data_date, pool)
+        written += map_svgs
+        pending.update(kreis_pngs)
+        blocks.update(_locator_maps(geometry, gem, column,
+                                    {k: b.png for (level, k), b in blocks.items() if level == "kreis"}))
+        timings["page maps"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        written += _write_area_pages(out_dir, data, tables, blocks)
+        timings["area pages"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        written += _write_finished_maps(out_dir, pending)
+        timings["waiting for matplotlib maps"] = time.perf_counter() - t0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
-    changes = ctx.artefacts.get("changes")
     if changes:
         io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
                                                               changes["summary"], changes["tolerance_pp"]))
         written.append("changes.html")
     io.write_text(out_dir / "index.html", render_overview(
-        tables, svgs, meta, sites=sites, links=True, map_files=map_files, downloads=download_links,
-        provenance="provenance.html", changes="changes.html" if changes else None))
+        tables, svgs, meta, sites=sites, links=True, map_files=map_files,
+        downloads=_download_links(out_dir, downloads), provenance="provenance.html",
+        changes="changes.html" if changes else None))
     written.append("index.html")
+    timings["total"] = time.perf_counter() - t_all
+    log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],
+             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return written

@@ -58,6 +58,7 @@ class RunRecord:
     partitioned: bool = False
     quarantine: pd.DataFrame | None = None  # every quarantined row, once written
     changes: dict[str, Any] | None = None  # the change report against the previous run, for the atlas
+    run_dir: Path | None = None  # the folder the run's files are written to (its tables/, sites.csv)
 
 
 ReportFn = Callable[[RunRecord, Path], list[str]]
@@ -172,7 +173,7 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
     staging = cfg.output.dir / "runs" / f".{run_id}.partial"
     staging.mkdir(parents=True)
     record = RunRecord(cfg, run_id, datetime.now(UTC).isoformat(timespec="seconds"), ref, RunState(), Ledger(),
-                       list(p.inputs.values()))
+                       list(p.inputs.values()), run_dir=staging)
     with _run_log(staging / "run.log", run_id):
         started = time.perf_counter()
         timings: dict[str, float] = {}

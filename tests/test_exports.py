@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -9,7 +12,8 @@ import pytest
 from openpyxl import load_workbook
 
 from coverage.report.labels import german_label
-from pipelines.export import write_downloads
+from pipelines import io
+from pipelines.export import _link_or_write_csv, write_downloads
 from tests.test_atlas import FORMULA, build_mv_context
 from tests.test_report import EVIL
 
@@ -129,3 +133,30 @@ def test_geopackage_layers_for_qgis(exported):
                                        equal_nan=True)
     gem = pyogrio.read_dataframe(folder / "areas.gpkg", layer="gemeinde")
     assert gem.geometry.area.sum() == pytest.approx(boundaries.gemeinde.geometry.area.sum(), rel=1e-6)
+
+
+def test_plain_csvs_are_hard_links_of_the_runs_tables(exported, tmp_path, monkeypatch):
+    """No second copy of a table the run folder holds; written where no link can be made."""
+    folder, ctx, written = exported
+    a = ctx.artefacts
+    same = {f"coverage_{level}": io.write_csv(tmp_path / "run" / "tables" / f"coverage_{level}.csv", table)
+            for level, table in a["tables"].items()}
+    out = tmp_path / "report"
+    assert write_downloads(out, a["tables"], a["sites"], ctx.cfg.funding_rules, a["quarantine"], a["boundaries"],
+                           same) == written
+    for stem, source in same.items():
+        target = out / "downloads" / f"{stem}.csv"
+        assert target.samefile(source)
+        assert target.read_bytes() == (folder / f"{stem}.csv").read_bytes()  # what the unlinked export writes
+    assert not (out / "downloads" / "coverage_gemeinde_de.csv").samefile(same["coverage_gemeinde"])
+    assert not [p for p in (out / "downloads").iterdir() if p.name.startswith(".")]  # no temporary names left
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "link", cross_device)
+    target = tmp_path / "elsewhere" / "coverage_gemeinde.csv"
+    _link_or_write_csv(target, a["tables"]["gemeinde"], same["coverage_gemeinde"])
+    assert not target.samefile(same["coverage_gemeinde"])
+    assert target.read_bytes() == same["coverage_gemeinde"].read_bytes()
+    assert [p.name for p in target.parent.iterdir()] == ["coverage_gemeinde.csv"]

@@ -194,6 +194,94 @@ def sites_card(sites: pd.DataFrame, threshold: float = 100) -> dict[str, str]:
             "note": f"von {format_int(len(sites))} Verwaltungen und Schulen"}
 
 
+def _headline_cards(land: pd.DataFrame, thresholds: Sequence[float], lt: str,
+                    sites: pd.DataFrame | None) -> list[dict[str, str]]:
+    """Households, shares at the headline thresholds, underserved, white/grey spots, sites (sums over ``land``)."""
+    hh = float(land["households"].sum())
+    cards = [{"label": "Haushalte", "value": format_int(hh), "note": "im Gebiet"}]
+
+    def share(num_col: str) -> float:
+        return 100.0 * float(land[num_col].sum()) / hh if hh > 0 else float("nan")
+
+    for t in thresholds:
+        num = f"hh_ge_{_t(t)}_all"
+        value = share(num) if num in land.columns else float(land[f"share_ge_{_t(t)}_all"].iloc[0])
+        cards.append({"label": f"Anteil ≥ {_t(t)} Mbit/s", "value": format_percent(value),
+                      "note": "der Haushalte, alle Technologien"})
+    cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)",
+                  "value": format_int(land[lt].sum()),
+                  "note": f"{format_percent(100.0 * float(land[lt].sum()) / hh if hh > 0 else np.nan)} "
+                          "der Haushalte, alle Technologien"})
+    cards += funding_cards(land)
+    if sites is not None:
+        cards.append(sites_card(sites))
+    return cards
+
+
+def _area_columns(thresholds: Sequence[float], fibre: str | None, lt: str) -> list[_Column]:
+    """The figures of the Kreis and Amt tables."""
+    area_cols = [_Column("Haushalte", "households", "int")]
+    area_cols += [_Column(f"Anteil ≥ {_t(t)} Mbit/s", f"share_ge_{_t(t)}_all", "pct") for t in thresholds]
+    if fibre:
+        area_cols.append(_Column("Glasfaser ≥ 1000 Mbit/s", fibre, "pct"))
+    area_cols.append(_Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"))
+    return area_cols
+
+
+def _kreis_table(kreis: pd.DataFrame, land: pd.DataFrame, area_cols: Sequence[_Column], links: bool) -> dict:
+    """Kreise by name, with the Land as total row."""
+    k = kreis.assign(_name=kreis["name"].astype(str)).sort_values("_name", key=lambda s: s.str.lower())
+    table = {"id": "tabelle-kreise", "columns": [_Column("Kreis", "name", "text"), *area_cols]}
+    table["rows"] = _rows(k, table["columns"], {"name": ("krs_ags", "kreis/{key}.html")} if links else None)
+    land_total = land.assign(name="Summe " + land["name"].astype(str))
+    table["total"] = _rows(land_total.head(1), table["columns"])[0] if len(land) == 1 else None
+    return table
+
+
+def _amt_table(amt: pd.DataFrame, kreis_names: Mapping[str, str], area_cols: Sequence[_Column],
+               links: bool) -> dict:
+    """Ämter by Kreis and name."""
+    a = amt.assign(kreis_name=amt["krs_ags"].astype(str).map(kreis_names))
+    a = a.sort_values(["kreis_name", "name"], key=lambda s: s.astype(str).str.lower())
+    table = {"id": "tabelle-aemter", "columns": [_Column("Amt / amtsfreie Gemeinde", "name", "text"),
+                                                 _Column("Kreis", "kreis_name", "text"), *area_cols],
+             "total": None}
+    table["rows"] = _rows(a, table["columns"], {"name": ("vwg_ars", "amt/{key}.html"),
+                                                "kreis_name": ("krs_ags", "kreis/{key}.html")}
+                          if links else None)
+    return table
+
+
+def _top_table(gem: pd.DataFrame, kreis_names: Mapping[str, str], amt_names: Mapping[str, str], lt: str,
+               links: bool) -> dict:
+    """The :data:`TOP_N` Gemeinden with the most households below :data:`UNDERSERVED_T` Mbit/s."""
+    g = gem.assign(
+        amt_name=gem["vwg_ars"].astype(str).map(amt_names),
+        kreis_name=gem["krs_ags"].astype(str).map(kreis_names),
+        _lt=pd.to_numeric(gem[lt], errors="coerce").fillna(0),
+    )
+    g = g[g["_lt"] > 0].sort_values(["_lt", "name"], ascending=[False, True], kind="stable").head(TOP_N)
+    g = g.assign(rank=np.arange(1, len(g) + 1))
+    top_cols = [_Column("Rang", "rank", "int"), _Column("Gemeinde", "name", "text"),
+                _Column("Amt", "amt_name", "text"), _Column("Kreis", "kreis_name", "text"),
+                _Column("Haushalte", "households", "int"),
+                _Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"),
+                _Column(f"Anteil ≥ {UNDERSERVED_T} Mbit/s", f"share_ge_{UNDERSERVED_T}_all", "pct")]
+    top_links = {"name": ("ags", "gemeinde/{key}.html"), "amt_name": ("vwg_ars", "amt/{key}.html"),
+                 "kreis_name": ("krs_ags", "kreis/{key}.html")}
+    return {"id": "tabelle-unterversorgt", "columns": top_cols,
+            "rows": _rows(g, top_cols, top_links if links else None), "total": None}
+
+
+def _overview_maps(map_svgs: Mapping[str, str], map_files: Mapping[str, Mapping[str, str]] | None) -> list[dict]:
+    """The maps inlined (ids prefixed ``karte1``, ``karte2``, …) with their file links."""
+    files_of = map_files or {}
+    return [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption),
+             "png": files_of.get(caption, {}).get("png", ""),
+             "svg_file": files_of.get(caption, {}).get("svg_file", "")}
+            for i, (caption, svg) in enumerate(map_svgs.items())]
+
+
 def render_overview(
     tables: Mapping[str, pd.DataFrame],
     map_svgs: Mapping[str, str],
@@ -231,73 +319,14 @@ def render_overview(
     })
     land, kreis, amt, gem = (tables[k] for k in ("land", "kreis", "amt", "gemeinde"))
     fibre = "share_ge_1000_fibre" if "share_ge_1000_fibre" in kreis.columns else None
-
-    # Headline figures (sums over the land table, which normally has one row).
-    hh = float(land["households"].sum())
-    cards = [{"label": "Haushalte", "value": format_int(hh), "note": "im Gebiet"}]
-
-    def share(num_col: str) -> float:
-        return 100.0 * float(land[num_col].sum()) / hh if hh > 0 else float("nan")
-
-    for t in thresholds:
-        num = f"hh_ge_{_t(t)}_all"
-        value = share(num) if num in land.columns else float(land[f"share_ge_{_t(t)}_all"].iloc[0])
-        cards.append({"label": f"Anteil ≥ {_t(t)} Mbit/s", "value": format_percent(value),
-                      "note": "der Haushalte, alle Technologien"})
-    cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)",
-                  "value": format_int(land[lt].sum()),
-                  "note": f"{format_percent(100.0 * float(land[lt].sum()) / hh if hh > 0 else np.nan)} "
-                          "der Haushalte, alle Technologien"})
-    cards += funding_cards(land)
-    if sites is not None:
-        cards.append(sites_card(sites))
-
-    area_cols = [_Column("Haushalte", "households", "int")]
-    area_cols += [_Column(f"Anteil ≥ {_t(t)} Mbit/s", f"share_ge_{_t(t)}_all", "pct") for t in thresholds]
-    if fibre:
-        area_cols.append(_Column("Glasfaser ≥ 1000 Mbit/s", fibre, "pct"))
-    area_cols.append(_Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"))
-
+    cards = _headline_cards(land, thresholds, lt, sites)
+    area_cols = _area_columns(thresholds, fibre, lt)
     kreis_names = dict(zip(kreis["krs_ags"].astype(str), kreis["name"].astype(str), strict=False))
     amt_names = dict(zip(amt["vwg_ars"].astype(str), amt["name"].astype(str), strict=False))
-
-    k = kreis.assign(_name=kreis["name"].astype(str)).sort_values("_name", key=lambda s: s.str.lower())
-    kreis_table = {"id": "tabelle-kreise", "columns": [_Column("Kreis", "name", "text"), *area_cols]}
-    kreis_table["rows"] = _rows(k, kreis_table["columns"],
-                                {"name": ("krs_ags", "kreis/{key}.html")} if links else None)
-    land_total = land.assign(name="Summe " + land["name"].astype(str))
-    kreis_table["total"] = _rows(land_total.head(1), kreis_table["columns"])[0] if len(land) == 1 else None
-
-    a = amt.assign(kreis_name=amt["krs_ags"].astype(str).map(kreis_names))
-    a = a.sort_values(["kreis_name", "name"], key=lambda s: s.astype(str).str.lower())
-    amt_table = {"id": "tabelle-aemter", "columns": [_Column("Amt / amtsfreie Gemeinde", "name", "text"),
-                                                     _Column("Kreis", "kreis_name", "text"), *area_cols],
-                 "total": None}
-    amt_table["rows"] = _rows(a, amt_table["columns"], {"name": ("vwg_ars", "amt/{key}.html"),
-                                                        "kreis_name": ("krs_ags", "kreis/{key}.html")}
-                              if links else None)
-
-    g = gem.assign(
-        amt_name=gem["vwg_ars"].astype(str).map(amt_names),
-        kreis_name=gem["krs_ags"].astype(str).map(kreis_names),
-        _lt=pd.to_numeric(gem[lt], errors="coerce").fillna(0),
-    )
-    g = g[g["_lt"] > 0].sort_values(["_lt", "name"], ascending=[False, True], kind="stable").head(TOP_N)
-    g = g.assign(rank=np.arange(1, len(g) + 1))
-    top_cols = [_Column("Rang", "rank", "int"), _Column("Gemeinde", "name", "text"),
-                _Column("Amt", "amt_name", "text"), _Column("Kreis", "kreis_name", "text"),
-                _Column("Haushalte", "households", "int"),
-                _Column(f"Haushalte < {UNDERSERVED_T} Mbit/s", lt, "int"),
-                _Column(f"Anteil ≥ {UNDERSERVED_T} Mbit/s", f"share_ge_{UNDERSERVED_T}_all", "pct")]
-    top_links = {"name": ("ags", "gemeinde/{key}.html"), "amt_name": ("vwg_ars", "amt/{key}.html"),
-                 "kreis_name": ("krs_ags", "kreis/{key}.html")}
-    top_table = {"id": "tabelle-unterversorgt", "columns": top_cols,
-                 "rows": _rows(g, top_cols, top_links if links else None), "total": None}
-
-    files_of = map_files or {}
-    maps = [{"caption": caption, "svg": inline_svg(svg, f"karte{i + 1}", caption),
-             "png": files_of.get(caption, {}).get("png", ""), "svg_file": files_of.get(caption, {}).get("svg_file", "")}
-            for i, (caption, svg) in enumerate(map_svgs.items())]
+    kreis_table = _kreis_table(kreis, land, area_cols, links)
+    amt_table = _amt_table(amt, kreis_names, area_cols, links)
+    top_table = _top_table(gem, kreis_names, amt_names, lt, links)
+    maps = _overview_maps(map_svgs, map_files)
 
     land_name = str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
     context = {

@@ -301,15 +301,9 @@ def _default_tooltip_columns(table: pd.DataFrame, value_column: str) -> list[str
     return [c for c in dict.fromkeys(cols) if c in table.columns]
 
 
-def _build_figure(
-    map_geometry: MapGeometry, table: pd.DataFrame, level: str, value_column: str, *, title: str,
-    legend_title: str, subtitle: str | None, tooltip_columns: Sequence[str] | None,
-    highlight: Iterable[str] | str | None, attributions: Sequence[str], data_date: str | None,
-    classes: Classes | None,
-) -> _Drawn:
-    if tooltip_columns is None:
-        tooltip_columns = _default_tooltip_columns(table, value_column)
-    key = _check_table(table, level, value_column, tooltip_columns)
+def _mapped_geometries(map_geometry: MapGeometry, table: pd.DataFrame, level: str, key: str
+                       ) -> tuple[pd.Series, dict[str, object]]:
+    """The table's keys (as text) and the geometry of every area of ``level`` by key."""
     geo = map_geometry.level(level)
     keys = table[key].astype(str)
     geom_by_key = dict(zip(geo[LEVEL_KEYS[level]].astype(str), geo.geometry.values, strict=True))
@@ -317,23 +311,11 @@ def _build_figure(
     if unknown:
         raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
                              f"(first: {key}={unknown[0]!r})")
-    values = pd.to_numeric(table[value_column], errors="coerce")
-    classes = classes or classes_for(value_column, values)
-    cls = classify(values, classes)
+    return keys, geom_by_key
 
-    fig = Figure(figsize=FIG_SIZE, dpi=100)
-    fw, fh = FIG_SIZE
-    ax = fig.add_axes(MAP_BOX)
-    ax.set_axis_off()
-    subset = gpd.GeoSeries([geom_by_key[k] for k in keys], crs=geo.crs)
-    x0, x1, y0, y1 = _extent(subset.total_bounds, MAP_BOX[2] * fw, MAP_BOX[3] * fh)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_aspect("equal")
 
-    # Context: neighbouring areas of the same level that are not in the table.
-    in_table = set(keys)
-    view = shapely.box(x0, y0, x1, y1)
+def _draw_context(ax: object, geom_by_key: dict[str, object], in_table: set[str], view: object) -> None:
+    """Neighbouring areas of the same level that are not in the table, light grey."""
     for k, g in geom_by_key.items():
         if k in in_table or not shapely.intersects(g, view):
             continue
@@ -341,7 +323,13 @@ def _build_figure(
         if p is not None:
             ax.add_patch(PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
 
-    empty = [k for k in keys if _path(geom_by_key[k]) is None]
+
+def _draw_areas(ax: object, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray, classes: Classes,
+                geom_by_key: dict[str, object], tooltip_columns: Sequence[str], level: str, key: str
+                ) -> dict[str, tuple[str, str, str]]:
+    """One coloured patch per row of the table; returns gid -> (key, tooltip, class id)."""
+    paths = [_path(geom_by_key[k]) for k in keys]
+    empty = [k for k, p in zip(keys, paths, strict=True) if p is None]
     if empty:
         raise InputDataError(f"{level} map: {len(empty)} area(s) have an empty geometry and cannot be drawn "
                              f"(first: {key}={empty[0]!r})")
@@ -349,34 +337,42 @@ def _build_figure(
     # few large areas needs visible grey borders (neighbours may share a light class).
     edge, edge_lw = (AREA_EDGE, 0.3) if len(keys) > 150 else (AREA_EDGE_ZOOM, 0.6)
     gids: dict[str, tuple[str, str, str]] = {}
-    for i, (k, (_, row), c) in enumerate(zip(keys, table.iterrows(), cls, strict=True)):
-        p = _path(geom_by_key[k])
+    for i, (k, p, (_, row), c) in enumerate(zip(keys, paths, table.iterrows(), cls, strict=True)):
         gid = f"area-{i}"
         colour = classes.nodata_colour if c < 0 else classes.colours[c]
         ax.add_patch(PathPatch(p, facecolor=colour, edgecolor=edge, lw=edge_lw, zorder=2, gid=gid))
         gids[gid] = (k, _tooltip(row, tooltip_columns), "nodata" if c < 0 else str(int(c)))
+    return gids
 
-    # Kreis borders over the fills (the Land outline for a Kreis map is the same lines).
+
+def _draw_kreis_borders(ax: object, map_geometry: MapGeometry, view: object) -> None:
+    """Kreis borders over the fills (the Land outline for a Kreis map is the same lines)."""
     for g in map_geometry.kreis.geometry.values:
         if shapely.intersects(g, view):
             p = _path(g)
             if p is not None:
                 ax.add_patch(PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
 
-    if highlight is not None:
-        hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
-        for k in sorted(hl & set(geom_by_key)):
-            p = _path(geom_by_key[k])
-            if p is not None:  # black line on a white halo: visible on every class colour
-                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_HALO, lw=3.6, zorder=4))
-                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6, zorder=5))
 
-    # Title block.
+def _draw_highlight(ax: object, highlight: Iterable[str] | str, geom_by_key: dict[str, object]) -> None:
+    """Black line on a white halo around the highlighted areas: visible on every class colour."""
+    hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
+    for k in sorted(hl & set(geom_by_key)):
+        p = _path(geom_by_key[k])
+        if p is not None:
+            ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_HALO, lw=3.6, zorder=4))
+            ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6, zorder=5))
+
+
+def _draw_title(fig: Figure, title: str, subtitle: str | None) -> None:
     fig.text(0.03, 0.955, title, fontsize=16, weight="bold", va="top", ha="left", color="#111111")
     if subtitle:
         fig.text(0.03, 0.915, subtitle, fontsize=10.5, va="top", ha="left", color="#333333")
 
-    # Legend with the number of areas per class.
+
+def _draw_legend(fig: Figure, cls: np.ndarray, classes: Classes, value_column: str, legend_title: str,
+                 level: str, highlighted: bool, with_context: bool) -> None:
+    """Legend with the number of areas per class, and a note right under it."""
     counts = np.bincount(cls[cls >= 0], minlength=len(classes.breaks)) if len(cls) else np.zeros(0, int)
     handles = [Patch(facecolor=col, edgecolor="#888888", lw=0.4) for col in classes.colours]
     labels = [f"{lab}  ({counts[i]})" for i, lab in enumerate(classes.labels)]
@@ -384,10 +380,10 @@ def _build_figure(
     if n_nodata or value_column.startswith("share_"):
         handles.append(Patch(facecolor=classes.nodata_colour, edgecolor="#888888", lw=0.4))
         labels.append(f"{classes.nodata_label}  ({n_nodata})")
-    if highlight is not None:
+    if highlighted:
         handles.append(Patch(facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6))
         labels.append("hervorgehoben")
-    if len(in_table) < len(geom_by_key):
+    if with_context:
         handles.append(Patch(facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4))
         labels.append("außerhalb des Ausschnitts")
     handles.append(Patch(facecolor="none", edgecolor=KREIS_EDGE, lw=0.9))
@@ -398,16 +394,15 @@ def _build_figure(
                      alignment="left", handlelength=1.6, handleheight=1.1, labelspacing=0.55, borderaxespad=0)
     leg.get_title().set_fontweight("bold")
     # Measure the legend (layout only, no drawing) to put the note right under it.
-    fw_px, fh_px = fw * fig.dpi, fh * fig.dpi
-    box = leg.get_window_extent(RendererAgg(fw_px, fh_px, fig.dpi)).transformed(fig.transFigure.inverted())
+    fw, fh = fig.get_size_inches()
+    box = leg.get_window_extent(RendererAgg(fw * fig.dpi, fh * fig.dpi, fig.dpi)).transformed(
+        fig.transFigure.inverted())
     fig.text(PANEL_X, box.y0 - 0.012, f"Zahl in Klammern: {level_word} je Klasse", fontsize=7.5,
              color="#444444", va="top")
 
-    m_per_inch = (x1 - x0) / (MAP_BOX[2] * fw)
-    _draw_north_arrow(fig, PANEL_X + 0.02, 0.26)
-    _draw_scale_bar(fig, m_per_inch, PANEL_X, 0.18)
 
-    # Footer: data date and attributions.
+def _draw_footer(fig: Figure, data_date: str | None, attributions: Sequence[str]) -> None:
+    """Data date and attributions."""
     foot = []
     if data_date:
         foot.append(f"Datenstand: {format_date(data_date)}")
@@ -415,6 +410,46 @@ def _build_figure(
     if foot:
         fig.text(0.03, 0.02, "\n".join(foot), fontsize=7, color="#444444", va="bottom", ha="left",
                  linespacing=1.4)
+
+
+def _build_figure(
+    map_geometry: MapGeometry, table: pd.DataFrame, level: str, value_column: str, *, title: str,
+    legend_title: str, subtitle: str | None, tooltip_columns: Sequence[str] | None,
+    highlight: Iterable[str] | str | None, attributions: Sequence[str], data_date: str | None,
+    classes: Classes | None,
+) -> _Drawn:
+    if tooltip_columns is None:
+        tooltip_columns = _default_tooltip_columns(table, value_column)
+    key = _check_table(table, level, value_column, tooltip_columns)
+    keys, geom_by_key = _mapped_geometries(map_geometry, table, level, key)
+    values = pd.to_numeric(table[value_column], errors="coerce")
+    classes = classes or classes_for(value_column, values)
+    cls = classify(values, classes)
+
+    fig = Figure(figsize=FIG_SIZE, dpi=100)
+    fw, fh = FIG_SIZE
+    ax = fig.add_axes(MAP_BOX)
+    ax.set_axis_off()
+    subset = gpd.GeoSeries([geom_by_key[k] for k in keys], crs=map_geometry.level(level).crs)
+    x0, x1, y0, y1 = _extent(subset.total_bounds, MAP_BOX[2] * fw, MAP_BOX[3] * fh)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+
+    in_table = set(keys)
+    view = shapely.box(x0, y0, x1, y1)
+    _draw_context(ax, geom_by_key, in_table, view)
+    gids = _draw_areas(ax, table, keys, cls, classes, geom_by_key, tooltip_columns, level, key)
+    _draw_kreis_borders(ax, map_geometry, view)
+    if highlight is not None:
+        _draw_highlight(ax, highlight, geom_by_key)
+    _draw_title(fig, title, subtitle)
+    _draw_legend(fig, cls, classes, value_column, legend_title, level, highlighted=highlight is not None,
+                 with_context=len(in_table) < len(geom_by_key))
+    m_per_inch = (x1 - x0) / (MAP_BOX[2] * fw)
+    _draw_north_arrow(fig, PANEL_X + 0.02, 0.26)
+    _draw_scale_bar(fig, m_per_inch, PANEL_X, 0.18)
+    _draw_footer(fig, data_date, attributions)
     return _Drawn(fig=fig, gids=gids)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from coverage.errors import InputDataError
-from coverage.report.geometry import MapGeometry
+from coverage.report.geometry import AreaLookup, MapGeometry
 from coverage.report.maps import (
     AREA_EDGE_ZOOM,
     CONTEXT_EDGE,
@@ -92,6 +92,163 @@ def legend_entries(table: pd.DataFrame, value_column: str, classes: Classes | No
     return rows
 
 
+@dataclass(frozen=True)
+class AreaMap:
+    """One map drawn from the geometry once; :meth:`svg` assembles it as inline element or ``.svg`` file.
+
+    ``context`` and ``areas`` hold (element, escaped link target or ``None``) pairs, so the linked
+    map of a page and the unlinked map file come from the same drawing.
+    """
+
+    width: float
+    height: float
+    label: str
+    context: tuple[tuple[str, str | None], ...]
+    areas: tuple[tuple[str, str | None], ...]
+    borders: tuple[str, ...]
+
+    def svg(self, *, standalone: bool = False, links: bool = True) -> str:
+        """``standalone=True``: document with XML declaration and namespace (for a ``.svg`` file);
+        otherwise an ``<svg>`` element to inline in HTML (no URL in it). ``links=False`` leaves out
+        every ``<a href>``."""
+        out = []
+        if standalone:
+            out.append('<?xml version="1.0" encoding="utf-8"?>\n')
+        ns = f' xmlns="{SVG_NS}"' if standalone else ""
+        aria = f' role="img" aria-label="{_esc(self.label)}"' if self.label else ""
+        out.append(f'<svg{ns} class="atlas-map" viewBox="0 0 {self.width:g} {self.height:g}" '
+                   f'width="{self.width:g}" height="{self.height:g}"{aria}>')
+        out.append(f'<rect width="{self.width:g}" height="{self.height:g}" fill="#ffffff"/>')
+        out.append(f'<g class="context" fill="{CONTEXT_FACE}" stroke="{CONTEXT_EDGE}" stroke-width="0.6">')
+        out += [_linked(item, href, links) for item, href in self.context]
+        out.append("</g>")
+        out.append(f'<g class="areas" stroke="{AREA_EDGE_ZOOM}" stroke-width="0.7">')
+        out += [_linked(item, href, links) for item, href in self.areas]
+        out.append("</g>")
+        # Borders of the administrative levels above, over the fills, never catching the mouse.
+        out.append('<g class="borders" fill="none" pointer-events="none">')
+        out += self.borders
+        out.append("</g></svg>")
+        return "".join(out)
+
+
+def _linked(item: str, href: str | None, links: bool) -> str:
+    return f'<a href="{href}">{item}</a>' if links and href is not None else item
+
+
+def _href(template: str | None, key: str) -> str | None:
+    return None if template is None else _esc(template.format(key=quote(key, safe="")))
+
+
+def _in_view(gb: np.ndarray, view: Sequence[float]) -> np.ndarray:
+    """Bounding boxes that overlap the view (vectorised; enough to decide what to draw)."""
+    return (gb[:, 0] <= view[2]) & (gb[:, 2] >= view[0]) & (gb[:, 1] <= view[3]) & (gb[:, 3] >= view[1])
+
+
+def _mapped_keys(table: pd.DataFrame, key: str, level: str, geom_by_key: dict) -> list[str]:
+    """The table's area keys, each with a geometry (else :class:`InputDataError`)."""
+    keys = table[key].astype(str).tolist()
+    unknown = [k for k in keys if k not in geom_by_key]
+    if unknown:
+        raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
+                             f"(first: {key}={unknown[0]!r})")
+    if not keys:
+        raise InputDataError(f"{level} map: the table has no rows to draw")
+    return keys
+
+
+def _context_items(look: AreaLookup, in_table: set[str], visible: np.ndarray, fr: _Frame,
+                   link_template: str | None) -> list[tuple[str, str | None]]:
+    """Grey, titled neighbours in view that are not in the table."""
+    items = []
+    for k, g in zip(look.keys[visible].tolist(), look.geoms[visible].tolist(), strict=True):
+        if k in in_table:
+            continue
+        d = fr.d(g)
+        if not d:
+            continue
+        items.append((f'<g class="context-area" data-key="{_esc(k)}"><title>{_esc(look.name_by_key[k])}</title>'
+                      f'<path d="{d}" fill-rule="evenodd"/></g>', _href(link_template, k)))
+    return items
+
+
+def _area_items(table: pd.DataFrame, keys: list[str], cls: np.ndarray, classes: Classes, fr: _Frame,
+                geom_by_key: dict, tooltip_columns: Sequence[str], link_template: str | None, level: str,
+                key: str) -> list[tuple[str, str | None]]:
+    """One coloured, titled ``<g class="area">`` per row of the table."""
+    needed = list(dict.fromkeys(["name", *tooltip_columns]))
+    records = [dict(zip(needed, vals, strict=True))
+               for vals in table[needed].astype(object).to_numpy().tolist()]
+    items = []
+    for k, rec, c in zip(keys, records, cls, strict=True):
+        d = fr.d(geom_by_key[k])
+        if not d:
+            raise InputDataError(f"{level} map: area {key}={k!r} has an empty geometry and cannot be drawn")
+        colour = classes.nodata_colour if c < 0 else classes.colours[c]
+        tip = _tooltip(rec, tooltip_columns)
+        data_class = "nodata" if c < 0 else str(int(c))
+        items.append((f'<g class="area" data-key="{_esc(k)}" data-class="{data_class}"><title>{_esc(tip)}</title>'
+                      f'<path d="{d}" fill="{colour}" fill-rule="evenodd"/></g>', _href(link_template, k)))
+    return items
+
+
+def _border_paths(map_geometry: MapGeometry, level: str, fr: _Frame, view: Sequence[float],
+                  highlight: Iterable[str] | str | None, geom_by_key: dict) -> list[str]:
+    """Amt and Kreis borders above ``level`` in view, then the outline of the highlighted areas."""
+    out = []
+    if level == "gemeinde":
+        amt = map_geometry.lookup("amt")
+        for g in amt.geoms[_in_view(amt.bounds, view)]:
+            out.append(f'<path d="{fr.d(g)}" stroke="{AMT_EDGE}" stroke-width="1.1"/>')
+    if level in ("gemeinde", "amt"):
+        kreis = map_geometry.lookup("kreis")
+        for g in kreis.geoms[_in_view(kreis.bounds, view)]:
+            out.append(f'<path d="{fr.d(g)}" stroke="{KREIS_EDGE}" stroke-width="2"/>')
+    if highlight is not None:
+        hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
+        for k in sorted(hl & set(geom_by_key)):
+            d = fr.d(geom_by_key[k])
+            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_HALO}" stroke-width="5"/>')
+            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_EDGE}" stroke-width="2.4"/>')
+    return out
+
+
+def draw_area_map(
+    map_geometry: MapGeometry,
+    table: pd.DataFrame,
+    level: str,
+    value_column: str,
+    *,
+    link_template: str | None = None,
+    context_link_template: str | None = None,
+    highlight: Iterable[str] | str | None = None,
+    classes: Classes | None = None,
+    tooltip_columns: Sequence[str] | None = None,
+    label: str = "",
+    max_width: float = 760,
+    max_height: float = 620,
+    margin: float = 0.04,
+) -> AreaMap:
+    """Draw the map of :func:`area_map_svg` once; its :meth:`AreaMap.svg` gives the inline and file forms."""
+    if tooltip_columns is None:
+        tooltip_columns = _default_tooltip_columns(table, value_column)
+    key = _check_table(table, level, value_column, tooltip_columns)
+    look = map_geometry.lookup(level)
+    geom_by_key = look.geom_by_key
+    keys = _mapped_keys(table, key, level, geom_by_key)
+    values = pd.to_numeric(table[value_column], errors="coerce")
+    classes = classes or classes_for(value_column, values)
+    cls = classify(values, classes)
+
+    b = shapely.bounds(np.asarray([geom_by_key[k] for k in keys], dtype=object))
+    fr = _frame((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), max_width, max_height, margin)
+    view = (fr.x0, fr.y1 - fr.height / fr.s, fr.x0 + fr.width / fr.s, fr.y1)
+    context = _context_items(look, set(keys), _in_view(look.bounds, view), fr, context_link_template)
+    areas = _area_items(table, keys, cls, classes, fr, geom_by_key, tooltip_columns, link_template, level, key)
+    borders = _border_paths(map_geometry, level, fr, view, highlight, geom_by_key)
+    return AreaMap(fr.width, fr.height, label, tuple(context), tuple(areas), tuple(borders))
+
+
 def area_map_svg(
     map_geometry: MapGeometry,
     table: pd.DataFrame,
@@ -116,91 +273,11 @@ def area_map_svg(
     neighbouring areas in view are grey, titled, and linked with ``context_link_template``.
     Amt and Kreis borders are drawn over the fills; ``highlight`` keys get a black outline.
     ``standalone=True`` returns a document with XML declaration and namespace (for a ``.svg``
-    file); otherwise an ``<svg>`` element to inline in HTML (no URL in it).
+    file); otherwise an ``<svg>`` element to inline in HTML (no URL in it). To write both forms
+    of one map, draw it once with :func:`draw_area_map`.
     """
-    if tooltip_columns is None:
-        tooltip_columns = _default_tooltip_columns(table, value_column)
-    key = _check_table(table, level, value_column, tooltip_columns)
-    look = map_geometry.lookup(level)
-    geom_by_key, name_by_key = look.geom_by_key, look.name_by_key
-    keys = table[key].astype(str).tolist()
-    unknown = [k for k in keys if k not in geom_by_key]
-    if unknown:
-        raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
-                             f"(first: {key}={unknown[0]!r})")
-    if not keys:
-        raise InputDataError(f"{level} map: the table has no rows to draw")
-    values = pd.to_numeric(table[value_column], errors="coerce")
-    classes = classes or classes_for(value_column, values)
-    cls = classify(values, classes)
-
-    b = shapely.bounds(np.asarray([geom_by_key[k] for k in keys], dtype=object))
-    fr = _frame((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), max_width, max_height, margin)
-    view = (fr.x0, fr.y1 - fr.height / fr.s, fr.x0 + fr.width / fr.s, fr.y1)
-
-    def in_view(gb: np.ndarray) -> np.ndarray:
-        """Bounding boxes that overlap the view (vectorised; enough to decide what to draw)."""
-        return (gb[:, 0] <= view[2]) & (gb[:, 2] >= view[0]) & (gb[:, 1] <= view[3]) & (gb[:, 3] >= view[1])
-
-    out = []
-    if standalone:
-        out.append('<?xml version="1.0" encoding="utf-8"?>\n')
-    ns = f' xmlns="{SVG_NS}"' if standalone else ""
-    aria = f' role="img" aria-label="{_esc(label)}"' if label else ""
-    out.append(f'<svg{ns} class="atlas-map" viewBox="0 0 {fr.width:g} {fr.height:g}" '
-               f'width="{fr.width:g}" height="{fr.height:g}"{aria}>')
-    out.append(f'<rect width="{fr.width:g}" height="{fr.height:g}" fill="#ffffff"/>')
-    in_table = set(keys)
-    out.append(f'<g class="context" fill="{CONTEXT_FACE}" stroke="{CONTEXT_EDGE}" stroke-width="0.6">')
-    visible = in_view(look.bounds)
-    for k, g in zip(look.keys[visible].tolist(), look.geoms[visible].tolist(), strict=True):
-        if k in in_table:
-            continue
-        d = fr.d(g)
-        if not d:
-            continue
-        item = f'<g class="context-area" data-key="{_esc(k)}"><title>{_esc(name_by_key[k])}</title>' \
-               f'<path d="{d}" fill-rule="evenodd"/></g>'
-        if context_link_template is not None:
-            href = _esc(context_link_template.format(key=quote(k, safe="")))
-            item = f'<a href="{href}">{item}</a>'
-        out.append(item)
-    out.append("</g>")
-
-    out.append(f'<g class="areas" stroke="{AREA_EDGE_ZOOM}" stroke-width="0.7">')
-    needed = list(dict.fromkeys(["name", *tooltip_columns]))
-    records = [dict(zip(needed, vals, strict=True))
-               for vals in table[needed].astype(object).to_numpy().tolist()]
-    for k, rec, c in zip(keys, records, cls, strict=True):
-        d = fr.d(geom_by_key[k])
-        if not d:
-            raise InputDataError(f"{level} map: area {key}={k!r} has an empty geometry and cannot be drawn")
-        colour = classes.nodata_colour if c < 0 else classes.colours[c]
-        tip = _tooltip(rec, tooltip_columns)
-        data_class = "nodata" if c < 0 else str(int(c))
-        item = (f'<g class="area" data-key="{_esc(k)}" data-class="{data_class}"><title>{_esc(tip)}</title>'
-                f'<path d="{d}" fill="{colour}" fill-rule="evenodd"/></g>')
-        if link_template is not None:
-            href = _esc(link_template.format(key=quote(k, safe="")))
-            item = f'<a href="{href}">{item}</a>'
-        out.append(item)
-    out.append("</g>")
-
-    # Borders of the administrative levels above, over the fills, never catching the mouse.
-    out.append('<g class="borders" fill="none" pointer-events="none">')
-    if level == "gemeinde":
-        amt = map_geometry.lookup("amt")
-        for g in amt.geoms[in_view(amt.bounds)]:
-            out.append(f'<path d="{fr.d(g)}" stroke="{AMT_EDGE}" stroke-width="1.1"/>')
-    if level in ("gemeinde", "amt"):
-        kreis = map_geometry.lookup("kreis")
-        for g in kreis.geoms[in_view(kreis.bounds)]:
-            out.append(f'<path d="{fr.d(g)}" stroke="{KREIS_EDGE}" stroke-width="2"/>')
-    if highlight is not None:
-        hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
-        for k in sorted(hl & set(geom_by_key)):
-            d = fr.d(geom_by_key[k])
-            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_HALO}" stroke-width="5"/>')
-            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_EDGE}" stroke-width="2.4"/>')
-    out.append("</g></svg>")
-    return "".join(out)
+    drawn = draw_area_map(map_geometry, table, level, value_column, link_template=link_template,
+                          context_link_template=context_link_template, highlight=highlight, classes=classes,
+                          tooltip_columns=tooltip_columns, label=label, max_width=max_width,
+                          max_height=max_height, margin=margin)
+    return drawn.svg(standalone=standalone)
