@@ -24,6 +24,19 @@ X0, Y0 = 300_000.0, 5_900_000.0
 
 
 @pytest.fixture(scope="session")
+def mv_atlas(tmp_path_factory):
+    """(report folder, run record, written paths) of the full MV atlas, rendered once per test run."""
+    from pipelines.report import render_report
+    from tests.atlas_world import build_mv_record
+
+    root = tmp_path_factory.mktemp("mv-atlas")
+    record = build_mv_record(root / "in")
+    out = root / "reports" / "run-test"
+    out.mkdir(parents=True)
+    return out, record, render_report(record, out)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"the real open data is expected at {SHARED_DATA} (see README: Test data)")

@@ -12,7 +12,6 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Point, Polygon, box
 
-from coverage import quarantine as q
 from coverage.config import load_config
 from pipelines.cli import main
 from pipelines.runner import validate_inputs
@@ -46,10 +45,10 @@ def edit_config(root: Path, old: str, new: str) -> None:
 
 
 def quarantined(root: Path, source: str) -> list[tuple]:
-    ctx = validate_inputs(load_config(root / "run.toml"))
-    for entry in ctx.accounting:
+    _state, ledger = validate_inputs(load_config(root / "run.toml"))
+    for entry in ledger.accounting:
         assert entry.balanced, entry
-    rows = q.concat(ctx.quarantine)
+    rows = ledger.all_quarantine()
     rows = rows[rows["source"] == source]
     return sorted(zip(rows["row"].astype(int), rows["reason"], strict=True))
 
@@ -131,8 +130,8 @@ def test_lon_lat_declared_as_such_is_accepted(world):
 def test_tab_separated_utf8_bom_with_thousands_and_decimal_comma(world):
     text = ADDR.replace(";", "\t").replace("\t5\n", "\t1.000,0\n")
     put(world, "addresses.csv", "\ufeff" + text, "utf-8")
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    hh = ctx.artefacts["addresses"].set_index("address_id")["households"]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    hh = state.addresses.set_index("address_id")["households"]
     assert hh.to_dict() == {"A1": 3, "A2": 2, "A3": 1000}
 
 
@@ -144,8 +143,8 @@ def test_xlsx_with_header_below_a_title_and_german_column_names(world):
         frame.to_excel(xl, sheet_name="Adressen", startrow=2, index=False)
     edit_config(world, 'path = "addresses.csv"', 'path = "adressen.xlsx"\nsheet = "Adressen"\ncolumns = { '
                 'address_id = "Adress-ID", x = "Rechtswert", y = "Hochwert", households = "Haushalte" }')
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    assert sorted(ctx.artefacts["addresses"]["address_id"]) == ["A1", "A2"]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    assert sorted(state.addresses["address_id"]) == ["A1", "A2"]
     edit_config(world, 'sheet = "Adressen"', 'sheet = "Tabelle9"')
     with pytest.raises(Exception, match="cannot read spreadsheet"):
         validate_inputs(load_config(world / "run.toml"))
@@ -213,8 +212,8 @@ def test_status_dates_street_addresses_and_coordinates(world):
         f"G;FTTH;1000;500;{X0 + 300:.0f};{Y0 + 300:.0f}\n", "utf-8-sig")  # 283 m from A1/A2: not linked
     assert quarantined(world, "dsl.csv") == [(4, "address_not_found"), (5, "bad_status"), (6, "bad_date")]
     assert quarantined(world, "fibre.csv") == [(3, "no_address_nearby")]
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    offers = ctx.artefacts["offers"]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    offers = state.all_offers()
     dsl = offers[offers["source"] == "dsl.csv"].set_index("address_id")
     assert dsl.loc["A2", ["status", "planned_date", "match_method"]].tolist() == [
         "planned", "2024-02-01", "address_no_postcode"]
@@ -238,8 +237,8 @@ def test_upload_ratio_is_configurable_per_delivery(world):
 
 def test_umlauts_survive_a_sniffed_cp1252_file(world):
     put(world, "dsl.csv", DSL.replace("Küstennetz", "Küstennetz Straße GmbH"))
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    assert set(ctx.artefacts["offers"].loc[ctx.artefacts["offers"]["source"] == "dsl.csv", "provider"]) == {
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    assert set(state.all_offers().loc[state.all_offers()["source"] == "dsl.csv", "provider"]) == {
         "Küstennetz Straße GmbH"}
 
 
@@ -267,8 +266,8 @@ def test_raster_without_crs_is_a_file_error_and_nodata_is_no_service(world, caps
         dst.write(values, 1)
     fails(world, capsys, "mobile.tif: raster has no CRS")
     edit_config(world, 'technology = "LTE"', 'technology = "LTE"\ncrs = "EPSG:25833"')
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    mobile = ctx.artefacts["offers"][ctx.artefacts["offers"]["source"] == "mobile.tif"]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    mobile = state.all_offers()[state.all_offers()["source"] == "mobile.tif"]
     assert sorted(mobile["address_id"]) == ["A3"] and (mobile["down_mbps"] == 7).all()
 
 
@@ -300,8 +299,8 @@ def test_parquet_datasets_for_addresses_and_provider_tables(world):
     edit_config(world, 'path = "addresses.csv"', 'path = "adr"')
     edit_config(world, 'path = "dsl.csv"\nformat = "address-csv"', 'path = "dsl"\nformat = "address-table"')
     assert quarantined(world, "dsl") == [(2, "negative_value"), (3, "unknown_address")]
-    ctx = validate_inputs(load_config(world / "run.toml"))
-    assert sorted(ctx.artefacts["addresses"]["address_id"]) == ["A1", "A2", "A3"]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    assert sorted(state.addresses["address_id"]) == ["A1", "A2", "A3"]
 
 
 def test_geoparquet_address_without_a_point_is_quarantined_not_a_crash(world):

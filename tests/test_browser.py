@@ -1,6 +1,7 @@
 """The MV atlas as a planner uses it: opened in headless Chromium, clicked, sorted, filtered.
 
-The atlas (real MV boundaries, random consistent tables) is served from 127.0.0.1 by
+The atlas of one Kreis (Mecklenburgische Seenplatte: real boundaries, random consistent tables;
+the full MV atlas is checked without a browser in test_atlas.py) is served from 127.0.0.1 by
 ``http.server``; every request the pages make is recorded and must stay on that server.
 Screenshots go to ``test-artifacts/`` and, for the README, to ``docs/img/``.
 Needs Chromium (``make browser-deps``) and the ``playwright`` package (``.[dev]``);
@@ -19,12 +20,12 @@ import pytest
 import shapely
 
 from pipelines.report import render_report
-from tests.test_atlas import FORMULA, build_mv_context
-from tests.test_report import EVIL
+from tests.atlas_world import EVIL, FORMULA, build_mv_record
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_IMG = REPO / "docs" / "img"
+KREIS = "13071"  # Mecklenburgische Seenplatte: 148 Gemeinden, 20 Ämter (two named "Demmin…")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -44,11 +45,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    ctx = build_mv_context(root / "in")
+    record = build_mv_record(root / "in", kreis=KREIS)
     out = root / "reports" / "run-browser"
     out.mkdir(parents=True)
-    render_report(ctx, out)
-    return out, ctx
+    render_report(record, out)
+    return out, record
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +113,9 @@ def watched(browser, server):
     w.close()
 
 
-def _clickable_gemeinde(ctx, keys: set[str] | None = None) -> str:
+def _clickable_gemeinde(record, keys: set[str] | None = None) -> str:
     """A large Gemeinde whose bounding-box centre lies well inside it (where a click lands)."""
-    gem = ctx.artefacts["boundaries"].gemeinde
+    gem = record.state.boundaries.gemeinde
     if keys is not None:
         gem = gem[gem["ags"].isin(keys)]
     best, best_area = None, -1.0
@@ -128,8 +129,8 @@ def _clickable_gemeinde(ctx, keys: set[str] | None = None) -> str:
 
 
 def test_every_kind_of_page_loads_offline(watched, atlas):
-    _out, ctx = atlas
-    tables = ctx.artefacts["tables"]
+    _out, record = atlas
+    tables = record.state.tables
     pages = ["index.html", "provenance.html", f"kreis/{tables['kreis']['krs_ags'].iloc[0]}.html",
              f"amt/{tables['amt']['vwg_ars'].iloc[3]}.html", f"gemeinde/{tables['gemeinde']['ags'].iloc[7]}.html"]
     for path in pages:
@@ -140,15 +141,16 @@ def test_every_kind_of_page_loads_offline(watched, atlas):
     assert any(u.endswith("provenance.html") for u in watched.requests)
 
 
-def test_overview_map_has_one_area_per_gemeinde_and_screenshot(browser, server):
+def test_overview_map_has_one_area_per_gemeinde_and_screenshot(browser, server, atlas):
+    n = len(atlas[1].state.tables["gemeinde"])
     w = Watched(browser, server, height=1500)
     try:
         w.open("index.html")
         maps = w.page.locator("#karten figure.map")
         assert maps.count() >= 4
         for i in range(maps.count()):
-            assert maps.nth(i).locator("g.area").count() == 726
-            assert maps.nth(i).locator("a g.area").count() == 726  # every area is a link
+            assert maps.nth(i).locator("g.area").count() == n
+            assert maps.nth(i).locator("a g.area").count() == n  # every area is a link
         # tooltips: each area carries a <title> with the name
         title = maps.first.locator("g.area title").first.text_content()
         assert title and "Haushalte" in title
@@ -163,9 +165,9 @@ def test_overview_map_has_one_area_per_gemeinde_and_screenshot(browser, server):
 
 
 def test_click_map_reaches_gemeinde_then_breadcrumbs(watched, atlas):
-    _, ctx = atlas
-    gem = ctx.artefacts["tables"]["gemeinde"].set_index("ags")
-    ags = _clickable_gemeinde(ctx)
+    _, record = atlas
+    gem = record.state.tables["gemeinde"].set_index("ags")
+    ags = _clickable_gemeinde(record)
     watched.open("index.html")
     area = watched.page.locator(f'#karten figure.map >> nth=0 >> g.area[data-key="{ags}"]')
     with watched.page.expect_navigation():
@@ -184,8 +186,8 @@ def test_click_map_reaches_gemeinde_then_breadcrumbs(watched, atlas):
 
 
 def test_amt_page_map_links_and_screenshot(browser, server, atlas):
-    _, ctx = atlas
-    gem = ctx.artefacts["tables"]["gemeinde"]
+    _, record = atlas
+    gem = record.state.tables["gemeinde"]
     amt = gem.groupby("vwg_ars").size().sort_values(ascending=False).index[0]  # the Amt with most Gemeinden
     members = gem[gem["vwg_ars"] == amt]
     w = Watched(browser, server, height=1100)
@@ -197,7 +199,7 @@ def test_amt_page_map_links_and_screenshot(browser, server, atlas):
         shot = ARTIFACTS / "amt.png"
         w.page.screenshot(path=str(shot))
         shutil.copyfile(shot, DOCS_IMG / "amt.png")
-        target = _clickable_gemeinde(ctx, set(members["ags"]))
+        target = _clickable_gemeinde(record, set(members["ags"]))
         with w.page.expect_navigation():
             w.page.locator(f'#karte g.area[data-key="{target}"]').click()
         assert w.page.url == f"{w.base}gemeinde/{target}.html"
@@ -212,7 +214,7 @@ def _column_values(page, table: str, col: int) -> list[float]:
 
 
 def test_table_header_sorts_and_filter_filters(watched, atlas):
-    _, ctx = atlas
+    _, record = atlas
     watched.open("index.html")
     page = watched.page
     headers = page.locator("#tabelle-aemter thead th")
@@ -230,7 +232,7 @@ def test_table_header_sorts_and_filter_filters(watched, atlas):
     names = page.eval_on_selector_all("#tabelle-aemter tbody tr", "rows => rows.map(r => r.cells[0].innerText)")
     assert names[0].lower() <= names[-1].lower()
     # filter: type part of a name, only matching rows remain visible
-    amt = ctx.artefacts["tables"]["amt"]
+    amt = record.state.tables["amt"]
     needle = "Demmin"
     page.fill('input[data-filter-for="tabelle-aemter"]', needle)
     visible = page.locator("#tabelle-aemter tbody tr:not([hidden])")
@@ -242,8 +244,8 @@ def test_table_header_sorts_and_filter_filters(watched, atlas):
 
 
 def test_hostile_names_are_inert_in_the_browser(watched, atlas):
-    _, ctx = atlas
-    gem = ctx.artefacts["tables"]["gemeinde"]
+    _, record = atlas
+    gem = record.state.tables["gemeinde"]
     for name in (EVIL, FORMULA):
         ags = gem.loc[gem["name"] == name, "ags"].iloc[0]
         watched.open(f"gemeinde/{ags}.html")

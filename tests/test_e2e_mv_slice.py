@@ -110,14 +110,13 @@ def corrupt_demo(demo, out):
 
 
 def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
-    from coverage import quarantine as q
     from coverage.config import load_config
     from pipelines.runner import validate_inputs
 
     corrupt_demo(slice_run / "demo", slice_run / "corrupt")
-    ctx = validate_inputs(load_config(slice_run / "corrupt" / "slice.toml"))
-    assert all(a.balanced for a in ctx.accounting)
-    quarantine = q.concat(ctx.quarantine)
+    _state, ledger = validate_inputs(load_config(slice_run / "corrupt" / "slice.toml"))
+    assert all(a.balanced for a in ledger.accounting)
+    quarantine = ledger.all_quarantine()
     found = quarantine.groupby(["source", "reason"]).size().to_dict()
     rejected_ids = set(quarantine.loc[(quarantine["source"] == "addresses.csv")
                                       & (quarantine["reason"] != "duplicate_address_id"), "key"])

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from coverage.report.labels import german_label
 from pipelines import io
 from pipelines.export import _link_or_write_csv, write_downloads
-from tests.test_atlas import FORMULA, build_mv_context
+from tests.atlas_world import FORMULA, build_mv_record
 from tests.test_report import EVIL
 
 KEYS = {"ags": str, "vwg_ars": str, "krs_ags": str, "land": str}
@@ -23,12 +23,12 @@ KEYS = {"ags": str, "vwg_ars": str, "krs_ags": str, "land": str}
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
-    ctx = build_mv_context(root / "in")
-    a = ctx.artefacts
+    record = build_mv_record(root / "in")
+    state = record.state
     out = root / "out"
-    written = write_downloads(out, a["tables"], a["sites"], ctx.cfg.funding_rules, a["quarantine"],
-                              a["boundaries"])
-    return out / "downloads", ctx, written
+    written = write_downloads(out, state.tables, state.sites, record.cfg.funding_rules, record.quarantine,
+                              state.boundaries)
+    return out / "downloads", record, written
 
 
 def _numeric(frame: pd.DataFrame) -> list[str]:
@@ -44,10 +44,10 @@ def test_written_files(exported):
 
 
 def test_xlsx_sheets_numbers_headers_frozen(exported):
-    folder, ctx, _ = exported
+    folder, record, _ = exported
     wb = load_workbook(folder / "coverage.xlsx")
     assert wb.sheetnames == ["Land", "Kreise", "Ämter", "Gemeinden", "Standorte", "Förderregeln", "Quarantäne"]
-    gem = ctx.artefacts["tables"]["gemeinde"]
+    gem = record.state.tables["gemeinde"]
     ws = wb["Gemeinden"]
     assert ws.freeze_panes == "A2"
     header = [c.value for c in ws[1]]
@@ -59,26 +59,26 @@ def test_xlsx_sheets_numbers_headers_frozen(exported):
     assert ws.max_row == len(gem) + 1
     # numbers are numbers and equal the table; NaN shares are empty cells
     data = pd.read_excel(folder / "coverage.xlsx", sheet_name="Gemeinden", dtype={"AGS": str, "ARS Amt": str})
-    assert list(data.columns) == [german_label(c, {r.name: r.label for r in ctx.cfg.funding_rules})
+    assert list(data.columns) == [german_label(c, {r.name: r.label for r in record.cfg.funding_rules})
                                   for c in gem.columns]
     for col in ("households", "hh_ge_100_all", "share_ge_100_all", "hh_fund_white", "hh_fund_grey_plan"):
-        got = data[german_label(col, {r.name: r.label for r in ctx.cfg.funding_rules})].to_numpy(dtype=float)
+        got = data[german_label(col, {r.name: r.label for r in record.cfg.funding_rules})].to_numpy(dtype=float)
         np.testing.assert_allclose(got, gem[col].to_numpy(dtype=float), equal_nan=True)
     row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == gem["ags"].iloc[10])
     assert isinstance(row[header.index("Haushalte")].value, int)
     # Land, funding rules and quarantine summary
     land = pd.read_excel(folder / "coverage.xlsx", sheet_name="Land")
-    assert land["Haushalte"].iloc[0] == ctx.artefacts["tables"]["land"]["households"].iloc[0]
+    assert land["Haushalte"].iloc[0] == record.state.tables["land"]["households"].iloc[0]
     rules = pd.read_excel(folder / "coverage.xlsx", sheet_name="Förderregeln")
     assert list(rules["Regel"]) == ["white", "grey", "gigabit_2023", "gigabit_2024"]
-    assert rules.loc[0, "Haushalte förderfähig"] == ctx.artefacts["tables"]["land"]["hh_fund_white"].iloc[0]
+    assert rules.loc[0, "Haushalte förderfähig"] == record.state.tables["land"]["hh_fund_white"].iloc[0]
     q = pd.read_excel(folder / "coverage.xlsx", sheet_name="Quarantäne")
     assert q[["Quelle", "Grund", "Anzahl"]].to_numpy().tolist() == [["addresses.csv", "bad_number", 2],
                                                                     ["dsl.csv", "unknown_technology", 1]]
 
 
 def test_formulas_and_markup_are_inert(exported):
-    folder, _ctx, _ = exported
+    folder, _record, _ = exported
     wb = load_workbook(folder / "coverage.xlsx")
     names = {c.value: c for c in wb["Gemeinden"]["B"][1:]}
     cell = names["'" + FORMULA]
@@ -94,14 +94,14 @@ def test_formulas_and_markup_are_inert(exported):
 
 
 def test_csv_flavours_hold_the_numbers(exported):
-    folder, ctx, _ = exported
-    gem = ctx.artefacts["tables"]["gemeinde"]
+    folder, record, _ = exported
+    gem = record.state.tables["gemeinde"]
     plain = pd.read_csv(folder / "coverage_gemeinde.csv", dtype=KEYS)
     assert list(plain.columns) == list(gem.columns)
     assert (folder / "coverage_gemeinde.csv").read_bytes()[:3] != b"\xef\xbb\xbf"
     raw_de = (folder / "coverage_gemeinde_de.csv").read_bytes()
     assert raw_de[:3] == b"\xef\xbb\xbf"
-    labels = {r.name: r.label for r in ctx.cfg.funding_rules}
+    labels = {r.name: r.label for r in record.cfg.funding_rules}
     de = pd.read_csv(folder / "coverage_gemeinde_de.csv", sep=";", decimal=",", encoding="utf-8-sig",
                      dtype={"AGS": str, "ARS Amt": str, "Kreisschlüssel": str, "Land": str})
     assert de.columns[0] == "AGS" and german_label("share_ge_100_all") in de.columns
@@ -116,11 +116,11 @@ def test_csv_flavours_hold_the_numbers(exported):
 
 
 def test_geopackage_layers_for_qgis(exported):
-    folder, ctx, _ = exported
+    folder, record, _ = exported
     layers = dict(pyogrio.list_layers(folder / "areas.gpkg"))
     assert set(layers) == {"gemeinde", "amt", "kreis", "land"}
-    tables = ctx.artefacts["tables"]
-    boundaries = ctx.artefacts["boundaries"]
+    tables = record.state.tables
+    boundaries = record.state.boundaries
     for level, key in (("gemeinde", "ags"), ("amt", "vwg_ars"), ("kreis", "krs_ags"), ("land", "land")):
         layer = pyogrio.read_dataframe(folder / "areas.gpkg", layer=level)
         assert len(layer) == len(tables[level]), level
@@ -137,13 +137,13 @@ def test_geopackage_layers_for_qgis(exported):
 
 def test_plain_csvs_are_hard_links_of_the_runs_tables(exported, tmp_path, monkeypatch):
     """No second copy of a table the run folder holds; written where no link can be made."""
-    folder, ctx, written = exported
-    a = ctx.artefacts
+    folder, record, written = exported
+    state = record.state
     same = {f"coverage_{level}": io.write_csv(tmp_path / "run" / "tables" / f"coverage_{level}.csv", table)
-            for level, table in a["tables"].items()}
+            for level, table in state.tables.items()}
     out = tmp_path / "report"
-    assert write_downloads(out, a["tables"], a["sites"], ctx.cfg.funding_rules, a["quarantine"], a["boundaries"],
-                           same) == written
+    assert write_downloads(out, state.tables, state.sites, record.cfg.funding_rules, record.quarantine,
+                           state.boundaries, same) == written
     for stem, source in same.items():
         target = out / "downloads" / f"{stem}.csv"
         assert target.samefile(source)
@@ -156,7 +156,7 @@ def test_plain_csvs_are_hard_links_of_the_runs_tables(exported, tmp_path, monkey
 
     monkeypatch.setattr(os, "link", cross_device)
     target = tmp_path / "elsewhere" / "coverage_gemeinde.csv"
-    _link_or_write_csv(target, a["tables"]["gemeinde"], same["coverage_gemeinde"])
+    _link_or_write_csv(target, state.tables["gemeinde"], same["coverage_gemeinde"])
     assert not target.samefile(same["coverage_gemeinde"])
     assert target.read_bytes() == same["coverage_gemeinde"].read_bytes()
     assert [p.name for p in target.parent.iterdir()] == ["coverage_gemeinde.csv"]

@@ -1,0 +1,129 @@
+"""A run's record for the atlas tests: real MV boundaries, random but consistent tables.
+
+Shared by the atlas, export and browser tests (the full MV atlas is rendered once per test run,
+see ``mv_atlas`` in conftest.py; the browser tests use a one-Kreis atlas).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coverage.config import config_from_dict
+from coverage.sources.bkg import read_bkg_bundle
+from pipelines.execute import Ledger
+from pipelines.fingerprint import file_fingerprint
+from pipelines.runner import RunRecord
+from pipelines.stages import Accounting, RunState
+from tests.test_report import BKG, EVIL, GROUPS, make_tables
+
+FORMULA = '=HYPERLINK("http://x","y")'
+RULES = ("white", "grey", "gigabit_2023", "gigabit_2024")
+RULE_BASE = {"white": 30, "grey": 100, "gigabit_2023": 1000, "gigabit_2024": 1000}
+KINDS = {"gemeinde_office": "Gemeindeverwaltung", "amt_office": "Amtsverwaltung",
+         "kreis_office": "Kreisverwaltung", "school": "Schule"}
+CONFIG = f"""
+# MV atlas test run
+[boundaries]
+path = "{BKG}"
+land = "13"
+[addresses]
+path = "addresses.csv"
+[analysis]
+thresholds_mbps = [2, 16, 30, 50, 100, 200, 400, 1000]
+reference_date = "2021-06-30"
+[report]
+title = "Breitbandversorgung Mecklenburg-Vorpommern"
+data_date = "2021-06-30"
+attributions = ["Versorgungsdaten: synthetisch (Test)"]
+"""
+
+
+def _add_funding_and_plans(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Funding counts (households without a wired offer at the rule's level) and planned supply, summed up."""
+    gem = tables["gemeinde"]
+    hh = gem["households"].astype(float)
+    new = {}
+    for rule in RULES:
+        t = RULE_BASE[rule]
+        fund = hh - gem[f"hh_ge_{t}_wired"]
+        new[f"hh_fund_{rule}"] = fund
+        new[f"addr_fund_{rule}"] = np.round(fund * 0.45)
+        new[f"hh_fund_{rule}_plan"] = np.floor(fund * 0.6)
+        new[f"addr_fund_{rule}_plan"] = np.round(np.floor(fund * 0.6) * 0.45)
+    for g in GROUPS:
+        new[f"plan_hh_ge_1000_{g}"] = np.minimum(hh, gem[f"hh_ge_1000_{g}"]
+                                                 + np.floor((hh - gem[f"hh_ge_1000_{g}"]) / 2))
+    gem = pd.concat([gem, pd.DataFrame(new, index=gem.index)], axis=1)
+    counts = list(new)
+    out = {"gemeinde": gem}
+    for level, key in (("amt", "vwg_ars"), ("kreis", "krs_ags"), ("land", "land")):
+        sums = gem.groupby(key, as_index=False)[counts].sum()
+        out[level] = tables[level].merge(sums, on=key, how="left", validate="1:1")
+    for level, frame in out.items():
+        h = frame["households"].astype(float)
+        shares = {f"plan_share_ge_1000_{g}": np.where(h > 0, 100 * frame[f"plan_hh_ge_1000_{g}"] / h.where(h > 0),
+                                                      np.nan) for g in GROUPS}
+        out[level] = pd.concat([frame, pd.DataFrame(shares, index=frame.index)], axis=1)
+    return out
+
+
+def make_sites(gem: pd.DataFrame, amt: pd.DataFrame, kreis: pd.DataFrame, seed: int = 11) -> pd.DataFrame:
+    """One town hall per Gemeinde and a school in every third, with random best service."""
+    rng = np.random.default_rng(seed)
+    amt_names = dict(zip(amt["vwg_ars"], amt["name"], strict=True))
+    kreis_names = dict(zip(kreis["krs_ags"], kreis["name"], strict=True))
+    rows = []
+    for i, g in enumerate(gem.itertuples(index=False)):
+        kinds = ["gemeinde_office"] + (["school"] if i % 3 == 0 else [])
+        for kind in kinds:
+            down = float(rng.choice([0, 16, 50, 100, 250, 1000]))
+            rows.append({"address_id": f"S{len(rows):05d}", "site_kind": kind, "site_kind_label": KINDS[kind],
+                         "site_name": f"{KINDS[kind]} {g.name}", "street": "Markt", "house_number": str(i % 20 + 1),
+                         "postcode": "17000", "locality": str(g.name), "ags": g.ags, "vwg_ars": g.vwg_ars,
+                         "krs_ags": g.krs_ags, "gemeinde_name": g.name, "amt_name": amt_names.get(g.vwg_ars),
+                         "kreis_name": kreis_names.get(g.krs_ags), "best_down": down, "best_up": down / 10,
+                         "best_tech": "ftth" if down >= 1000 else ("vdsl" if down else "none"),
+                         "best_provider": "Küstennetz (fiktiv)" if down else "",
+                         "plan_best_down": max(down, 1000.0) if i % 2 else down,
+                         "service_class": "≥ 1000 Mbit/s" if down >= 1000 else "≥ 100 Mbit/s" if down >= 100
+                         else "≥ 30 Mbit/s" if down >= 30 else "< 30 Mbit/s"})
+    sites = pd.DataFrame(rows)
+    sites.loc[0, "site_name"] = FORMULA
+    return sites
+
+
+def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None) -> RunRecord:
+    """A run's record as the runner hands it to the report: MV boundaries (or one Kreis of them,
+    by its 5-digit key), consistent random tables, sites, quarantine and accounting."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "addresses.csv").write_text("address_id;x;y\n", encoding="utf-8")
+    (root / "run.toml").write_text(CONFIG, encoding="utf-8")
+    cfg = config_from_dict(tomllib.loads(CONFIG), root, root / "run.toml", text=CONFIG)
+    boundaries = read_bkg_bundle(BKG, "EPSG:25833", land="13")
+    if kreis is not None:
+        boundaries = boundaries.subset((kreis,))
+    tables = _add_funding_and_plans(make_tables(boundaries, seed))
+    gem = tables["gemeinde"]
+    with_hh = gem.index[gem["households"] > 0]
+    gem.loc[with_hh[0], "name"] = EVIL
+    gem.loc[with_hh[1], "name"] = FORMULA
+    sites = make_sites(gem, tables["amt"], tables["kreis"])
+    quarantine = pd.DataFrame({
+        "source": ["addresses.csv", "addresses.csv", "dsl.csv"], "row": [6, 9, 5],
+        "column": ["households", "households", "technology"], "value": ["drei", FORMULA, EVIL],
+        "reason": ["bad_number", "bad_number", "unknown_technology"],
+        "detail": ["a number cannot be parsed", "a number cannot be parsed",
+                   "technology wording not in the alias table"],
+    })
+    ledger = Ledger(accounting=[Accounting("boundaries", 726, 726, note="116 Ämter, 8 Kreise"),
+                                Accounting("read addresses.csv", 102, 100, {"bad_number": 2}),
+                                Accounting("provider dsl.csv", 51, 50, {"unknown_technology": 1}, note="50 offers")])
+    inputs = [file_fingerprint(p) for p in (cfg.boundaries.path, cfg.addresses.path)]
+    state = RunState(boundaries=boundaries, tables=tables, sites=sites)
+    return RunRecord(cfg, "run-test", "2026-11-22T10:15:00+01:00", date(2021, 6, 30), state, ledger, inputs,
+                     quarantine=quarantine)
