@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -280,7 +281,8 @@ def locate_inside(
     tree = shapely.STRtree(geoms)
     x = np.round(x, 2)
     y = np.round(y, 2)
-    pts = shapely.points(x, y)
+    # shapely's stubs type points() of arrays as Point | array; of 1-d x, y it is always an array.
+    pts = cast(np.ndarray, shapely.points(x, y))
     pairs = tree.query(pts, predicate="within")
     gidx = np.full(len(x), -1, dtype=np.int64)
     first_inputs, first_pos = np.unique(pairs[0], return_index=True)

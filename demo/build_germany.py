@@ -186,7 +186,7 @@ def _build_land(
     data = generate_land(sub, g100, g1, wide, rng, prefix=f"DE{land}")
     t1 = time.perf_counter()
     files = _write_land(tmp, land, data)
-    counts = dict(data.counts)
+    counts: dict[str, object] = dict(data.counts)
     del data
     counts.update(
         {
@@ -219,7 +219,7 @@ TOTAL_KEYS = (
 
 def _totals(per_land: dict[str, dict]) -> dict:
     """Germany totals of :data:`TOTAL_KEYS`, Zensus households and provider rows per address."""
-    totals = {key: int(sum(c[key] for c in per_land.values())) for key in TOTAL_KEYS}
+    totals: dict[str, float] = {key: int(sum(c[key] for c in per_land.values())) for key in TOTAL_KEYS}
     totals["zensus_households"] = round(sum(c["zensus_households"] for c in per_land.values()))
     totals["provider_rows_per_address"] = round(totals["provider_rows"] / max(totals["addresses"], 1), 3)
     return totals

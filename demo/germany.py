@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,17 @@ def _offers(
     }
 
 
-def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.Generator) -> dict[str, object]:
+class Offers(TypedDict):
+    """What :func:`generate_offers` returns (see there)."""
+
+    dsl: pd.DataFrame
+    hfc: pd.DataFrame
+    fibre: pd.DataFrame
+    best: pd.DataFrame
+    unmatched: list[str]
+
+
+def generate_offers(addresses: pd.DataFrame, bba: pd.DataFrame, rng: np.random.Generator) -> Offers:
     """Offer tables ``dsl``, ``hfc``, ``fibre`` (:data:`OFFER_COLUMNS`) for ``addresses``.
 
     ``addresses`` needs address_id, x, y (EPSG:3035), ags, households, density, cell_1km;

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -181,8 +182,10 @@ def class_speeds(
         inside = [p for p in products if lo <= p < hi] or [lo]
         if u is not None:
             pick = np.minimum((np.asarray(u)[rows] * len(inside)).astype(np.int64), len(inside) - 1)
-        else:
+        elif rng is not None:
             pick = rng.integers(0, len(inside), len(rows))
+        else:
+            raise TypeError("class_speeds needs rng or u")
         down[rows] = np.asarray(inside, float)[pick]
     return down
 
@@ -393,6 +396,28 @@ def _cell_majority(
     return major["g"].to_numpy(np.int64), cell_hh, inv
 
 
+class Deliveries(TypedDict):
+    """What :func:`generate_deliveries` returns (see there)."""
+
+    unmatched: list[str]
+    dsl: pd.DataFrame
+    hfc_polygons: gpd.GeoDataFrame
+    mobile_raster: np.ndarray
+    mobile_transform: tuple[float, float, float]
+    fibre: pd.DataFrame
+    planned_amts: list[str]
+    assignment: pd.DataFrame
+
+
+class _AddressArrays(TypedDict):
+    """The addresses and their per-address arrays that :func:`_calibrate_vintage` needs."""
+
+    addresses: pd.DataFrame
+    ags_all: np.ndarray
+    codes: np.ndarray
+    hh: np.ndarray
+
+
 def generate_deliveries(
     addresses: pd.DataFrame,
     bba: pd.DataFrame,
@@ -402,7 +427,7 @@ def generate_deliveries(
     area_3035: shapely.Geometry,
     planned_amt_count: int = 3,
     earlier: Sequence[pd.DataFrame] = (),
-) -> dict[str, object]:
+) -> Deliveries:
     """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
 
     ``bba`` is :func:`coverage.sources.breitbandatlas.bba_wide` output. Returns a dict with
@@ -465,7 +490,7 @@ def generate_deliveries(
     span = (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1
     plan_days = rng.integers(0, span, n)
 
-    frame = {"addresses": addresses, "ags_all": ags_all, "codes": codes, "hh": hh}
+    frame: _AddressArrays = {"addresses": addresses, "ags_all": ags_all, "codes": codes, "hh": hh}
     cells = {"cg": cg, "chh": chh, "inv": inv, "town": town}
     prior = None
     for table in earlier:
@@ -473,24 +498,31 @@ def generate_deliveries(
     (assign, _shares_by_group, unmatched), _ = _calibrate_vintage(
         frame, cells, bba, scores, uniform, mobile_noise, rng, prior
     )
-    result: dict[str, object] = {"unmatched": sorted(unmatched), "dsl": _dsl_table(assign)}
+    dsl = _dsl_table(assign)
     cdown = assign["hfc_down"].to_numpy()
     cdown_cell = np.zeros(ncell)
     cup_cell = np.zeros(ncell)
     cdown_cell[inv] = cdown
     cup_cell[inv] = assign["hfc_up"].to_numpy()
-    result["hfc_polygons"] = _dissolved_cells(ucells, cdown_cell, cup_cell)
+    hfc_polygons = _dissolved_cells(ucells, cdown_cell, cup_cell)
     mdown = np.zeros(ncell)
     mdown[inv] = assign["mobile_down"].to_numpy()
-    result["mobile_raster"], result["mobile_transform"] = _mobile_raster(ucells, mdown, area_3035, rng)
+    mobile_raster, mobile_transform = _mobile_raster(ucells, mdown, area_3035, rng)
 
     down = assign["fibre_down"].to_numpy()
     current = _current_fibre_table(addresses, down, fttb_u)
     # planned fibre (not a service): the only draw whose size depends on the vintage, so it is last
     planned, chosen = _planned_fibre_table(addresses, down > 0, amt_of, planned_amt_count, plan_u, plan_days, rng)
-    result["fibre"] = pd.concat([current, planned], ignore_index=True)
-    result["planned_amts"] = sorted(str(a) for a in chosen)
-    result["assignment"] = assign
+    result: Deliveries = {
+        "unmatched": sorted(unmatched),
+        "dsl": dsl,
+        "hfc_polygons": hfc_polygons,
+        "mobile_raster": mobile_raster,
+        "mobile_transform": mobile_transform,
+        "fibre": pd.concat([current, planned], ignore_index=True),
+        "planned_amts": sorted(str(a) for a in chosen),
+        "assignment": assign,
+    }
     log.info(
         "deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "
         "%d Gemeinden without Breitbandatlas row; %d earlier vintages carried",
@@ -506,7 +538,7 @@ def generate_deliveries(
 
 
 def _calibrate_vintage(
-    frame: Mapping[str, object],
+    frame: _AddressArrays,
     cells: Mapping[str, np.ndarray],
     bba: pd.DataFrame,
     scores: Mapping[str, np.ndarray],
@@ -649,7 +681,7 @@ def _planned_fibre_table(
     hh = addresses["households"].to_numpy(float)
     amts = np.array([amt_of.get(a, "") for a in addresses["ags"]])
     cand_amts = np.unique(amts[~served & (hh > 0) & (amts != "")])
-    chosen = (
+    chosen: np.ndarray | list[str] = (
         rng.choice(cand_amts, size=min(planned_amt_count, len(cand_amts)), replace=False)
         if len(cand_amts)
         else []

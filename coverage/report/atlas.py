@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,7 @@ def _cards(row: pd.Series, sites: pd.DataFrame) -> list[dict[str, str]]:
 def _tech_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict:
     records = []
     for g in groups:
-        rec = {"group": GROUP_LABELS.get(g, g)}
+        rec: dict[str, object] = {"group": GROUP_LABELS.get(g, g)}
         for t in thresholds:
             rec[f"t{_t(t)}"] = row.get(f"share_ge_{_t(t)}_{g}", np.nan)
         rec["plan"] = row.get(f"plan_share_ge_{_t(thresholds[-1])}_{g}", np.nan) if thresholds else np.nan
@@ -196,6 +197,15 @@ def _area_columns(thresholds: Sequence[float], has: set[str]) -> list[_Column]:
     return [c for c in cols if c.column in has]
 
 
+class _SubTable(TypedDict):
+    """A table section of an area page: the Ämter or the Gemeinden in the area."""
+
+    section: str
+    heading: str
+    caption: str
+    table: dict
+
+
 def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock | None) -> str:
     """HTML of the page of one Kreis, Amt or Gemeinde (``level``/``key``), for ``<level>/<key>.html``."""
     if level not in ("kreis", "amt", "gemeinde"):
@@ -212,7 +222,7 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
     tech_t = [t for t in all_t if f"share_ge_{_t(t)}_all" in idx.columns]
 
     gem = data.tables["gemeinde"]
-    sub_tables = []
+    sub_tables: list[_SubTable] = []
     has = set(gem.columns)
     if level == "kreis":
         amt = data.tables["amt"]

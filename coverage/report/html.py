@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import SupportsFloat, cast
 from urllib.parse import quote
 
 import jinja2
@@ -65,7 +66,8 @@ class _Column:
 def _cell(col: _Column, value: object) -> _Cell:
     if col.kind == "text":
         return _Cell("" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
-    raw = None if value is None or pd.isna(value) else float(value)
+    # a cell of a number column: a number, None or NaN (pandas hands it over untyped)
+    raw = None if value is None or pd.isna(value) else float(cast(SupportsFloat, value))
     if col.kind == "pp":  # signed change in percentage points, German decimal comma
         text = "" if raw is None else f"{raw:+.1f} pp".replace(".", ",").replace("-", "−")
     else:
@@ -231,11 +233,11 @@ def _area_columns(thresholds: Sequence[float], fibre: str | None, lt: str) -> li
 def _kreis_table(kreis: pd.DataFrame, land: pd.DataFrame, area_cols: Sequence[_Column], links: bool) -> dict:
     """Kreise by name, with the Land as total row."""
     k = kreis.assign(_name=kreis["name"].astype(str)).sort_values("_name", key=lambda s: s.str.lower())
-    table = {"id": "tabelle-kreise", "columns": [_Column("Kreis", "name", "text"), *area_cols]}
-    table["rows"] = _rows(k, table["columns"], {"name": ("krs_ags", "kreis/{key}.html")} if links else None)
+    columns = [_Column("Kreis", "name", "text"), *area_cols]
+    rows = _rows(k, columns, {"name": ("krs_ags", "kreis/{key}.html")} if links else None)
     land_total = land.assign(name="Summe " + land["name"].astype(str))
-    table["total"] = _rows(land_total.head(1), table["columns"])[0] if len(land) == 1 else None
-    return table
+    total = _rows(land_total.head(1), columns)[0] if len(land) == 1 else None
+    return {"id": "tabelle-kreise", "columns": columns, "rows": rows, "total": total}
 
 
 def _amt_table(amt: pd.DataFrame, kreis_names: Mapping[str, str], area_cols: Sequence[_Column],
@@ -243,13 +245,11 @@ def _amt_table(amt: pd.DataFrame, kreis_names: Mapping[str, str], area_cols: Seq
     """Ämter by Kreis and name."""
     a = amt.assign(kreis_name=amt["krs_ags"].astype(str).map(kreis_names))
     a = a.sort_values(["kreis_name", "name"], key=lambda s: s.astype(str).str.lower())
-    table = {"id": "tabelle-aemter", "columns": [_Column("Amt / amtsfreie Gemeinde", "name", "text"),
-                                                 _Column("Kreis", "kreis_name", "text"), *area_cols],
-             "total": None}
-    table["rows"] = _rows(a, table["columns"], {"name": ("vwg_ars", "amt/{key}.html"),
-                                                "kreis_name": ("krs_ags", "kreis/{key}.html")}
-                          if links else None)
-    return table
+    columns = [_Column("Amt / amtsfreie Gemeinde", "name", "text"), _Column("Kreis", "kreis_name", "text"),
+               *area_cols]
+    rows = _rows(a, columns, {"name": ("vwg_ars", "amt/{key}.html"), "kreis_name": ("krs_ags", "kreis/{key}.html")}
+                 if links else None)
+    return {"id": "tabelle-aemter", "columns": columns, "total": None, "rows": rows}
 
 
 def _top_table(gem: pd.DataFrame, kreis_names: Mapping[str, str], amt_names: Mapping[str, str], lt: str,

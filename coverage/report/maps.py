@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any, SupportsFloat, TypedDict
 from urllib.parse import quote
 
 import geopandas as gpd
@@ -28,10 +29,12 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import shapely
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
+from matplotlib.typing import RcKeyType
 
 from coverage.errors import InputDataError, SchemaError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS
@@ -67,14 +70,14 @@ _COLUMN_RE = re.compile(r"^(share_ge|hh_ge|hh_lt)_(\d+(?:\.\d+)?)_([a-z]+)$")
 
 # --------------------------------------------------------------------------- formatting (German)
 
-def format_int(value: object) -> str:
+def format_int(value: SupportsFloat | None) -> str:
     """``1234.4`` -> ``"1.234"``; NaN/None -> ``"–"``."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
         return "–"
     return f"{round(float(value)):,d}".replace(",", ".")
 
 
-def format_percent(value: object, digits: int = 1) -> str:
+def format_percent(value: SupportsFloat | None, digits: int = 1) -> str:
     """``56.73`` -> ``"56,7 %"`` (non-breaking space); NaN -> ``"–"``."""
     if value is None or pd.isna(value):
         return "–"
@@ -89,7 +92,7 @@ def format_date(value: object) -> str:
     return f"{m.group(3)}.{m.group(2)}.{m.group(1)}" if m else text
 
 
-def format_value(column: str, value: object) -> str:
+def format_value(column: str, value: SupportsFloat | None) -> str:
     return format_percent(value) if column.startswith("share_") else format_int(value)
 
 
@@ -181,7 +184,7 @@ def classes_for(column: str, values: Iterable[float]) -> Classes:
 
 # --------------------------------------------------------------------------- drawing helpers
 
-def _path(geom: object) -> Path | None:
+def _path(geom: shapely.Geometry | None) -> Path | None:
     """Compound matplotlib path of a (Multi)Polygon; rings keep their orientation (holes stay holes)."""
     if geom is None or shapely.is_empty(geom):
         return None
@@ -260,6 +263,19 @@ def _draw_north_arrow(fig: Figure, x: float, y: float) -> None:
 
 # --------------------------------------------------------------------------- the figure
 
+class _FigureOptions(TypedDict):
+    """The keyword arguments of :func:`_build_figure` that :func:`choropleth_svg` and :func:`choropleth_png` share."""
+
+    title: str
+    legend_title: str
+    subtitle: str | None
+    classes: Classes | None
+    tooltip_columns: Sequence[str] | None
+    highlight: Iterable[str] | str | None
+    attributions: Sequence[str]
+    data_date: str | None
+
+
 @dataclass(frozen=True)
 class _Drawn:
     fig: Figure
@@ -302,7 +318,7 @@ def _default_tooltip_columns(table: pd.DataFrame, value_column: str) -> list[str
 
 
 def _mapped_geometries(map_geometry: MapGeometry, table: pd.DataFrame, level: str, key: str
-                       ) -> tuple[pd.Series, dict[str, object]]:
+                       ) -> tuple[pd.Series, dict[str, shapely.Geometry]]:
     """The table's keys (as text) and the geometry of every area of ``level`` by key."""
     geo = map_geometry.level(level)
     keys = table[key].astype(str)
@@ -314,7 +330,8 @@ def _mapped_geometries(map_geometry: MapGeometry, table: pd.DataFrame, level: st
     return keys, geom_by_key
 
 
-def _draw_context(ax: object, geom_by_key: dict[str, object], in_table: set[str], view: object) -> None:
+def _draw_context(ax: Axes, geom_by_key: dict[str, shapely.Geometry], in_table: set[str],
+                  view: shapely.Geometry) -> None:
     """Neighbouring areas of the same level that are not in the table, light grey."""
     for k, g in geom_by_key.items():
         if k in in_table or not shapely.intersects(g, view):
@@ -324,15 +341,16 @@ def _draw_context(ax: object, geom_by_key: dict[str, object], in_table: set[str]
             ax.add_patch(PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
 
 
-def _draw_areas(ax: object, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray, classes: Classes,
-                geom_by_key: dict[str, object], tooltip_columns: Sequence[str], level: str, key: str
+def _draw_areas(ax: Axes, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray, classes: Classes,
+                geom_by_key: dict[str, shapely.Geometry], tooltip_columns: Sequence[str], level: str, key: str
                 ) -> dict[str, tuple[str, str, str]]:
     """One coloured patch per row of the table; returns gid -> (key, tooltip, class id)."""
-    paths = [_path(geom_by_key[k]) for k in keys]
-    empty = [k for k, p in zip(keys, paths, strict=True) if p is None]
+    maybe_paths = [_path(geom_by_key[k]) for k in keys]
+    empty = [k for k, p in zip(keys, maybe_paths, strict=True) if p is None]
     if empty:
         raise InputDataError(f"{level} map: {len(empty)} area(s) have an empty geometry and cannot be drawn "
                              f"(first: {key}={empty[0]!r})")
+    paths = [p for p in maybe_paths if p is not None]  # all of them: none is empty
     # Thin white borders read well between many small areas; a zoomed-in map with
     # few large areas needs visible grey borders (neighbours may share a light class).
     edge, edge_lw = (AREA_EDGE, 0.3) if len(keys) > 150 else (AREA_EDGE_ZOOM, 0.6)
@@ -345,7 +363,7 @@ def _draw_areas(ax: object, table: pd.DataFrame, keys: pd.Series, cls: np.ndarra
     return gids
 
 
-def _draw_kreis_borders(ax: object, map_geometry: MapGeometry, view: object) -> None:
+def _draw_kreis_borders(ax: Axes, map_geometry: MapGeometry, view: shapely.Geometry) -> None:
     """Kreis borders over the fills (the Land outline for a Kreis map is the same lines)."""
     for g in map_geometry.kreis.geometry.values:
         if shapely.intersects(g, view):
@@ -354,7 +372,7 @@ def _draw_kreis_borders(ax: object, map_geometry: MapGeometry, view: object) -> 
                 ax.add_patch(PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
 
 
-def _draw_highlight(ax: object, highlight: Iterable[str] | str, geom_by_key: dict[str, object]) -> None:
+def _draw_highlight(ax: Axes, highlight: Iterable[str] | str, geom_by_key: dict[str, shapely.Geometry]) -> None:
     """Black line on a white halo around the highlighted areas: visible on every class colour."""
     hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
     for k in sorted(hl & set(geom_by_key)):
@@ -453,8 +471,8 @@ def _build_figure(
     return _Drawn(fig=fig, gids=gids)
 
 
-_RC = {"font.family": "DejaVu Sans", "svg.fonttype": "path", "svg.hashsalt": "bbcov-report",
-       "path.simplify": False, "figure.dpi": 100}
+_RC: dict[RcKeyType, Any] = {"font.family": "DejaVu Sans", "svg.fonttype": "path", "svg.hashsalt": "bbcov-report",
+                             "path.simplify": False, "figure.dpi": 100}
 
 
 def _postprocess_svg(svg: str, drawn: _Drawn, link_template: str | None) -> str:
@@ -515,9 +533,9 @@ def choropleth_svg(
     (``str.format`` template with ``{key}``, e.g. ``"gemeinde/{key}.html"``) is given.
     Shares use the fixed classes of :func:`share_classes`, counts :func:`count_classes`.
     """
-    opts = {"title": title, "legend_title": legend_title, "subtitle": subtitle, "classes": classes,
-            "tooltip_columns": tooltip_columns, "highlight": highlight, "attributions": attributions,
-            "data_date": data_date}
+    opts = _FigureOptions(title=title, legend_title=legend_title, subtitle=subtitle, classes=classes,
+                          tooltip_columns=tooltip_columns, highlight=highlight, attributions=attributions,
+                          data_date=data_date)
     with mpl.rc_context(_RC):
         drawn = _build_figure(map_geometry, table, level, value_column, **opts)
         buf = io.StringIO()
@@ -544,9 +562,9 @@ def choropleth_png(
     link_template: str | None = None,  # accepted for symmetry with choropleth_svg; PNGs have no links
 ) -> bytes:
     """The same figure as :func:`choropleth_svg` as PNG bytes (A4 landscape, ``dpi`` for print)."""
-    opts = {"title": title, "legend_title": legend_title, "subtitle": subtitle, "classes": classes,
-            "tooltip_columns": tooltip_columns, "highlight": highlight, "attributions": attributions,
-            "data_date": data_date}
+    opts = _FigureOptions(title=title, legend_title=legend_title, subtitle=subtitle, classes=classes,
+                          tooltip_columns=tooltip_columns, highlight=highlight, attributions=attributions,
+                          data_date=data_date)
     with mpl.rc_context(_RC):
         drawn = _build_figure(map_geometry, table, level, value_column, **opts)
         buf = io.BytesIO()

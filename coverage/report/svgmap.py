@@ -52,7 +52,7 @@ class _Frame:
     width: float
     height: float
 
-    def d(self, geom: object) -> str:
+    def d(self, geom: shapely.Geometry | None) -> str:
         """Path data of a (Multi)Polygon; one subpath per ring (holes drawn by the even-odd rule)."""
         if geom is None or shapely.is_empty(geom):
             return ""
