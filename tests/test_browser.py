@@ -3,7 +3,7 @@
 The atlas of one Kreis (Mecklenburgische Seenplatte: real boundaries, random consistent tables;
 the full MV atlas is checked without a browser in test_atlas.py) is served from 127.0.0.1 by
 ``http.server``; every request the pages make is recorded and must stay on that server.
-Screenshots go to ``test-artifacts/`` and, for the README, to ``docs/img/``.
+Screenshots go to ``test-artifacts/`` (the README's are kept in ``docs/img/``, not rewritten by tests).
 Needs Chromium (``make browser-deps``) and the ``playwright`` package (``.[dev]``);
 their absence is a test failure, never a silent skip.
 """
@@ -24,7 +24,6 @@ from tests.atlas_world import EVIL, FORMULA, build_mv_record
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-DOCS_IMG = REPO / "docs" / "img"
 KREIS = "13071"  # Mecklenburgische Seenplatte: 148 Gemeinden, 20 Ämter (two named "Demmin…")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -155,10 +154,8 @@ def test_overview_map_has_one_area_per_gemeinde_and_screenshot(browser, server, 
         title = maps.first.locator("g.area title").first.text_content()
         assert title and "Haushalte" in title
         ARTIFACTS.mkdir(exist_ok=True)
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "overview.png"
         w.page.screenshot(path=str(shot))
-        shutil.copyfile(shot, DOCS_IMG / "overview.png")
         w.check_clean()
     finally:
         w.close()
@@ -198,7 +195,6 @@ def test_amt_page_map_links_and_screenshot(browser, server, atlas):
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "amt.png"
         w.page.screenshot(path=str(shot))
-        shutil.copyfile(shot, DOCS_IMG / "amt.png")
         target = _clickable_gemeinde(record, set(members["ags"]))
         with w.page.expect_navigation():
             w.page.locator(f'#karte g.area[data-key="{target}"]').click()
