@@ -122,8 +122,9 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
-    #: the configuration file's text as read (recorded in the manifest and the atlas: read once)
+    #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
+    source_bytes: bytes = b""
 
     @property
     def aliases(self) -> dict[str, Technology]:
@@ -134,7 +135,8 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML run configuration."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
         raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise DataSourceError(f"{path}: config file not found") from exc
@@ -142,7 +144,8 @@ def load_config(path: str | Path) -> RunConfig:
         raise DataSourceError(f"{path}: cannot read config file ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return config_from_dict(raw, base_dir=path.resolve().parent, source=path, text=text)
+    return dataclasses.replace(config_from_dict(raw, base_dir=path.resolve().parent, source=path, text=text),
+                               source_bytes=data)
 
 
 def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None = None,

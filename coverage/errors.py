@@ -35,3 +35,7 @@ class UnknownCodeError(InputDataError):
 
 class DataSourceError(CoverageError, OSError):
     """A file cannot be found, opened or decoded at all."""
+
+
+class OutputError(CoverageError, OSError):
+    """An output folder cannot be written (read-only, full disk, no permission)."""

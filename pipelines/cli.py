@@ -276,6 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CoverageError as exc:
         print(f"bbcov: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as exc:
+        if exc.errno is None:
+            log.exception("internal error (this is a bug; please report it with the log above)")
+            return EXIT_FAILURE
+        # a file or folder that cannot be read or written (read-only, full disk, no permission): the user's to fix
+        log.debug("file system error", exc_info=True)
+        print(f"bbcov: error: {exc.filename or 'a file'}: {exc.strerror}; earlier results are untouched",
+              file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("bbcov: interrupted", file=sys.stderr)
         return EXIT_FAILURE

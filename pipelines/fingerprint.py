@@ -25,23 +25,44 @@ PROJECT_PACKAGES = ("coverage", "pipelines")
 
 
 def file_fingerprint(path: Path) -> dict[str, Any]:
-    """Size and SHA-256 of a file, or of every file below a folder (bundles, partitioned datasets).
+    """Name, size and SHA-256 of a file's content (what ``sha256sum FILE`` prints), or of a folder's files
+    (bundles, partitioned datasets): then the SHA-256 of their ``sha256sum`` lines (hash, two spaces,
+    path relative to the folder), sorted by path as ``LC_ALL=C sort`` does, i.e. what
+    ``(cd DIR && find . -type f | sed 's|^./||' | LC_ALL=C sort | xargs -d '\\n' sha256sum) | sha256sum`` prints.
 
+    ``stamp`` (sizes and modification times) lets the runner notice a file replaced during the run.
     A missing path gets ``{"missing": true}``: the stage that reads it reports the error properly.
     """
     path = Path(path)
     if not path.exists():
-        return {"path": str(path), "missing": True}
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        return {"path": str(path), "name": path.name, "missing": True}
+    if path.is_dir():
+        files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+        lines = "".join(f"{_sha256(f)}  {f.relative_to(path).as_posix()}\n" for f in files)
+        digest = hashlib.sha256(lines.encode()).hexdigest()
+    else:
+        files = [path]
+        digest = _sha256(path)
+    return {"path": str(path), "name": path.name, "bytes": sum(f.stat().st_size for f in files), "sha256": digest,
+            "files": len(files), "stamp": input_stamp(path)}
+
+
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    size = 0
-    for f in files:
-        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        with f.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        size += f.stat().st_size
-    return {"path": str(path), "bytes": size, "sha256": digest.hexdigest(), "files": len(files)}
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_stamp(path: Path) -> str:
+    """A short digest of the sizes and modification times (ns) of a file or of a folder's files."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def _plain(value: object) -> object:
@@ -194,6 +215,6 @@ def code_key(fn: Callable[..., Any], root: Path | None = None) -> str:
 def stage_key(name: str, inputs: Iterable[dict[str, Any]], params: object, code: str,
               upstream: Iterable[str]) -> str:
     """One hash over everything a stage's result depends on."""
-    payload = {"stage": name, "inputs": [i.get("sha256", "missing") for i in inputs],
+    payload = {"stage": name, "inputs": [[i.get("name"), i.get("sha256", "missing")] for i in inputs],
                "params": params_hash(params), "code": code, "upstream": list(upstream)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -6,12 +6,13 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coverage.errors import CoverageError
+from coverage.errors import CoverageError, OutputError
 
 
 class LockedError(CoverageError, RuntimeError):
@@ -27,7 +28,16 @@ def run_lock(folder: Path, wait_s: float = 0.0) -> Iterator[None]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".bbcov.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symlink: a planted link must not make us truncate another file
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot open the lock file ({exc.strerror}); it must be a plain file, "
+                          "not a link") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OutputError(f"{path}: the lock file is not a plain file of its own (hard link or special file); "
+                          "remove it")
     deadline = time.monotonic() + wait_s
     try:
         while True:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,7 @@ from coverage.errors import ConfigError
 from pipelines import io
 from pipelines.execute import Ledger, run_stages
 from pipelines.outputs import flat_addresses, offers_table
+from pipelines.processes import die_with_parent
 from pipelines.stages import REDUCE, RunState, Stage
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ def map_partitions(parts: list[Partition], stages_of: Work, shared: RunState, ru
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, memory_limit=0)
         client = Client(cluster)
+        client.run(die_with_parent, os.getpid())  # local workers end with this process, even after kill -9
     try:
         log.info("dask: %s with %d worker(s)", client.scheduler_info().get("address", "?"),
                  len(client.scheduler_info()["workers"]))

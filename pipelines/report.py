@@ -40,6 +40,7 @@ from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from pipelines import export, io
+from pipelines.processes import die_with_parent
 from pipelines.runner import RunRecord
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
     # processes while this process writes the downloads, the page maps and the pages.
     workers = max(1, min(2, os.cpu_count() or 1))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -32,10 +34,10 @@ import pandas as pd
 
 import coverage
 from coverage.config import RunConfig
-from coverage.errors import ConfigError
+from coverage.errors import ConfigError, CoverageError, DataSourceError, OutputError
 from pipelines import cache, io
 from pipelines.execute import Ledger, run_stages
-from pipelines.fingerprint import code_key, file_fingerprint, params_hash, stage_key
+from pipelines.fingerprint import code_key, file_fingerprint, input_stamp, params_hash, stage_key
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
 from pipelines.partitioned import Partition, find_partitions, map_partitions, partition_config, reduce_partitions
@@ -113,9 +115,20 @@ def run_pipeline(cfg: RunConfig, *, run_id: str | None = None, report: ReportFn 
                  changes: ChangesFn | None = None, force: bool = False, from_stage: str | None = None,
                  wait_s: float = 0.0, engine: Engine = Engine()) -> RunResult:
     """Execute the stages that need it, write outputs, publish the run and return its manifest."""
-    with run_lock(cfg.output.dir, wait_s):
-        _remove_leftovers(cfg.output.dir / "runs", cfg.output.reports_dir)
-        return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage, engine)
+    try:
+        with run_lock(cfg.output.dir, wait_s):
+            _remove_leftovers(cfg.output.dir / "runs", cfg.output.reports_dir)
+            return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage, engine)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS or isinstance(exc, CoverageError):
+            raise
+        where = exc.filename or f"{cfg.output.dir} or {cfg.output.reports_dir}"
+        raise OutputError(f"{where}: cannot write the run's outputs ({exc.strerror}); "
+                          "earlier runs and 'latest' are untouched") from exc
+
+
+#: errno values that say an output folder cannot take the run (the user's to fix, not a bug)
+WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 def _remove_leftovers(*folders: Path) -> None:
@@ -152,7 +165,8 @@ def make_plan(cfg: RunConfig, ref: date, with_report: bool) -> Plan:
     for s in stages:
         keys[s.name] = stage_key(s.name, [inputs[str(p)] for p in s.inputs], _fingerprint_params(dict(s.params)),
                                  code_key(s.fn), [keys[a] for a in s.after])
-    report_key = params_hash([keys["aggregate"], cfg.report, with_report])
+    # what the outputs after the stages depend on: the report's options and the change report's tolerance
+    report_key = params_hash([keys["aggregate"], cfg.report, with_report, cfg.analysis.change_tolerance_pp])
     return Plan(stages, keys, report_key, inputs)
 
 
@@ -179,6 +193,7 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
         timings: dict[str, float] = {}
         _compute(record, p.stages, _reuse_from(previous, before, forced, p, cfg), staging, engine, timings)
         outputs, written = _timed(timings, "write", lambda: _write(record, staging))
+        _check_inputs_unchanged(record.inputs)
         if changes is not None and previous is not None:
             outputs += _timed(timings, "changes", lambda: changes(previous, record, staging))
         report_staging = None
@@ -231,6 +246,15 @@ def _reuse_from(previous: Path | None, before: dict[str, Any], forced: set[str],
             return None
         return cache.restore(stage, entry, previous, cfg.analysis.working_crs)
     return reuse
+
+
+def _check_inputs_unchanged(inputs: list[dict[str, Any]]) -> None:
+    """Stop (exit 2) when an input was replaced or changed while the run read it: the manifest's
+    SHA-256 would otherwise name bytes the results did not come from."""
+    for fp in inputs:
+        if "stamp" in fp and input_stamp(Path(fp["path"])) != fp["stamp"]:
+            raise DataSourceError(f"{fp['path']}: changed while the run was reading it (size or modification time "
+                                  "differs from when it was hashed); nothing was published, run again")
 
 
 def _write(record: RunRecord, staging: Path) -> tuple[list[str], Written]:
@@ -337,7 +361,7 @@ def build_manifest(record: RunRecord, timings: dict[str, float], outputs: list[s
     inputs = []
     for fp in record.inputs:
         path = Path(fp["path"])
-        entry = dict(fp)
+        entry = {k: v for k, v in fp.items() if k != "stamp"}
         entry["rows"] = next((n for stage, n in rows.items() if stage.endswith(path.name)), None)
         if path.exists():
             entry["modified"] = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
@@ -348,7 +372,7 @@ def build_manifest(record: RunRecord, timings: dict[str, float], outputs: list[s
         "created": record.created,
         "code_version": code_version(),
         "config_path": str(cfg.source) if cfg.source else None,
-        "config_sha256": params_hash(cfg.source_text),
+        "config_sha256": hashlib.sha256(cfg.source_bytes).hexdigest(),
         "config": cfg.source_text,
         "reference_date": record.reference_date.isoformat(),
         "data_date": cfg.report.data_date,

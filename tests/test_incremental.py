@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -181,6 +182,81 @@ def test_kill_9_during_a_run_leaves_the_previous_run_intact_and_the_next_run_com
     assert (world / "out" / "latest").resolve() != before
 
 
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_kill_9_during_the_report_leaves_no_worker_process_behind(world):
+    """The atlas draws its maps in worker processes: killed with the run, they must not live on."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(world / "run.toml")],
+                            cwd=world, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        time.sleep(0.02)
+    assert proc.poll() is None and workers, "no worker process was seen before the run ended"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "zombie" not in Path(f"/proc/{w}/status").read_text(errors="replace")]
+    assert alive == [], f"worker processes outlived the killed run: {alive}"
+
+
+def test_a_replaced_input_during_the_run_stops_it(world, monkeypatch, capsys):
+    """The manifest's SHA-256 must name the bytes the results came from: a file that changed after it was
+    hashed stops the run (exit 2), nothing is published."""
+    from pipelines import runner
+
+    real = runner._write
+
+    def write_then_touch(record, staging):
+        out = real(record, staging)
+        dsl = world / "deliveries" / "dsl_kuestennetz.csv"
+        dsl.write_bytes(dsl.read_bytes() + b"A4;K\xfcstennetz (fiktiv);VDSL;50;10\n")
+        return out
+
+    monkeypatch.setattr(runner, "_write", write_then_touch)
+    assert run(world) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("bbcov: error: ")
+    assert "dsl_kuestennetz.csv: changed while the run was reading it" in err.strip().splitlines()[-1]
+    assert not (world / "out" / "latest").exists()
+
+
+def test_manifest_sha256_is_what_sha256sum_prints(world):
+    import hashlib
+
+    assert run(world) == 0
+    inputs = {Path(i["path"]).name: i for i in manifest(world)["inputs"]}
+    dsl = world / "deliveries" / "dsl_kuestennetz.csv"
+    assert inputs["dsl_kuestennetz.csv"]["sha256"] == hashlib.sha256(dsl.read_bytes()).hexdigest()
+    config = world / "run.toml"
+    assert manifest(world)["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
+
+
+def test_a_changed_change_tolerance_is_not_nothing_changed(world):
+    assert run(world) == 0
+    cfg = world / "run.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[analysis]", "[analysis]\nchange_tolerance_pp = 2.0", 1),
+                   encoding="utf-8")
+    assert run(world) == 0
+
+
 def test_moving_an_input_to_another_folder_does_not_invalidate_the_results(world):
     """Content and file name count (names appear in quarantine files and accounting), the folder does not."""
     assert run(world) == 0
@@ -210,3 +286,53 @@ def test_the_report_gets_a_changes_page_with_the_planted_difference(world):
     assert 'href="changes.html"' in index
     assert "Veränderungen" in page and "Zwei" in page and "−100,0 pp" in page
     assert 'href="gemeinde/13000002.html"' in page
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 300 kB tmpfs (root only; where mounting is impossible the test says so and is skipped, CI runs as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _with_output(world, folder):
+    cfg = world / "run.toml"
+    text = cfg.read_text(encoding="utf-8")
+    text = text.replace('dir = "out"', f'dir = "{folder}/out"').replace('reports_dir = "reports"',
+                                                                     f'reports_dir = "{folder}/reports"')
+    cfg.write_text(text, encoding="utf-8")
+
+
+def test_a_full_disk_is_one_line_and_exit_2(world, small_tmpfs, capsys):
+    _with_output(world, small_tmpfs)
+    assert main(["run", "--config", str(world / "run.toml")]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert last.startswith("bbcov: error: ") and "No space left on device" in last and str(small_tmpfs) in last
+    assert not (small_tmpfs / "out" / "latest").exists()
+
+
+def test_a_read_only_output_folder_is_one_line_and_exit_2(world, small_tmpfs, capsys):
+    (small_tmpfs / "out").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    _with_output(world, small_tmpfs)
+    assert main(["run", "--config", str(world / "run.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Read-only file system" in err.strip().splitlines()[-1]
+
+
+def test_a_planted_lock_symlink_is_refused_and_its_target_untouched(world, capsys):
+    victim = world / "precious.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    (world / "out").mkdir()
+    (world / "out" / ".bbcov.lock").symlink_to(victim)
+    assert run(world) == 2
+    assert "cannot open the lock file" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert victim.read_text(encoding="utf-8") == "keep me"
