@@ -8,9 +8,11 @@ config and its data can be moved together.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -54,6 +56,7 @@ class AddressesConfig:
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     table: TableOptions = field(default_factory=TableOptions)
+    max_households: float = 1000.0  # more households at one address is a typo, not a block of flats: quarantined
 
 
 @dataclass(frozen=True)
@@ -213,9 +216,51 @@ def _check_semantics(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}: format {str(p.format)!r} needs 'provider' and 'technology'")
         if p.crs is not None:
             parse_crs(p.crs, f"{key}.crs")
-    for a in ("locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
+    for a in ("locate_tolerance_m", "change_tolerance_pp"):
         if getattr(cfg.analysis, a) < 0:
-            raise ConfigError(f"analysis.{a}: must not be negative")
+            raise ConfigError(f"analysis.{a}: must not be negative, got {getattr(cfg.analysis, a):g}")
+    if cfg.analysis.match_distance_m <= 0:
+        raise ConfigError(f"analysis.match_distance_m: must be a positive distance in metres, "
+                          f"got {cfg.analysis.match_distance_m:g}")
+    if not 0 <= cfg.analysis.planned_horizon_years <= MAX_HORIZON_YEARS:
+        raise ConfigError(f"analysis.planned_horizon_years: expected 0 to {MAX_HORIZON_YEARS} years, "
+                          f"got {cfg.analysis.planned_horizon_years:g}")
+    if cfg.addresses.max_households <= 0:
+        raise ConfigError(f"addresses.max_households: must be positive, got {cfg.addresses.max_households:g}")
+    for i, p in enumerate(cfg.providers):
+        if p.max_upload_ratio <= 0:
+            raise ConfigError(f"providers[{i}].max_upload_ratio: must be positive, got {p.max_upload_ratio:g}")
+    _check_dates(cfg)
+    _check_output(cfg.output)
+
+
+#: planned supply further out than this is no plan a funding decision can count on
+MAX_HORIZON_YEARS = 30
+
+
+def _check_dates(cfg: RunConfig) -> None:
+    """Dates are ISO (YYYY-MM-DD): ``01.07.2021`` or ``2021/07/01`` would be read differently by people."""
+    found = [("analysis.reference_date", cfg.analysis.reference_date), ("report.data_date", cfg.report.data_date)]
+    found += [(f"providers[{i}].planned_date", p.planned_date) for i, p in enumerate(cfg.providers)]
+    for where, value in found:
+        if value in (None, ""):
+            continue
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a date in the form YYYY-MM-DD (e.g. 2021-06-30)") from None
+        if len(str(value)) != 10:
+            raise ConfigError(f"{where}: {value!r} is not a date in the form YYYY-MM-DD (e.g. 2021-06-30)")
+
+
+def _check_output(output: OutputConfig) -> None:
+    if output.dir.exists() and not output.dir.is_dir():
+        raise ConfigError(f"output.dir: {output.dir} is a file, not a folder")
+    if output.reports_dir.exists() and not output.reports_dir.is_dir():
+        raise ConfigError(f"output.reports_dir: {output.reports_dir} is a file, not a folder")
+    if output.dir.resolve() == output.reports_dir.resolve():
+        raise ConfigError(f"output.reports_dir: must differ from output.dir ({output.dir}): runs and reports "
+                          "keep their own 'latest' and partial folders")
 
 
 def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:
@@ -237,7 +282,7 @@ def _thresholds(value: object) -> tuple[float, ...]:
         raise ConfigError("analysis.thresholds_mbps: expected a non-empty list of numbers")
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
             raise ConfigError(f"analysis.thresholds_mbps: {v!r} is not a positive number")
         out.append(int(v) if float(v).is_integer() else float(v))
     if len(set(out)) != len(out):
@@ -312,9 +357,9 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")
             value = tuple(value)
         elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years",
-                     "max_upload_ratio", "change_tolerance_pp"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+                     "max_upload_ratio", "change_tolerance_pp", "max_households"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{where}.{key}: expected a finite number, got {value!r}")
             value = float(value)
         kwargs[key] = value
     if table_kwargs:

@@ -82,8 +82,11 @@ GROUP_LABELS = {
 
 
 def threshold_tag(t: float) -> str:
-    """``100`` -> ``'100'``, ``0.5`` -> ``'0.5'``: the threshold as it appears in column names."""
-    return f"{t:g}"
+    """``100`` -> ``'100'``, ``0.5`` -> ``'0.5'``: the threshold as it appears in column names.
+
+    Exact (shortest round-trip form), so two thresholds never share a column: ``1234567`` and ``1234568``
+    are two tags (``:g`` formatting made both ``1.23457e+06``)."""
+    return str(int(t)) if float(t).is_integer() else repr(float(t))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ REASONS = {
     "bad_number": "a number cannot be parsed",
     "negative_value": "a count or speed is negative",
     "absurd_speed": "a speed above the plausible maximum",
+    "implausible_value": "a count above the plausible maximum (e.g. addresses.max_households)",
     "upload_above_download": "upload exceeds download by more than the allowed factor",
     "unknown_technology": "technology wording not in the alias table",
     "bad_status": "status is neither current nor planned",

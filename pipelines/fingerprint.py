@@ -77,7 +77,9 @@ def _plain(value: object) -> object:
         return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if hasattr(value, "items"):  # mappingproxy and other read-only mappings
         return _plain(dict(value.items()))
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, set | frozenset):  # in a stable order: set order changes from process to process
+        return sorted((_plain(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
 

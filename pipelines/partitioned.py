@@ -28,13 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coverage.config import RunConfig
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from coverage import quarantine as q
+from coverage.config import ProviderConfig, RunConfig
 from coverage.errors import ConfigError
+from coverage.sources.providers import read_provider_table
 from pipelines import io
 from pipelines.execute import Ledger, run_stages
 from pipelines.outputs import flat_addresses, offers_table
 from pipelines.processes import die_with_parent
-from pipelines.stages import REDUCE, RunState, Stage
+from pipelines.stages import REDUCE, Accounting, RunState, Stage, StageResult, reasons
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +79,9 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
         for p in cfg.providers:
             if p.format in ("polygons", "raster"):
                 providers[p.name] = p.path
-            elif p.path.is_dir() and (p.path / folder.name).is_dir():
-                providers[p.name] = p.path / folder.name
-            elif p.path.is_dir() and not any(d.is_dir() for d in p.path.iterdir()):
-                providers[p.name] = None  # partitioned dataset without this partition: no records here
+            elif _partitioned(p.path):
+                # partitioned like the addresses; without this partition there are no records here
+                providers[p.name] = p.path / folder.name if (p.path / folder.name).is_dir() else None
             else:
                 raise ConfigError(
                     f"providers: {p.path} is not partitioned like the addresses ({root}/{folder.name}); "
@@ -83,6 +89,63 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
         size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
         parts.append(Partition(folder.name, folder, providers, size))
     return parts
+
+
+def _partitioned(path: Path) -> bool:
+    """A folder of partition folders only (files beside them would be read by no partition)."""
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    return any(e.is_dir() for e in entries) and not any(e.is_file() and e.suffix == ".parquet" for e in entries)
+
+
+def orphan_provider_parts(cfg: RunConfig, parts: list[Partition]) -> list[tuple[ProviderConfig, Path]]:
+    """Provider partitions for which there is no address partition (``providers/dsl/land=99`` without
+    ``addresses/land=99``): their records can reach no address, and must not vanish unseen."""
+    names = {p.name for p in parts}
+    found = []
+    for p in cfg.providers:
+        if p.format in ("address-csv", "address-table") and _partitioned(p.path):
+            found += [(p, d) for d in sorted(p.path.iterdir()) if d.is_dir() and d.name not in names]
+    return found
+
+
+def quarantine_orphans(cfg: RunConfig, orphans: list[tuple[ProviderConfig, Path]], ledger: Ledger) -> None:
+    """Read each orphan provider partition and quarantine all its records as ``unknown_address``."""
+    crs, aliases = cfg.analysis.working_crs, cfg.aliases
+    for p, folder in orphans:
+        delivery = dataclasses.replace(p, path=folder, label=p.name)
+        records, rejected, rows_read = read_provider_table(delivery, crs, aliases)
+        ids = records["address_id"] if "address_id" in records else pd.Series("", index=records.index)
+        unknown = q.rows(p.name, records["source_row"], "address_id", ids, "unknown_address",
+                         detail=f"no address partition {folder.name} for this provider partition",
+                         keys=None)
+        quarantine = q.concat([rejected, unknown])
+        name = f"{folder.name}: provider {p.name}"
+        ledger.record(name, StageResult({}, [Accounting(name, rows_read, 0, reasons(quarantine))], [quarantine]),
+                      "ran", 0.0)
+        log.warning("%s: %d record(s) in %s, for which there is no address partition, quarantined as unknown_address",
+                    p.name, len(records), folder)
+
+
+def cross_partition_duplicates(cfg: RunConfig, parts: list[Partition]) -> dict[str, frozenset[str]]:
+    """Address ids that an earlier partition (in name order) already holds, per later partition: they
+    are quarantined there as ``duplicate_address_id``, as a repeat within one file is. Reads only
+    the id column; the common case (no repeats) costs one unique count."""
+    column = dict(cfg.addresses.columns).get("address_id", "address_id")
+    ids = {part.name: pq.read_table(part.addresses, columns=[column]).column(0).cast(pa.string())
+           for part in sorted(parts, key=lambda part: part.name)}
+    everything = pa.chunked_array([c for chunked in ids.values() for c in chunked.chunks], type=pa.string())
+    if len(pc.unique(everything)) == len(everything):
+        return {}
+    seen: set[str] = set()
+    repeats: dict[str, frozenset[str]] = {}
+    for name, column_ids in ids.items():
+        mine = set(column_ids.to_pylist())
+        if mine & seen:
+            repeats[name] = frozenset(mine & seen)
+        seen |= mine
+    return repeats
 
 
 def partition_config(cfg: RunConfig, part: Partition) -> RunConfig:

@@ -40,7 +40,16 @@ from pipelines.execute import Ledger, run_stages
 from pipelines.fingerprint import code_key, file_fingerprint, input_stamp, params_hash, stage_key
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
-from pipelines.partitioned import Partition, find_partitions, map_partitions, partition_config, reduce_partitions
+from pipelines.partitioned import (
+    Partition,
+    cross_partition_duplicates,
+    find_partitions,
+    map_partitions,
+    orphan_provider_parts,
+    partition_config,
+    quarantine_orphans,
+    reduce_partitions,
+)
 from pipelines.stages import VALIDATION_STAGES, RunState, Stage, StageResult, plan
 
 log = logging.getLogger(__name__)
@@ -283,12 +292,16 @@ def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], St
         t0 = time.perf_counter()
         ref = record.reference_date
 
+        repeats = cross_partition_duplicates(cfg, partitions)
+
         def stages_of(part: Partition) -> list[Stage]:
-            return [s for s in plan(partition_config(cfg, part), ref) if s.per_partition]
+            narrowed = partition_config(cfg, part)
+            return [s for s in plan(narrowed, ref, repeats.get(part.name, frozenset())) if s.per_partition]
 
         results = map_partitions(partitions, stages_of, state, staging, workers=engine.workers,
                                  scheduler=engine.scheduler)
         reduce_partitions(results, state, ledger)
+        quarantine_orphans(cfg, orphan_provider_parts(cfg, partitions), ledger)
         ledger.status.update(dict.fromkeys((s.name for s in mapped), "ran"))
         timings["partitions"] = round(time.perf_counter() - t0, 3)
         timings.update({f"partition {r.name}": round(r.seconds, 3) for r in results})

@@ -158,9 +158,19 @@ def address_keys(quarantine: pd.DataFrame) -> pd.Index:
 
 
 def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, crs: Any,
-                    tolerance_m: float) -> StageResult:
-    """Read and check the address list, then give every address its Gemeinde (and Amt, Kreis, Land)."""
+                    tolerance_m: float, duplicate_ids: frozenset[str] = frozenset()) -> StageResult:
+    """Read and check the address list, then give every address its Gemeinde (and Amt, Kreis, Land).
+
+    ``duplicate_ids``: ids an earlier partition holds (partitioned runs), quarantined like a repeat in one file.
+    """
     addresses, rejected, rows_read = read_addresses(section, crs)
+    if duplicate_ids:
+        again = addresses["address_id"].astype(str).isin(duplicate_ids)
+        rejected = q.concat([rejected, q.rows(
+            section.path.name, addresses.loc[again, "source_row"], "address_id", addresses.loc[again, "address_id"],
+            "duplicate_address_id", detail="an address_id that an earlier partition holds",
+            keys=addresses.loc[again, "address_id"])])
+        addresses = addresses[~again.to_numpy()]
     read = Accounting(f"read {section.path.name}", rows_read, len(addresses), reasons(rejected))
     located, outside = locate_addresses(addresses, boundaries.gemeinde, tolerance_m, section.path.name,
                                         locator=locator)
@@ -310,8 +320,10 @@ class Stage:
         return result
 
 
-def plan(cfg: RunConfig, reference_date: date) -> list[Stage]:
-    """The stages of a run for this configuration, in execution order (one stage per delivery)."""
+def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = frozenset()) -> list[Stage]:
+    """The stages of a run for this configuration, in execution order (one stage per delivery).
+
+    ``duplicate_ids`` (partitioned runs): address ids of this partition that an earlier one holds."""
     b, a, an = cfg.boundaries, cfg.addresses, cfg.analysis
     crs = an.working_crs
     providers = [Stage(provider_stage_name(p), stage_provider, ("addresses", "rejected_ids"), ("offers",),
@@ -323,7 +335,8 @@ def plan(cfg: RunConfig, reference_date: date) -> list[Stage]:
         Stage("boundaries", stage_boundaries, (), ("boundaries", "locator"), {"section": b, "crs": crs},
               inputs=(b.path,)),
         Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids"),
-              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m}, inputs=(a.path,),
+              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m,
+               **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})}, inputs=(a.path,),
               after=("boundaries",), per_partition=True, reusable=True),
         *providers,
         Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),

@@ -67,6 +67,7 @@ def fails(root: Path, capsys, message: str) -> None:
     (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};NaN", "bad_number"),
     (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};inf", "bad_number"),
     (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};-2", "negative_value"),
+    (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};1001", "implausible_value"),  # above addresses.max_households
     (f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};", "missing_value"),
     (f";{X0 + 10:.0f};{Y0 + 10:.0f};1", "missing_value"),
     (f"A9;;{Y0 + 10:.0f};1", "missing_coordinates"),
@@ -77,6 +78,12 @@ def fails(root: Path, capsys, message: str) -> None:
 def test_address_rows_are_quarantined_with_their_reason(world, extra_row, reason):
     put(world, "addresses.csv", ADDR + extra_row + "\n")
     assert quarantined(world, "addresses.csv") == [(5, reason)]
+
+
+def test_max_households_is_configurable(world):
+    put(world, "addresses.csv", ADDR + f"A9;{X0 + 10:.0f};{Y0 + 10:.0f};1500\n")
+    edit_config(world, 'path = "addresses.csv"', 'path = "addresses.csv"\nmax_households = 2000')
+    assert quarantined(world, "addresses.csv") == []
 
 
 def test_truncated_last_line_quarantines_that_row_only(world):

@@ -67,6 +67,22 @@ groups = { fibre = ["ftth", "fttb"], cable = ["hfc"] }
     ("[[providers]]\npath = \"x.csv\"\nformat = \"excel\"\n", "format: expected one of"),
     ("[technology_aliases]\nfoo = \"warp\"\n", "target must be one of"),
     ("[bogus]\n", r"unknown key\(s\) \['bogus'\] in top level"),
+    # values that would give silent nonsense: not-a-number, infinities, zero or negative distances and ratios
+    ("[analysis]\nthresholds_mbps = [30, nan]\n", "nan is not a positive number"),
+    ("[analysis]\nthresholds_mbps = [30, inf]\n", "inf is not a positive number"),
+    ("[analysis]\nmatch_distance_m = nan\n", "match_distance_m: expected a finite number, got nan"),
+    ("[analysis]\nmatch_distance_m = 0\n", "match_distance_m: must be a positive distance"),
+    ("[analysis]\nlocate_tolerance_m = -5\n", "locate_tolerance_m: must not be negative"),
+    ("[analysis]\nplanned_horizon_years = 500\n", "planned_horizon_years: expected 0 to 30 years"),
+    ("[analysis]\nchange_tolerance_pp = -inf\n", "change_tolerance_pp: expected a finite number"),
+    ("[[providers]]\npath = \"x.csv\"\nformat = \"address-csv\"\nmax_upload_ratio = 0\n",
+     r"providers\[0\].max_upload_ratio: must be positive"),
+    # dates in any other form than ISO
+    ("[analysis]\nreference_date = \"01.07.2021\"\n", "'01.07.2021' is not a date in the form YYYY-MM-DD"),
+    ("[report]\ndata_date = \"2021/06/30\"\n", "report.data_date: '2021/06/30' is not a date"),
+    ("[[providers]]\npath = \"x.csv\"\nformat = \"address-csv\"\nplanned_date = \"2025\"\n",
+     r"providers\[0\].planned_date: '2025' is not a date"),
+    ("[output]\ndir = \"out\"\nreports_dir = \"out\"\n", "reports_dir: must differ from output.dir"),
 ])
 def test_mistakes_are_config_errors_naming_the_key(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
@@ -80,3 +96,16 @@ def test_missing_section_and_file_and_bad_toml(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[boundaries\n"))
+
+
+def test_an_output_dir_that_is_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "out").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ConfigError, match="output.dir: .*out is a file, not a folder"):
+        load_config(write(tmp_path, MINIMAL + "[output]\ndir = \"out\"\n"))
+
+
+def test_threshold_tags_are_exact_so_close_thresholds_keep_their_own_columns():
+    from coverage.model import threshold_tag
+
+    assert [threshold_tag(t) for t in (1234567, 1234568, 0.5, 100, 2.5, 1000.0)] == [
+        "1234567", "1234568", "0.5", "100", "2.5", "1000"]

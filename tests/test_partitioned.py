@@ -82,3 +82,33 @@ def test_provider_table_not_partitioned_like_the_addresses_is_a_clear_error(tmp_
     config.write_text(config.read_text(encoding="utf-8").replace('path = "dsl"', 'path = "dsl2"'), encoding="utf-8")
     assert main(["run", "--config", str(config), "--no-report"]) == 2
     assert "is not partitioned like the addresses" in capsys.readouterr().err
+
+
+def test_no_record_and_no_address_vanishes_between_partitions(tmp_path):
+    """A provider partition without an address partition is read and its rows quarantined as unknown_address;
+    an address id that an earlier partition already holds is a duplicate_address_id, counted once."""
+    config = write_variant(tmp_path, True)
+    (tmp_path / "dsl" / "land=c").mkdir()
+    DSL.assign(address_id=["A7", "A8", "A1", "A2", "A3"]).to_parquet(tmp_path / "dsl" / "land=c" / "part-000.parquet")
+    again = ADDRESSES[ADDRESSES["address_id"] == "A1"]
+    again.to_parquet(tmp_path / "adr" / "land=b" / "part-001.parquet")  # A1 again, in the later partition
+    assert main(["run", "--config", str(config), "--no-report"]) == 0
+    run = tmp_path / "out" / "latest"
+    unmatched = pd.read_csv(run / "unmatched_provider_records.csv")
+    orphans = unmatched[unmatched["detail"].str.contains("no address partition land=c")]
+    assert sorted(orphans["value"]) == ["A1", "A2", "A3", "A7", "A8"]
+    assert set(orphans["reason"]) == {"unknown_address"}
+    quarantine = pd.concat([pd.read_csv(f) for f in (run / "quarantine").glob("*.csv")])
+    dup = quarantine[quarantine["reason"] == "duplicate_address_id"]
+    assert dup["value"].tolist() == ["A1"] and "earlier partition" in dup["detail"].iloc[0]
+    land = pd.read_csv(run / "tables" / "coverage_land.csv")
+    assert land["addresses"].sum() == 5 and land["households"].sum() == 14  # A1 counted once
+
+
+def test_a_flat_provider_folder_beside_partitioned_addresses_is_an_error_not_ignored(tmp_path, capsys):
+    config = write_variant(tmp_path, True)
+    (tmp_path / "dsl3").mkdir()
+    DSL.to_parquet(tmp_path / "dsl3" / "all.parquet")  # every record in one file: no partition would read it
+    config.write_text(config.read_text(encoding="utf-8").replace('path = "dsl"', 'path = "dsl3"'), encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-report"]) == 2
+    assert "is not partitioned like the addresses" in capsys.readouterr().err

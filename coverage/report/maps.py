@@ -37,7 +37,7 @@ from matplotlib.path import Path
 from matplotlib.typing import RcKeyType
 
 from coverage.errors import InputDataError, SchemaError
-from coverage.model import GROUP_LABELS, LEVEL_KEYS
+from coverage.model import GROUP_LABELS, LEVEL_KEYS, threshold_tag
 from coverage.report.geometry import MapGeometry
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -102,7 +102,7 @@ def column_label(column: str) -> str:
     if not m:
         return _PLAIN_LABELS.get(column, column)
     kind, t, group = m.groups()
-    t = f"{float(t):g}"
+    t = threshold_tag(float(t))
     glabel = GROUP_LABELS.get(group, group)
     if kind == "share_ge":
         return f"Anteil ≥ {t} Mbit/s ({glabel})"

@@ -65,6 +65,8 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
     checks.reject(blank_h, "households", "missing_value")
     checks.reject(households.isna(), "households", "bad_number")
     checks.reject(households < 0, "households", "negative_value")
+    checks.reject(households > cfg.max_households, "households", "implausible_value",
+                  detail=f"more than {cfg.max_households:g} households at one address (addresses.max_households)")
     if "businesses" in frame:
         blank_b, businesses = _numbers(frame, "businesses", decimal)
         businesses = businesses.where(~blank_b, 0.0)  # an empty business count means none
