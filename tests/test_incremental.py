@@ -336,3 +336,18 @@ def test_a_planted_lock_symlink_is_refused_and_its_target_untouched(world, capsy
     assert run(world) == 2
     assert "cannot open the lock file" in capsys.readouterr().err.strip().splitlines()[-1]
     assert victim.read_text(encoding="utf-8") == "keep me"
+
+
+def test_two_deliveries_with_one_stem_keep_their_own_quarantine_file(world):
+    """telekom.csv and telekom.txt: neither quarantine file may overwrite the other."""
+    deliveries = world / "deliveries"
+    (deliveries / "dsl_kuestennetz.txt").write_bytes(
+        "address_id;provider;technology;down_mbps;up_mbps\nA9;Zweitnetz (fiktiv);VDSL;50;10\n".encode("cp1252"))
+    cfg = world / "run.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace('path = "deliveries/dsl*.csv"', 'path = "deliveries/dsl*"'),
+                   encoding="utf-8")
+    assert run(world) == 0
+    files = sorted(p.name for p in (world / "out" / "latest" / "quarantine").glob("dsl_kuestennetz*.csv"))
+    assert files == ["dsl_kuestennetz.csv", "dsl_kuestennetz_2.csv"]
+    sources = {pd.read_csv(world / "out" / "latest" / "quarantine" / f)["source"].iloc[0] for f in files}
+    assert sources == {"dsl_kuestennetz.csv", "dsl_kuestennetz.txt"}
