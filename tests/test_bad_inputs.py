@@ -311,3 +311,27 @@ def test_geoparquet_address_without_a_point_is_quarantined_not_a_crash(world):
     pts.to_parquet(world / "adr" / "part-000.parquet")
     edit_config(world, 'path = "addresses.csv"', 'path = "adr"')
     assert quarantined(world, "adr") == [(2, "missing_coordinates")]
+
+
+# --- delivery-wide values in the config: checked when the config is read ---------------------------
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('technology = "DOCSIS 3.1"', 'technology = "Coax-Kabel"',
+     "providers[2].technology: unknown technology 'Coax-Kabel'; use one of ['dsl', 'hfc',"),
+    ('technology = "DOCSIS 3.1"', 'technology = "DOCSIS 3.1"\ndown_mbps = -5',
+     "providers[2].down_mbps: expected a speed in Mbit/s ≥ 0, got -5"),
+    ('technology = "DOCSIS 3.1"', 'technology = "DOCSIS 3.1"\nup_mbps = "fast"',
+     "providers[2].up_mbps: expected a number, got 'fast'"),
+    ('technology = "LTE"', 'technology = "LTE"\nup_mbps = 5e6',
+     "providers[3].up_mbps: 5e+06 Mbit/s is above the plausible maximum"),
+])
+def test_delivery_defaults_in_the_config_are_config_errors(world, capsys, old, new, message):
+    edit_config(world, old, new)
+    fails(world, capsys, "run.toml: " + message)
+
+
+def test_a_config_alias_makes_a_delivery_technology_known(world):
+    edit_config(world, 'technology = "DOCSIS 3.1"', 'technology = "Coax-Kabel"')
+    (world / "run.toml").write_text((world / "run.toml").read_text(encoding="utf-8")
+                                    + '[technology_aliases]\n"Coax-Kabel" = "hfc"\n', encoding="utf-8")
+    assert quarantined(world, "cable.gpkg") == []

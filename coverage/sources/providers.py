@@ -22,7 +22,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from coverage.columns import constant, stripped_text
-from coverage.config import ProviderConfig
+from coverage.config import MAX_SPEED_MBPS, ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
 from coverage.model import OfferStatus, RasterDelivery
@@ -34,8 +34,6 @@ from coverage.technology import Technology, normalise_alias
 
 log = logging.getLogger(__name__)
 
-#: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
-MAX_SPEED_MBPS = 100_000.0
 
 
 def parse_dates(text: pd.Series) -> pd.Series:
