@@ -83,9 +83,12 @@ def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dic
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from coverage.config import load_config
+    from coverage.errors import InputDataError
+    from pipelines.execute import deliveries_linking_nothing
     from pipelines.runner import validate_inputs
 
-    _, ledger = validate_inputs(load_config(args.config or DEMO_DIR / "bbcov.toml"))
+    cfg = load_config(args.config or DEMO_DIR / "bbcov.toml")
+    _, ledger = validate_inputs(cfg)
     rows = [{"file / stage": a.stage.removeprefix("read ").removeprefix("provider "), "rows read": a.rows_in,
              "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
              "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ledger.accounting]
@@ -93,6 +96,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(pd.DataFrame(rows).to_string(index=False))
     total = sum(sum(a.quarantined.values()) for a in ledger.accounting)
     print(f"\n{total} row(s) quarantined" + (" — run `bbcov run` to write them to quarantine/*.csv" if total else ""))
+    silent = deliveries_linking_nothing(ledger, [p.name for p in cfg.providers])
+    if silent is not None:  # the table above is printed; this line says why the inputs are not usable
+        raise InputDataError(silent)
     return EXIT_OK
 
 
