@@ -24,6 +24,12 @@ def normalise_house_number(values: pd.Series) -> pd.Series:
     return s.str.replace(r"^0+(?=\d)", "", regex=True).str.replace(r"[–—/]", "-", regex=True)
 
 
+def normalise_locality(values: pd.Series) -> pd.Series:
+    """``'Neuenkirchen (Vorpommern)'`` == ``'neuenkirchen vorpommern'``: case, umlauts, punctuation ignored."""
+    s = values.astype("string").fillna("").str.casefold().str.translate(_UMLAUTS)
+    return s.str.replace(r"[^a-z0-9]+", "", regex=True)
+
+
 def address_key(street: pd.Series, house_number: pd.Series, postcode: pd.Series) -> pd.Series:
     """One comparable key per address; the postcode is optional (empty matches any)."""
     plz = postcode.astype("string").fillna("").str.extract(r"(\d{5})", expand=False).fillna("")

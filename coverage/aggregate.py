@@ -102,7 +102,11 @@ class GroupSum:
 
 def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequence[float],
                 groups: Sequence[str], prefixes: Sequence[str] = ("",)) -> dict[str, pd.DataFrame]:
-    """Tables for every level from Gemeinde counts: keys, names, counts, shares, below-threshold counts."""
+    """Tables for every level from Gemeinde counts: keys, names, counts, shares, below-threshold counts.
+
+    Names: ``name`` as the boundaries give it, ``bez`` (BKG's kind of area: Landkreis, Kreisfreie Stadt,
+    Amt, Amtsfreie Gemeinde, Gemeinde, Stadt; not at the Land level) and ``display_name``, the name that
+    tells the areas of a level apart (:meth:`coverage.model.Boundaries.display_names`)."""
     hierarchy = boundaries.hierarchy()
     gem = hierarchy.set_index("ags")[["vwg_ars", "krs_ags", "land"]]
     unknown = counts.index.difference(gem.index)
@@ -117,7 +121,9 @@ def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequen
         else:
             summed = full.groupby(key, sort=True)[count_cols].sum().reset_index()
         areas = boundaries.level(level).drop(columns="geometry")
-        names = areas[[key, "name"] + [c for c in ("vwg_ars", "krs_ags", "land") if c in areas and c != key]]
+        areas = areas.assign(display_name=areas[key].astype(str).map(boundaries.display_names(level)).to_numpy())
+        names = areas[[key, "name", *(["bez"] if "bez" in areas else []), "display_name"]
+                      + [c for c in ("vwg_ars", "krs_ags", "land") if c in areas and c != key]]
         table = names.merge(summed.drop(columns=[c for c in ("vwg_ars", "krs_ags", "land") if c != key and c in summed
                                                  and c in names]), on=key, how="left")
         table[count_cols] = table[count_cols].fillna(0.0)

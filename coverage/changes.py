@@ -24,6 +24,9 @@ def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequenc
     in_a, in_b = member(both[key], a[key]), member(both[key], b[key])
     status = pd.Series(np.select([in_a & in_b, in_a], ["both", "gone"], "new"), index=both.index)
     name = both["name_b"].fillna(both["name_a"])
+    for shown in ("display_name_a", "display_name", "display_name_b"):  # the later run's, where it has one
+        if shown in both:
+            name = both[shown].fillna(name)
     parts = []
     for g in groups:
         for t in thresholds:

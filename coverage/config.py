@@ -23,9 +23,11 @@ from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.model import BoundaryFormat, OfferStatus, ProviderFormat
-from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, validate_groups
+from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, normalise_alias, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
+#: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
+MAX_SPEED_MBPS = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ def _check_semantics(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}: format {str(p.format)!r} needs 'provider' and 'technology'")
         if p.crs is not None:
             parse_crs(p.crs, f"{key}.crs")
+        _check_offer_defaults(p, key, cfg.aliases)
     for a in ("locate_tolerance_m", "change_tolerance_pp"):
         if getattr(cfg.analysis, a) < 0:
             raise ConfigError(f"analysis.{a}: must not be negative, got {getattr(cfg.analysis, a):g}")
@@ -261,6 +264,26 @@ def _check_output(output: OutputConfig) -> None:
     if output.dir.resolve() == output.reports_dir.resolve():
         raise ConfigError(f"output.reports_dir: must differ from output.dir ({output.dir}): runs and reports "
                           "keep their own 'latest' and partial folders")
+
+
+def _check_offer_defaults(p: ProviderConfig, key: str, aliases: Mapping[str, Technology]) -> None:
+    """A technology word or speed given for a whole delivery is checked here, once, not per row: a
+    mistake in it would otherwise quarantine every record of the delivery."""
+    if p.technology is not None and normalise_alias(p.technology) not in aliases:
+        raise ConfigError(f"{key}.technology: unknown technology {p.technology!r}; use one of "
+                          f"{[t.value for t in Technology]} or a word of the alias table (README, "
+                          "Technologies and groups), or add it under [technology_aliases]")
+    for name in ("down_mbps", "up_mbps"):
+        value = getattr(p, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key}.{name}: expected a speed in Mbit/s ≥ 0, got {value:g}")
+        if value > MAX_SPEED_MBPS:
+            raise ConfigError(f"{key}.{name}: {value:g} Mbit/s is above the plausible maximum of "
+                              f"{MAX_SPEED_MBPS:g} (a unit mistake? speeds are in Mbit/s)")
+    if p.max_upload_ratio <= 0:
+        raise ConfigError(f"{key}.max_upload_ratio: must be positive, got {p.max_upload_ratio:g}")
 
 
 def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:

@@ -11,15 +11,17 @@ looked up through :class:`coverage.membership.StringLookup` (exact, compiled).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from coverage.addressing import address_key, strip_postcode
+from coverage.addressing import address_key, normalise_locality, strip_postcode
 from coverage.columns import concat_frames, constant
 from coverage.crs import assert_same_crs
+from coverage.errors import SchemaError
 from coverage.membership import StringLookup, member
 from coverage.model import OFFER_COLUMNS, OFFER_FIELDS, RasterDelivery
 from coverage.quarantine import concat, rows
@@ -83,11 +85,13 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
                                f"no address within {max_distance_m:g} m"))
     by_addr = records[(method == "address").to_numpy(dtype=bool)]
     if len(by_addr):
-        linked, bad = _link_by_street(by_addr, addresses)
+        require_street_addresses(addresses, _src(by_addr), len(by_addr))
+        linked, bad, ambiguous = _link_by_street(by_addr, addresses)
         parts.append(linked)
-        quarantine.append(rows(_src(bad), bad["source_row"], "street",
-                               (bad["street"].astype(str) + " " + bad["house_number"].astype(str) + ", "
-                                + bad["postcode"].astype(str)), "address_not_found"))
+        for frame, reason in ((bad, "address_not_found"), (ambiguous, "ambiguous_address")):
+            quarantine.append(rows(_src(frame), frame["source_row"], "street",
+                                   (frame["street"].astype(str) + " " + frame["house_number"].astype(str) + ", "
+                                    + frame["postcode"].astype(str)), reason))
     non_empty = [p for p in parts if len(p)]
     offers = concat_frames(non_empty) if non_empty else empty_offers()
     return offers, concat(quarantine)
@@ -97,25 +101,78 @@ def _src(frame: pd.DataFrame) -> str:
     return str(frame["source"].iloc[0]) if len(frame) else ""
 
 
-def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Exact match on the normalised key; without a postcode, on street + number if unique."""
-    addr_key = address_key(addresses["street"], addresses["house_number"], addresses["postcode"])
-    positions = np.arange(len(addresses))
-    lookup = pd.Series(positions, index=addr_key.to_numpy())
-    lookup = lookup[~lookup.index.duplicated(keep=False)]
-    loose = strip_postcode(addr_key)
-    loose_lookup = pd.Series(positions, index=loose.to_numpy())
-    loose_lookup = loose_lookup[~loose_lookup.index.duplicated(keep=False)]  # ambiguous without postcode
+def require_street_addresses(addresses: pd.DataFrame, delivery: str, n_records: int) -> None:
+    """Records located by street address need streets and house numbers in the address list: without
+    them every such record would be quarantined as ``address_not_found``, which is a setup mistake."""
+    missing = [c for c in ("street", "house_number")
+               if c not in addresses.columns or not (addresses[c].astype(str) != "").any()]
+    if missing:
+        mapping = ", ".join(f'{c} = "…"' for c in missing)
+        raise SchemaError(f"{delivery}: {n_records} record(s) are located by street address, but the address list "
+                          f"has no {' / '.join(missing)} values; map its column(s) with [addresses] columns = "
+                          f"{{ {mapping} }}, or locate the delivery by address_id or x/y")
+
+
+def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Link records to the one address with their street and house number; returns
+    (offers, records matching no address, records matching several).
+
+    Candidates share the normalised street and house number. A postcode, ``locality`` or Gemeinde
+    key (``ags``) the record gives narrows them: candidates with the same postcode are preferred (a
+    match that had to ignore the record's postcode is labelled ``address_no_postcode``); candidates
+    whose locality or ags differ from the record's are dropped (unknown values drop nothing). What
+    is left with more than one candidate is ambiguous and never linked to one of them.
+    """
     rec_key = address_key(records["street"], records["house_number"], records["postcode"])
-    exact = rec_key.map(lookup)
-    loose = strip_postcode(rec_key).map(loose_lookup)
-    pos = exact.fillna(loose)
-    found = pos.notna().to_numpy()
-    offers = _offers(records[found], pos[found].to_numpy(dtype=np.int64), addresses, "address")
+    rec = pd.DataFrame({"rid": np.arange(len(records)), "key": strip_postcode(rec_key).to_numpy(),
+                        "plz": _postcode(rec_key), "loc": _column(records, "locality", normalise_locality),
+                        "ags": _column(records, "ags", _ags)})
+    addr_key = address_key(addresses["street"], addresses["house_number"], addresses["postcode"])
+    loose = strip_postcode(addr_key)
+    wanted = member(loose, rec["key"].unique())
+    adr = pd.DataFrame({"pos": np.flatnonzero(wanted), "key": loose[wanted].to_numpy(),
+                        "a_plz": _postcode(addr_key[wanted]),
+                        "a_loc": _column(addresses, "locality", normalise_locality, wanted),
+                        "a_ags": _column(addresses, "ags", _ags, wanted)})
+    cand = rec.merge(adr, on="key", how="inner")
+    for mine, theirs in (("loc", "a_loc"), ("ags", "a_ags")):
+        cand = cand[(cand[mine] == "") | (cand[theirs] == "") | (cand[mine] == cand[theirs])]
+    same_plz = (cand["plz"] != "") & (cand["plz"] == cand["a_plz"])
+    has_same = same_plz.groupby(cand["rid"]).transform("any")
+    cand = cand[same_plz | ~has_same].assign(exact=same_plz)
+    n = cand.groupby("rid")["pos"].transform("size")
+    hit = cand[n == 1]
+    counts = cand.groupby("rid").size().reindex(rec["rid"], fill_value=0).to_numpy()
+    order = np.argsort(hit["rid"].to_numpy(), kind="stable")
+    rid, pos = hit["rid"].to_numpy()[order], hit["pos"].to_numpy()[order]
+    offers = _offers(records.iloc[rid], pos, addresses, "address")
     # Quality: a match that needed to ignore the postcode is weaker and is labelled so.
-    offers["match_method"] = pd.Categorical(np.where(exact[found].notna().to_numpy(), "address",
+    offers["match_method"] = pd.Categorical(np.where(hit["exact"].to_numpy()[order], "address",
                                                      "address_no_postcode"))
-    return offers, records[~found]
+    if (counts > 1).any():
+        log.info("%s: %d street address(es) match several addresses", _src(records), int((counts > 1).sum()))
+    return offers, records[counts == 0], records[counts > 1]
+
+
+def _postcode(keys: pd.Series) -> np.ndarray:
+    return keys.str.extract(r"\|(\d*)$", expand=False).fillna("").to_numpy(dtype=object)
+
+
+def _column(frame: pd.DataFrame, name: str, clean: Callable[[pd.Series], pd.Series],
+            rows: np.ndarray | None = None) -> np.ndarray:
+    """Column ``name`` cleaned (of the ``rows`` mask only); "" everywhere when the frame lacks it."""
+    n = len(frame) if rows is None else int(rows.sum())
+    if name not in frame.columns:
+        return np.full(n, "", dtype=object)
+    values = frame[name] if rows is None else frame[name][rows]
+    return clean(values).to_numpy(dtype=object)
+
+
+def _ags(values: pd.Series) -> pd.Series:
+    """Gemeinde keys compared as 8 digits (``"13003000"``); anything else as given."""
+    s = values.astype("string").fillna("").str.strip()
+    return s.where(~s.str.fullmatch(r"\d{1,8}"), s.str.zfill(8)).astype(str)
 
 
 def link_polygons(polygons: gpd.GeoDataFrame, addresses: gpd.GeoDataFrame) -> tuple[pd.DataFrame, int]:

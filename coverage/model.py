@@ -130,11 +130,62 @@ class Boundaries:
                           coastal_water=water, valid_date=self.valid_date)
 
     def hierarchy(self) -> pd.DataFrame:
-        """Gemeinde → Amt → Kreis → Land keys and names, without geometry."""
-        g = self.gemeinde[["ags", "name", "vwg_ars", "krs_ags", "land"]].rename(columns={"name": "gemeinde_name"})
-        g = g.merge(self.amt[["vwg_ars", "name"]].rename(columns={"name": "amt_name"}), on="vwg_ars", how="left")
-        g = g.merge(self.kreis[["krs_ags", "name"]].rename(columns={"name": "kreis_name"}), on="krs_ags", how="left")
-        return pd.DataFrame(g)
+        """Gemeinde → Amt → Kreis → Land keys and display names (:meth:`display_names`), without geometry."""
+        g = self.gemeinde[["ags", "vwg_ars", "krs_ags", "land"]].copy()
+        for level, key in (("gemeinde", "ags"), ("amt", "vwg_ars"), ("kreis", "krs_ags")):
+            g[f"{level}_name"] = g[key].map(self.display_names(level))
+        return pd.DataFrame(g[["ags", "gemeinde_name", "vwg_ars", "krs_ags", "land", "amt_name", "kreis_name"]])
+
+    def display_names(self, level: str) -> pd.Series:
+        """Names that tell the areas of one level apart (index: the level's key), for every table, map,
+        page and list a person reads. The one rule:
+
+        - a Kreis is always named with its BKG ``bez``: "Landkreis Rostock", "Kreisfreie Stadt Rostock"
+          (a Kreis's name alone is often its seat's: read alone, "Rostock" means the city);
+        - an Amt or Gemeinde by its name; where another area of the level in the run has the same
+          name, ``f"{bez} {name}"`` if that tells them apart ("Amt X" vs "Amtsfreie Gemeinde X");
+        - still the same: the area above in parentheses, "Neuenkirchen (Amt Anklam-Land)" (a Gemeinde
+          named like its own Amt: its Kreis); then the key, which is unique.
+
+        Areas without a ``bez`` (boundaries from a plain vector file) keep their name.
+        """
+        key = LEVEL_KEYS[level]
+        frame = self.level(level)
+        keys = frame[key].astype(str).reset_index(drop=True)
+        name = frame["name"].astype(str).reset_index(drop=True)
+        if level == "land":
+            return pd.Series(name.to_numpy(), index=pd.Index(keys, name=key), name="display_name")
+        bez = (frame["bez"].astype(str).fillna("").str.strip() if "bez" in frame.columns
+               else pd.Series("", index=frame.index)).reset_index(drop=True)
+        with_bez = (bez + " " + name).where(bez != "", name)
+        label = with_bez if level == "kreis" else name
+
+        def clashing() -> pd.Series:
+            return label.duplicated(keep=False)
+
+        if level != "kreis":  # the bez where it tells the clashing names apart (not "Gemeinde X" twice)
+            clash = clashing()
+            tried = label.where(~clash, with_bez)
+            label = tried.where(~clash | ~tried.duplicated(keep=False), label)
+        parent: pd.Series | None = None
+        if level == "amt" and "krs_ags" in frame.columns:
+            parent = frame["krs_ags"].astype(str).reset_index(drop=True).map(self.display_names("kreis"))
+        elif level == "gemeinde":
+            amt = frame["vwg_ars"].astype(str).reset_index(drop=True)
+            amts = self.amt.set_index(self.amt["vwg_ars"].astype(str))
+            amt_name = amts["name"].astype(str)
+            amt_full = amt_name
+            if "bez" in amts.columns:
+                amt_bez = amts["bez"].astype(str).fillna("").str.strip()
+                amt_full = (amt_bez + " " + amt_name).where(amt_bez != "", amt_name)
+            own = amt.map(amt_name) == name  # an amtsfreie Gemeinde is its own Amt: name its Kreis instead
+            parent = amt.map(amt_full)
+            kreis = frame["krs_ags"].astype(str).reset_index(drop=True).map(self.display_names("kreis"))
+            parent = parent.where(~own & parent.notna(), kreis)
+        if parent is not None:
+            label = label.where(~clashing() | parent.isna(), label + " (" + parent.fillna("") + ")")
+        label = label.where(~clashing(), label + " (" + keys + ")")
+        return pd.Series(label.to_numpy(), index=pd.Index(keys, name=key), name="display_name")
 
 
 @dataclass(frozen=True)

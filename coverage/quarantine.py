@@ -34,6 +34,8 @@ REASONS = {
     "address_quarantined": "a provider record whose address was itself quarantined",
     "no_address_nearby": "a provider record with no address within the match distance",
     "address_not_found": "a provider record whose street address matches no address",
+    "ambiguous_address": "a provider record whose street address matches several addresses (add postcode, "
+                         "locality or ags to tell them apart)",
     "missing_locator": "a provider record with neither address_id, coordinates nor street address",
 }
 

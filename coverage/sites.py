@@ -64,6 +64,7 @@ def site_counts(sites: pd.DataFrame, boundaries: Boundaries, thresholds: Sequenc
     for level, key in LEVEL_KEYS.items():
         summed = per_gem.groupby([key, "site_kind"], sort=True)[count_cols].sum().reset_index()
         names = boundaries.level(level)[[key, "name"]]
+        names = names.assign(display_name=names[key].astype(str).map(boundaries.display_names(level)).to_numpy())
         table = names.merge(summed, on=key, how="left")
         table["site_kind_label"] = table["site_kind"].map(SITE_KIND_LABELS).fillna(table["site_kind"])
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -83,9 +83,12 @@ def _build_demo(sources: Path, out: Path, vintage: str, seed: int | None) -> dic
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from coverage.config import load_config
+    from coverage.errors import InputDataError
+    from pipelines.execute import deliveries_linking_nothing
     from pipelines.runner import validate_inputs
 
-    _, ledger = validate_inputs(load_config(args.config or DEMO_DIR / "bbcov.toml"))
+    cfg = load_config(args.config or DEMO_DIR / "bbcov.toml")
+    _, ledger = validate_inputs(cfg)
     rows = [{"file / stage": a.stage.removeprefix("read ").removeprefix("provider "), "rows read": a.rows_in,
              "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
              "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ledger.accounting]
@@ -93,6 +96,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(pd.DataFrame(rows).to_string(index=False))
     total = sum(sum(a.quarantined.values()) for a in ledger.accounting)
     print(f"\n{total} row(s) quarantined" + (" — run `bbcov run` to write them to quarantine/*.csv" if total else ""))
+    silent = deliveries_linking_nothing(ledger, [p.name for p in cfg.providers])
+    if silent is not None:  # the table above is printed; this line says why the inputs are not usable
+        raise InputDataError(silent)
     return EXIT_OK
 
 
@@ -118,7 +124,7 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
     from coverage.sources.breitbandatlas import read_bba_table
     from pipelines import io
 
-    run_dir = _resolve_run(args.run)
+    run_dir = _resolve_run(args.run, args.config)
     gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     bba = read_bba_table(args.file)
     land = args.land or str(gemeinden["ags"].str[:2].mode().iloc[0])
@@ -149,7 +155,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from coverage.explain import explain_address
     from pipelines.runner import read_manifest
 
-    run_dir = _resolve_run(args.run)
+    run_dir = _resolve_run(args.run, args.config)
     manifest = read_manifest(run_dir)
     cfg = config_from_dict(tomllib.loads(manifest["config"]), base_dir=Path(manifest["config_path"]).parent)
     addresses = pd.read_parquet(run_dir / "addresses.parquet", filters=[("address_id", "==", args.address_id)])
@@ -166,7 +172,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from pipelines.changes import load_run, write_change_report
 
-    a, b = _resolve_run(args.run_a), _resolve_run(args.run_b)
+    a, b = _resolve_run(args.run_a, args.config), _resolve_run(args.run_b, args.config)
     out = args.out or (b / "changes" / f"vs-{a.name}")
     written = write_change_report(load_run(a), load_run(b), out, args.tolerance_pp)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -178,13 +184,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _resolve_run(run: str) -> Path:
+DEFAULT_OUTPUT = Path("data/processed")
+
+
+def _resolve_run(run: str, config: Path | None = None) -> Path:
+    """A run folder given as a path, or as ``latest`` / a run id under the output folder of ``config``
+    (its ``[output] dir``; without a config, ./data/processed as the demo writes it)."""
+    from coverage.config import load_config
+
+    output = DEFAULT_OUTPUT if config is None else load_config(config).output.dir
     path = Path(run)
-    for candidate in (path, Path("data/processed/runs") / run, Path("data/processed") / run):
+    named = (output / "runs" / run, output / run)
+    for candidate in (*named, path) if config is not None else (path, *named):
         if (candidate / "manifest.json").exists():
             return candidate.resolve()
-    raise CoverageError(f"{run}: not a run folder (no manifest.json); "
-                        "give a path or a run id under data/processed/runs")
+    raise CoverageError(f"{run}: not a run folder (no manifest.json); give a path, or 'latest' or a run id "
+                        f"under {output / 'runs'}" + ("" if config else " (or --config FILE for its runs)"))
+
+
+CONFIG_RUNS_HELP = ("TOML run configuration whose runs to use: run ids and 'latest' are looked up under its "
+                    "[output] dir (default: ./data/processed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,10 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare-bba", help="compare a run's Gemeinde shares with a Breitbandatlas table",
                           description="Mean absolute differences per technology group and threshold between a "
                                       "run and a published Breitbandatlas Gemeinde table.")
-    cmp_.add_argument("run", help="run folder or run id (e.g. data/processed/latest)")
+    cmp_.add_argument("run", help="run folder, run id or 'latest' (e.g. data/processed/latest)")
     cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv)")
     cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
     cmp_.add_argument("--out", type=Path, help="folder for the comparison CSVs (default: RUN/compare)")
+    cmp_.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP)
     cmp_.set_defaults(func=cmd_compare_bba)
     diff = sub.add_parser("diff", help="what changed between two runs, where and why",
                           description="Change report between two runs: per Gemeinde/Amt/Kreis share changes (with a "
@@ -252,13 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("run_b", help="later run (folder or id)")
     diff.add_argument("--tolerance-pp", type=float, default=0.5, help="share changes within ± this are not flagged")
     diff.add_argument("--out", type=Path, help="folder for the CSVs (default: RUN_B/changes/vs-RUN_A)")
+    diff.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP)
     diff.set_defaults(func=cmd_diff)
 
     explain = sub.add_parser("explain", help="show every offer, the best service and funding verdicts of one address",
                              description="Explain one address of a run: offers and how they were matched, best "
                                          "service per technology group, and each funding rule's verdict.")
     explain.add_argument("address_id", help="address_id as in the address list")
-    explain.add_argument("--run", default="data/processed/latest", help="run folder or id (default: %(default)s)")
+    explain.add_argument("--run", default="latest",
+                         help="run folder, run id or 'latest' (default: %(default)s, of --config's output folder "
+                              "or ./data/processed)")
+    explain.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP)
     explain.set_defaults(func=cmd_explain)
     return parser
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from coverage import quarantine as q
-from pipelines.stages import Accounting, RunState, Stage, StageResult
+from pipelines.stages import Accounting, RunState, Stage, StageResult, provider_stage_name
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,28 @@ def run_stages(stages: Sequence[Stage], state: RunState, ledger: Ledger, reuse: 
         state.update(result.outputs)
         ledger.record(stage.name, result, status, time.perf_counter() - t0)
         log.info("%sstage %s %s in %.1f s", label, stage.name, status, ledger.seconds[stage.name])
+
+
+def deliveries_linking_nothing(ledger: Ledger, deliveries: Sequence[str]) -> str | None:
+    """One line naming every delivery that reached no address at all (every record quarantined, no
+    records, or polygons and raster cells over no address), with its top quarantine reasons; None if
+    every delivery linked something. Such a delivery is a mistake (wrong columns, area or CRS), not a result.
+    """
+    problems = []
+    for name in deliveries:
+        stage = provider_stage_name(name)
+        entries = [a for a in ledger.accounting if a.stage == stage or a.stage.endswith(f": {stage}")]
+        linked = [a.linked for a in entries]
+        if not entries or None in linked or sum(n or 0 for n in linked) > 0:
+            continue
+        rows = sum(a.rows_in for a in entries)
+        why: Counter[str] = Counter()
+        for a in entries:
+            why.update(a.quarantined)
+        top = ", ".join(f"{k} {v}" for k, v in why.most_common(3))
+        detail = f"top quarantine reasons: {top}" if top else entries[0].note if len(entries) == 1 else "no offers"
+        problems.append(f"{name} ({rows} row(s) in; {detail})" if rows else f"{name} (no records)")
+    if not problems:
+        return None
+    return (f"{len(problems)} delivery/deliveries linked no record to any address: " + "; ".join(problems)
+            + " — see the quarantine rows of `bbcov validate` / quarantine/<file>.csv")

@@ -130,7 +130,7 @@ def write_geopackage(path: Path, boundaries: Boundaries, tables: Mapping[str, pd
         for level in LEVEL_ORDER:
             key = LEVEL_KEYS[level]
             geo = boundaries.level(level)
-            cols = [key] + (["bez"] if "bez" in geo.columns else []) + ["geometry"]
+            cols = [key] + (["bez"] if "bez" in geo.columns and "bez" not in tables[level] else []) + ["geometry"]
             shapes = geo[cols].assign(**{key: geo[key].astype(str)})
             shapes = shapes.dissolve(by=key, as_index=False) if shapes[key].duplicated().any() else shapes
             invalid = ~shapes.geometry.is_valid

@@ -22,6 +22,7 @@ the downloads and pages (scripts calling :func:`render_report` need the usual
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from coverage.model import GROUP_LABELS, threshold_tag
+from coverage.model import GROUP_LABELS, LEVEL_KEYS, Boundaries, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
 from coverage.report.changes_page import render_changes
@@ -213,6 +214,20 @@ def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[s
     return list(pending)
 
 
+def shown_names(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables as the atlas shows them: ``name`` is the ``display_name`` that tells areas apart
+    ("Landkreis Rostock", "Kreisfreie Stadt Rostock"); the downloads keep both columns."""
+    return {level: t.assign(name=t["display_name"]) if "display_name" in t.columns else t
+            for level, t in tables.items()}
+
+
+def shown_boundaries(boundaries: Boundaries) -> Boundaries:
+    """The boundaries with display names (map titles and tooltips read ``name``)."""
+    return dataclasses.replace(boundaries, **{
+        level: boundaries.level(level).assign(name=boundaries.level(level)[LEVEL_KEYS[level]].astype(str).map(
+            boundaries.display_names(level)).to_numpy()) for level in LEVEL_KEYS})
+
+
 def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     """Render the atlas of a run (as the runner hands it over, in memory) into ``out_dir``;
     return the written paths (relative to ``out_dir``)."""
@@ -230,6 +245,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
 
     same_files = (_run_csvs(record.run_dir / "tables", tables, with_sites=sites is not None)
                   if record.run_dir is not None else {})
+    # Downloads keep the data's names (name, bez, display_name); pages and maps show the display names.
+    downloads_tables, data_boundaries = tables, boundaries
+    tables, boundaries = shown_names(tables), shown_boundaries(boundaries)
     if sites is None:
         sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
     timings: dict[str, float] = {"inputs": time.perf_counter() - t_all}
@@ -253,8 +271,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
 
         # Downloads first: the overview lists them with their sizes.
         t0 = time.perf_counter()
-        downloads = export.write_downloads(out_dir, tables, sites, cfg.funding_rules, quarantine, boundaries,
-                                           same_files)
+        downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
+                                           data_boundaries, same_files)
         written += downloads
         timings["downloads"] = time.perf_counter() - t0
 

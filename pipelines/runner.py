@@ -34,9 +34,9 @@ import pandas as pd
 
 import coverage
 from coverage.config import RunConfig
-from coverage.errors import ConfigError, CoverageError, DataSourceError, OutputError
+from coverage.errors import ConfigError, CoverageError, DataSourceError, InputDataError, OutputError
 from pipelines import cache, io
-from pipelines.execute import Ledger, run_stages
+from pipelines.execute import Ledger, deliveries_linking_nothing, run_stages
 from pipelines.fingerprint import code_key, file_fingerprint, input_stamp, params_hash, stage_key
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
@@ -305,6 +305,9 @@ def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], St
         ledger.status.update(dict.fromkeys((s.name for s in mapped), "ran"))
         timings["partitions"] = round(time.perf_counter() - t0, 3)
         timings.update({f"partition {r.name}": round(r.seconds, 3) for r in results})
+    silent = deliveries_linking_nothing(ledger, [p.name for p in cfg.providers])
+    if silent is not None:  # never publish a run in which a whole delivery counts for nothing
+        raise InputDataError(silent + "; the run is not published")
     run_stages(after, state, ledger, reuse)
     timings.update(ledger.seconds)
 

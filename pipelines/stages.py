@@ -62,19 +62,23 @@ class Accounting:
     rows_out: int
     quarantined: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    #: provider stages: records (polygons; addresses in served raster cells) that reached an address
+    linked: int | None = None
 
     @property
     def balanced(self) -> bool:
         return self.rows_in == self.rows_out + sum(self.quarantined.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "rows_in": self.rows_in, "rows_out": self.rows_out,
-                "quarantined": self.quarantined, "balanced": self.balanced, "note": self.note}
+        entry = {"stage": self.stage, "rows_in": self.rows_in, "rows_out": self.rows_out,
+                 "quarantined": self.quarantined, "balanced": self.balanced, "note": self.note}
+        return entry if self.linked is None else {**entry, "linked": self.linked}
 
     @classmethod
     def from_dict(cls, entry: Mapping[str, Any]) -> Accounting:
         return cls(str(entry["stage"]), int(entry["rows_in"]), int(entry["rows_out"]),
-                   {str(k): int(v) for k, v in entry.get("quarantined", {}).items()}, str(entry.get("note", "")))
+                   {str(k): int(v) for k, v in entry.get("quarantined", {}).items()}, str(entry.get("note", "")),
+                   int(entry["linked"]) if entry.get("linked") is not None else None)
 
 
 def reasons(quarantine: pd.DataFrame) -> dict[str, int]:
@@ -183,8 +187,8 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
                        [quarantine])
 
 
-def provider_stage_name(p: ProviderConfig) -> str:
-    return f"provider {p.name}"
+def provider_stage_name(p: ProviderConfig | str) -> str:
+    return f"provider {p if isinstance(p, str) else p.name}"
 
 
 def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, delivery: ProviderConfig, crs: Any,
@@ -195,12 +199,13 @@ def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, deliv
         records, rejected, rows_read = read_provider_table(delivery, crs, aliases)
         linked, unlinked = link_table_records(records, addresses, match_distance_m, rejected_ids)
         rejected = q.concat([rejected, unlinked])
-        n_out = len(records) - len(unlinked)
+        n_out = n_linked = len(records) - len(unlinked)
         note = f"{len(linked)} offers"
     elif delivery.format == "polygons":
         polygons, rejected, rows_read = read_provider_polygons(delivery, crs, aliases)
         linked, unused = link_polygons(polygons, addresses)
         n_out = len(polygons)
+        n_linked = len(polygons) - unused
         note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
     else:
         raster = read_provider_raster(delivery, aliases)
@@ -208,8 +213,9 @@ def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, deliv
         # rows = addresses sampled = those with an offer (one each) + those without (counted by id)
         rejected, rows_read = q.empty(), len(addresses)
         n_out = len(linked) + int(unmentioned(addresses["address_id"], linked).sum())
+        n_linked = len(linked)
         note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
-    entry = Accounting(provider_stage_name(delivery), rows_read, n_out, reasons(rejected), note)
+    entry = Accounting(provider_stage_name(delivery), rows_read, n_out, reasons(rejected), note, n_linked)
     return StageResult({"offers": {delivery.name: linked}}, [entry], [rejected])
 
 

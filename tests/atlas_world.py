@@ -110,8 +110,8 @@ def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None) -> RunR
     tables = _add_funding_and_plans(make_tables(boundaries, seed))
     gem = tables["gemeinde"]
     with_hh = gem.index[gem["households"] > 0]
-    gem.loc[with_hh[0], "name"] = EVIL
-    gem.loc[with_hh[1], "name"] = FORMULA
+    gem.loc[with_hh[0], ["name", "display_name"]] = EVIL
+    gem.loc[with_hh[1], ["name", "display_name"]] = FORMULA
     sites = make_sites(gem, tables["amt"], tables["kreis"])
     quarantine = pd.DataFrame({
         "source": ["addresses.csv", "addresses.csv", "dsl.csv"], "row": [6, 9, 5],

@@ -72,12 +72,12 @@ def test_pages_content_and_breadcrumbs(mv_atlas):
     gem = tables["gemeinde"]
     row = gem[gem["households"] > 0].iloc[5]
     page = (out / "gemeinde" / f"{row['ags']}.html").read_text(encoding="utf-8")
-    amt_name = tables["amt"].set_index("vwg_ars").at[row["vwg_ars"], "name"]
-    kreis_name = tables["kreis"].set_index("krs_ags").at[row["krs_ags"], "name"]
+    amt_name = tables["amt"].set_index("vwg_ars").at[row["vwg_ars"], "display_name"]
+    kreis_name = tables["kreis"].set_index("krs_ags").at[row["krs_ags"], "display_name"]
     crumbs = page.split('class="breadcrumbs"')[1].split("</nav>")[0]
     items = [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>(.*?)</li>", crumbs)]
     assert items == ["Mecklenburg-Vorpommern", str(kreis_name), html.escape(str(amt_name)),
-                     html.escape(str(row["name"]))]
+                     html.escape(str(row["display_name"]))]
     assert f'href="../kreis/{row["krs_ags"]}.html"' in crumbs and f'href="../amt/{row["vwg_ars"]}.html"' in crumbs
     from coverage.report.maps import format_int
     for text in ("Förderfähigkeit", "Weißer Fleck (&lt; 30 Mbit/s)", format_int(row["hh_fund_white"]),
@@ -100,6 +100,26 @@ def test_pages_content_and_breadcrumbs(mv_atlas):
     assert format_int(tables["land"]["hh_fund_white"].sum()) in index
     below = int((record.state.sites["best_down"] < 100).sum())
     assert format_int(below) in index
+
+
+def test_no_two_areas_of_a_level_read_the_same(mv_atlas):
+    out, record, _ = mv_atlas
+    for level in ("kreis", "amt", "gemeinde"):
+        titles = [re.sub(r"<[^>]+>", "", re.search(r"<h1[^>]*>(.*?)</h1>", p.read_text(encoding="utf-8"), re.S)
+                         .group(1)).strip() for p in sorted((out / level).glob("*.html"))]
+        assert len(titles) == len(record.state.tables[level]) and len(set(titles)) == len(titles), level
+    kreis = (out / "kreis" / "13072.html").read_text(encoding="utf-8")
+    assert "<title>Landkreis Rostock" in kreis or "Landkreis Rostock" in kreis.split("</h1>")[0]
+    assert "Kreisfreie Stadt Rostock" in (out / "kreis" / "13003.html").read_text(encoding="utf-8").split("</h1>")[0]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "Landkreis Rostock" in index and "Kreisfreie Stadt Rostock" in index
+    # a Gemeinde whose name occurs four times in MV is named with its Amt, on its page and in its Amt's table
+    gem = record.state.tables["gemeinde"].set_index("ags")
+    neu = gem[gem["name"] == "Neuenkirchen"]
+    assert len(neu) == 4 and neu["display_name"].is_unique
+    assert all(d.startswith("Neuenkirchen (Amt ") for d in neu["display_name"])
+    page = (out / "gemeinde" / f"{neu.index[0]}.html").read_text(encoding="utf-8")
+    assert html.escape(neu["display_name"].iloc[0]) in page.split("</h1>")[0]
 
 
 def test_provenance_page(mv_atlas):

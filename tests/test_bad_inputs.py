@@ -318,3 +318,109 @@ def test_geoparquet_address_without_a_point_is_quarantined_not_a_crash(world):
     pts.to_parquet(world / "adr" / "part-000.parquet")
     edit_config(world, 'path = "addresses.csv"', 'path = "adr"')
     assert quarantined(world, "adr") == [(2, "missing_coordinates")]
+
+
+# --- delivery-wide values in the config: checked when the config is read ---------------------------
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('technology = "DOCSIS 3.1"', 'technology = "Coax-Kabel"',
+     "providers[2].technology: unknown technology 'Coax-Kabel'; use one of ['dsl', 'hfc',"),
+    ('technology = "DOCSIS 3.1"', 'technology = "DOCSIS 3.1"\ndown_mbps = -5',
+     "providers[2].down_mbps: expected a speed in Mbit/s ≥ 0, got -5"),
+    ('technology = "DOCSIS 3.1"', 'technology = "DOCSIS 3.1"\nup_mbps = "fast"',
+     "providers[2].up_mbps: expected a number, got 'fast'"),
+    ('technology = "LTE"', 'technology = "LTE"\nup_mbps = 5e6',
+     "providers[3].up_mbps: 5e+06 Mbit/s is above the plausible maximum"),
+])
+def test_delivery_defaults_in_the_config_are_config_errors(world, capsys, old, new, message):
+    edit_config(world, old, new)
+    fails(world, capsys, "run.toml: " + message)
+
+
+def test_a_config_alias_makes_a_delivery_technology_known(world):
+    edit_config(world, 'technology = "DOCSIS 3.1"', 'technology = "Coax-Kabel"')
+    (world / "run.toml").write_text((world / "run.toml").read_text(encoding="utf-8")
+                                    + '[technology_aliases]\n"Coax-Kabel" = "hfc"\n', encoding="utf-8")
+    assert quarantined(world, "cable.gpkg") == []
+
+
+# --- a delivery that links nothing is an error, not a quiet quarantine ----------------------------
+
+def test_street_addresses_against_an_address_list_without_streets(world, capsys):
+    put(world, "dsl.csv", "street;house_number;provider;technology;down_mbps\nDorfstraße;1;P;VDSL;50\n"
+                          "Dorfstraße;2;P;VDSL;50\n")
+    fails(world, capsys, "dsl.csv: 2 record(s) are located by street address, but the address list has no "
+                         'street / house_number values; map its column(s) with [addresses] columns = '
+                         '{ street = "…", house_number = "…" }, or locate the delivery by address_id or x/y')
+
+
+@pytest.mark.parametrize(("dsl", "counts", "why"), [
+    ("address_id;provider;technology;down_mbps\nA9;P;VDSL;50\nA8;P;VDSL;50\nA7;P;Brieftaube;50\n", ["3", "0", "3"],
+     "dsl.csv (3 row(s) in; top quarantine reasons: unknown_address 2, unknown_technology 1)"),
+    ("address_id;provider;technology;down_mbps\n", ["0", "0", "0"], "dsl.csv (no records)"),
+])
+def test_validate_fails_after_its_table_when_a_delivery_links_nothing(world, capsys, dsl, counts, why):
+    put(world, "dsl.csv", dsl)
+    assert main(["validate", "--config", str(world / "run.toml")]) == 2
+    out, err = capsys.readouterr()
+    table = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:] if line.strip()}
+    assert table["dsl.csv"] == counts  # the table is printed first: rows read, accepted, quarantined
+    assert err.strip().splitlines()[-1] == (
+        f"bbcov: error: 1 delivery/deliveries linked no record to any address: {why} — see the quarantine rows "
+        "of `bbcov validate` / quarantine/<file>.csv")
+
+
+def test_polygons_over_no_address_fail_validate(world, capsys):
+    gpd.GeoDataFrame({"down_mbps": [250.0]}, geometry=[box(X0 + 1800, Y0 + 1800, X0 + 1900, Y0 + 1900)],
+                     crs=CRS).to_file(world / "cable.gpkg", layer="coverage")
+    fails(world, capsys, "linked no record to any address: cable.gpkg (1 row(s) in; 0 offers; "
+                         "1 polygon(s) cover no address)")
+
+
+def test_run_stops_and_publishes_nothing_when_a_delivery_links_nothing(world, capsys):
+    put(world, "dsl.csv", "address_id;provider;technology;down_mbps\nA9;P;VDSL;50\n")
+    assert main(["run", "--config", str(world / "run.toml"), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("bbcov: error: 1 delivery/deliveries linked no record to any address: dsl.csv (1 row(s) in; "
+                       "top quarantine reasons: unknown_address 1) — see the quarantine rows of `bbcov validate` / "
+                       "quarantine/<file>.csv; the run is not published")
+    assert not (world / "out" / "latest").exists()
+
+
+# --- street addresses that exist in several localities ---------------------------------------------
+
+def test_ambiguous_street_address_is_resolved_by_postcode_locality_or_ags_else_quarantined(world):
+    put(world, "addresses.csv", "address_id;x;y;households;street;house_number;postcode;locality\n"
+        f"A1;{X0 + 100:.0f};{Y0 + 100:.0f};3;Dorfstraße;1;17001;Eins\n"
+        f"A2;{X0 + 500:.0f};{Y0 + 500:.0f};2;Hauptstraße;5;17001;Eins\n"
+        f"A3;{X0 + 1500:.0f};{Y0 + 500:.0f};5;Dorfstraße;1;17002;Zwei\n")
+    put(world, "dsl.csv", "street;house_number;postcode;locality;ags;provider;technology;down_mbps\n"
+        "Dorfstr.;1;;;;P;VDSL;16\n"              # row 2: in Eins and in Zwei -> ambiguous
+        "Dorfstr.;1;17002;;;P;VDSL;17\n"         # row 3: the postcode tells: A3
+        "Dorfstr.;1;;eins;;P;VDSL;18\n"          # row 4: the locality tells: A1
+        "Dorfstr.;1;;;13000002;P;VDSL;19\n"      # row 5: the Gemeinde tells: A3
+        "Dorfstr.;1;;Drei;;P;VDSL;20\n"          # row 6: not in Drei
+        "Hauptstraße;5;;;;P;VDSL;21\n")          # row 7: unique without postcode: A2
+    assert quarantined(world, "dsl.csv") == [(2, "ambiguous_address"), (6, "address_not_found")]
+    state, _ledger = validate_inputs(load_config(world / "run.toml"))
+    dsl = state.all_offers()
+    dsl = dsl[dsl["source"] == "dsl.csv"]
+    assert sorted(zip(dsl["down_mbps"], dsl["address_id"], dsl["match_method"].astype(str), strict=True)) == [
+        (17, "A3", "address"), (18, "A1", "address_no_postcode"), (19, "A3", "address_no_postcode"),
+        (21, "A2", "address_no_postcode")]
+
+
+# --- provider column maps: messages name real columns ----------------------------------------------
+
+@pytest.mark.parametrize(("header", "extra", "message"), [
+    ("kunde;tempo", "", "dsl.csv: missing column(s) 'provider', 'technology', 'down_mbps' and a locator: "
+     "'address_id', or 'x' and 'y', or 'street' and 'house_number'; found 'kunde', 'tempo' (name the file's "
+     'columns in its [[providers]] table, e.g. columns = { provider = "…", technology = "…", down_mbps = "…" })'),
+    ("street;technology;down_mbps", 'provider = "P"', "dsl.csv: missing column(s) 'house_number' (besides "
+     "'street') to locate records; found 'street', 'technology', 'down_mbps' (name the file's columns in its "
+     '[[providers]] table, e.g. columns = { address_id = "…" })'),
+])
+def test_missing_provider_columns_name_what_is_required(world, capsys, header, extra, message):
+    put(world, "dsl.csv", header + "\n" + ";".join("1" for _ in header.split(";")) + "\n")
+    edit_config(world, 'path = "dsl.csv"', 'path = "dsl.csv"\n' + extra)
+    fails(world, capsys, message)

@@ -157,3 +157,18 @@ def test_forgotten_addresses_and_unmatched_records_both_ways(run_dir):
     assert g.loc["13000001", "addr_no_offer"] == 0
     unmatched = pd.read_csv(run_dir / "unmatched_provider_records.csv")
     assert unmatched[["source", "row", "reason"]].values.tolist() == [["dsl.csv", 5, "unknown_address"]]
+
+
+def test_explain_and_diff_find_the_runs_of_a_config(run_dir, tmp_path, monkeypatch, capsys):
+    config = run_dir.parent.parent / "run.toml"
+    monkeypatch.chdir(tmp_path)  # no ./data/processed here: only --config can find the runs
+    assert main(["explain", "A1"]) == 2
+    assert "latest: not a run folder" in capsys.readouterr().err
+    assert main(["explain", "A1", "--config", str(config)]) == 0
+    assert "Offers (3):" in capsys.readouterr().out
+    run_id = run_dir.resolve().name
+    assert main(["diff", run_id, "latest", "--config", str(config), "--out", str(tmp_path / "d")]) == 0
+    assert f"changes {run_id} -> {run_id}" in capsys.readouterr().out
+    assert main(["compare-bba", "run-nope", "bba.csv", "--config", str(config)]) == 2
+    assert f"run-nope: not a run folder (no manifest.json); give a path, or 'latest' or a run id under " \
+           f"{config.parent / 'out' / 'runs'}" in capsys.readouterr().err

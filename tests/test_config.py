@@ -100,7 +100,7 @@ def test_missing_section_and_file_and_bad_toml(tmp_path):
 
 def test_an_output_dir_that_is_a_file_is_a_config_error(tmp_path):
     (tmp_path / "out").write_text("not a folder", encoding="utf-8")
-    with pytest.raises(ConfigError, match="output.dir: .*out is a file, not a folder"):
+    with pytest.raises(ConfigError, match=r"output.dir: .*out is a file, not a folder"):
         load_config(write(tmp_path, MINIMAL + "[output]\ndir = \"out\"\n"))
 
 

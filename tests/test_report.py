@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from coverage.model import LEVEL_KEYS
 from coverage.report import (
     SHARE_BREAKS,
     choropleth_png,
@@ -80,8 +81,10 @@ def make_tables(boundaries, seed: int = 7) -> dict[str, pd.DataFrame]:
     kreis = gem.groupby("krs_ags", as_index=False)[counts].sum().merge(
         boundaries.kreis[["krs_ags", "name"]], on="krs_ags", how="left")
     land = gem.groupby("land", as_index=False)[counts].sum().assign(name="Mecklenburg-Vorpommern")
-    return {"gemeinde": _with_shares(gem), "amt": _with_shares(amt), "kreis": _with_shares(kreis),
-            "land": _with_shares(land)}
+    tables = {"gemeinde": gem, "amt": amt, "kreis": kreis, "land": land}
+    for level, key in LEVEL_KEYS.items():  # as area_tables names them: the names that tell areas apart
+        tables[level]["display_name"] = tables[level][key].astype(str).map(boundaries.display_names(level))
+    return {level: _with_shares(t) for level, t in tables.items()}
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import shutil
 import zipfile
 
+import pandas as pd
 import pytest
 
 from coverage.crs import same_crs
@@ -24,7 +25,7 @@ def test_bkg_bundle_mv_levels_and_hierarchy(mv):
     assert set(mv.gemeinde["vwg_ars"]) == set(mv.amt["vwg_ars"])
     assert set(mv.gemeinde["krs_ags"]) == set(mv.kreis["krs_ags"])
     h = mv.hierarchy().set_index("ags")
-    assert h.loc["13003000", ["gemeinde_name", "kreis_name"]].tolist() == ["Rostock", "Rostock"]
+    assert h.loc["13003000", ["gemeinde_name", "kreis_name"]].tolist() == ["Rostock", "Kreisfreie Stadt Rostock"]
     assert mv.valid_date == "01.01.2021"
     # Islands are multi-part Gemeinden and must survive reading.
     assert (mv.gemeinde.geom_type == "MultiPolygon").sum() >= 10
@@ -93,3 +94,24 @@ def test_unreadable_breitbandatlas_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.csv").write_text("", encoding="utf-8")
     with pytest.raises(DataSourceError, match="not a readable Breitbandatlas table"):
         read_bba_table(tmp_path / "empty.csv")
+
+
+def test_mv_display_names_tell_every_area_apart_and_tables_carry_bez(mv):
+    from coverage.aggregate import area_tables
+
+    for level in ("kreis", "amt", "gemeinde", "land"):
+        names = mv.display_names(level)
+        assert len(names) == len(mv.level(level)) and names.is_unique, level
+    kreis = mv.display_names("kreis")
+    assert (kreis["13072"], kreis["13003"]) == ("Landkreis Rostock", "Kreisfreie Stadt Rostock")
+    gem = mv.display_names("gemeinde")
+    assert gem["13003000"] == "Rostock"  # unique among the Gemeinden: the name alone
+    wustrow = sorted(gem[mv.gemeinde.set_index("ags")["name"].reindex(gem.index) == "Wustrow"])
+    assert wustrow == ["Wustrow (Amt Darß/Fischland)", "Wustrow (Amt Mecklenburgische Kleinseenplatte)"]
+    counts = pd.DataFrame({"households": 0.0}, index=pd.Index(mv.gemeinde["ags"], name="ags"))
+    tables = area_tables(counts, mv, [30], [])
+    assert list(tables["kreis"].columns[:4]) == ["krs_ags", "name", "bez", "display_name"]
+    assert set(tables["amt"]["bez"]) == {"Amt", "Amtsfreie Gemeinde"}
+    assert set(tables["gemeinde"]["bez"]) == {"Gemeinde", "Stadt"}
+    assert tables["kreis"].set_index("krs_ags").at["13072", "display_name"] == "Landkreis Rostock"
+    assert mv.hierarchy().set_index("ags").at["13003000", "kreis_name"] == "Kreisfreie Stadt Rostock"

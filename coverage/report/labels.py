@@ -19,6 +19,7 @@ _PLAIN = {
     "source": "Quelle", "row": "Zeile", "column": "Spalte", "value": "Wert", "reason": "Grund",
     "detail": "Erläuterung", "count": "Anzahl", "rule": "Regel", "label": "Bezeichnung",
     "version": "Fassung", "description": "Kriterium",
+    "bez": "Art (BKG)", "display_name": "Gebiet",
 }
 _COUNT_RE = re.compile(r"^(plan_)?(share_ge|hh_ge|hh_lt)_(\d+(?:\.\d+)?)_([a-z]+)$")
 _FUND_RE = re.compile(r"^(hh|addr)_fund_([a-z0-9_]+?)(_plan)?$")

@@ -22,7 +22,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from coverage.columns import constant, stripped_text
-from coverage.config import ProviderConfig
+from coverage.config import MAX_SPEED_MBPS, ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
 from coverage.model import OfferStatus, RasterDelivery
@@ -34,8 +34,6 @@ from coverage.technology import Technology, normalise_alias
 
 log = logging.getLogger(__name__)
 
-#: Plausible maximum for any delivered speed (Mbit/s); above is a unit mistake.
-MAX_SPEED_MBPS = 100_000.0
 
 
 def parse_dates(text: pd.Series) -> pd.Series:
@@ -117,11 +115,12 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     has_id = "address_id" in frame
     has_xy = {"x", "y"} <= set(frame.columns)
     has_addr = {"street", "house_number"} <= set(frame.columns)
-    if not (has_id or has_xy or has_addr):
-        needed.append("address_id | x,y | street,house_number,postcode")
-    if needed:
-        raise SchemaError(f"{path}: missing column(s) {needed}; found {list(frame.columns)} "
-                          "(map differently named columns with columns = {{...}} in its [[providers]] table)")
+    lacking = "" if has_id or has_xy or has_addr else _missing_locator(set(frame.columns))
+    if needed or lacking:
+        what = ", ".join(repr(c) for c in needed) + (" and " if needed and lacking else "") + lacking
+        example = ", ".join(f'{c} = "…"' for c in needed or ["address_id"])
+        raise SchemaError(f"{path}: missing column(s) {what}; found {', '.join(map(repr, table.frame.columns))} "
+                          f"(name the file's columns in its [[providers]] table, e.g. columns = {{ {example} }})")
     rows = pd.Series(np.arange(len(frame)) + table.first_data_row, index=frame.index)
     checks = RowFilter(frame, cfg.name, rows)
     fields = _offer_fields(frame, cfg, table.decimal, aliases, checks)
@@ -146,7 +145,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
         bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
         checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
         locator[(free & x.notna() & y.notna()).to_numpy()] = _BY_XY
-    for col in ("street", "house_number", "postcode"):
+    for col in ("street", "house_number", "postcode", "locality", "ags"):
         out[col] = text(col)
     if has_addr:
         locator[(locator == _NO_LOCATOR) & (out["street"] != "").to_numpy(dtype=bool)
@@ -174,9 +173,19 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     return records, checks.quarantine, len(frame)
 
 
+def _missing_locator(found: set[str]) -> str:
+    """What a table without any complete locator lacks, naming the half-present one if there is one."""
+    for pair in (("x", "y"), ("street", "house_number")):
+        present = [c for c in pair if c in found]
+        if present:
+            absent = next(c for c in pair if c not in found)
+            return f"{absent!r} (besides {present[0]!r}) to locate records"
+    return "a locator: 'address_id', or 'x' and 'y', or 'street' and 'house_number'"
+
+
 def _categorical_sources(cfg: ProviderConfig) -> list[str]:
     """Source column names of the few-valued text columns (read as dictionaries from Parquet)."""
-    names = {c: c for c in ("provider", "technology", "status", "planned_date", "street", "postcode")}
+    names = {c: c for c in ("provider", "technology", "status", "planned_date", "street", "postcode", "locality")}
     names.update({c: src for c, src in cfg.columns.items() if c in names})
     return list(names.values())
 
