@@ -343,7 +343,8 @@ def test_two_deliveries_with_one_stem_keep_their_own_quarantine_file(world):
     """telekom.csv and telekom.txt: neither quarantine file may overwrite the other."""
     deliveries = world / "deliveries"
     (deliveries / "dsl_kuestennetz.txt").write_bytes(
-        "address_id;provider;technology;down_mbps;up_mbps\nA9;Zweitnetz (fiktiv);VDSL;50;10\n".encode("cp1252"))
+        "address_id;provider;technology;down_mbps;up_mbps\nA4;Zweitnetz (fiktiv);VDSL;50;10\n"
+        "A9;Zweitnetz (fiktiv);VDSL;50;10\n".encode("cp1252"))
     cfg = world / "run.toml"
     cfg.write_text(cfg.read_text(encoding="utf-8").replace('path = "deliveries/dsl*.csv"', 'path = "deliveries/dsl*"'),
                    encoding="utf-8")
