@@ -118,6 +118,7 @@ def test_suppressed_values_give_no_estimate(tmp_path):
     raw.astype({"x": "int64", "y": "int64"}).to_parquet(path)
     hh, unallocated, summary = estimate(max_distance_m=1000, g1=read_grid_1km(path))
     assert (hh["b1"], hh["b2"]) == (0.0, 0.0)  # no number is invented for C10
+    assert hh["a3"] == pytest.approx(12.5 + 10.0) and unallocated["unallocated_households"].sum() == 0
     assert (summary["cells_without_estimate"], summary["inhabitants_without_estimate"]) == (2, 60.0)
     assert summary["addresses_without_estimate"] == 2
     assert summary["households_in_scope"] == pytest.approx(60.0) and hh.sum() == pytest.approx(60.0)
