@@ -6,8 +6,9 @@ Method (documented for users in the README, ``[households] source = "zensus"``):
    positive (0 where the cell has 0 inhabitants). A cell where either is missing or suppressed
    (negative codes) has **no estimate**: it is counted with its known inhabitants, never filled in.
 2. A cell is *in scope* when its centre lies in a Gemeinde of the run (located like the
-   addresses, :mod:`coverage.locate`); other cells belong to neighbouring areas and are ignored
-   (counted). Addresses are binned to 1 km cells by the INSPIRE grid in EPSG:3035
+   addresses, :mod:`coverage.locate`, the nearest Gemeinde within the tolerance only for centres
+   outside the Land's land area: coastal water); other cells belong to neighbouring areas and are
+   ignored (counted). Addresses are binned to 1 km cells by the INSPIRE grid in EPSG:3035
    (cell = ``floor(x / 1000), floor(y / 1000)``; the Zensus x/y are cell centres, checked).
 3. A cell's households are spread over its addresses in proportion to the dwellings of each
    address's 100 m cell (shared evenly by the addresses of that 100 m cell). Where an address's
@@ -100,14 +101,17 @@ def _check_centres(grid: pd.DataFrame, size: int, source: str) -> None:
 
 def estimate_households(addresses: gpd.GeoDataFrame, grid_1km: pd.DataFrame, grid_100m: pd.DataFrame | None,
                         gemeinden: gpd.GeoDataFrame, max_distance_m: float, *, locator: Locator | None = None,
-                        tolerance_m: float = 0.0, sources: tuple[str, str] = ("1 km grid", "100 m grid")
+                        tolerance_m: float = 0.0, land: gpd.GeoDataFrame | None = None,
+                        sources: tuple[str, str] = ("1 km grid", "100 m grid")
                         ) -> tuple[pd.Series, pd.DataFrame, dict[str, Any]]:
     """Households per address from the Zensus grids (see the module docstring).
 
     ``addresses``: located addresses (working CRS, ``site_kind``); ``grid_1km``: ``x, y, einwohner,
     hh_groesse_d`` (cell centres, EPSG:3035; NaN = missing/suppressed); ``grid_100m``: ``x, y,
     dwellings`` or None; ``gemeinden`` (and their ``locator``): the run's scope. ``tolerance_m`` is
-    the locate tolerance for cell centres outside every Gemeinde.
+    the locate tolerance for cell centres outside every Gemeinde; with ``land`` (the Land's land area)
+    it applies only to centres outside it (coast, neighbouring Länder), so a run over some Kreise does
+    not claim the cells of the Kreise next to them.
 
     Returns (households per address aligned to ``addresses``, float64; unallocated households per
     Gemeinde ``ags, unallocated_households``; a summary of counts).
@@ -133,6 +137,11 @@ def estimate_households(addresses: gpd.GeoDataFrame, grid_1km: pd.DataFrame, gri
     # (locate_addresses cannot search the nearest Gemeinde within 0 m: 1 µm is "on the border")
     located, _ = locate_addresses(centres, gemeinden, max(tolerance_m, 1e-6), f"{sources[0]} cell centres",
                                   locator=locator)
+    if land is not None and len(located):
+        area = shapely.union_all(land.geometry.to_numpy())
+        shapely.prepare(area)
+        near = (located["locate_method"] == "nearest").to_numpy()
+        located = located[~(near & shapely.intersects(area, located.geometry.to_numpy()))]
     cells["ags"] = pd.Series(pd.NA, index=cells.index, dtype="string")
     cells.loc[located["address_id"].to_numpy(), "ags"] = located["ags"].astype(str).to_numpy()
     in_scope = cells["ags"].notna().to_numpy()

@@ -197,7 +197,8 @@ def zensus_households(addresses: gpd.GeoDataFrame, boundaries: Boundaries, locat
     grid_100m = read_grid_100m(households.grid_100m, bbox) if households.grid_100m else None
     names = tuple(", ".join(p.name for p in paths) for paths in (households.grid_1km, households.grid_100m))
     return estimate_households(addresses, grid_1km, grid_100m, gemeinden, households.max_distance_m,
-                               locator=locator, tolerance_m=tolerance_m, sources=(names[0], names[1]))
+                               locator=locator, tolerance_m=tolerance_m, land=boundaries.land,
+                               sources=(names[0], names[1]))
 
 
 def provider_stage_name(p: ProviderConfig) -> str:

@@ -199,7 +199,7 @@ def _world_grid(root: Path) -> float:
     return float((people / 2.0)[in_scope].sum())
 
 
-def test_cli_run_reports_unallocated_households_per_gemeinde_and_land(tmp_path):
+def test_cli_run_reports_unallocated_households_per_gemeinde_and_land(tmp_path, capsys):
     config = write_world(tmp_path)
     in_scope = _world_grid(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace(
@@ -221,9 +221,23 @@ def test_cli_run_reports_unallocated_households_per_gemeinde_and_land(tmp_path):
     assert unallocated["unallocated_households"].to_dict() == pytest.approx(
         gem.loc[unallocated.index, "unallocated_households"].to_dict())
     # A rerun from the service stage reuses the addresses stage and reads `unallocated` back.
+    capsys.readouterr()
     assert main(["run", "--config", str(config), "--no-report", "--from", "service"]) == 0
+    assert "addresses" not in _stages_run(capsys.readouterr().out)
     rerun = pd.read_csv(tmp_path / "out" / "latest" / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     assert rerun.set_index("ags")["unallocated_households"].to_dict() == gem["unallocated_households"].to_dict()
+    # A changed grid file reruns the addresses stage.
+    grid = pd.read_parquet(tmp_path / "zensus.parquet")
+    grid.assign(einwohner=grid["einwohner"] * 2).to_parquet(tmp_path / "zensus.parquet")
+    assert main(["run", "--config", str(config), "--no-report"]) == 0
+    assert "addresses" in _stages_run(capsys.readouterr().out)
+    land2 = pd.read_csv(tmp_path / "out" / "latest" / "tables" / "coverage_land.csv").iloc[0]
+    assert land2["households"] + land2["unallocated_households"] == pytest.approx(2 * in_scope, rel=1e-9)
+
+
+def _stages_run(out: str) -> list[str]:
+    line = next(x for x in out.splitlines() if x.startswith("stages run: "))
+    return line.removeprefix("stages run: ").split("; reused")[0].split(", ")
 
 
 # --- real data: one MV Kreis --------------------------------------------------------------------
@@ -253,3 +267,15 @@ def test_real_kreis_estimate_plus_unallocated_equals_zensus_in_scope(shared_data
     assert hh.sum() + unallocated["unallocated_households"].sum() == pytest.approx(zensus, rel=1e-9)
     assert summary["households_in_scope"] == pytest.approx(zensus, rel=1e-9)
     assert (hh[located["site_kind"].astype(str) != ""] == 0).all()
+
+
+def test_tolerance_claims_coastal_cells_but_not_the_neighbours_inside_the_land():
+    gem = boundaries_from_gemeinden(gemeinden().iloc[:1], LAEA).gemeinde  # a run over G1 only
+    land = gpd.GeoDataFrame(geometry=[box(E0, N0, E0 + 2000, N0 + 2000)], crs=LAEA)  # G1 and G2
+    addr = addresses().iloc[:3]
+    args = (addr, grid_1km(), grid_100m(), gem, 100.0)
+    # C10's centre is 500 m from G1: within a 600 m tolerance it is claimed, unless it lies in the Land (G2)
+    _, _, claimed = estimate_households(*args, tolerance_m=600.0)
+    _, _, kept_out = estimate_households(*args, tolerance_m=600.0, land=land)
+    assert claimed["cells_in_scope"] - kept_out["cells_in_scope"] == 2  # C10 and C11 (C-10 lies off the land)
+    assert kept_out["cells_in_scope"] == 3  # C00, C01 and the coastal C-10
