@@ -62,6 +62,28 @@ class AddressesConfig:
 
 
 @dataclass(frozen=True)
+class HouseholdsConfig:
+    """Where households per address come from: the address list, or estimated from the Zensus 2022 grids."""
+
+    source: str = "addresses"  # "addresses" (its households column) or "zensus"
+    grid_1km: tuple[Path, ...] = ()  # einwohner + hh_groesse_d: a parquet file or the official CSVs
+    grid_100m: tuple[Path, ...] = ()  # dwellings per 100 m cell (weights); optional
+    max_distance_m: float = 1000.0  # households of a cell without address go to the nearest one within this
+    replace: bool = False  # estimate even where the address list has a households column
+
+    @property
+    def estimated(self) -> bool:
+        return self.source == "zensus"
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (*self.grid_1km, *self.grid_100m) if self.estimated else ()
+
+
+HOUSEHOLD_SOURCES = ("addresses", "zensus")
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     path: Path
     format: ProviderFormat
@@ -125,6 +147,7 @@ class RunConfig:
     analysis: AnalysisConfig
     output: OutputConfig
     report: ReportConfig = field(default_factory=ReportConfig)
+    households: HouseholdsConfig = field(default_factory=HouseholdsConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
@@ -165,7 +188,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases"}, "")
+                      "funding_rules", "technology_aliases", "households"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -194,6 +217,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         analysis=_section(AnalysisConfig, analysis, "analysis", base_dir),
         output=_section(OutputConfig, output, "output", output_base),
         report=_section(ReportConfig, raw.get("report", {}), "report", base_dir),
+        households=_households(raw.get("households", {}), base_dir),
         funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
     )
@@ -284,6 +308,34 @@ def _check_offer_defaults(p: ProviderConfig, key: str, aliases: Mapping[str, Tec
                               f"{MAX_SPEED_MBPS:g} (a unit mistake? speeds are in Mbit/s)")
     if p.max_upload_ratio <= 0:
         raise ConfigError(f"{key}.max_upload_ratio: must be positive, got {p.max_upload_ratio:g}")
+
+
+def _households(raw: Mapping[str, Any], base_dir: Path) -> HouseholdsConfig:
+    """The [households] section: paths (one or a list) relative to the config file, checked values."""
+    _check_keys(raw, {f.name for f in dataclasses.fields(HouseholdsConfig)}, "households")
+    source = raw.get("source", "addresses")
+    if source not in HOUSEHOLD_SOURCES:
+        raise ConfigError(f"households.source: expected {HOUSEHOLD_SOURCES[0]!r} or {HOUSEHOLD_SOURCES[1]!r}, "
+                          f"got {source!r}")
+    grids: dict[str, tuple[Path, ...]] = {}
+    for key in ("grid_1km", "grid_100m"):
+        value = raw.get(key, [])
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"households.{key}: expected a path string or a list of them, got {value!r}")
+        grids[key] = tuple((base_dir / Path(v).expanduser()).resolve() for v in values)
+    distance = raw.get("max_distance_m", 1000.0)
+    if isinstance(distance, bool) or not isinstance(distance, int | float) or not distance > 0:
+        raise ConfigError(f"households.max_distance_m: expected a positive number of metres, got {distance!r}")
+    replace = raw.get("replace", False)
+    if not isinstance(replace, bool):
+        raise ConfigError(f"households.replace: expected true or false, got {replace!r}")
+    if source == "zensus" and not grids["grid_1km"]:
+        raise ConfigError("households: source = \"zensus\" needs grid_1km (the Zensus 2022 1 km grid)")
+    if source != "zensus" and (grids["grid_1km"] or grids["grid_100m"] or "max_distance_m" in raw or replace):
+        raise ConfigError("households: grid_1km, grid_100m, max_distance_m and replace apply to source = \"zensus\" "
+                          "only")
+    return HouseholdsConfig(source, grids["grid_1km"], grids["grid_100m"], float(distance), replace)
 
 
 def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from coverage.errors import ConfigError, CRSMismatchError, InputDataError
@@ -69,6 +69,15 @@ def to_crs(frame: gpd.GeoDataFrame, target: object, source_name: str = "input") 
     if same_crs(frame.crs, target):
         return frame
     return frame.to_crs(target)
+
+
+def transform_xy(x: np.ndarray, y: np.ndarray, source: object, target: object) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates ``x, y`` (easting/northing order) from ``source`` to ``target`` CRS."""
+    x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    if same_crs(source, target):
+        return x, y
+    tx, ty = Transformer.from_crs(source, target, always_xy=True).transform(x, y)
+    return np.asarray(tx, dtype="float64"), np.asarray(ty, dtype="float64")
 
 
 def check_coordinate_units(x: np.ndarray, y: np.ndarray, crs: object, source: str) -> None:

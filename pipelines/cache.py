@@ -2,7 +2,8 @@
 
 A single (unpartitioned) run writes ``addresses.parquet`` (located addresses and their results,
 exact x/y), ``offers.parquet`` (every delivery's offers, one after the other) and
-``quarantine/*.csv``. The manifest's ``stages`` section is the catalog: per stage its key, its
+``quarantine/*.csv`` (and ``unallocated_households.csv``, households of Zensus cells that reached no
+address). The manifest's ``stages`` section is the catalog: per stage its key, its
 accounting, its quarantine files and where its outputs are, e.g.::
 
     "provider dsl.csv": {"key": "…", "outputs": {"offers": {"file": "offers.parquet", "rows": [0, 260141]}},
@@ -24,12 +25,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from coverage import quarantine as q
+from coverage.households import UNALLOCATED_COLUMNS
 from pipelines.stages import Accounting, Stage, StageResult, address_keys
 
 log = logging.getLogger(__name__)
 
 ADDRESSES_FILE = "addresses.parquet"
 OFFERS_FILE = "offers.parquet"
+UNALLOCATED_FILE = "unallocated_households.csv"
 
 
 def locations(stage: Stage, outputs: dict[str, Any], offer_rows: dict[str, tuple[int, int]]) -> dict[str, Any]:
@@ -42,6 +45,8 @@ def locations(stage: Stage, outputs: dict[str, Any], offer_rows: dict[str, tuple
             found[name] = {delivery: {"file": OFFERS_FILE, "rows": list(offer_rows[delivery])} for delivery in value}
         elif name == "rejected_ids":
             found[name] = {"from": "quarantine keys"}
+        elif name == "unallocated":
+            found[name] = {"file": UNALLOCATED_FILE}
         elif name == "planned_until":
             found[name] = {"value": value}
         else:
@@ -64,6 +69,8 @@ def restore(stage: Stage, entry: dict[str, Any], run_dir: Path, crs: Any) -> Sta
                 values[name] = {d: _read_rows(run_dir / w["file"], *w["rows"]) for d, w in where.items()}
             elif name == "rejected_ids":
                 values[name] = address_keys(q.concat(quarantine))
+            elif name == "unallocated":
+                values[name] = _read_unallocated(run_dir / where["file"])
             else:
                 values[name] = where["value"]
     except (OSError, KeyError, ValueError) as exc:
@@ -80,6 +87,15 @@ def _read_addresses(path: Path, columns: list[str], crs: Any) -> gpd.GeoDataFram
     points = gpd.points_from_xy(frame.pop("x").to_numpy(), frame.pop("y").to_numpy(), crs=crs)
     restored = gpd.GeoDataFrame(frame, geometry=points, crs=crs)
     return restored[columns] if "geometry" in columns else restored
+
+
+def _read_unallocated(path: Path) -> pd.DataFrame:
+    """unallocated_households.csv: ags as text (leading zeros), the counts as float64."""
+    frame = pd.read_csv(path, dtype={"ags": str}, keep_default_na=False)
+    missing = set(UNALLOCATED_COLUMNS) - set(frame.columns)
+    if missing:
+        raise KeyError(f"{path.name} lacks {sorted(missing)}")
+    return frame.astype(dict.fromkeys(UNALLOCATED_COLUMNS[1:], "float64"))[list(UNALLOCATED_COLUMNS)]
 
 
 def _read_rows(path: Path, start: int, stop: int) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from coverage.config import RunConfig
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.grid import band_names, dense_band, finish_grid, grid_layout
 from pipelines import io
-from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE
+from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE, UNALLOCATED_FILE
 from pipelines.execute import Ledger
 from pipelines.stages import RunState
 
@@ -98,6 +98,9 @@ def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path
         written.files.append(f"tables/sites_{level}.csv")
     io.write_csv(run_dir / "sites.csv", state.sites)
     written.files.append("sites.csv")
+    if state.unallocated is not None:
+        io.write_csv(run_dir / UNALLOCATED_FILE, state.unallocated)
+        written.files.append(UNALLOCATED_FILE)
     if not partitioned:
         write_per_address(state, run_dir, written)
     written.files += [ADDRESSES_FILE, OFFERS_FILE]

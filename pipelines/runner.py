@@ -160,8 +160,12 @@ class Plan:
 
 def _fingerprint_params(params: object) -> object:
     """Parameters as fingerprinted: a file's content counts (inputs), not the folder it lies in."""
-    if dataclasses.is_dataclass(params) and not isinstance(params, type) and hasattr(params, "path"):
-        return dataclasses.replace(params, path=Path())
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        paths = {f.name: Path() if isinstance(v, Path) else tuple(Path() for _ in v)
+                 for f in dataclasses.fields(params)
+                 if isinstance(v := getattr(params, f.name), Path)
+                 or (isinstance(v, tuple) and v and all(isinstance(p, Path) for p in v))}
+        return dataclasses.replace(params, **paths) if paths else params
     if isinstance(params, dict):
         return {k: _fingerprint_params(v) for k, v in params.items()}
     return params
@@ -280,6 +284,10 @@ def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], St
     last = max(i for i, s in enumerate(stages) if s.per_partition) + 1
     before, mapped, after = stages[:first], stages[first:last], stages[last:]
     partitions = find_partitions(cfg)
+    if partitions is not None and cfg.households.estimated:
+        # Each partition would see every cell of the run without its addresses (moved or unallocated twice).
+        raise ConfigError(f"[households] source = \"zensus\" does not work with partitioned addresses "
+                          f"({cfg.addresses.path}) yet: give the addresses as one file")
     if partitions is None and (engine.workers or engine.scheduler):
         log.warning("the addresses are not partitioned (a folder of partition folders): --workers/--scheduler "
                     "are not used, the run goes on in this process")
@@ -397,7 +405,8 @@ def build_manifest(record: RunRecord, timings: dict[str, float], outputs: list[s
         "inputs": inputs,
         "accounting": [a.as_dict() for a in record.ledger.accounting],
         "quarantine_total": len(record.quarantine) if record.quarantine is not None else 0,
-        "totals": {"households": float(land["households"].sum()), "addresses": int(land["addresses"].sum())},
+        "totals": {"households": float(land["households"].sum()), "addresses": int(land["addresses"].sum()),
+                   "unallocated_households": float(land["unallocated_households"].sum())},
         "timings_s": timings,
         "outputs": outputs,
     }

@@ -31,9 +31,10 @@ import pandas as pd
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
-from coverage.config import ProviderConfig, RunConfig
+from coverage.config import HouseholdsConfig, ProviderConfig, RunConfig
 from coverage.funding import evaluate_rules
 from coverage.grid import grid_counts
+from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
 from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import same_strings
@@ -45,6 +46,7 @@ from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
 from coverage.sources.tables import apply_column_map
 from coverage.sources.vector import read_vector
+from coverage.sources.zensus import grid_bbox, read_grid_1km, read_grid_100m
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,9 @@ class RunState:
     addresses: gpd.GeoDataFrame | None = None
     #: address ids that were quarantined: provider records pointing at them say so
     rejected_ids: pd.Index | None = None
+    #: households estimated from Zensus cells that reached no address, per Gemeinde of the cell centre
+    #: (``ags, unallocated_households, zensus_households``; empty unless [households] source = "zensus")
+    unallocated: pd.DataFrame | None = None
     #: offers linked to addresses, per delivery (the provider stage's name); see model OFFER_COLUMNS
     offers: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the addresses with their best service per group, funding verdicts and ``no_offer``
@@ -162,12 +167,15 @@ def address_keys(quarantine: pd.DataFrame) -> pd.Index:
 
 
 def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, crs: Any,
-                    tolerance_m: float, duplicate_ids: frozenset[str] = frozenset()) -> StageResult:
-    """Read and check the address list, then give every address its Gemeinde (and Amt, Kreis, Land).
+                    tolerance_m: float, households: HouseholdsConfig,
+                    duplicate_ids: frozenset[str] = frozenset()) -> StageResult:
+    """Read and check the address list, give every address its Gemeinde (and Amt, Kreis, Land), and,
+    with [households] source = "zensus", its households estimated from the Zensus grids.
 
     ``duplicate_ids``: ids an earlier partition holds (partitioned runs), quarantined like a repeat in one file.
     """
-    addresses, rejected, rows_read = read_addresses(section, crs)
+    mode = "required" if not households.estimated else "ignore" if households.replace else "optional"
+    addresses, rejected, rows_read = read_addresses(section, crs, mode)
     if duplicate_ids:
         again = addresses["address_id"].astype(str).isin(duplicate_ids)
         rejected = q.concat([rejected, q.rows(
@@ -183,8 +191,29 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
     locate = Accounting("locate", len(addresses), len(located), reasons(outside),
                         note=f"{n_near} assigned to the nearest Gemeinde within tolerance")
     quarantine = q.concat([rejected, outside])
-    return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine)}, [read, locate],
-                       [quarantine])
+    entries, unallocated = [read, locate], empty_unallocated()
+    if households.estimated and (households.replace or len(addresses) == 0 or addresses["households"].isna().any()):
+        estimate, unallocated, summary = zensus_households(located, boundaries, locator, households, tolerance_m)
+        located["households"] = estimate
+        entries.append(Accounting("households from Zensus", len(located), len(estimate), note=summary_note(summary)))
+    elif households.estimated:
+        log.info("%s has a households column: kept ([households] replace = true estimates them instead)",
+                 section.path.name)
+    return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine), "unallocated": unallocated},
+                       entries, [quarantine])
+
+
+def zensus_households(addresses: gpd.GeoDataFrame, boundaries: Boundaries, locator: Locator,
+                      households: HouseholdsConfig, tolerance_m: float) -> tuple[pd.Series, pd.DataFrame, dict]:
+    """Read the Zensus grids around the run's Gemeinden and estimate households per address."""
+    gemeinden = boundaries.gemeinde
+    bbox = grid_bbox(gemeinden.total_bounds, gemeinden.crs, margin_m=1000.0 + tolerance_m)
+    grid_1km = read_grid_1km(households.grid_1km, bbox)
+    grid_100m = read_grid_100m(households.grid_100m, bbox) if households.grid_100m else None
+    names = tuple(", ".join(p.name for p in paths) for paths in (households.grid_1km, households.grid_100m))
+    return estimate_households(addresses, grid_1km, grid_100m, gemeinden, households.max_distance_m,
+                               locator=locator, tolerance_m=tolerance_m, land=boundaries.land,
+                               sources=(names[0], names[1]))
 
 
 def provider_stage_name(p: ProviderConfig | str) -> str:
@@ -260,11 +289,12 @@ def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.
     return addresses.loc[addresses["no_offer"].to_numpy(), cols].merge(names, on="ags", how="left")
 
 
-def stage_counts(*, results: gpd.GeoDataFrame, boundaries: Boundaries, thresholds: Any, groups: Any,
-                 flags: list[str], grid: bool) -> StageResult:
+def stage_counts(*, results: gpd.GeoDataFrame, unallocated: pd.DataFrame, boundaries: Boundaries, thresholds: Any,
+                 groups: Any, flags: list[str], grid: bool) -> StageResult:
     """Per-Gemeinde (and per 100 m cell) counts, the site list and the gap list: everything later
     stages need from the addresses, in a form that sums over partitions."""
     counts = gemeinde_counts(results, thresholds, groups, prefixes=("", "plan_"), flags=flags)
+    counts = add_unallocated(counts, unallocated)
     cells = None
     if grid and len(results):
         pts = results.geometry
@@ -272,6 +302,8 @@ def stage_counts(*, results: gpd.GeoDataFrame, boundaries: Boundaries, threshold
     n_sites = int((results["site_kind"].astype(str) != "").sum()) if "site_kind" in results else 0
     totals = {"addresses": float(len(results)), "households": float(results["households"].sum()),
               "sites": float(n_sites)}
+    if len(unallocated):  # households of the in-scope Zensus cells: at addresses + unallocated
+        totals["zensus_households"] = float(unallocated["zensus_households"].sum())
     return StageResult({"counts": counts, "grid_counts": cells, "sites": site_table(results, boundaries),
                         "forgotten": forgotten_addresses(results, boundaries.hierarchy()), "totals": totals})
 
@@ -284,10 +316,17 @@ def stage_aggregate(*, counts: pd.DataFrame, sites: pd.DataFrame, totals: dict[s
     hh_in, hh_out = totals["households"], float(land["households"].sum())
     if abs(hh_in - hh_out) > 1e-6 * max(1.0, hh_in):
         raise AssertionError(f"households lost in aggregation: {hh_in} in, {hh_out} out")
+    unallocated = float(land["unallocated_households"].sum())
+    if "zensus_households" in totals:
+        zensus = totals["zensus_households"]
+        if abs(hh_out + unallocated - zensus) > 1e-6 * max(1.0, zensus):
+            raise AssertionError(f"Zensus households lost: {hh_out} at addresses + {unallocated} unallocated, "
+                                 f"{zensus} in the in-scope cells")
     site_tables = site_counts(sites, boundaries, thresholds)
     accounting = [
         Accounting("aggregate", int(totals["addresses"]), int(land["addresses"].sum()),
-                   note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"),
+                   note=f"{hh_out:.0f} households in {len(tables['gemeinde'])} Gemeinden"
+                        + (f", {unallocated:.0f} unallocated (Zensus cells without address)" if unallocated else "")),
         Accounting("sites", int(totals["sites"]), int(site_tables["land"]["sites"].sum()),
                    note="addresses with a site_kind"),
     ]
@@ -340,16 +379,16 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
     return [
         Stage("boundaries", stage_boundaries, (), ("boundaries", "locator"), {"section": b, "crs": crs},
               inputs=(b.path,)),
-        Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids"),
-              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m,
-               **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})}, inputs=(a.path,),
-              after=("boundaries",), per_partition=True, reusable=True),
+        Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids", "unallocated"),
+              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m, "households": cfg.households,
+               **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})},
+              inputs=(a.path, *cfg.households.paths), after=("boundaries",), per_partition=True, reusable=True),
         *providers,
         Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),
               {"groups": an.groups, "horizon_years": an.planned_horizon_years, "reference_date": reference_date,
                "funding_rules": cfg.funding_rules},
               after=("addresses", *(p.name for p in providers)), per_partition=True, reusable=True),
-        Stage("counts", stage_counts, ("results", "boundaries"),
+        Stage("counts", stage_counts, ("results", "unallocated", "boundaries"),
               ("counts", "grid_counts", "sites", "forgotten", "totals"),
               {"thresholds": thresholds, "groups": groups, "flags": funding_flags(cfg), "grid": cfg.output.grid},
               after=("service",), per_partition=True),
@@ -371,6 +410,13 @@ def _concat(parts: list[pd.DataFrame | None]) -> pd.DataFrame | None:
     return pd.concat(present, ignore_index=True) if present else None
 
 
+def _sum_unallocated(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    present = [p for p in parts if len(p)]
+    if not present:
+        return parts[0]
+    return pd.concat(present).groupby("ags", sort=True, as_index=False)[list(present[0].columns[1:])].sum()
+
+
 def _sum_totals(parts: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(sum(p[k] for p in parts)) for k in parts[0]}
 
@@ -379,5 +425,5 @@ def _sum_totals(parts: list[dict[str, float]]) -> dict[str, float]:
 #: (Per-address fields are written as part files by each partition and not kept.)
 REDUCE: dict[str, Callable[[list[Any]], Any]] = {
     "counts": _sum_counts, "sites": _concat, "forgotten": _concat, "grid_counts": _concat,
-    "totals": _sum_totals, "planned_until": lambda parts: parts[0],
+    "totals": _sum_totals, "unallocated": _sum_unallocated, "planned_until": lambda parts: parts[0],
 }

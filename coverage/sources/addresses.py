@@ -35,8 +35,13 @@ TEXT_COLUMNS = ("site_kind", "site_name", "street", "house_number", "postcode", 
 CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality")
 
 
-def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
-    """Read and validate addresses; return (accepted, quarantine, rows read)."""
+def read_addresses(cfg: AddressesConfig, working_crs: object,
+                   households: str = "required") -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
+    """Read and validate addresses; return (accepted, quarantine, rows read).
+
+    ``households``: "required" (the column must be there), "optional" (a missing column gives NaN,
+    to be estimated) or "ignore" (the column is not read or checked at all: NaN, to be estimated).
+    """
     path = Path(cfg.path)
     if is_vector(path):
         frame, rows_read = _from_vector(cfg, path), None
@@ -49,6 +54,9 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
     rows_read = len(frame)
     if rows_read == 0:
         raise InputDataError(f"{path}: no data rows (header only?)")
+    to_estimate = households == "ignore" or (households == "optional" and "households" not in frame.columns)
+    if to_estimate:
+        frame = frame.drop(columns="households", errors="ignore").assign(households=np.nan)
     missing = [c for c in ("address_id", "households") if c not in frame.columns]
     if not is_vector(path):
         missing += [c for c in ("x", "y") if c not in frame.columns]
@@ -61,12 +69,15 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         ids = ids.astype("string")
     ids = ids.str.strip()
     checks.reject(ids.isna() | (ids == ""), "address_id", "missing_value")
-    blank_h, households = _numbers(frame, "households", decimal)
-    checks.reject(blank_h, "households", "missing_value")
-    checks.reject(households.isna(), "households", "bad_number")
-    checks.reject(households < 0, "households", "negative_value")
-    checks.reject(households > cfg.max_households, "households", "implausible_value",
-                  detail=f"more than {cfg.max_households:g} households at one address (addresses.max_households)")
+    if to_estimate:
+        hh = pd.Series(np.nan, index=frame.index)  # to be estimated
+    else:
+        blank_h, hh = _numbers(frame, "households", decimal)
+        checks.reject(blank_h, "households", "missing_value")
+        checks.reject(hh.isna(), "households", "bad_number")
+        checks.reject(hh < 0, "households", "negative_value")
+        checks.reject(hh > cfg.max_households, "households", "implausible_value",
+                      detail=f"more than {cfg.max_households:g} households at one address (addresses.max_households)")
     if "businesses" in frame:
         blank_b, businesses = _numbers(frame, "businesses", decimal)
         businesses = businesses.where(~blank_b, 0.0)  # an empty business count means none
@@ -101,7 +112,7 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
     keep = (lambda s: s) if ok.all() else (lambda s: s[ok])
     out = gpd.GeoDataFrame({
         "address_id": keep(ids).astype(str),
-        "households": keep(households).astype("float64"),
+        "households": keep(hh).astype("float64"),
         "businesses": keep(businesses).astype("float64"),
         **{c: _text(keep(frame[c])) if c in frame else constant("", keep(frame.index)) for c in TEXT_COLUMNS},
         "source_row": keep(frame["source_row"]).astype("int64"),
