@@ -102,7 +102,7 @@ def locate_addresses(addresses: gpd.GeoDataFrame, gemeinden: gpd.GeoDataFrame, t
     log.debug("locate: grid index %s; %d points answered by GEOS near edges", index.stats(), n_geos)
 
     outside = np.flatnonzero(row < 0)
-    if len(outside):
+    if len(outside) and tolerance_m > 0:  # tolerance 0: no nearest Gemeinde, outside is outside
         (near_pt, near_poly), dist = tree.nearest(pts[outside], max_distance=tolerance_m, return_all=True,
                                                   return_distance=True)
         near = pd.DataFrame({"pt": outside[near_pt], "row": near_poly, "ags": ags[near_poly], "dist": dist})

@@ -44,3 +44,13 @@ def test_point_just_outside_goes_to_nearest_within_tolerance_and_far_point_is_qu
 def test_crs_mismatch_raises():
     with pytest.raises(CRSMismatchError, match="addresses is EPSG:4326 but boundaries is EPSG:25833"):
         locate_addresses(points((1, 1)).to_crs("EPSG:4326"), tiny_boundaries().gemeinde, 500)
+
+
+def test_zero_tolerance_quarantines_what_lies_outside_instead_of_failing():
+    from tests.conftest import tiny_addresses
+
+    addresses = tiny_addresses()
+    addresses.loc[0, "geometry"] = pt(-10, 100)  # 10 m west of G1
+    located, outside = locate_addresses(addresses, tiny_boundaries().gemeinde, 0.0)
+    assert sorted(located["address_id"]) == ["A2", "A3", "A4"]
+    assert outside[["value", "reason"]].values.tolist()[0][1] == "outside_municipalities"
