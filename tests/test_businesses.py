@@ -1,5 +1,7 @@
 """Business (Gewerbe) counts and shares per area, on a world small enough to check by hand."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +97,68 @@ def test_business_columns_equal_a_plain_groupby(tables, level, key):
     got = got.loc[expected.index]  # areas without addresses: all counts 0 (checked above for G2)
     got.index.name = expected.index.name
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_german_labels_of_business_columns():
+    from coverage.report.labels import german_label
+
+    assert german_label("biz_ge_100_all") == "Unternehmen ≥ 100 Mbit/s (alle Technologien)"
+    assert german_label("plan_biz_share_ge_1000_fibre") == \
+        "Anteil Unternehmen ≥ 1000 Mbit/s (Glasfaser (FTTH/B)) in %, mit Planung"
+    assert german_label("biz_fund_white_plan", {"white": "Weißer Fleck"}) == \
+        "Unternehmen förderfähig: Weißer Fleck, mit Planung"
+    assert german_label("share_ge_100_all") == "Anteil ≥ 100 Mbit/s (alle Technologien) in %"  # unchanged
+
+
+def test_funding_rules_sheet_counts_businesses(tables):
+    from coverage.funding import DEFAULT_RULES
+    from pipelines.export import funding_rules_frame
+
+    frame = funding_rules_frame(DEFAULT_RULES[:1], tables["land"])
+    assert list(frame.columns[-2:]) == ["biz_fund", "biz_fund_plan"]
+    assert frame[["hh_fund", "addr_fund", "biz_fund", "biz_fund_plan"]].iloc[0].tolist() == [1, 1, 1, 1]
+
+
+EVIL = "<script>alert(1)</script>"
+META = {"thresholds": list(THRESHOLDS), "groups": GROUPS, "title": "Test"}
+
+
+def _section(page: str, section: str = "gewerbe") -> str:
+    return page.split(f'<section id="{section}">')[1].split("</section>")[0]
+
+
+def test_gewerbe_section_of_an_area_page(tables):
+    from coverage.funding import DEFAULT_RULES
+    from coverage.report.atlas import atlas_data, render_area_page
+    from pipelines.report import SITE_COLUMNS
+
+    sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
+    evil = {level: t.assign(name=EVIL) if level == "gemeinde" else t for level, t in tables.items()}
+    data = atlas_data(evil, sites, DEFAULT_RULES[:1], META)
+    page = render_area_page(data, "gemeinde", "13000001", None)
+    assert '<a href="#gewerbe">Gewerbe</a>' in page and "<script>alert" not in page
+    gewerbe = _section(page)
+    assert "4 Unternehmen im Gebiet" in gewerbe
+    # rows: all (≥ 30: 75 %, ≥ 100: 75 %, with planning ≥ 100: 75 %), fibre (0 %, 0 %, planned 75 %)
+    cells = re.findall(r'data-value="([^"]+)"', gewerbe)
+    assert cells[:6] == ["75.0", "75.0", "75.0", "0.0", "0.0", "75.0"]
+    assert "75,0\u00a0%" in gewerbe
+    assert cells[6:] == ["1.0", "1.0"]  # B2's business is at a white spot, with and without planning
+    # an area without businesses says so instead of a table of dashes
+    assert "Keine Unternehmen" in _section(render_area_page(data, "gemeinde", "13000002", None))
+    amt = _section(render_area_page(data, "amt", "130000001", None))
+    assert re.findall(r'data-value="([^"]+)"', amt)[:2] == ["75.0", "75.0"]
+
+
+def test_gewerbe_section_of_the_overview(tables):
+    from coverage.report import render_overview
+
+    index = render_overview(tables, {}, META)
+    gewerbe = _section(index)
+    assert "6 Unternehmen im Gebiet" in gewerbe
+    # Land: ≥ 30 Mbit/s 5 of 6 (83.33 %), ≥ 100 Mbit/s 3 of 6 (50 %), recomputed from the counts
+    cells = re.findall(r'data-value="([^"]+)"', gewerbe)
+    assert cells[:3] == [repr(round(500 / 6, 6)), "50.0", "50.0"]
+    assert "83,3\u00a0%" in gewerbe
+    old = {level: t.drop(columns=[c for c in t.columns if "biz_" in c]) for level, t in tables.items()}
+    assert 'id="gewerbe"' not in render_overview(old, {}, META)  # tables of older runs: no section
