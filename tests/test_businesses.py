@@ -162,3 +162,61 @@ def test_gewerbe_section_of_the_overview(tables):
     assert "83,3\u00a0%" in gewerbe
     old = {level: t.drop(columns=[c for c in t.columns if "biz_" in c]) for level, t in tables.items()}
     assert 'id="gewerbe"' not in render_overview(old, {}, META)  # tables of older runs: no section
+
+
+RUN_TABLE = pd.DataFrame({
+    "ags": ["13000001", "13000002", "13000003", "13000004"],
+    "households": [10.0, 5.0, 0.0, 3.0],
+    "businesses": [4.0, 0.0, 2.0, 1.0],
+    "share_ge_100_wired": [90.0, 100.0, np.nan, 100.0],
+    "share_ge_1000_fibre": [50.0, 0.0, np.nan, 0.0],
+    "biz_share_ge_100_wired": [75.0, np.nan, 100.0, 100.0],
+    "biz_share_ge_1000_fibre": [25.0, np.nan, 50.0, 0.0],
+})
+BBA_GEW = ('"AGS","leitungsg. Technologien ≥ 100 Mbit/s","FTTH/B ≥ 1000 Mbit/s"\n'
+           '"13000001",70.00,20.00\n"13000002",50.00,0.00\n"13000003",90.00,60.00\n"13000009",10.00,10.00\n')
+
+
+def test_kind_of_breitbandatlas_file():
+    from coverage.compare import kind_of_file
+
+    assert kind_of_file("data/gemeinde_bezirke_gew_2021_mitte.csv") == "businesses"
+    assert kind_of_file("gemeinde_bezirke_privat_2021_mitte.csv") == "households"
+    assert kind_of_file("gewerbegebiete_privat.csv") == "households"
+
+
+def _compare_cli(tmp_path, *extra):
+    from pipelines.cli import main
+
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True, exist_ok=True)
+    (run / "manifest.json").write_text("{}", encoding="utf-8")
+    RUN_TABLE.to_csv(run / "tables" / "coverage_gemeinde.csv", index=False)
+    bba = tmp_path / "gemeinde_bezirke_gew_test.csv"
+    bba.write_text(BBA_GEW, encoding="utf-8")
+    out = tmp_path / "cmp"
+    assert main(["compare-bba", str(run), str(bba), "--out", str(out), *extra]) == 0
+    summary = pd.read_csv(out / "bba_gemeinde_bezirke_gew_test_summary.csv").set_index(["group", "threshold_mbps"])
+    unmatched = pd.read_csv(out / "bba_gemeinde_bezirke_gew_test_unmatched.csv", dtype={"ags": str})
+    return summary, unmatched
+
+
+def test_compare_bba_compares_business_shares_of_a_gew_table(tmp_path, capsys):
+    summary, unmatched = _compare_cli(tmp_path)
+    assert "Compared businesses (biz_share_ge_*)" in capsys.readouterr().out
+    # G1 (75 vs 70) and G3 (100 vs 90); G2 has no businesses; 13000004 / 13000009 have no partner
+    wired = summary.loc[("wired", 100.0)]
+    assert wired["gemeinden"] == 2 and wired["mean_abs_diff_pp"] == pytest.approx(7.5)
+    assert wired["run_share_total"] == pytest.approx((75 * 4 + 100 * 2) / 6)
+    assert wired["bba_share_biz_weighted"] == pytest.approx((70 * 4 + 90 * 2) / 6)
+    fibre = summary.loc[("fibre", 1000.0)]  # +5 and −10
+    assert (fibre["mean_abs_diff_pp"], fibre["median_abs_diff_pp"]) == (7.5, 7.5)
+    assert unmatched.to_numpy().tolist() == [["13000004", "run"], ["13000009", "breitbandatlas"]]
+
+
+def test_compare_bba_kind_overrides_the_file_name(tmp_path):
+    summary, _ = _compare_cli(tmp_path, "--kind", "households")
+    # households: G1 (90 vs 70) and G2 (100 vs 50); G3 has no households
+    wired = summary.loc[("wired", 100.0)]
+    assert wired["gemeinden"] == 2 and wired["mean_abs_diff_pp"] == pytest.approx(35.0)
+    assert "bba_share_hh_weighted" in summary.columns
