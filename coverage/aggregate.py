@@ -1,4 +1,4 @@
-"""Per-area household counts and shares at bandwidth thresholds.
+"""Per-area household (and business) counts and shares at bandwidth thresholds.
 
 Counts are computed once per Gemeinde and *summed* up the hierarchy
 (Amt, Kreis, Land), so levels add up exactly; shares are recomputed from the
@@ -27,6 +27,8 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     ``addresses`` needs ``ags, households, businesses, site_kind`` and
     ``{prefix}best_down_{g}`` per group. Each boolean column named in ``flags``
     (e.g. ``fund_white``) adds ``hh_{flag}`` (households) and ``addr_{flag}`` (addresses).
+    The same sums over ``businesses`` follow all of these columns, in the same order:
+    ``{prefix}biz_ge_{t}_{g}`` and ``biz_{flag}`` (e.g. ``biz_fund_white``).
 
     Nothing per address is materialised per column: per (prefix, group) every address gets the number of
     thresholds it reaches (a class), households are summed per (Gemeinde, class) with ``np.bincount`` and
@@ -40,21 +42,27 @@ def gemeinde_counts(addresses: pd.DataFrame, thresholds: Sequence[float], groups
     n_gem = len(keys)
     hh = addresses["households"].to_numpy(dtype="float64")[keep]
     hh_sum = GroupSum(codes, n_gem, hh)
+    biz_sum = GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep])
     data: dict[str, np.ndarray] = {
         "households": hh_sum.total(),
         "addresses": np.bincount(codes, minlength=n_gem).astype("float64"),
-        "businesses": GroupSum(codes, n_gem, addresses["businesses"].to_numpy(dtype="float64")[keep]).total(),
+        "businesses": biz_sum.total(),
         "sites": GroupSum(codes, n_gem, (addresses["site_kind"] != "").to_numpy(dtype="float64")[keep]).total(),
     }
+    biz: dict[str, np.ndarray] = {}
     for prefix in prefixes:
         for g in groups:
             down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")[keep]
             for t, column in households_at_least(hh_sum, down, thresholds).items():
                 data[f"{prefix}hh_ge_{threshold_tag(t)}_{g}"] = column
+            for t, column in households_at_least(biz_sum, down, thresholds).items():
+                biz[f"{prefix}biz_ge_{threshold_tag(t)}_{g}"] = column
     for flag in flags:
         mask = addresses[flag].to_numpy(dtype=bool)[keep]
         data[f"hh_{flag}"] = hh_sum.total(mask)
         data[f"addr_{flag}"] = np.bincount(codes[mask], minlength=n_gem).astype("float64")
+        biz[f"biz_{flag}"] = biz_sum.total(mask)
+    data.update(biz)  # after the household columns: existing tables only gain columns
     return pd.DataFrame(data, index=pd.Index(keys, name="ags"))
 
 
@@ -102,7 +110,8 @@ class GroupSum:
 
 def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequence[float],
                 groups: Sequence[str], prefixes: Sequence[str] = ("",)) -> dict[str, pd.DataFrame]:
-    """Tables for every level from Gemeinde counts: keys, names, counts, shares, below-threshold counts.
+    """Tables for every level from Gemeinde counts: keys, names, counts, shares, below-threshold counts;
+    then the business counts and shares (see :func:`gemeinde_counts`, :func:`with_shares`).
 
     Names: ``name`` as the boundaries give it, ``bez`` (BKG's kind of area: Landkreis, Kreisfreie Stadt,
     Amt, Amtsfreie Gemeinde, Gemeinde, Stadt; not at the Land level) and ``display_name``, the name that
@@ -127,16 +136,26 @@ def area_tables(counts: pd.DataFrame, boundaries: Boundaries, thresholds: Sequen
         table = names.merge(summed.drop(columns=[c for c in ("vwg_ars", "krs_ags", "land") if c != key and c in summed
                                                  and c in names]), on=key, how="left")
         table[count_cols] = table[count_cols].fillna(0.0)
-        tables[level] = with_shares(table, thresholds, groups, prefixes).sort_values(key).reset_index(drop=True).copy()
+        table = _businesses_last(with_shares(table, thresholds, groups, prefixes))
+        tables[level] = table.sort_values(key).reset_index(drop=True).copy()
     _check_additivity(tables, count_cols)
     return tables
 
 
+def _businesses_last(table: pd.DataFrame) -> pd.DataFrame:
+    """Business counts and shares (``biz_*``, ``plan_biz_*``) after every household column, counts first:
+    tables of earlier versions only gain columns at their end."""
+    biz = [c for c in table.columns if str(c).startswith(("biz_", "plan_biz_"))]
+    return table[[c for c in table.columns if c not in set(biz)] + biz]
+
+
 def with_shares(table: pd.DataFrame, thresholds: Sequence[float], groups: Sequence[str],
                 prefixes: Sequence[str] = ("",)) -> pd.DataFrame:
-    """Add ``share_ge_*`` (percent, NaN without households) and ``hh_lt_*`` columns."""
+    """Add ``share_ge_*`` (percent, NaN without households) and ``hh_lt_*`` columns, then
+    ``biz_share_ge_*`` (percent of ``businesses``, NaN without businesses) where ``biz_ge_*`` is present."""
     hh = table["households"].to_numpy(dtype="float64")
-    extra = {}
+    biz = table["businesses"].to_numpy(dtype="float64") if "businesses" in table else None
+    extra, biz_extra = {}, {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for prefix in prefixes:
             for g in groups:
@@ -145,6 +164,10 @@ def with_shares(table: pd.DataFrame, thresholds: Sequence[float], groups: Sequen
                     ge = table[f"{prefix}hh_ge_{tag}"].to_numpy(dtype="float64")
                     extra[f"{prefix}share_ge_{tag}"] = np.where(hh > 0, 100.0 * ge / hh, np.nan)
                     extra[f"{prefix}hh_lt_{tag}"] = hh - ge
+                    if biz is not None and f"{prefix}biz_ge_{tag}" in table:
+                        biz_ge = table[f"{prefix}biz_ge_{tag}"].to_numpy(dtype="float64")
+                        biz_extra[f"{prefix}biz_share_ge_{tag}"] = np.where(biz > 0, 100.0 * biz_ge / biz, np.nan)
+    extra.update(biz_extra)
     # copy=False: each new column stays its own array (a 2.3 M-cell Germany grid would otherwise hold the
     # 96 new columns twice while they are consolidated into one block)
     return pd.concat([table, pd.DataFrame(extra, index=table.index, copy=False)], axis=1)

@@ -3,22 +3,35 @@
 Only Gemeinden whose AGS appears in both are compared; keys present on one
 side only (municipal mergers dissolve AGS between releases) are reported,
 never silently dropped. Shares are in percent; differences in percentage points.
+Household tables (``…_privat_…``) are compared with the run's ``share_ge_*``,
+business tables (``…_gew_…``) with its ``biz_share_ge_*`` (see :data:`KINDS`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from coverage.model import threshold_tag
 
+#: kind -> (share column prefix, count column of the run's table)
+KINDS = {"households": ("share_ge", "households"), "businesses": ("biz_share_ge", "businesses")}
+
+
+def kind_of_file(path: str | Path) -> str:
+    """``businesses`` for a Breitbandatlas business table (``…_gew_…`` in the file name), else ``households``."""
+    return "businesses" if re.search(r"(^|_)gew(_|$)", Path(path).stem.casefold()) else "households"
+
 
 @dataclass(frozen=True)
 class BBAComparison:
-    """``summary``: one row per (group, threshold) with n, mean/median absolute difference,
-    household-weighted mean difference and the two aggregate shares; ``detail``: per Gemeinde;
+    """``summary``: one row per (group, threshold) with n, mean/median absolute difference and the
+    two aggregate shares (weighted by households, or businesses for ``kind="businesses"``:
+    ``bba_share_biz_weighted``); ``detail``: per Gemeinde;
     ``only_in_run`` / ``only_in_bba``: AGS keys without a partner."""
 
     summary: pd.DataFrame
@@ -27,8 +40,13 @@ class BBAComparison:
     only_in_bba: list[str]
 
 
-def compare_with_bba(gemeinden: pd.DataFrame, bba_long: pd.DataFrame, land: str | None = None) -> BBAComparison:
-    """Compare a run's ``coverage_gemeinde`` table with a long Breitbandatlas table."""
+def compare_with_bba(gemeinden: pd.DataFrame, bba_long: pd.DataFrame, land: str | None = None,
+                     kind: str = "households") -> BBAComparison:
+    """Compare a run's ``coverage_gemeinde`` table with a long Breitbandatlas table of ``kind``
+    (``households``: ``share_ge_*``; ``businesses``: ``biz_share_ge_*``, Gemeinden with businesses)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+    share, weight = KINDS[kind]
     bba = bba_long[bba_long["key"].str.len() == 8]
     if land:
         bba = bba[bba["key"].str.startswith(land)]
@@ -37,30 +55,31 @@ def compare_with_bba(gemeinden: pd.DataFrame, bba_long: pd.DataFrame, land: str 
     bba_keys = set(bba["key"])
     rows = []
     for (group, t), part in bba.groupby(["group", "threshold_mbps"], sort=True):
-        col = f"share_ge_{threshold_tag(t)}_{group}"
+        col = f"{share}_{threshold_tag(t)}_{group}"
         if col not in gemeinden:
             continue
-        run = gemeinden[["ags", "households", col]].rename(columns={"ags": "key", col: "run_share"})
+        run = gemeinden[["ags", weight, col]].rename(columns={"ags": "key", col: "run_share"})
         both = run.merge(part[["key", "share"]].rename(columns={"share": "bba_share"}), on="key", how="inner")
-        both = both[both["households"] > 0]
+        both = both[both[weight] > 0]
         both = both.assign(group=group, threshold_mbps=t, diff_pp=both["run_share"] - both["bba_share"])
         rows.append(both)
     detail = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["key", "households", "run_share", "bba_share", "group", "threshold_mbps", "diff_pp"])
+        columns=["key", weight, "run_share", "bba_share", "group", "threshold_mbps", "diff_pp"])
     summary = (detail.groupby(["group", "threshold_mbps"], sort=True)
-               .apply(_summarise, include_groups=False).reset_index()) if len(detail) else pd.DataFrame()
+               .apply(_summarise, weight, include_groups=False).reset_index()) if len(detail) else pd.DataFrame()
     return BBAComparison(summary, detail, sorted(run_keys - bba_keys), sorted(bba_keys - run_keys))
 
 
-def _summarise(part: pd.DataFrame) -> pd.Series:
-    w = part["households"].to_numpy(dtype=float)
+def _summarise(part: pd.DataFrame, weight: str = "households") -> pd.Series:
+    w = part[weight].to_numpy(dtype=float)
     absdiff = part["diff_pp"].abs()
     return pd.Series({
         "gemeinden": len(part),
         "mean_abs_diff_pp": absdiff.mean(),
         "median_abs_diff_pp": absdiff.median(),
         "run_share_total": np.average(part["run_share"], weights=w),
-        "bba_share_hh_weighted": np.average(part["bba_share"], weights=w),
+        "bba_share_hh_weighted" if weight == "households" else "bba_share_biz_weighted":
+            np.average(part["bba_share"], weights=w),
     })
 
 

@@ -120,7 +120,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_bba(args: argparse.Namespace) -> int:
-    from coverage.compare import compare_with_bba, summary_by_group
+    from coverage.compare import KINDS, compare_with_bba, kind_of_file, summary_by_group
     from coverage.sources.breitbandatlas import read_bba_table
     from pipelines import io
 
@@ -128,7 +128,13 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
     gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     bba = read_bba_table(args.file)
     land = args.land or str(gemeinden["ags"].str[:2].mode().iloc[0])
-    result = compare_with_bba(gemeinden, bba, land=land)
+    kind = args.kind or kind_of_file(args.file)
+    share = KINDS[kind][0]
+    if not any(str(c).startswith(f"{share}_") for c in gemeinden.columns):
+        print(f"the run's Gemeinde table has no {share}_* columns to compare {kind} with "
+              "(a run made before business figures existed: run it again)")
+        return EXIT_INPUT
+    result = compare_with_bba(gemeinden, bba, land=land, kind=kind)
     if result.summary.empty:
         print("no common Gemeinden or thresholds to compare")
         return EXIT_INPUT
@@ -139,7 +145,8 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
         {"ags": result.only_in_run + result.only_in_bba,
          "only_in": ["run"] * len(result.only_in_run) + ["breitbandatlas"] * len(result.only_in_bba)}))
     with pd.option_context("display.width", 160, "display.max_rows", 200):
-        print(f"Compared with {args.file} (Land {land}); shares in %, differences in percentage points")
+        print(f"Compared {kind} ({share}_*) with {args.file} (Land {land}); shares in %, differences in "
+              "percentage points")
         print(result.summary.round(2).to_string(index=False))
         print()
         print(summary_by_group(result.summary).round(2).to_string(index=False))
@@ -256,10 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp_ = sub.add_parser("compare-bba", help="compare a run's Gemeinde shares with a Breitbandatlas table",
                           description="Mean absolute differences per technology group and threshold between a "
-                                      "run and a published Breitbandatlas Gemeinde table.")
+                                      "run and a published Breitbandatlas Gemeinde table (households or, for a "
+                                      "Gewerbe table, businesses).")
     cmp_.add_argument("run", help="run folder, run id or 'latest' (e.g. data/processed/latest)")
     cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv)")
     cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
+    cmp_.add_argument("--kind", choices=["households", "businesses"],
+                      help="compare household shares (share_ge_*) or business shares (biz_share_ge_*); default: "
+                           "businesses for a Gewerbe table (…_gew_… in the file name), else households")
     cmp_.add_argument("--out", type=Path, help="folder for the comparison CSVs (default: RUN/compare)")
     cmp_.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP)
     cmp_.set_defaults(func=cmd_compare_bba)

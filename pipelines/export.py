@@ -40,21 +40,23 @@ LEVEL_ORDER = ("land", "kreis", "amt", "gemeinde")
 
 
 def funding_rules_frame(rules: Sequence[FundingRule], land: pd.DataFrame) -> pd.DataFrame:
-    """One row per funding rule: name, label, version, criterion and the Land's counts."""
+    """One row per funding rule: name, label, version, criterion and the Land's counts (households,
+    addresses, then businesses)."""
     rows = []
     for r in rules:
         rec: dict[str, object] = {"rule": r.name, "label": r.label, "version": r.version, "description": r.describe()}
         for col in (f"hh_fund_{r.name}", f"addr_fund_{r.name}", f"hh_fund_{r.name}_plan",
-                    f"addr_fund_{r.name}_plan"):
+                    f"addr_fund_{r.name}_plan", f"biz_fund_{r.name}", f"biz_fund_{r.name}_plan"):
             rec[col.replace(f"_{r.name}", "")] = float(land[col].sum()) if col in land.columns else np.nan
         rows.append(rec)
     return pd.DataFrame(rows, columns=["rule", "label", "version", "description", "hh_fund", "addr_fund",
-                                       "hh_fund_plan", "addr_fund_plan"])
+                                       "hh_fund_plan", "addr_fund_plan", "biz_fund", "biz_fund_plan"])
 
 
 _FUND_LABELS = {"hh_fund": "Haushalte förderfähig", "addr_fund": "Adressen förderfähig",
                 "hh_fund_plan": "Haushalte förderfähig, mit Planung",
-                "addr_fund_plan": "Adressen förderfähig, mit Planung"}
+                "addr_fund_plan": "Adressen förderfähig, mit Planung", "biz_fund": "Unternehmen förderfähig",
+                "biz_fund_plan": "Unternehmen förderfähig, mit Planung"}
 
 
 def download_frames(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: Sequence[FundingRule],

@@ -6,6 +6,7 @@ see ``mv_atlas`` in conftest.py; the browser tests use a one-Kreis atlas).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -72,6 +73,31 @@ def _add_funding_and_plans(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Data
     return out
 
 
+def _add_businesses(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Business counts (a Gemeinde's businesses in proportion to its households at ≥ t, rounded down) and
+    funding counts, summed up the levels, with shares recomputed from the sums."""
+    gem = tables["gemeinde"]
+    hh = gem["households"].astype(float)
+    biz = gem["businesses"].astype(float)
+    new = {}
+    for col in [c for c in gem.columns if re.match(r"^(plan_)?hh_ge_", c)]:
+        new[col.replace("hh_ge_", "biz_ge_")] = np.floor(biz * (gem[col] / hh.where(hh > 0)).fillna(0.0))
+    for rule in RULES:
+        new[f"biz_fund_{rule}"] = biz - new[f"biz_ge_{RULE_BASE[rule]}_wired"]
+        new[f"biz_fund_{rule}_plan"] = np.floor(new[f"biz_fund_{rule}"] * 0.6)
+    counts = list(new)
+    out = {"gemeinde": pd.concat([gem, pd.DataFrame(new, index=gem.index)], axis=1)}
+    for level, key in (("amt", "vwg_ars"), ("kreis", "krs_ags"), ("land", "land")):
+        sums = out["gemeinde"].groupby(key, as_index=False)[counts].sum()
+        out[level] = tables[level].merge(sums, on=key, how="left", validate="1:1")
+    for level, frame in out.items():
+        n = frame["businesses"].astype(float)
+        shares = {c.replace("biz_ge_", "biz_share_ge_"): np.where(n > 0, 100 * frame[c] / n.where(n > 0), np.nan)
+                  for c in counts if "biz_ge_" in c}
+        out[level] = pd.concat([frame, pd.DataFrame(shares, index=frame.index)], axis=1).copy()  # one block each
+    return out
+
+
 def make_sites(gem: pd.DataFrame, amt: pd.DataFrame, kreis: pd.DataFrame, seed: int = 11) -> pd.DataFrame:
     """One town hall per Gemeinde and a school in every third, with random best service."""
     rng = np.random.default_rng(seed)
@@ -107,7 +133,7 @@ def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None) -> RunR
     boundaries = read_bkg_bundle(BKG, "EPSG:25833", land="13")
     if kreis is not None:
         boundaries = boundaries.subset((kreis,))
-    tables = _add_funding_and_plans(make_tables(boundaries, seed))
+    tables = _add_businesses(_add_funding_and_plans(make_tables(boundaries, seed)))
     gem = tables["gemeinde"]
     with_hh = gem.index[gem["households"] > 0]
     gem.loc[with_hh[0], ["name", "display_name"]] = EVIL

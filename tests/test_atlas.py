@@ -149,3 +149,24 @@ def test_data_is_escaped_everywhere(mv_atlas):
         seen += "&lt;script&gt;alert(1)&lt;/script&gt;" in text
         assert 'href="=' not in text and "href=\"http" not in text
     assert seen >= 3
+
+
+def test_gewerbe_sections(mv_atlas):
+    from coverage.report.maps import format_int, format_percent
+
+    out, record, _ = mv_atlas
+    tables = record.state.tables
+    for level, key in (("kreis", "krs_ags"), ("amt", "vwg_ars"), ("gemeinde", "ags")):
+        t = tables[level]
+        row = t[t["businesses"] > 0].iloc[0]
+        page = (out / level / f"{row[key]}.html").read_text(encoding="utf-8")
+        section = page.split('<section id="gewerbe">')[1].split("</section>")[0]
+        assert f"{format_int(row['businesses'])} Unternehmen" in section, level
+        for col in ("biz_share_ge_100_all", "biz_share_ge_1000_fibre", "plan_biz_share_ge_1000_fibre"):
+            assert f'data-value="{round(float(row[col]), 6)!r}"' in section, (level, col)
+        assert format_int(row["biz_fund_white"]) in section
+    land = tables["land"].iloc[0]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    section = index.split('<section id="gewerbe">')[1].split("</section>")[0]
+    assert f"{format_int(land['businesses'])} Unternehmen" in section
+    assert format_percent(land["biz_share_ge_100_all"]) in section

@@ -54,6 +54,8 @@ def test_xlsx_sheets_numbers_headers_frozen(exported):
     assert header[:2] == ["AGS", "Name"]
     assert "Haushalte" in header and "Anteil ≥ 100 Mbit/s (alle Technologien) in %" in header
     assert "Haushalte förderfähig: Weißer Fleck (< 30 Mbit/s)" in header
+    assert "Anteil Unternehmen ≥ 100 Mbit/s (alle Technologien) in %" in header
+    assert "Unternehmen förderfähig: Weißer Fleck (< 30 Mbit/s), mit Planung" in header
     assert ws[1][0].font.b
     assert ws.column_dimensions["B"].width > 10
     assert ws.max_row == len(gem) + 1
@@ -61,7 +63,8 @@ def test_xlsx_sheets_numbers_headers_frozen(exported):
     data = pd.read_excel(folder / "coverage.xlsx", sheet_name="Gemeinden", dtype={"AGS": str, "ARS Amt": str})
     assert list(data.columns) == [german_label(c, {r.name: r.label for r in record.cfg.funding_rules})
                                   for c in gem.columns]
-    for col in ("households", "hh_ge_100_all", "share_ge_100_all", "hh_fund_white", "hh_fund_grey_plan"):
+    for col in ("households", "hh_ge_100_all", "share_ge_100_all", "hh_fund_white", "hh_fund_grey_plan",
+                "biz_ge_100_all", "biz_share_ge_100_all", "biz_fund_white"):
         got = data[german_label(col, {r.name: r.label for r in record.cfg.funding_rules})].to_numpy(dtype=float)
         np.testing.assert_allclose(got, gem[col].to_numpy(dtype=float), equal_nan=True)
     row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == gem["ags"].iloc[10])
@@ -72,6 +75,7 @@ def test_xlsx_sheets_numbers_headers_frozen(exported):
     rules = pd.read_excel(folder / "coverage.xlsx", sheet_name="Förderregeln")
     assert list(rules["Regel"]) == ["white", "grey", "gigabit_2023", "gigabit_2024"]
     assert rules.loc[0, "Haushalte förderfähig"] == record.state.tables["land"]["hh_fund_white"].iloc[0]
+    assert rules.loc[0, "Unternehmen förderfähig"] == record.state.tables["land"]["biz_fund_white"].iloc[0]
     q = pd.read_excel(folder / "coverage.xlsx", sheet_name="Quarantäne")
     assert q[["Quelle", "Grund", "Anzahl"]].to_numpy().tolist() == [["addresses.csv", "bad_number", 2],
                                                                     ["dsl.csv", "unknown_technology", 1]]
@@ -128,7 +132,8 @@ def test_geopackage_layers_for_qgis(exported):
         assert layer.geometry.notna().all() and layer.geometry.is_valid.all()
         merged = layer.merge(tables[level], on=key, suffixes=("", "_t"))
         assert len(merged) == len(tables[level])
-        for col in ("households", "hh_ge_100_all", "share_ge_1000_fibre", "hh_fund_grey"):
+        for col in ("households", "hh_ge_100_all", "share_ge_1000_fibre", "hh_fund_grey", "biz_share_ge_100_all",
+                    "biz_fund_grey"):
             np.testing.assert_allclose(merged[col].to_numpy(dtype=float), merged[f"{col}_t"].to_numpy(dtype=float),
                                        equal_nan=True)
     gem = pyogrio.read_dataframe(folder / "areas.gpkg", layer="gemeinde")

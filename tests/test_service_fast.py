@@ -121,6 +121,14 @@ def ref_gemeinde_counts(addresses, thresholds, groups, prefixes=("",), flags=())
         mask = addresses[flag].to_numpy(dtype=bool)
         data[f"hh_{flag}"] = np.where(mask, hh, 0.0)
         data[f"addr_{flag}"] = mask.astype("float64")
+    biz = data["businesses"]
+    for prefix in prefixes:
+        for g in groups:
+            down = addresses[f"{prefix}best_down_{g}"].to_numpy(dtype="float64")
+            for t in thresholds:
+                data[f"{prefix}biz_ge_{threshold_tag(t)}_{g}"] = np.where(down >= t, biz, 0.0)
+    for flag in flags:
+        data[f"biz_{flag}"] = np.where(addresses[flag].to_numpy(dtype=bool), biz, 0.0)
     frame = pd.DataFrame(data)
     frame["ags"] = addresses["ags"].to_numpy()
     return frame.groupby("ags", sort=True).sum()

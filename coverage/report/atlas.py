@@ -28,6 +28,7 @@ from coverage.report.html import (
     _rows,
     _static,
     _t,
+    business_table,
     funding_cards,
     sites_card,
 )
@@ -172,6 +173,28 @@ def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> di
     return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
 
 
+def _business_funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict | None:
+    """Businesses at addresses eligible per funding rule (today and with planned supply); None without them."""
+    if not any(f"biz_fund_{r.name}" in row.index for r in rules):
+        return None
+    frame = pd.DataFrame.from_records(
+        [{"label": r.label, "biz": row.get(f"biz_fund_{r.name}", np.nan),
+          "biz_plan": row.get(f"biz_fund_{r.name}_plan", np.nan)} for r in rules], columns=["label", "biz", "biz_plan"])
+    cols = [_Column("Regel", "label", "text"), _Column("Unternehmen", "biz", "int"),
+            _Column("Unternehmen mit Planung", "biz_plan", "int")]
+    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+
+
+def _business(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float],
+              rules: Sequence[FundingRule]) -> dict | None:
+    """The "Gewerbe" section of an area page, or None when the tables have no business figures."""
+    table = business_table(row, groups, thresholds, "tabelle-gewerbe")
+    if table is None:
+        return None
+    return {"count": row.get("businesses", np.nan), "table": table,
+            "funding": _business_funding_table(row, rules, "tabelle-gewerbe-foerderung")}
+
+
 SITE_COLUMNS = (("Art", "site_kind_label", "text"), ("Standort", "site_name", "text"),
                 ("Adresse", "_address", "text"), ("Gemeinde", "gemeinde_name", "text"),
                 ("Download (Mbit/s)", "best_down", "int"), ("Technologie", "best_tech", "text"),
@@ -250,6 +273,9 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
     if map_block is not None:
         sections.append({"id": "karte", "label": "Karte"})
     sections.append({"id": "technologien", "label": "Technologien"})
+    business = _business(row, groups, all_t, data.rules)
+    if business is not None:
+        sections.append({"id": "gewerbe", "label": "Gewerbe"})
     sections += [{"id": t["section"], "label": t["heading"]} for t in sub_tables]
     sections += [{"id": "foerderung", "label": "Förderung"}, {"id": "standorte", "label": "Standorte"}]
     bez = str(row.get("bez", "") or "") if "bez" in row.index else ""
@@ -264,6 +290,7 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
         "card_items": _cards(row, sites),
         "map": block,
         "tech_table": _tech_table(row, groups, tech_t, "tabelle-technologien"),
+        "business": business,
         "sub_tables": sub_tables,
         "funding_table": _funding_table(row, data.rules, "tabelle-foerderung"),
         "sites_table": _sites_table(sites, "tabelle-standorte"),

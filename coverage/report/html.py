@@ -196,6 +196,35 @@ def sites_card(sites: pd.DataFrame, threshold: float = 100) -> dict[str, str]:
             "note": f"von {format_int(len(sites))} Verwaltungen und Schulen"}
 
 
+def business_figures(frame: pd.DataFrame) -> pd.Series:
+    """The business counts (``businesses``, ``[plan_]biz_ge_*``) summed over the rows of ``frame``, with
+    ``[plan_]biz_share_ge_*`` recomputed from the sums (empty without businesses)."""
+    counts = [c for c in frame.columns if c == "businesses" or re.match(r"^(plan_)?biz_ge_", str(c))]
+    row = frame[counts].apply(pd.to_numeric, errors="coerce").sum()
+    n = float(row.get("businesses", 0.0))
+    for c in counts:
+        if c != "businesses":
+            row[c.replace("biz_ge_", "biz_share_ge_")] = 100.0 * float(row[c]) / n if n > 0 else np.nan
+    return row
+
+
+def business_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict | None:
+    """The "Gewerbe" table: share of businesses per technology group (rows) and threshold, the last
+    column with planned supply; None when ``row`` has no business shares (tables of older runs)."""
+    thresholds = [t for t in thresholds if any(f"biz_share_ge_{_t(t)}_{g}" in row.index for g in groups)]
+    if not thresholds:
+        return None
+    last = _t(thresholds[-1])
+    records = [{"group": GROUP_LABELS.get(g, g), **{f"t{_t(t)}": row.get(f"biz_share_ge_{_t(t)}_{g}", np.nan)
+                                                   for t in thresholds},
+                "plan": row.get(f"plan_biz_share_ge_{last}_{g}", np.nan)} for g in groups]
+    cols = [_Column("Technologie", "group", "text")]
+    cols += [_Column(f"≥ {_t(t)} Mbit/s", f"t{_t(t)}", "pct") for t in thresholds]
+    cols.append(_Column(f"≥ {last} Mbit/s mit Planung", "plan", "pct"))
+    frame = pd.DataFrame.from_records(records, columns=["group", *[f"t{_t(t)}" for t in thresholds], "plan"])
+    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+
+
 def _headline_cards(land: pd.DataFrame, thresholds: Sequence[float], lt: str,
                     sites: pd.DataFrame | None) -> list[dict[str, str]]:
     """Households, shares at the headline thresholds, underserved, white/grey spots, sites (sums over ``land``)."""
@@ -304,6 +333,7 @@ def render_overview(
     ``map_files``: caption -> {"png": path, "svg_file": path} offered next to each map;
     ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page;
     ``changes``: path of the "Veränderungen" page, when there is a previous run to compare with.
+    The "Gewerbe" section (business shares per group and threshold) appears when the tables have them.
     White/grey-spot headline figures appear when the land table has ``hh_fund_white``/``hh_fund_grey``.
     Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
     """
@@ -327,6 +357,9 @@ def render_overview(
     amt_table = _amt_table(amt, kreis_names, area_cols, links)
     top_table = _top_table(gem, kreis_names, amt_names, lt, links)
     maps = _overview_maps(map_svgs, map_files)
+    biz = business_figures(land)
+    biz_table = business_table(biz, [str(g) for g in meta.get("groups", [])],
+                               [float(t) for t in meta.get("thresholds", [])], "tabelle-gewerbe")
 
     land_name = str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
     context = {
@@ -349,6 +382,7 @@ def render_overview(
         "amt_table": amt_table,
         "top_table": top_table,
         "top_n": TOP_N,
+        "business": {"count": biz.get("businesses", np.nan), "table": biz_table} if biz_table else None,
         "underserved_t": UNDERSERVED_T,
         "n": {lvl: len(tables[lvl]) for lvl in LEVEL_KEYS},
         "css": Markup(_static("report.css")),

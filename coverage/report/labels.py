@@ -18,11 +18,11 @@ _PLAIN = {
     "plan_best_down": "Download mit Planung (Mbit/s)", "service_class": "Versorgungsklasse",
     "source": "Quelle", "row": "Zeile", "column": "Spalte", "value": "Wert", "reason": "Grund",
     "detail": "Erläuterung", "count": "Anzahl", "rule": "Regel", "label": "Bezeichnung",
-    "version": "Fassung", "description": "Kriterium",
+    "version": "Fassung", "description": "Kriterium", "biz_no_offer": "Unternehmen an Adressen ohne Angebot",
     "bez": "Art (BKG)", "display_name": "Gebiet",
 }
-_COUNT_RE = re.compile(r"^(plan_)?(share_ge|hh_ge|hh_lt)_(\d+(?:\.\d+)?)_([a-z]+)$")
-_FUND_RE = re.compile(r"^(hh|addr)_fund_([a-z0-9_]+?)(_plan)?$")
+_COUNT_RE = re.compile(r"^(plan_)?(share_ge|hh_ge|hh_lt|biz_share_ge|biz_ge)_(\d+(?:\.\d+)?)_([a-z]+)$")
+_FUND_RE = re.compile(r"^(hh|addr|biz)_fund_([a-z0-9_]+?)(_plan)?$")
 _SITES_RE = re.compile(r"^(share_)?sites_ge_(\d+(?:\.\d+)?)$")
 
 
@@ -37,13 +37,15 @@ def german_label(column: str, rule_labels: Mapping[str, str] | None = None) -> s
         glabel = GROUP_LABELS.get(group, group)
         text = {"share_ge": f"Anteil ≥ {t} Mbit/s ({glabel}) in %",
                 "hh_ge": f"Haushalte ≥ {t} Mbit/s ({glabel})",
-                "hh_lt": f"Haushalte < {t} Mbit/s ({glabel})"}[kind]
+                "hh_lt": f"Haushalte < {t} Mbit/s ({glabel})",
+                "biz_share_ge": f"Anteil Unternehmen ≥ {t} Mbit/s ({glabel}) in %",
+                "biz_ge": f"Unternehmen ≥ {t} Mbit/s ({glabel})"}[kind]
         return text + (", mit Planung" if plan else "")
     m = _FUND_RE.match(column)
     if m:
         unit, rule, plan = m.groups()
         rule_label = (rule_labels or {}).get(rule, rule)
-        what = "Haushalte" if unit == "hh" else "Adressen"
+        what = {"hh": "Haushalte", "addr": "Adressen", "biz": "Unternehmen"}[unit]
         return f"{what} förderfähig: {rule_label}" + (", mit Planung" if plan else "")
     m = _SITES_RE.match(column)
     if m:
