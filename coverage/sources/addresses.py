@@ -22,9 +22,10 @@ from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.membership import StringLookup
-from coverage.model import ADDRESS_OPTIONAL
+from coverage.model import ADDRESS_OPTIONAL, AddressFormat
 from coverage.numbers import by_unique, parse_numbers
 from coverage.quarantine import RowFilter
+from coverage.sources.hkde import read_hkde
 from coverage.sources.tables import apply_column_map, read_text_table
 from coverage.sources.vector import is_vector, read_vector
 
@@ -37,6 +38,8 @@ CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality
 
 def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
     """Read and validate addresses; return (accepted, quarantine, rows read)."""
+    if cfg.format == AddressFormat.HKDE:
+        return read_hkde(cfg, working_crs)
     path = Path(cfg.path)
     if is_vector(path):
         frame, rows_read = _from_vector(cfg, path), None
