@@ -139,7 +139,8 @@ class Plan:
 def _fingerprint_params(params: object) -> object:
     """Parameters as fingerprinted: a file's content counts (inputs), not the folder it lies in."""
     if dataclasses.is_dataclass(params) and not isinstance(params, type) and hasattr(params, "path"):
-        return dataclasses.replace(params, path=Path())
+        blank = {"path": Path(), **({"decode": Path()} if getattr(params, "decode", None) else {})}  # HK-DE decode file
+        return dataclasses.replace(params, **blank)
     if isinstance(params, dict):
         return {k: _fingerprint_params(v) for k, v in params.items()}
     return params

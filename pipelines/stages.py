@@ -166,11 +166,20 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
                                         locator=locator)
     located = located.reset_index(drop=True)  # positions are the address keys of every later stage
     n_near = int((located["locate_method"] == "nearest").sum())
-    locate = Accounting("locate", len(addresses), len(located), reasons(outside),
-                        note=f"{n_near} assigned to the nearest Gemeinde within tolerance")
+    note = f"{n_near} assigned to the nearest Gemeinde within tolerance"
+    if "ags_cadastre" in located:
+        note += f"; {int(ags_mismatch(located).sum())} whose cadastre AGS is another Gemeinde (ags_mismatch.csv)"
+    locate = Accounting("locate", len(addresses), len(located), reasons(outside), note=note)
     quarantine = q.concat([rejected, outside])
     return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine)}, [read, locate],
                        [quarantine])
+
+
+def ags_mismatch(addresses: pd.DataFrame) -> pd.Series:
+    """Addresses whose cadastre AGS (HK-DE) names another Gemeinde than the one their point falls in;
+    the point decides, the list lets the user check. An empty (malformed) cadastre AGS is not compared."""
+    cadastre = addresses["ags_cadastre"].astype(str)
+    return (cadastre != "") & (cadastre != addresses["ags"].astype(str))
 
 
 def provider_stage_name(p: ProviderConfig) -> str:
@@ -323,7 +332,8 @@ def plan(cfg: RunConfig, reference_date: date) -> list[Stage]:
         Stage("boundaries", stage_boundaries, (), ("boundaries", "locator"), {"section": b, "crs": crs},
               inputs=(b.path,)),
         Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids"),
-              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m}, inputs=(a.path,),
+              {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m},
+              inputs=(a.path, *((a.decode,) if a.decode else ())),
               after=("boundaries",), per_partition=True, reusable=True),
         *providers,
         Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),
