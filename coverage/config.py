@@ -22,7 +22,7 @@ from pyproj import CRS
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
-from coverage.model import BoundaryFormat, OfferStatus, ProviderFormat
+from coverage.model import AddressFormat, BoundaryFormat, OfferStatus, ProviderFormat
 from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, normalise_alias, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
@@ -58,6 +58,8 @@ class AddressesConfig:
     layer: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     table: TableOptions = field(default_factory=TableOptions)
+    format: AddressFormat = AddressFormat.TABLE  # "table" (CSV/XLSX/Parquet/vector) or "hk-de" (HK-DE text file)
+    decode: Path | None = None  # hk-de only: the delivery's Entschlüsselungsdatei (street names by street key)
     max_households: float = 1000.0  # more households at one address is a typo, not a block of flats: quarantined
 
 
@@ -233,6 +235,7 @@ def _check_semantics(cfg: RunConfig) -> None:
         raise ConfigError(f"[technology_aliases]: {exc}") from exc
     if cfg.addresses.crs is not None:
         parse_crs(cfg.addresses.crs, "addresses.crs")
+    _check_hkde(cfg.addresses)
     names = [p.name for p in cfg.providers]
     if len(set(names)) != len(names):
         raise ConfigError(f"[[providers]]: file names must be unique (they name quarantine files), got {names}")
@@ -338,6 +341,19 @@ def _households(raw: Mapping[str, Any], base_dir: Path) -> HouseholdsConfig:
     return HouseholdsConfig(source, grids["grid_1km"], grids["grid_100m"], float(distance), replace)
 
 
+def _check_hkde(a: AddressesConfig) -> None:
+    """HK-DE files say their own layout, zone and encoding: table keys would silently do nothing."""
+    if a.format != AddressFormat.HKDE:
+        if a.decode is not None:
+            raise ConfigError('addresses.decode: only used with format = "hk-de"')
+        return
+    unused = [k for k, v in (("crs", a.crs), ("layer", a.layer), ("columns", a.columns or None),
+                             ("table options", a.table if a.table != TableOptions() else None)) if v is not None]
+    if unused:
+        raise ConfigError(f'[addresses] format = "hk-de": {", ".join(unused)} not used (the file defines its columns, '
+                          "encoding and UTM zone per row); remove them")
+
+
 def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:
     """``path = "deliveries/*.csv"`` becomes one delivery per matching file, in name order, so a
     new file dropped into the folder is picked up by the next scheduled run."""
@@ -406,7 +422,7 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
             table_kwargs[key] = value
             continue
         hint = hints[key]
-        if hint is Path or key in ("path", "dir", "reports_dir"):
+        if hint is Path or key in ("path", "dir", "reports_dir", "decode"):
             if not isinstance(value, str):
                 raise ConfigError(f"{where}.{key}: expected a path string, got {value!r}")
             value = (base_dir / Path(value).expanduser()).resolve()

@@ -43,6 +43,32 @@ def working_crs(value: object = DEFAULT_WORKING_CRS) -> CRS:
     return crs
 
 
+#: UTM zones of ETRS89 in which German cadastres publish coordinates (EPSG:25831 … EPSG:25833).
+ETRS89_UTM_ZONES = (31, 32, 33)
+
+
+def etrs89_utm(zone: int) -> CRS:
+    """ETRS89 / UTM zone ``zone``N (EPSG:258zz), the CRS of official German cadastre coordinates."""
+    if zone not in ETRS89_UTM_ZONES:
+        raise ValueError(f"UTM zone {zone} is not one of {ETRS89_UTM_ZONES}")
+    return CRS.from_epsg(25800 + zone)
+
+
+def utm_zones_to(x: np.ndarray, y: np.ndarray, zones: np.ndarray, target: object) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates given per row in its own ETRS89/UTM zone, converted to ``target``: one
+    transformation per zone, rows already in ``target`` unchanged."""
+    x, y = np.asarray(x, dtype="float64").copy(), np.asarray(y, dtype="float64").copy()
+    zones = np.asarray(zones)
+    for zone in np.unique(zones):
+        source = etrs89_utm(int(zone))
+        if same_crs(source, target):
+            continue
+        rows = zones == zone
+        x[rows], y[rows] = Transformer.from_crs(source, CRS.from_user_input(target), always_xy=True).transform(
+            x[rows], y[rows])
+    return x, y
+
+
 def same_crs(a: object, b: object) -> bool:
     """True when two CRS-like values describe the same CRS (pyproj equality, not text)."""
     if a is None or b is None:

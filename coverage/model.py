@@ -45,6 +45,14 @@ class BoundaryFormat(StrEnum):
     VECTOR = "vector"
 
 
+class AddressFormat(StrEnum):
+    """``format`` of ``[addresses]``: a table or vector file with a column map, or the cadastre's
+    "Hauskoordinaten Deutschland" text file as delivered (:mod:`coverage.sources.hkde`)."""
+
+    TABLE = "table"
+    HKDE = "hk-de"
+
+
 class OfferStatus(StrEnum):
     """Whether an offer is available now or announced for later (``planned_date``)."""
 

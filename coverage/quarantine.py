@@ -27,6 +27,8 @@ REASONS = {
     "bad_date": "planned_date is not a date",
     "missing_coordinates": "no usable coordinates or empty geometry",
     "not_a_point": "an address geometry that is not a point",
+    "bad_utm_zone": "an HK-DE East value whose UTM zone (its first two digits) is not 31, 32 or 33",
+    "deleted_record": "an HK-DE change record that deletes its address (NBA = L)",
     "invalid_geometry": "a polygon that is not valid",
     "duplicate_address_id": "an address_id that occurred earlier in the file",
     "outside_municipalities": "a point farther than the tolerance from every municipality",

@@ -20,7 +20,7 @@ from coverage.grid import band_names, dense_band, finish_grid, grid_layout
 from pipelines import io
 from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE, UNALLOCATED_FILE
 from pipelines.execute import Ledger
-from pipelines.stages import RunState
+from pipelines.stages import RunState, ags_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path
         written.files.append(UNALLOCATED_FILE)
     if not partitioned:
         write_per_address(state, run_dir, written)
+        if state.results is not None and "ags_cadastre" in state.results and state.boundaries is not None:
+            written.files.append(write_ags_mismatch(state.results, state.boundaries.hierarchy(), run_dir))
     written.files += [ADDRESSES_FILE, OFFERS_FILE]
     quarantine = write_quarantine(ledger, run_dir, written)
     assert state.forgotten is not None
@@ -129,6 +131,19 @@ def write_gap_lists(forgotten: pd.DataFrame, quarantine: pd.DataFrame, run_dir: 
     log.info("gaps: %d addresses no delivery mentions, %d provider records that reached no address",
              len(forgotten), len(unmatched))
     return ["forgotten_addresses.csv", "unmatched_provider_records.csv"]
+
+
+def write_ags_mismatch(results: pd.DataFrame, hierarchy: pd.DataFrame, run_dir: Path) -> str:
+    """Addresses whose cadastre AGS (HK-DE) differs from the Gemeinde their point falls in, with both names."""
+    cols = [c for c in ("address_id", "street", "house_number", "postcode", "locality", "ags_cadastre", "ags")
+            if c in results.columns]
+    names = hierarchy.set_index("ags")["gemeinde_name"]
+    listed = pd.DataFrame(results.loc[ags_mismatch(results).to_numpy(), cols])
+    listed["gemeinde_name_cadastre"] = listed["ags_cadastre"].map(names).fillna("")
+    listed["gemeinde_name"] = listed["ags"].map(names).fillna("")
+    io.write_csv(run_dir / "ags_mismatch.csv", listed.sort_values(["ags_cadastre", "address_id"]))
+    log.info("ags_mismatch.csv: %d addresses whose cadastre AGS is another Gemeinde than their point's", len(listed))
+    return "ags_mismatch.csv"
 
 
 def write_grid(cells: pd.DataFrame, thresholds, groups, run_dir: Path, size_m: int = 100,

@@ -188,8 +188,10 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
                                         locator=locator)
     located = located.reset_index(drop=True)  # positions are the address keys of every later stage
     n_near = int((located["locate_method"] == "nearest").sum())
-    locate = Accounting("locate", len(addresses), len(located), reasons(outside),
-                        note=f"{n_near} assigned to the nearest Gemeinde within tolerance")
+    note = f"{n_near} assigned to the nearest Gemeinde within tolerance"
+    if "ags_cadastre" in located:
+        note += f"; {int(ags_mismatch(located).sum())} whose cadastre AGS is another Gemeinde (ags_mismatch.csv)"
+    locate = Accounting("locate", len(addresses), len(located), reasons(outside), note=note)
     quarantine = q.concat([rejected, outside])
     entries, unallocated = [read, locate], empty_unallocated()
     if households.estimated and (households.replace or len(addresses) == 0 or addresses["households"].isna().any()):
@@ -214,6 +216,13 @@ def zensus_households(addresses: gpd.GeoDataFrame, boundaries: Boundaries, locat
     return estimate_households(addresses, grid_1km, grid_100m, gemeinden, households.max_distance_m,
                                locator=locator, tolerance_m=tolerance_m, land=boundaries.land,
                                sources=(names[0], names[1]))
+
+
+def ags_mismatch(addresses: pd.DataFrame) -> pd.Series:
+    """Addresses whose cadastre AGS (HK-DE) names another Gemeinde than the one their point falls in;
+    the point decides, the list lets the user check. An empty (malformed) cadastre AGS is not compared."""
+    cadastre = addresses["ags_cadastre"].astype(str)
+    return (cadastre != "") & (cadastre != addresses["ags"].astype(str))
 
 
 def provider_stage_name(p: ProviderConfig | str) -> str:
@@ -382,7 +391,8 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
         Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids", "unallocated"),
               {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m, "households": cfg.households,
                **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})},
-              inputs=(a.path, *cfg.households.paths), after=("boundaries",), per_partition=True, reusable=True),
+              inputs=(a.path, *((a.decode,) if a.decode else ()), *cfg.households.paths), after=("boundaries",),
+              per_partition=True, reusable=True),
         *providers,
         Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),
               {"groups": an.groups, "horizon_years": an.planned_horizon_years, "reference_date": reference_date,

@@ -22,9 +22,10 @@ from coverage.config import AddressesConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.membership import StringLookup
-from coverage.model import ADDRESS_OPTIONAL
+from coverage.model import ADDRESS_OPTIONAL, AddressFormat
 from coverage.numbers import by_unique, parse_numbers
 from coverage.quarantine import RowFilter
+from coverage.sources.hkde import read_hkde
 from coverage.sources.tables import apply_column_map, read_text_table
 from coverage.sources.vector import is_vector, read_vector
 
@@ -42,6 +43,8 @@ def read_addresses(cfg: AddressesConfig, working_crs: object,
     ``households``: "required" (the column must be there), "optional" (a missing column gives NaN,
     to be estimated) or "ignore" (the column is not read or checked at all: NaN, to be estimated).
     """
+    if cfg.format == AddressFormat.HKDE:
+        return read_hkde(cfg, working_crs, households)
     path = Path(cfg.path)
     if is_vector(path):
         frame, rows_read = _from_vector(cfg, path), None
