@@ -279,3 +279,26 @@ def test_tolerance_claims_coastal_cells_but_not_the_neighbours_inside_the_land()
     _, _, kept_out = estimate_households(*args, tolerance_m=600.0, land=land)
     assert claimed["cells_in_scope"] - kept_out["cells_in_scope"] == 2  # C10 and C11 (C-10 lies off the land)
     assert kept_out["cells_in_scope"] == 3  # C00, C01 and the coastal C-10
+
+
+def test_the_real_path_hkde_addresses_get_zensus_households(tmp_path):
+    """What a Landkreis runs: the cadastre's house coordinates (no households) + households from the Zensus."""
+    from tests.test_hkde import HEADER
+
+    config = write_world(tmp_path)
+    in_scope = _world_grid(tmp_path)
+    (tmp_path / "hk.txt").write_text(
+        HEADER + "\n"
+        f";A1;A;13;0;00;001;0001;00001;1;;33{X0 + 100:.0f},500;{Y0 + 100:.0f},000;Hauptstraße;17000;Eins;;\n"
+        f";A2;A;13;0;00;001;0001;00001;2;a;33{X0 + 500:.0f},000;{Y0 + 500:.0f},000;Hauptstraße;17000;Eins;;\n"
+        f";A3;A;13;0;00;002;0001;00002;7;;33{X0 + 1500:.0f},000;{Y0 + 500:.0f},000;Dorfstraße;17001;Zwei;;\n"
+        f";A4;A;13;0;00;003;0001;00003;1;;33{X0 + 1000:.0f},000;{Y0 + 1500:.0f},000;Schulweg;17002;Drei;;\n",
+        encoding="utf-8")
+    text = config.read_text(encoding="utf-8").replace(f'path = "addresses.csv"\ncrs = "{CRS}"',
+                                                      'path = "hk.txt"\nformat = "hk-de"')
+    config.write_text(text.replace("[analysis]", '[households]\nsource = "zensus"\ngrid_1km = "zensus.parquet"\n'
+                                   "[analysis]"), encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-report"]) == 0
+    land = pd.read_csv(tmp_path / "out" / "latest" / "tables" / "coverage_land.csv").iloc[0]
+    assert land["households"] > 0
+    assert land["households"] + land["unallocated_households"] == pytest.approx(in_scope, rel=1e-9)
