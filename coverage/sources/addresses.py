@@ -23,9 +23,9 @@ from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.membership import StringLookup
 from coverage.model import ADDRESS_OPTIONAL
-from coverage.numbers import by_unique, parse_numbers
+from coverage.numbers import parse_numbers
 from coverage.quarantine import RowFilter
-from coverage.sources.tables import apply_column_map, read_text_table
+from coverage.sources.tables import TextTable, apply_column_map, read_text_table, reject_unreadable
 from coverage.sources.vector import is_vector, read_vector
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ CATEGORICAL_COLUMNS = ("site_kind", "site_name", "street", "postcode", "locality
 def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDataFrame, pd.DataFrame, int]:
     """Read and validate addresses; return (accepted, quarantine, rows read)."""
     path = Path(cfg.path)
+    table: TextTable | None = None
     if is_vector(path):
         frame, rows_read = _from_vector(cfg, path), None
-        decimal = "."
+        decimal = cfg.table.decimal  # text attributes: decided per column unless declared
     else:
         table = read_text_table(path, cfg.table)
         frame = apply_column_map(table.frame, dict(cfg.columns), path)
@@ -56,18 +57,22 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         raise SchemaError(f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
                           "(map differently named columns with [addresses.columns])")
     checks = RowFilter(frame, path.name, frame["source_row"])
+    if table is not None:
+        reject_unreadable(table, checks)
     ids = frame["address_id"]
     if not pd.api.types.is_string_dtype(ids.dtype) or isinstance(ids.dtype, pd.CategoricalDtype):
         ids = ids.astype("string")
     ids = ids.str.strip()
     checks.reject(ids.isna() | (ids == ""), "address_id", "missing_value")
-    blank_h, households = _numbers(frame, "households", decimal)
+    blank_h, households, unsure_h = _numbers(frame, "households", decimal)
     checks.reject(blank_h, "households", "missing_value")
+    checks.reject(unsure_h, "households", "ambiguous_number")
     checks.reject(households.isna(), "households", "bad_number")
     checks.reject(households < 0, "households", "negative_value")
     if "businesses" in frame:
-        blank_b, businesses = _numbers(frame, "businesses", decimal)
+        blank_b, businesses, unsure_b = _numbers(frame, "businesses", decimal)
         businesses = businesses.where(~blank_b, 0.0)  # an empty business count means none
+        checks.reject(unsure_b, "businesses", "ambiguous_number")
     else:
         businesses = pd.Series(0.0, index=frame.index)
     checks.reject(businesses.isna(), "businesses", "bad_number")
@@ -81,8 +86,10 @@ def read_addresses(cfg: AddressesConfig, working_crs: object) -> tuple[gpd.GeoDa
         checks.reject(kind != 0, "geometry", "not_a_point", values=lambda hit: geometry[hit].geom_type)
         crs = frame.crs
     else:
-        x = parse_numbers(frame["x"].astype("string"), decimal)
-        y = parse_numbers(frame["y"].astype("string"), decimal)
+        x, unsure_x = parse_numbers(frame["x"].astype("string"), decimal)
+        y, unsure_y = parse_numbers(frame["y"].astype("string"), decimal)
+        checks.reject(unsure_x, "x", "ambiguous_number")
+        checks.reject(unsure_y, "y", "ambiguous_number")
         checks.reject(x.isna(), "x", "missing_coordinates")
         checks.reject(y.isna(), "y", "missing_coordinates")
         if cfg.crs is None:
@@ -117,14 +124,15 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("string").fillna("").str.strip().astype(str)
 
 
-def _numbers(frame: pd.DataFrame, column: str, decimal: str) -> tuple[pd.Series, pd.Series]:
-    """(empty?, value) of a count column; typed numbers (Parquet) are used as they are, text is parsed
-    once per distinct value (counts have few)."""
+def _numbers(frame: pd.DataFrame, column: str, decimal: str | None) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(empty?, value, ambiguous?) of a count column; typed numbers (Parquet) are used as they are, text
+    is parsed once per distinct value (counts have few), the decimal convention decided over the column."""
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values):
-        return values.isna(), values.astype("float64")
+        return values.isna(), values.astype("float64"), pd.Series(False, index=frame.index)
     text = values.astype("string").str.strip().fillna("")
-    return text == "", by_unique(text, lambda u: parse_numbers(u, decimal)).astype("float64")
+    numbers, ambiguous = parse_numbers(text, decimal)
+    return text == "", numbers, ambiguous
 
 
 def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:
