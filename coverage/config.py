@@ -89,6 +89,8 @@ class AnalysisConfig:
     planned_horizon_years: float = 3.0
     reference_date: str | None = None  # ISO date the planned horizon counts from; default: run date
     change_tolerance_pp: float = 0.5  # share changes within ± this are not flagged as noteworthy
+    #: a file whose readers accept fewer than this share of its rows stops the run (exit 2)
+    min_accepted_share: float = 0.5
 
     @property
     def working_crs(self) -> CRS:
@@ -216,6 +218,13 @@ def _check_semantics(cfg: RunConfig) -> None:
     for a in ("locate_tolerance_m", "match_distance_m", "planned_horizon_years"):
         if getattr(cfg.analysis, a) < 0:
             raise ConfigError(f"analysis.{a}: must not be negative")
+    if not 0.0 <= cfg.analysis.min_accepted_share <= 1.0:
+        raise ConfigError(f"analysis.min_accepted_share: expected a share between 0 and 1, "
+                          f"got {cfg.analysis.min_accepted_share!r}")
+    tables = [("addresses", cfg.addresses.table), *((f"providers[{i}]", p.table) for i, p in enumerate(cfg.providers))]
+    for where, table in tables:
+        if table.decimal not in (None, ",", "."):
+            raise ConfigError(f"{where}.decimal: expected \",\" or \".\", got {table.decimal!r}")
 
 
 def _expand_glob(cfg: ProviderConfig, raw_path: str, where: str) -> list[ProviderConfig]:
@@ -312,7 +321,7 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")
             value = tuple(value)
         elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years",
-                     "max_upload_ratio", "change_tolerance_pp"):
+                     "max_upload_ratio", "change_tolerance_pp", "min_accepted_share"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
             value = float(value)
