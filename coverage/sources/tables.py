@@ -180,6 +180,10 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
         frame, bad_rows = _read_with_bad_rows(body, delimiter, path)
     except (csv.Error, ValueError) as exc:
         raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
+    if not isinstance(frame.index, pd.RangeIndex):
+        # every data row has more fields than the header: pandas would take the first column as the
+        # index and shift every cell one column to the left
+        frame, bad_rows = _read_with_bad_rows(body, delimiter, path)
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     return TextTable(frame, encoding, delimiter, options.decimal, first_data_row=skip + 2, bad_rows=bad_rows,
                      bad_bytes=bad_bytes, bad_bytes_at=bad_at)
