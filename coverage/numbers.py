@@ -64,21 +64,27 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Parsed:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         out = values.astype("float64")
         return Parsed(out.where(np.isfinite(out)), pd.Series(False, index=values.index))
-    codes, uniques = distinct(values)
+    # Categoricals (few distinct values) are parsed per category; other columns cell by cell.
+    codes, uniques = distinct(values) if isinstance(values.dtype, pd.CategoricalDtype) else (None, values)
     text = uniques.astype("string").str.strip().fillna("")
     point_ok = text.str.fullmatch(_POINT_FORM).fillna(False).to_numpy(dtype=bool)
     comma_ok = text.str.fullmatch(_COMMA_FORM).fillna(False).to_numpy(dtype=bool)
-    unblank = text.str.replace(_SPACE, "", regex=True)
-    as_point = _to_float(unblank.str.replace(",", "", regex=False)).where(point_ok)
-    as_comma = _to_float(unblank.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)).where(comma_ok)
-    p, c = as_point.to_numpy(), as_comma.to_numpy()
+    whole = text.str.fullmatch("[-+]?[0-9]+").fillna(False).to_numpy(dtype=bool)  # the same in both: read once
+    as_point = _read_as(text, point_ok & ~whole, group=",", mark=".")
+    as_comma = _read_as(text, comma_ok & ~whole, group=".", mark=",")
+    if whole.any():
+        as_point[whole] = as_comma[whole] = pd.to_numeric(text[whole], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan)
+    p, c = as_point, as_comma
     both = point_ok & comma_ok
     neutral = both & (p == c)
     point_only = point_ok & ~comma_ok
     comma_only = comma_ok & ~point_ok
     depends = both & ~neutral  # 1.000, 1,000: the convention decides the value
-    used = np.zeros(len(uniques), dtype=bool)
-    used[codes] = True  # evidence comes from cells present in the column (categoricals may carry unused ones)
+    used = np.ones(len(uniques), dtype=bool)
+    if codes is not None:  # evidence comes from cells present in the column (categoricals may carry unused ones)
+        used[:] = False
+        used[codes] = True
     convention = decimal
     mixed = bool((point_only & used).any()) and bool((comma_only & used).any())
     if convention is None and not mixed:
@@ -91,12 +97,25 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Parsed:
         result = np.where(point_ok, p, c)
         ambiguous = depends | point_only | comma_only if mixed else depends
     result = np.where(ambiguous | ~np.isfinite(result), np.nan, result)
-    return Parsed(pd.Series(result[codes], index=values.index, dtype="float64"),
-                  pd.Series(ambiguous[codes], index=values.index, dtype=bool))
+    if codes is not None:
+        result, ambiguous = result[codes], ambiguous[codes]
+    return Parsed(pd.Series(result, index=values.index, dtype="float64"),
+                  pd.Series(ambiguous, index=values.index, dtype=bool))
 
 
-def _to_float(text: pd.Series) -> pd.Series:
-    return pd.to_numeric(text.replace("", pd.NA), errors="coerce").astype("float64")
+def _read_as(text: pd.Series, ok: np.ndarray, group: str, mark: str) -> np.ndarray:
+    """The value of the cells whose form is ``ok`` for this convention (NaN elsewhere)."""
+    out = np.full(len(text), np.nan)
+    if not ok.any():
+        return out
+    cells = text[ok] if not ok.all() else text
+    cells = cells.str.replace(group, "", regex=False)
+    if cells.str.contains(_SPACE, regex=True).any():
+        cells = cells.str.replace(_SPACE, "", regex=True)
+    if mark != ".":
+        cells = cells.str.replace(mark, ".", regex=False)
+    out[ok] = pd.to_numeric(cells, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return out
 
 
 def parse_speeds(values: pd.Series, decimal: str | None = None) -> Parsed:
@@ -108,7 +127,7 @@ def parse_speeds(values: pd.Series, decimal: str | None = None) -> Parsed:
     """
     codes, uniques = distinct(values)
     text = uniques.astype("string").str.strip().str.casefold()
-    parts = text.str.extract(r"^\s*([-+]?[0-9.,\s]*[0-9])\s*([a-z/]*)\s*$")
+    parts = text.str.extract(r"^\s*([-+]?[0-9.,\s]*[0-9](?:e[-+]?[0-9]+)?)\s*([a-z/]*)\s*$")
     unit = parts[1].fillna("").str.replace(" ", "", regex=False)
     factor = unit.map(_UNIT_FACTORS).astype("float64")  # unknown unit -> NaN
     used = np.zeros(len(uniques), dtype=bool)
