@@ -118,6 +118,8 @@ class AnalysisConfig:
     planned_horizon_years: float = 3.0
     reference_date: str | None = None  # ISO date the planned horizon counts from; default: run date
     change_tolerance_pp: float = 0.5  # share changes within ± this are not flagged as noteworthy
+    #: a file whose readers accept fewer than this share of its rows stops the run (exit 2)
+    min_accepted_share: float = 0.5
 
     @property
     def working_crs(self) -> CRS:
@@ -255,6 +257,13 @@ def _check_semantics(cfg: RunConfig) -> None:
     if not 0 <= cfg.analysis.planned_horizon_years <= MAX_HORIZON_YEARS:
         raise ConfigError(f"analysis.planned_horizon_years: expected 0 to {MAX_HORIZON_YEARS} years, "
                           f"got {cfg.analysis.planned_horizon_years:g}")
+    if not 0.0 <= cfg.analysis.min_accepted_share <= 1.0:
+        raise ConfigError(f"analysis.min_accepted_share: expected a share between 0 and 1, "
+                          f"got {cfg.analysis.min_accepted_share!r}")
+    tables = [("addresses", cfg.addresses.table), *((f"providers[{i}]", p.table) for i, p in enumerate(cfg.providers))]
+    for where, table in tables:
+        if table.decimal not in (None, ",", "."):
+            raise ConfigError(f"{where}.decimal: expected \",\" or \".\", got {table.decimal!r}")
     if cfg.addresses.max_households <= 0:
         raise ConfigError(f"addresses.max_households: must be positive, got {cfg.addresses.max_households:g}")
     for i, p in enumerate(cfg.providers):
@@ -448,7 +457,7 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")
             value = tuple(value)
         elif key in ("down_mbps", "up_mbps", "locate_tolerance_m", "match_distance_m", "planned_horizon_years",
-                     "max_upload_ratio", "change_tolerance_pp", "max_households"):
+                     "max_upload_ratio", "change_tolerance_pp", "max_households", "min_accepted_share"):
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ConfigError(f"{where}.{key}: expected a finite number, got {value!r}")
             value = float(value)

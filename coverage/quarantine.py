@@ -18,6 +18,10 @@ QUARANTINE_COLUMNS = ("source", "row", "column", "value", "reason", "detail", "k
 REASONS = {
     "missing_value": "a required cell is empty",
     "bad_number": "a number cannot be parsed",
+    "ambiguous_number": "a number whose value depends on the decimal convention (1.000, 1,000) in a column "
+                        "that does not settle it, or that contradicts its column's (1.5 among 16,5)",
+    "bad_row": "a row with more fields than the header",
+    "bad_encoding": "a cell with bytes that are not UTF-8 in a UTF-8 file",
     "negative_value": "a count or speed is negative",
     "absurd_speed": "a speed above the plausible maximum",
     "implausible_value": "a count above the plausible maximum (e.g. addresses.max_households)",

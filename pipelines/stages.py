@@ -32,6 +32,7 @@ from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
 from coverage.config import HouseholdsConfig, ProviderConfig, RunConfig
+from coverage.errors import InputDataError
 from coverage.funding import evaluate_rules
 from coverage.grid import grid_counts
 from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
@@ -166,9 +167,21 @@ def address_keys(quarantine: pd.DataFrame) -> pd.Index:
     return pd.Index(keys[keys != ""].unique())
 
 
+def check_accepted_share(name: str, rows_read: int, accepted: int, rejected: pd.DataFrame, min_share: float) -> None:
+    """Stop (one line, exit 2) when a reader accepted fewer than ``min_share`` of a file's rows: a file
+    read so badly is a wrong file or a wrong configuration, not something to publish figures from."""
+    if rows_read == 0 or accepted >= min_share * rows_read:
+        return
+    top = (rejected.groupby(["reason", "column"]).size().sort_values(ascending=False, kind="stable").head(3)
+           if len(rejected) else pd.Series(dtype="int64"))
+    why = ", ".join(f"{reason} {n} (column {column})" for (reason, column), n in top.items()) or "none recorded"
+    raise InputDataError(f"{name}: only {accepted} of {rows_read} rows accepted ({accepted / rows_read:.0%}, below "
+                         f"analysis.min_accepted_share = {min_share:g}); top reasons: {why}; see bbcov validate")
+
+
 def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, crs: Any,
                     tolerance_m: float, households: HouseholdsConfig,
-                    duplicate_ids: frozenset[str] = frozenset()) -> StageResult:
+                    duplicate_ids: frozenset[str] = frozenset(), min_accepted_share: float = 0.5) -> StageResult:
     """Read and check the address list, give every address its Gemeinde (and Amt, Kreis, Land), and,
     with [households] source = "zensus", its households estimated from the Zensus grids.
 
@@ -176,6 +189,7 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
     """
     mode = "required" if not households.estimated else "ignore" if households.replace else "optional"
     addresses, rejected, rows_read = read_addresses(section, crs, mode)
+    check_accepted_share(str(section.path), rows_read, len(addresses), rejected, min_accepted_share)
     if duplicate_ids:
         again = addresses["address_id"].astype(str).isin(duplicate_ids)
         rejected = q.concat([rejected, q.rows(
@@ -230,17 +244,20 @@ def provider_stage_name(p: ProviderConfig | str) -> str:
 
 
 def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, delivery: ProviderConfig, crs: Any,
-                   aliases: Any, match_distance_m: float) -> StageResult:
+                   aliases: Any, match_distance_m: float, min_accepted_share: float = 0.5) -> StageResult:
     """Read one delivery and link its records to the addresses (by id, coordinates, street address,
-    polygon or raster cell)."""
+    polygon or raster cell). Records that the reader accepts but that match no address (a delivery
+    larger than the area studied) do not count against ``min_accepted_share``."""
     if delivery.format in ("address-csv", "address-table"):
         records, rejected, rows_read = read_provider_table(delivery, crs, aliases)
+        check_accepted_share(str(delivery.path), rows_read, len(records), rejected, min_accepted_share)
         linked, unlinked = link_table_records(records, addresses, match_distance_m, rejected_ids)
         rejected = q.concat([rejected, unlinked])
         n_out = n_linked = len(records) - len(unlinked)
         note = f"{len(linked)} offers"
     elif delivery.format == "polygons":
         polygons, rejected, rows_read = read_provider_polygons(delivery, crs, aliases)
+        check_accepted_share(str(delivery.path), rows_read, len(polygons), rejected, min_accepted_share)
         linked, unused = link_polygons(polygons, addresses)
         n_out = len(polygons)
         n_linked = len(polygons) - unused
@@ -381,7 +398,8 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
     b, a, an = cfg.boundaries, cfg.addresses, cfg.analysis
     crs = an.working_crs
     providers = [Stage(provider_stage_name(p), stage_provider, ("addresses", "rejected_ids"), ("offers",),
-                       {"delivery": p, "crs": crs, "aliases": cfg.aliases, "match_distance_m": an.match_distance_m},
+                       {"delivery": p, "crs": crs, "aliases": cfg.aliases, "match_distance_m": an.match_distance_m,
+                        "min_accepted_share": an.min_accepted_share},
                        inputs=(p.path,), after=("addresses",), per_partition=True, reusable=True)
                  for p in cfg.providers]
     groups, thresholds = list(an.groups), an.thresholds_mbps
@@ -390,6 +408,7 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
               inputs=(b.path,)),
         Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids", "unallocated"),
               {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m, "households": cfg.households,
+               "min_accepted_share": an.min_accepted_share,
                **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})},
               inputs=(a.path, *((a.decode,) if a.decode else ()), *cfg.households.paths), after=("boundaries",),
               per_partition=True, reusable=True),

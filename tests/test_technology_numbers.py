@@ -31,11 +31,11 @@ def test_unknown_technology_is_an_error_not_other():
 
 def test_speeds_with_units_and_german_decimals():
     text = pd.Series(["100", "100,0", "100 Mbit/s", "1 Gbit/s", "16.000 kbit/s", "1.000,5", "zehn", "", "12 furlongs"])
-    got = parse_speeds(text, decimal=",").tolist()
+    got = parse_speeds(text, decimal=",").values.tolist()
     assert got[:6] == [100, 100, 100, 1000, 16, 1000.5]
     assert all(np.isnan(v) for v in got[6:])
 
 
 def test_numbers_with_point_decimal_and_thousands_commas():
-    assert parse_numbers(pd.Series(["1,234.5", "7", "-3.25", "inf"]), ".").tolist()[:3] == [1234.5, 7, -3.25]
-    assert np.isnan(parse_numbers(pd.Series(["inf"]), ".").iloc[0])
+    assert parse_numbers(pd.Series(["1,234.5", "7", "-3.25", "inf"]), ".").values.tolist()[:3] == [1234.5, 7, -3.25]
+    assert np.isnan(parse_numbers(pd.Series(["inf"]), ".").values.iloc[0])

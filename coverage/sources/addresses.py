@@ -23,10 +23,10 @@ from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import InputDataError, SchemaError
 from coverage.membership import StringLookup
 from coverage.model import ADDRESS_OPTIONAL, AddressFormat
-from coverage.numbers import by_unique, parse_numbers
+from coverage.numbers import parse_numbers
 from coverage.quarantine import RowFilter
 from coverage.sources.hkde import read_hkde
-from coverage.sources.tables import apply_column_map, read_text_table
+from coverage.sources.tables import TextTable, apply_column_map, read_text_table, reject_unreadable
 from coverage.sources.vector import is_vector, read_vector
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,10 @@ def read_addresses(cfg: AddressesConfig, working_crs: object,
     if cfg.format == AddressFormat.HKDE:
         return read_hkde(cfg, working_crs, households)
     path = Path(cfg.path)
+    table: TextTable | None = None
     if is_vector(path):
         frame, rows_read = _from_vector(cfg, path), None
-        decimal = "."
+        decimal = cfg.table.decimal  # text attributes: decided per column unless declared
     else:
         table = read_text_table(path, cfg.table)
         frame = apply_column_map(table.frame, dict(cfg.columns), path)
@@ -67,6 +68,8 @@ def read_addresses(cfg: AddressesConfig, working_crs: object,
         raise SchemaError(f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
                           "(map differently named columns with [addresses.columns])")
     checks = RowFilter(frame, path.name, frame["source_row"])
+    if table is not None:
+        reject_unreadable(table, checks)
     ids = frame["address_id"]
     if not pd.api.types.is_string_dtype(ids.dtype) or isinstance(ids.dtype, pd.CategoricalDtype):
         ids = ids.astype("string")
@@ -75,15 +78,17 @@ def read_addresses(cfg: AddressesConfig, working_crs: object,
     if to_estimate:
         hh = pd.Series(np.nan, index=frame.index)  # to be estimated
     else:
-        blank_h, hh = _numbers(frame, "households", decimal)
+        blank_h, hh, unsure_h = _numbers(frame, "households", decimal)
         checks.reject(blank_h, "households", "missing_value")
+        checks.reject(unsure_h, "households", "ambiguous_number")
         checks.reject(hh.isna(), "households", "bad_number")
         checks.reject(hh < 0, "households", "negative_value")
         checks.reject(hh > cfg.max_households, "households", "implausible_value",
                       detail=f"more than {cfg.max_households:g} households at one address (addresses.max_households)")
     if "businesses" in frame:
-        blank_b, businesses = _numbers(frame, "businesses", decimal)
+        blank_b, businesses, unsure_b = _numbers(frame, "businesses", decimal)
         businesses = businesses.where(~blank_b, 0.0)  # an empty business count means none
+        checks.reject(unsure_b, "businesses", "ambiguous_number")
     else:
         businesses = pd.Series(0.0, index=frame.index)
     checks.reject(businesses.isna(), "businesses", "bad_number")
@@ -97,8 +102,10 @@ def read_addresses(cfg: AddressesConfig, working_crs: object,
         checks.reject(kind != 0, "geometry", "not_a_point", values=lambda hit: geometry[hit].geom_type)
         crs = frame.crs
     else:
-        x = parse_numbers(frame["x"].astype("string"), decimal)
-        y = parse_numbers(frame["y"].astype("string"), decimal)
+        x, unsure_x = parse_numbers(frame["x"].astype("string"), decimal)
+        y, unsure_y = parse_numbers(frame["y"].astype("string"), decimal)
+        checks.reject(unsure_x, "x", "ambiguous_number")
+        checks.reject(unsure_y, "y", "ambiguous_number")
         checks.reject(x.isna(), "x", "missing_coordinates")
         checks.reject(y.isna(), "y", "missing_coordinates")
         if cfg.crs is None:
@@ -133,14 +140,15 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("string").fillna("").str.strip().astype(str)
 
 
-def _numbers(frame: pd.DataFrame, column: str, decimal: str) -> tuple[pd.Series, pd.Series]:
-    """(empty?, value) of a count column; typed numbers (Parquet) are used as they are, text is parsed
-    once per distinct value (counts have few)."""
+def _numbers(frame: pd.DataFrame, column: str, decimal: str | None) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(empty?, value, ambiguous?) of a count column; typed numbers (Parquet) are used as they are, text
+    is parsed once per distinct value (counts have few), the decimal convention decided over the column."""
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values):
-        return values.isna(), values.astype("float64")
+        return values.isna(), values.astype("float64"), pd.Series(False, index=frame.index)
     text = values.astype("string").str.strip().fillna("")
-    return text == "", by_unique(text, lambda u: parse_numbers(u, decimal)).astype("float64")
+    numbers, ambiguous = parse_numbers(text, decimal)
+    return text == "", numbers, ambiguous
 
 
 def _from_vector(cfg: AddressesConfig, path: Path) -> gpd.GeoDataFrame:

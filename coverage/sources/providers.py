@@ -28,7 +28,7 @@ from coverage.errors import DataSourceError, InputDataError, SchemaError
 from coverage.model import OfferStatus, RasterDelivery
 from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
-from coverage.sources.tables import apply_column_map, read_text_table
+from coverage.sources.tables import apply_column_map, read_text_table, reject_unreadable
 from coverage.sources.vector import read_vector
 from coverage.technology import Technology, normalise_alias
 
@@ -44,7 +44,7 @@ def parse_dates(text: pd.Series) -> pd.Series:
     return iso.fillna(german)
 
 
-def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliases: Mapping[str, Technology],
+def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str | None, aliases: Mapping[str, Technology],
                   checks: RowFilter) -> pd.DataFrame:
     """Parse provider, technology, speeds, status and date; reject bad rows into ``checks``.
 
@@ -59,13 +59,18 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
             return stripped_text(frame[name])
         return constant("" if default is None else str(default), idx)
 
-    def speeds(name: str, default: object) -> tuple[pd.Series, pd.Series, Callable[[pd.Series], pd.Series]]:
-        """(blank?, Mbit/s, text of rejected rows); typed numeric columns (Parquet) skip text parsing."""
-        if name in frame.columns and pd.api.types.is_numeric_dtype(frame[name]):
-            values = frame[name].astype("float64")
-            return values.isna(), values.where(np.isfinite(values)), lambda hit: values[hit].astype("string")
+    def speeds(name: str, default: object
+               ) -> tuple[pd.Series, pd.Series, pd.Series, Callable[[pd.Series], pd.Series]]:
+        """(blank?, Mbit/s, ambiguous?, text of rejected rows); typed numeric columns (Parquet, vector
+        attributes) skip text parsing; text is parsed per distinct value, the convention decided per column."""
+        if name not in frame.columns or pd.api.types.is_numeric_dtype(frame[name]):
+            values = (frame[name] if name in frame.columns
+                      else pd.Series(np.nan if default is None else default, index=idx)).astype("float64")
+            return (values.isna(), values.where(np.isfinite(values)), pd.Series(False, index=idx),
+                    lambda hit: values[hit].astype("string"))
         raw = text(name, default)
-        return raw == "", by_unique(raw, lambda u: parse_speeds(u, decimal)), lambda hit: raw[hit].astype(str)
+        mbps, ambiguous = parse_speeds(raw, decimal)
+        return raw == "", mbps, ambiguous, lambda hit: raw[hit].astype(str)
 
     provider = text("provider", cfg.provider)
     checks.reject(provider == "", "provider", "missing_value")
@@ -76,12 +81,14 @@ def _offer_fields(frame: pd.DataFrame, cfg: ProviderConfig, decimal: str, aliase
     checks.reject(tech_text == "", "technology", "missing_value")
     checks.reject(technology.isna(), "technology", "unknown_technology", values=tech_text)
 
-    down_blank, down, down_text = speeds("down_mbps", cfg.down_mbps)
+    down_blank, down, down_unsure, down_text = speeds("down_mbps", cfg.down_mbps)
     checks.reject(down_blank, "down_mbps", "missing_value", values=down_text)
+    checks.reject(down_unsure, "down_mbps", "ambiguous_number", values=down_text)
     checks.reject(down.isna(), "down_mbps", "bad_number", values=down_text)
     checks.reject(down < 0, "down_mbps", "negative_value", values=down_text)
     checks.reject(down > MAX_SPEED_MBPS, "down_mbps", "absurd_speed", values=down_text)
-    up_blank, up, up_text = speeds("up_mbps", cfg.up_mbps)
+    up_blank, up, up_unsure, up_text = speeds("up_mbps", cfg.up_mbps)
+    checks.reject(up_unsure, "up_mbps", "ambiguous_number", values=up_text)
     checks.reject(~up_blank & up.isna(), "up_mbps", "bad_number", values=up_text)
     checks.reject(up < 0, "up_mbps", "negative_value", values=up_text)
     checks.reject(up > MAX_SPEED_MBPS, "up_mbps", "absurd_speed", values=up_text)
@@ -123,6 +130,7 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
                           f"(name the file's columns in its [[providers]] table, e.g. columns = {{ {example} }})")
     rows = pd.Series(np.arange(len(frame)) + table.first_data_row, index=frame.index)
     checks = RowFilter(frame, cfg.name, rows)
+    reject_unreadable(table, checks)
     fields = _offer_fields(frame, cfg, table.decimal, aliases, checks)
 
     def text(col: str) -> pd.Series:
@@ -135,13 +143,15 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
     out = fields
     out["address_id"] = text("address_id")
     locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _BY_ID, _NO_LOCATOR).astype(np.int8)
-    x = parse_numbers(text("x"), table.decimal) if has_xy else None
-    y = parse_numbers(text("y"), table.decimal) if has_xy else None
-    if x is not None and y is not None:
+    x, unsure_x = parse_numbers(text("x"), table.decimal) if has_xy else (None, None)
+    y, unsure_y = parse_numbers(text("y"), table.decimal) if has_xy else (None, None)
+    if x is not None and y is not None and unsure_x is not None and unsure_y is not None:
         if cfg.crs is None:
             raise InputDataError(
                 f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
         free = pd.Series(locator == _NO_LOCATOR, index=frame.index)
+        checks.reject(free & unsure_x, "x", "ambiguous_number", values=lambda hit: text("x")[hit])
+        checks.reject(free & unsure_y, "y", "ambiguous_number", values=lambda hit: text("y")[hit])
         bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
         checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
         locator[(free & x.notna() & y.notna()).to_numpy()] = _BY_XY
@@ -205,14 +215,16 @@ def read_provider_polygons(cfg: ProviderConfig, working_crs: object, aliases: Ma
         raise InputDataError(f"{path}: coverage polygons expected, found geometry type(s) {sorted(kinds)}")
     if "down_mbps" not in frame and cfg.down_mbps is None:
         raise SchemaError(f"{path}: no 'down_mbps' column and no down_mbps in the config")
-    text_frame = pd.DataFrame({c: frame[c].astype("string") for c in frame.columns if c != frame.geometry.name})
+    # Text attributes as text; numeric speed attributes stay numbers (no decimal convention to decide).
+    text_frame = pd.DataFrame({c: frame[c] if c in ("down_mbps", "up_mbps") and _is_number(frame[c])
+                               else frame[c].astype("string") for c in frame.columns if c != frame.geometry.name})
     rows = pd.Series(np.arange(len(frame)) + 1, index=frame.index)
     checks = RowFilter(text_frame, cfg.name, rows)
     checks.reject(frame.geometry.isna() | frame.geometry.is_empty, "geometry", "missing_coordinates",
                   values=pd.Series("", index=frame.index))
     checks.reject(~frame.geometry.is_valid, "geometry", "invalid_geometry",
                   values=pd.Series(frame.geometry.is_valid_reason(), index=frame.index))
-    fields = _offer_fields(text_frame, cfg, ".", aliases, checks)
+    fields = _offer_fields(text_frame, cfg, cfg.table.decimal, aliases, checks)
     ok = checks.ok
     out = gpd.GeoDataFrame(fields[ok].assign(source=cfg.name, source_row=rows[ok]),
                            geometry=frame.geometry[ok], crs=frame.crs)
@@ -220,6 +232,10 @@ def read_provider_polygons(cfg: ProviderConfig, working_crs: object, aliases: Ma
     log.info("provider %s: %d polygons read, %d accepted, %d quarantined", cfg.name, len(frame), len(out),
              len(checks.quarantine))
     return out, checks.quarantine, len(frame)
+
+
+def _is_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology]) -> RasterDelivery:
