@@ -228,7 +228,7 @@ def test_mostly_quarantined_addresses_stop_the_run_naming_file_and_reasons(world
 
 @pytest.mark.parametrize(("edit", "message"), [
     ("[analysis]\nmin_accepted_share = 1.5\n", "analysis.min_accepted_share: expected a share between 0 and 1"),
-    ("[analysis]\nmin_accepted_share = \"half\"\n", "analysis.min_accepted_share: expected a number"),
+    ("[analysis]\nmin_accepted_share = \"half\"\n", "analysis.min_accepted_share: expected a finite number"),
 ])
 def test_min_accepted_share_is_checked(world, capsys, edit, message):
     cfg = world / "run.toml"
