@@ -280,7 +280,10 @@ def read_cells(delivery: RasterDelivery, row: np.ndarray, col: np.ndarray) -> tu
             if nodata is not None and not np.isnan(nodata):
                 missing = values == nodata
                 if np.issubdtype(cells.dtype, np.floating):
-                    missing |= cells == cells.dtype.type(nodata)
+                    with np.errstate(over="ignore"):  # a nodata beyond the type's range matches no cell
+                        typed = cells.dtype.type(nodata)
+                    if np.isfinite(typed):
+                        missing |= cells == typed
                 values[missing] = np.nan
             out[members] = values
     return out, len(first)

@@ -243,7 +243,8 @@ def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, deliv
         # those quarantined (under an absurd or negative cell: no offer, but not "no service" either)
         n_out = len(linked) + int(unmentioned(addresses["address_id"], linked).sum()) - len(rejected)
         n_linked = len(linked)
-        bad = "".join(f", {n} {reason}" for reason, n in reasons(rejected).items())
+        counts = ", ".join(f"{n} {reason}" for reason, n in reasons(rejected).items())
+        bad = f" ({counts})" if counts else ""
         note = (f"{len(linked)} addresses in served cells, {sample.outside} outside the raster, {len(rejected)} "
                 f"quarantined{bad}; {sample.blocks_read} block(s) read (rows = addresses sampled)")
     entry = Accounting(provider_stage_name(delivery), rows_read, n_out, reasons(rejected), note, n_linked)

@@ -250,12 +250,19 @@ class RasterFileCells:
                     return src.read(self.band, window=Window(col, row, width, height))
                 except RasterioIOError as exc:  # a corrupt or truncated block
                     raise DataSourceError(f"{self.path}: band {self.band}: cannot read the cells from row {row}, "
-                                          f"col {col} ({_one_line(exc)})") from exc
+                                          f"col {col} ({_one_line(_root_cause(exc))})") from exc
             yield read
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """GDAL's own reason ("ZIPDecode: Decoding error …") behind rasterio's "Read failed. See previous exception"."""
+    while (cause := exc.__cause__ or exc.__context__) is not None:
+        exc = cause
+    return exc
 
 
 def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology]) -> RasterDelivery:
