@@ -98,6 +98,7 @@ class ProviderConfig:
     max_upload_ratio: float = 1.0  # upload above download × this is quarantined (upload_above_download)
     crs: str | None = None
     layer: str | None = None
+    band: int | None = None  # rasters: the band holding the download speed (1-based); required for multi-band
     columns: Mapping[str, str] = field(default_factory=dict)
     table: TableOptions = field(default_factory=TableOptions)
     label: str | None = None  # set for one partition of a delivery, so it keeps the delivery's name
@@ -247,6 +248,8 @@ def _check_semantics(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}: format {str(p.format)!r} needs 'provider' and 'technology'")
         if p.crs is not None:
             parse_crs(p.crs, f"{key}.crs")
+        if p.band is not None and p.format != ProviderFormat.RASTER:
+            raise ConfigError(f"{key}.band: applies to format = \"raster\" only, not {str(p.format)!r}")
         _check_offer_defaults(p, key, cfg.aliases)
     for a in ("locate_tolerance_m", "change_tolerance_pp"):
         if getattr(cfg.analysis, a) < 0:
@@ -449,6 +452,9 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
             if not isinstance(value, list) or not all(isinstance(v, str) and v.isdigit() for v in value):
                 raise ConfigError(f"{where}.areas: expected a list of ARS prefixes as strings, e.g. [\"13075\"]")
             value = tuple(value)
+        elif key == "band":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}.band: expected a band number (an integer ≥ 1), got {value!r}")
         elif key == "grid":
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}.grid: expected true or false")

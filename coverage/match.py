@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
 
 import geopandas as gpd
 import numpy as np
@@ -20,6 +22,7 @@ from pyproj import Transformer
 
 from coverage.addressing import address_key, normalise_locality, strip_postcode
 from coverage.columns import concat_frames, constant
+from coverage.config import MAX_SPEED_MBPS
 from coverage.crs import assert_same_crs
 from coverage.errors import SchemaError
 from coverage.membership import StringLookup, member
@@ -190,21 +193,39 @@ def link_polygons(polygons: gpd.GeoDataFrame, addresses: gpd.GeoDataFrame) -> tu
     return offers, unused
 
 
-def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Direct array indexing: the cell under each address; nodata, 0 and outside mean no offer."""
+@dataclass(frozen=True)
+class RasterSample:
+    """What sampling a raster at the addresses gave: ``offers`` (one per address in a served cell),
+    ``quarantine`` (one row per address under an absurd or negative cell), how many addresses lie
+    ``outside`` the raster (no offer) and how many blocks were read."""
+
+    offers: pd.DataFrame
+    quarantine: pd.DataFrame
+    outside: int
+    blocks_read: int
+
+
+def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> RasterSample:
+    """The cell under each address; nodata, NaN, 0 and outside mean no offer.
+
+    Cells are read block by block (:func:`read_cells`), never the whole raster. A cell above
+    :data:`~coverage.config.MAX_SPEED_MBPS` (``absurd_speed``) or below 0 (``negative_value``) is no offer:
+    each address under it is quarantined, ``row`` = the address's row in the address list (the raster has
+    no rows of its own), ``key`` = its address_id, ``value`` = the cell value and the cell's 0-based row/col.
+    """
     to_raster = Transformer.from_crs(addresses.crs, delivery.crs, always_xy=True)
     x, y = to_raster.transform(addresses.geometry.x.to_numpy(), addresses.geometry.y.to_numpy())
     a, b, c, d, e, f = (~delivery.transform)[:6]  # world -> pixel, applied to whole arrays
     x, y = np.asarray(x), np.asarray(y)
     col = np.floor(a * x + b * y + c).astype(np.int64)
     row = np.floor(d * x + e * y + f).astype(np.int64)
-    h, w = delivery.values.shape
+    h, w = delivery.shape
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
     values = np.full(len(addresses), np.nan)
-    values[inside] = delivery.values[row[inside], col[inside]]
-    if delivery.nodata is not None and not np.isnan(delivery.nodata):
-        values[values == delivery.nodata] = np.nan
-    served = np.isfinite(values) & (values > 0)
+    values[inside], blocks_read = read_cells(delivery, row[inside], col[inside])
+    negative = values < 0  # NaN (nodata) compares False
+    absurd = values > MAX_SPEED_MBPS
+    served = (values > 0) & ~absurd
     n = int(served.sum())
     served_at = np.flatnonzero(served)
     offers = pd.DataFrame({
@@ -214,7 +235,67 @@ def sample_raster(delivery: RasterDelivery, addresses: gpd.GeoDataFrame) -> pd.D
         "status": str(delivery.status), "planned_date": delivery.planned_date, "source": delivery.source,
         "match_method": "raster", "match_distance_m": 0.0,
     })
-    for col in ("provider", "technology", "status", "planned_date", "source", "match_method"):
-        offers[col] = offers[col].astype("category")
-    log.info("raster %s: %d of %d addresses inside a served cell", delivery.source, n, len(addresses))
-    return offers
+    for name in ("provider", "technology", "status", "planned_date", "source", "match_method"):
+        offers[name] = offers[name].astype("category")
+    checks = ((absurd, "absurd_speed", f"a cell value above the plausible maximum of {MAX_SPEED_MBPS:,.0f} Mbit/s "
+                                       "(a unit mistake?)"),
+              (negative, "negative_value", "a negative cell value that is not the raster's nodata ("
+                                           + ("none set" if delivery.nodata is None else f"{delivery.nodata:g}")
+                                           + ")"))
+    quarantine = concat([_cell_rows(delivery, addresses, np.flatnonzero(hit), values, row, col, reason, detail)
+                         for hit, reason, detail in checks if hit.any()])
+    outside = int((~inside).sum())
+    log.info("raster %s: %d of %d addresses inside a served cell, %d outside the raster, %d under absurd and %d "
+             "under negative cells (quarantined); %d block(s) read", delivery.source, n, len(addresses), outside,
+             int(absurd.sum()), int(negative.sum()), blocks_read)
+    return RasterSample(offers, quarantine, outside, blocks_read)
+
+
+def read_cells(delivery: RasterDelivery, row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, int]:
+    """The values (float64, NaN = nodata) of the cells at (``row``, ``col``), all inside the raster, and
+    the number of blocks read.
+
+    Only the blocks holding one of the cells are read, one at a time, in storage order, each only as
+    far as the window spanning its cells: memory stays at one block whatever the raster's size. The
+    values equal indexing the whole band at once. A cell equal to nodata as a float64 or in the band's
+    own float type (float32 bands store ``-3.4e38`` rounded) is NaN, as GDAL's nodata mask has it.
+    """
+    out = np.full(len(row), np.nan)
+    if not len(row):
+        return out, 0
+    bh, bw = delivery.block_shape
+    n_block_cols = -(-delivery.shape[1] // bw)
+    block = (row // bh) * n_block_cols + col // bw
+    order = np.argsort(block, kind="stable")
+    first = np.flatnonzero(np.r_[True, block[order][1:] != block[order][:-1]])
+    bounds = np.r_[first, len(order)]
+    nodata = delivery.nodata
+    with delivery.cells.open() as read:
+        for start, stop in pairwise(bounds.tolist()):
+            members = order[start:stop]
+            r, c = row[members], col[members]
+            r0, c0 = int(r.min()), int(c.min())
+            cells = read(r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)[r - r0, c - c0]
+            values = cells.astype(np.float64)
+            if nodata is not None and not np.isnan(nodata):
+                missing = values == nodata
+                if np.issubdtype(cells.dtype, np.floating):
+                    with np.errstate(over="ignore"):  # a nodata beyond the type's range matches no cell
+                        typed = cells.dtype.type(nodata)
+                    if np.isfinite(typed):
+                        missing |= cells == typed
+                values[missing] = np.nan
+            out[members] = values
+    return out, len(first)
+
+
+def _cell_rows(delivery: RasterDelivery, addresses: gpd.GeoDataFrame, at: np.ndarray, values: np.ndarray,
+               row: np.ndarray, col: np.ndarray, reason: str, detail: str) -> pd.DataFrame:
+    """Quarantine rows for the addresses at positions ``at``: their row in the address list (position + 1
+    where the addresses carry no ``source_row``), the cell value and where the cell is."""
+    numbers = (addresses["source_row"].take(at) if "source_row" in addresses.columns
+               else pd.Series(at + 1)).reset_index(drop=True)
+    shown = pd.Series([f"{v:.15g} at cell row {r}, col {c}" for v, r, c in zip(values[at], row[at], col[at],
+                                                                                 strict=True)], dtype="string")
+    keys = addresses["address_id"].take(at).reset_index(drop=True)
+    return rows(delivery.source, numbers, f"band {delivery.band}", shown, reason, detail, keys)

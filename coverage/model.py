@@ -14,9 +14,11 @@ of :data:`coverage.technology.DEFAULT_GROUPS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -196,11 +198,45 @@ class Boundaries:
         return pd.Series(label.to_numpy(), index=pd.Index(keys, name=key), name="display_name")
 
 
+#: Reads the cells of a window of one band: ``read(row, col, height, width)`` gives the
+#: ``height × width`` array whose top-left cell is (``row``, ``col``), 0-based as GDAL counts.
+WindowReader = Callable[[int, int, int, int], np.ndarray]
+
+
+class BandCells(Protocol):
+    """Where a raster's cells come from: ``open()`` gives a :data:`WindowReader` for as long as the
+    ``with`` block lasts (a file is opened once per sampling, not once per window)."""
+
+    def open(self) -> AbstractContextManager[WindowReader]: ...
+
+
 @dataclass(frozen=True)
-class RasterDelivery:
-    """A raster of download speed (Mbit/s); nodata or 0 means no service."""
+class ArrayCells:
+    """Cells held in memory (tests, synthetic rasters): a window is a slice of ``values``."""
 
     values: np.ndarray
+
+    def open(self) -> AbstractContextManager[WindowReader]:
+        return nullcontext(self.read)
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        return self.values[row:row + height, col:col + width]
+
+
+@dataclass(frozen=True)
+class RasterDelivery:
+    """A raster of download speed (Mbit/s); nodata or 0 means no service.
+
+    It holds no cells: ``cells`` reads windows of the ``band``, and the sampler
+    (:func:`coverage.match.sample_raster`) reads only the blocks (``block_shape``: rows, columns of
+    one stored block, the unit GDAL decodes) that hold addresses, one at a time. ``shape`` is
+    (rows, columns) of the whole raster.
+    """
+
+    cells: BandCells
+    shape: tuple[int, int]
+    block_shape: tuple[int, int]
+    band: int
     transform: Affine
     crs: object
     nodata: float | None

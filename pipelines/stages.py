@@ -263,13 +263,16 @@ def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, deliv
         n_linked = len(polygons) - unused
         note = f"{len(linked)} offers; {unused} polygon(s) cover no address"
     else:
-        raster = read_provider_raster(delivery, aliases)
-        linked = sample_raster(raster, addresses)
-        # rows = addresses sampled = those with an offer (one each) + those without (counted by id)
-        rejected, rows_read = q.empty(), len(addresses)
-        n_out = len(linked) + int(unmentioned(addresses["address_id"], linked).sum())
+        sample = sample_raster(read_provider_raster(delivery, aliases), addresses)
+        linked, rejected, rows_read = sample.offers, sample.quarantine, len(addresses)
+        # rows = addresses sampled = those with an offer (one each) + those without (counted by id), less
+        # those quarantined (under an absurd or negative cell: no offer, but not "no service" either)
+        n_out = len(linked) + int(unmentioned(addresses["address_id"], linked).sum()) - len(rejected)
         n_linked = len(linked)
-        note = f"{len(linked)} addresses in served cells (rows = addresses sampled)"
+        counts = ", ".join(f"{n} {reason}" for reason, n in reasons(rejected).items())
+        bad = f" ({counts})" if counts else ""
+        note = (f"{len(linked)} addresses in served cells, {sample.outside} outside the raster, {len(rejected)} "
+                f"quarantined{bad}; {sample.blocks_read} block(s) read (rows = addresses sampled)")
     entry = Accounting(provider_stage_name(delivery), rows_read, n_out, reasons(rejected), note, n_linked)
     return StageResult({"offers": {delivery.name: linked}}, [entry], [rejected])
 

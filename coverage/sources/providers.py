@@ -12,7 +12,9 @@ Tables add a locator: ``address_id`` or ``x, y`` (working CRS) or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,12 +22,13 @@ import numpy as np
 import pandas as pd
 import rasterio
 from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
 
 from coverage.columns import constant, stripped_text
 from coverage.config import MAX_SPEED_MBPS, ProviderConfig
 from coverage.crs import check_coordinate_units, parse_crs, to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
-from coverage.model import OfferStatus, RasterDelivery
+from coverage.model import OfferStatus, RasterDelivery, WindowReader
 from coverage.numbers import by_unique, parse_numbers, parse_speeds
 from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table, reject_unreadable
@@ -238,23 +241,97 @@ def _is_number(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
+#: The most cells one stored block of a raster may hold. Reading any cell decodes its whole block, so a
+#: raster stored as one huge compressed strip (a "decompression bomb": a small file of vast dimensions)
+#: would be decoded whole; such a file is refused with a hint to re-tile it.
+MAX_BLOCK_CELLS = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class RasterFileCells:
+    """One band of a raster file, read window by window; the file is opened once per ``open()``."""
+
+    path: Path
+    band: int
+
+    @contextmanager
+    def open(self) -> Iterator[WindowReader]:
+        try:
+            src = rasterio.open(self.path)
+        except RasterioIOError as exc:
+            raise DataSourceError(f"{self.path}: cannot read as a raster ({_one_line(exc)})") from exc
+        with src:
+            def read(row: int, col: int, height: int, width: int) -> np.ndarray:
+                try:
+                    return src.read(self.band, window=Window(col, row, width, height))
+                except RasterioIOError as exc:  # a corrupt or truncated block
+                    raise DataSourceError(f"{self.path}: band {self.band}: cannot read the cells from row {row}, "
+                                          f"col {col} ({_one_line(_root_cause(exc))})") from exc
+            yield read
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """GDAL's own reason ("ZIPDecode: Decoding error …") behind rasterio's "Read failed. See previous exception"."""
+    while (cause := exc.__cause__ or exc.__context__) is not None:
+        exc = cause
+    return exc
+
+
 def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology]) -> RasterDelivery:
-    """A single-band GeoTIFF of download speed; nodata (and 0) mean no service."""
+    """One band of a GeoTIFF of download speed (nodata and 0 mean no service): its georeferencing and
+    layout, checked; no cells. They are read block by block when sampled (:func:`coverage.match.sample_raster`).
+
+    A raster with several bands needs ``band = N`` in its delivery's config; a band stored in blocks of more
+    than :data:`MAX_BLOCK_CELLS` cells is refused (reading one cell would decode the whole block).
+    """
     path = Path(cfg.path)
     if not path.exists():
         raise DataSourceError(f"{path}: file not found")
     try:
         with rasterio.open(path) as src:
-            values = src.read(1)
+            band = _raster_band(path, cfg.band, src.count)
             crs = src.crs if src.crs is not None else (parse_crs(cfg.crs) if cfg.crs else None)
-            transform, nodata = src.transform, src.nodata
+            transform, nodata, dtype = src.transform, src.nodatavals[band - 1], src.dtypes[band - 1]
+            shape, block = (src.height, src.width), src.block_shapes[band - 1]
     except RasterioIOError as exc:
-        raise DataSourceError(f"{path}: cannot read as a raster ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read as a raster ({_one_line(exc)})") from exc
     if crs is None:
         raise InputDataError(f"{path}: raster has no CRS; set crs = \"EPSG:…\" for this provider")
+    if transform.determinant == 0:
+        raise InputDataError(f"{path}: raster has no usable geotransform (cell size {transform.a:g} × "
+                             f"{transform.e:g}); expected a georeferenced GeoTIFF")
+    if str(dtype).startswith("complex"):
+        raise InputDataError(f"{path}: band {band} holds {dtype} cells; expected real numbers (download speed "
+                             "in Mbit/s)")
+    if block[0] * block[1] > MAX_BLOCK_CELLS:
+        raise InputDataError(f"{path}: band {band} is stored in blocks of {block[0]} × {block[1]} cells; expected "
+                             f"at most {MAX_BLOCK_CELLS:,} cells per block (reading a cell decodes its whole block); "
+                             "re-tile it, e.g. gdal_translate -co TILED=YES -co COMPRESS=DEFLATE")
     tech = aliases.get(normalise_alias(cfg.technology or ""))
     if tech is None:
         raise InputDataError(f"{path}: technology {cfg.technology!r} is not in the alias table")
-    return RasterDelivery(values=values, transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
+    log.info("provider %s: raster of %d × %d cells, band %d, blocks of %d × %d, nodata %s", cfg.name, *shape, band,
+             *block, nodata)
+    return RasterDelivery(cells=RasterFileCells(path, band), shape=shape, block_shape=block, band=band,
+                          transform=transform, crs=crs, nodata=nodata, provider=str(cfg.provider),
                           technology=tech, up_mbps=float(cfg.up_mbps) if cfg.up_mbps is not None else np.nan,
                           status=OfferStatus(cfg.status), planned_date=cfg.planned_date or "", source=cfg.name)
+
+
+def _raster_band(path: Path, band: int | None, count: int) -> int:
+    """The band to sample: ``band`` from the config, or the only one; a one-line error otherwise."""
+    if count < 1:
+        raise InputDataError(f"{path}: raster has no bands; expected one band of download speed in Mbit/s")
+    if band is None:
+        if count > 1:
+            raise InputDataError(f"{path}: raster has {count} bands; set band = N (1 to {count}) in this delivery's "
+                                 "[[providers]] table for the band of download speed in Mbit/s")
+        return 1
+    if band > count:
+        raise InputDataError(f"{path}: band = {band} is out of range: the raster has {count} band(s) "
+                             f"(expected 1 to {count})")
+    return band
