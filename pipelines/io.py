@@ -142,14 +142,41 @@ def _cut_long_text(s: pd.Series) -> tuple[pd.Series | None, int]:
 
 
 def write_csv(path: Path, frame: pd.DataFrame, *, german: bool = False) -> Path:
-    """CSV for machines (UTF-8, ``,``, ``.``) or for German Excel (BOM, ``;``, decimal comma)."""
+    """CSV for machines (UTF-8, ``,``, ``.``) or for German Excel (BOM, ``;``, decimal comma).
+
+    Text is written as it is (control characters included, see :mod:`coverage.text`); every field
+    holding a line break is quoted, so each value stays one field and each row one record.
+    """
     safe = neutralise_formulas(frame)
     with atomic_path(path) as tmp:
         if german:
-            safe.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
+            safe.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator=_line_end(safe))
         elif not _write_csv_arrow(safe, tmp):
-            safe.to_csv(tmp, index=False, encoding="utf-8")
+            safe.to_csv(tmp, index=False, encoding="utf-8", lineterminator=_line_end(safe))
     return path
+
+
+def _line_end(frame: pd.DataFrame) -> str:
+    """The line end for pandas' CSV writer: Python's csv module quotes a field that holds a character
+    of the line terminator, so with "\n" a lone "\r" in a value would end the record for every reader.
+    Only such data gets "\r\n" line ends (which quotes both); all other files keep "\n"."""
+    return "\r\n" if _holds_text(frame, "\r") else "\n"
+
+
+def _holds_text(frame: pd.DataFrame, char: str) -> bool:
+    """Whether a text value (or column name) of ``frame`` contains ``char``."""
+    if any(char in str(c) for c in frame.columns):
+        return True
+    for j in range(frame.shape[1]):
+        s = frame.iloc[:, j]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = pd.Series(s.cat.categories)
+        if pd.api.types.is_object_dtype(s):
+            if any(isinstance(v, str) and char in v for v in s):
+                return True
+        elif pd.api.types.is_string_dtype(s) and s.str.contains(char, regex=False, na=False).any():
+            return True
+    return False
 
 
 def _write_csv_arrow(frame: pd.DataFrame, path: Path) -> bool:
