@@ -23,6 +23,13 @@ from coverage.config import TableOptions
 from coverage.errors import DataSourceError, InputDataError
 
 _DELIMITERS = (";", ",", "\t", "|")
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a CSV text, split at CR/LF only: ``str.splitlines`` also splits at the vertical tab,
+    form feed, U+0085, U+2028, ... which are text inside a cell (e.g. in a site name), not row ends."""
+    return _LINE_END.split(text)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ def decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
 
 def sniff_delimiter(text: str) -> str:
     """Pick the delimiter that splits the first lines most consistently."""
-    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    lines = [ln for ln in _lines(text)[:20] if ln.strip()]
     if not lines:
         return ","
     best, best_score = ",", -1.0
@@ -104,7 +111,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
         raise InputDataError(f"{path}: file is empty")
     text, encoding = decode(raw, options.encoding, path)
     skip = (options.header_row - 1) if options.header_row else 0
-    body = "\n".join(text.splitlines()[skip:])
+    body = "\n".join(_lines(text)[skip:])
     delimiter = options.delimiter or sniff_delimiter(body)
     if delimiter == "\\t":
         delimiter = "\t"
