@@ -31,6 +31,7 @@ from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table
 from coverage.sources.vector import read_vector
 from coverage.technology import Technology, normalise_alias
+from coverage.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology])
             crs = src.crs if src.crs is not None else (parse_crs(cfg.crs) if cfg.crs else None)
             transform, nodata = src.transform, src.nodata
     except RasterioIOError as exc:
-        raise DataSourceError(f"{path}: cannot read as a raster ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read as a raster ({one_line(exc)})") from exc
     if crs is None:
         raise InputDataError(f"{path}: raster has no CRS; set crs = \"EPSG:…\" for this provider")
     tech = aliases.get(normalise_alias(cfg.technology or ""))

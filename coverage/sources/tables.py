@@ -21,6 +21,7 @@ import pandas as pd
 
 from coverage.config import TableOptions
 from coverage.errors import DataSourceError, InputDataError
+from coverage.text import one_line
 
 _DELIMITERS = (";", ",", "\t", "|")
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -49,7 +50,7 @@ def decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
         try:
             return raw.decode(encoding), encoding
         except (UnicodeDecodeError, LookupError) as exc:
-            raise DataSourceError(f"{path}: cannot decode as {encoding} ({exc})") from exc
+            raise DataSourceError(f"{path}: cannot decode as {encoding} ({one_line(exc)})") from exc
     if raw.startswith(b"\xef\xbb\xbf"):
         return raw[3:].decode("utf-8", errors="strict"), "utf-8-sig"
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -106,7 +107,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataSourceError(f"{path}: cannot read ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read ({one_line(exc)})") from exc
     if not raw.strip():
         raise InputDataError(f"{path}: file is empty")
     text, encoding = decode(raw, options.encoding, path)
@@ -119,7 +120,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
         frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
                             skipinitialspace=True, on_bad_lines="error", engine="c")
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
+        raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({one_line(exc)})") from exc
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     decimal = options.decimal or sniff_decimal(frame, delimiter)
     return TextTable(frame, encoding, delimiter, decimal, first_data_row=skip + 2)
@@ -144,7 +145,7 @@ def read_parquet_table(path: Path, categorical: Sequence[str] = ()) -> TextTable
         table = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
         frame = table.to_pandas()
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise DataSourceError(f"{path}: cannot read Parquet ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read Parquet ({one_line(exc)})") from exc
     return TextTable(frame, "parquet", None, ".", first_data_row=1)
 
 
@@ -152,7 +153,7 @@ def _read_xlsx(path: Path, options: TableOptions) -> TextTable:
     try:
         raw = pd.read_excel(path, sheet_name=options.sheet or 0, header=None, dtype=str)
     except (ValueError, OSError, KeyError) as exc:
-        raise DataSourceError(f"{path}: cannot read spreadsheet ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read spreadsheet ({one_line(exc)})") from exc
     raw = raw.fillna("")
     if options.header_row:
         header_idx = options.header_row - 1
