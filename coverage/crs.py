@@ -14,6 +14,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from coverage.errors import ConfigError, CRSMismatchError, InputDataError
+from coverage.text import one_line
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -29,7 +30,7 @@ def parse_crs(value: object, what: str = "crs") -> CRS:
     try:
         return CRS.from_user_input(value)
     except CRSError as exc:
-        raise ConfigError(f"{what}: {value!r} is not a coordinate reference system ({exc})") from exc
+        raise ConfigError(f"{what}: {value!r} is not a coordinate reference system ({one_line(exc)})") from exc
 
 
 def working_crs(value: object = DEFAULT_WORKING_CRS) -> CRS:

@@ -1,5 +1,8 @@
 """Why an address has the figures it has: every offer, how it was matched, the best per group,
-and each funding rule's verdict with the offers that decided it."""
+and each funding rule's verdict with the offers that decided it.
+
+The lines are for a terminal: control characters from the data (an ESC sequence in a provider
+name, a line break in a street) are shown escaped, see :func:`coverage.text.terminal_text`."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import pandas as pd
 from coverage.funding import FundingRule, disqualifying_offers
 from coverage.model import OfferStatus
 from coverage.technology import Technology
+from coverage.text import terminal_text
 
 
 def _speed(down: float, up: float) -> str:
@@ -56,4 +60,4 @@ def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[st
             best = scope[disqualifying_offers(scope, rule)].sort_values("down_mbps", ascending=False).head(3)
             why = "; ".join(f"{o.provider} {o.technology} {_speed(o.down_mbps, o.up_mbps)}" for o in best.itertuples())
             lines.append(f"  {label}: not eligible — disqualified by {why}")
-    return lines
+    return [terminal_text(line) for line in lines]

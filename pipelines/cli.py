@@ -3,6 +3,10 @@
 Exit codes: 0 success (a new run was published), 3 success with nothing changed,
 2 a problem with the user's input or configuration (one line on stderr, no
 traceback), 4 another run holds the lock, 1 an internal failure.
+
+What reaches the terminal from the data (names in ``explain`` and ``validate``, values quoted in
+error and log lines) has its control characters escaped (``\x1b``; :mod:`coverage.text`), and
+an error is printed on one line even when a parser's message has several.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from coverage.errors import CoverageError
+from coverage.text import terminal_line, terminal_text
 from pipelines.lock import LockedError
 
 log = logging.getLogger("bbcov")
@@ -29,10 +35,20 @@ DEMO_DIR = Path("data/raw/mv-2021-06")
 DEFAULT_SOURCES = Path(os.environ.get("BBCOV_SOURCES", "../shared/data"))
 
 
+class _TerminalFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a message quoting data stays one harmless line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return terminal_text(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name (ei: an exc_info tuple)
+        return "\n".join(terminal_text(line) for line in super().formatException(ei).splitlines())
+
+
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(_TerminalFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -89,9 +105,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEMO_DIR / "bbcov.toml")
     _, ledger = validate_inputs(cfg)
-    rows = [{"file / stage": a.stage.removeprefix("read ").removeprefix("provider "), "rows read": a.rows_in,
-             "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
-             "by reason": ", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-"} for a in ledger.accounting]
+    rows = [{"file / stage": terminal_text(a.stage.removeprefix("read ").removeprefix("provider ")),
+             "rows read": a.rows_in, "accepted": a.rows_out, "quarantined": sum(a.quarantined.values()),
+             "by reason": terminal_text(", ".join(f"{k} {v}" for k, v in a.quarantined.items()) or "-")}
+            for a in ledger.accounting]
     with pd.option_context("display.width", 200, "display.max_colwidth", 80):
         print(pd.DataFrame(rows).to_string(index=False))
     total = sum(sum(a.quarantined.values()) for a in ledger.accounting)
@@ -306,10 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LockedError as exc:
-        print(f"bbcov: {exc}", file=sys.stderr)
+        print(f"bbcov: {terminal_line(exc)}", file=sys.stderr)
         return EXIT_LOCKED
     except CoverageError as exc:
-        print(f"bbcov: error: {exc}", file=sys.stderr)
+        print(f"bbcov: error: {terminal_line(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except OSError as exc:
         if exc.errno is None:
@@ -317,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_FAILURE
         # a file or folder that cannot be read or written (read-only, full disk, no permission): the user's to fix
         log.debug("file system error", exc_info=True)
-        print(f"bbcov: error: {exc.filename or 'a file'}: {exc.strerror}; earlier results are untouched",
-              file=sys.stderr)
+        print(terminal_line(f"bbcov: error: {exc.filename or 'a file'}: {exc.strerror}; earlier results are "
+                            "untouched"), file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("bbcov: interrupted", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 - ``coverage.xlsx``: one sheet per level, sites, funding rules and the quarantine summary;
   German headers, numbers as numbers, frozen header row, column widths from the content,
-  text that a spreadsheet would execute (``=…``, ``+…``, ``-…``, ``@…``) prefixed with ``'``.
+  text that a spreadsheet would execute (``=…``, ``+…``, ``-…``, ``@…``) prefixed with ``'``,
+  control characters escaped and text longer than a cell cut (:func:`pipelines.io.spreadsheet_cells`).
 - ``<name>.csv`` (UTF-8, ``,``, ``.``, the data's column names) and ``<name>_de.csv``
   (BOM, ``;``, decimal comma, German headers) via :func:`pipelines.io.write_csv`. A plain CSV
   the run folder already holds with the same bytes (``tables/coverage_<level>.csv``) is a hard
@@ -31,6 +32,7 @@ from coverage.funding import FundingRule
 from coverage.model import LEVEL_KEYS, Boundaries
 from coverage.report.atlas import quarantine_summary
 from coverage.report.labels import german_labels
+from coverage.text import document_text
 from pipelines import io
 
 log = logging.getLogger(__name__)
@@ -101,8 +103,8 @@ def write_workbook(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, Mapping
     header_fill = PatternFill("solid", fgColor="DDE3F0")
     for name, frame, labels in sheets:
         ws = wb.create_sheet(title=name[:31])
-        safe = io.neutralise_formulas(frame)
-        headers = [labels.get(str(c), str(c)) for c in safe.columns]
+        safe = io.spreadsheet_cells(frame, name)
+        headers = [document_text(labels.get(str(c), str(c))) for c in safe.columns]
         for j, col in enumerate(safe.columns, start=1):
             sample = safe[col].head(200).astype("string").fillna("").str.len()
             text_len = int(sample.max()) if len(sample) else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +22,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from coverage.text import document_series
+
+log = logging.getLogger(__name__)
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: The most characters (UTF-16 code units) an Excel cell holds; longer text is cut and ends with CUT_MARKER.
+EXCEL_CELL_CHARS = 32_767
+CUT_MARKER = "…[gekürzt]"
 
 
 @contextlib.contextmanager
@@ -92,15 +100,83 @@ def _neutralised(s: pd.Series) -> pd.Series | None:
     return s.where(~risky, "'" + text) if risky.any() else None
 
 
+def spreadsheet_cells(frame: pd.DataFrame, sheet: str) -> pd.DataFrame:
+    """``frame`` as the cells of an XLSX sheet may hold it: control characters escaped (the rule of
+    :mod:`coverage.text`; openpyxl refuses them), formulas neutralised (:func:`neutralise_formulas`),
+    and text longer than a cell (:data:`EXCEL_CELL_CHARS`) cut so that it ends with :data:`CUT_MARKER`,
+    with a warning naming the sheet, the column and how many values were cut."""
+    out = frame.copy()
+    for j in range(out.shape[1]):
+        escaped = document_series(out.iloc[:, j])
+        if escaped is not None:
+            out.isetitem(j, escaped)
+    out = neutralise_formulas(out)
+    for j, col in enumerate(out.columns):
+        cut, n = _cut_long_text(out.iloc[:, j])
+        if cut is not None:
+            out.isetitem(j, cut)
+            log.warning("sheet %s, column %s: %d text value(s) longer than %d characters cut, ending with %r",
+                        sheet, col, n, EXCEL_CELL_CHARS, CUT_MARKER)
+    return out
+
+
+def _cut_long_text(s: pd.Series) -> tuple[pd.Series | None, int]:
+    """The column with text longer than a cell cut (and the number cut), or (None, 0)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)  # rare; cut categories could coincide
+    # A value of up to EXCEL_CELL_CHARS // 2 code points fits whatever it holds (each is 1 or 2 UTF-16 units).
+    if pd.api.types.is_object_dtype(s):
+        maybe = np.fromiter((isinstance(v, str) and len(v) > EXCEL_CELL_CHARS // 2 for v in s), bool, len(s))
+    elif pd.api.types.is_string_dtype(s):
+        maybe = s.str.len().gt(EXCEL_CELL_CHARS // 2).fillna(False).to_numpy(dtype=bool)
+    else:
+        return None, 0
+    rows = [i for i in np.flatnonzero(maybe) if len(s.iloc[i].encode("utf-16-le")) > 2 * EXCEL_CELL_CHARS]
+    if not rows:
+        return None, 0
+    room = 2 * (EXCEL_CELL_CHARS - len(CUT_MARKER))  # bytes of UTF-16; the marker is one unit per character
+    out = s.copy()
+    out.iloc[rows] = [s.iloc[i].encode("utf-16-le")[:room].decode("utf-16-le", errors="ignore") + CUT_MARKER
+                      for i in rows]  # "ignore": a pair of surrogates cut in half is dropped whole
+    return out, len(rows)
+
+
 def write_csv(path: Path, frame: pd.DataFrame, *, german: bool = False) -> Path:
-    """CSV for machines (UTF-8, ``,``, ``.``) or for German Excel (BOM, ``;``, decimal comma)."""
+    """CSV for machines (UTF-8, ``,``, ``.``) or for German Excel (BOM, ``;``, decimal comma).
+
+    Text is written as it is (control characters included, see :mod:`coverage.text`); every field
+    holding a line break is quoted, so each value stays one field and each row one record.
+    """
     safe = neutralise_formulas(frame)
     with atomic_path(path) as tmp:
         if german:
-            safe.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
+            safe.to_csv(tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator=_line_end(safe))
         elif not _write_csv_arrow(safe, tmp):
-            safe.to_csv(tmp, index=False, encoding="utf-8")
+            safe.to_csv(tmp, index=False, encoding="utf-8", lineterminator=_line_end(safe))
     return path
+
+
+def _line_end(frame: pd.DataFrame) -> str:
+    """The line end for pandas' CSV writer: Python's csv module quotes a field that holds a character
+    of the line terminator, so with "\n" a lone "\r" in a value would end the record for every reader.
+    Only such data gets "\r\n" line ends (which quotes both); all other files keep "\n"."""
+    return "\r\n" if _holds_text(frame, "\r") else "\n"
+
+
+def _holds_text(frame: pd.DataFrame, char: str) -> bool:
+    """Whether a text value (or column name) of ``frame`` contains ``char``."""
+    if any(char in str(c) for c in frame.columns):
+        return True
+    for j in range(frame.shape[1]):
+        s = frame.iloc[:, j]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = pd.Series(s.cat.categories)
+        if pd.api.types.is_object_dtype(s):
+            if any(isinstance(v, str) and char in v for v in s):
+                return True
+        elif pd.api.types.is_string_dtype(s) and s.str.contains(char, regex=False, na=False).any():
+            return True
+    return False
 
 
 def _write_csv_arrow(frame: pd.DataFrame, path: Path) -> bool:

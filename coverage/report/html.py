@@ -4,7 +4,8 @@ One self-contained file: CSS and JavaScript are read from the package
 (``coverage/report/static``) and inlined, maps are inlined SVG, and nothing refers
 to any external URL. All text goes through jinja2 autoescaping; only the CSS, the
 JavaScript and SVGs produced by :mod:`coverage.report.maps` (whose text ElementTree
-escaped) are marked safe.
+escaped) are marked safe. Control characters in any printed value are escaped first
+(``\x1b``; the rule is in :mod:`coverage.text`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from coverage.report.maps import (
     format_int,
     format_percent,
 )
+from coverage.text import document_text
 
 #: Thresholds (Mbit/s) shown as headline shares and table columns when the tables have them.
 HEADLINE_THRESHOLDS = (30, 100, 1000)
@@ -96,6 +98,14 @@ def _rows(frame: pd.DataFrame, columns: Sequence[_Column],
     return rows
 
 
+def _finalize(value: object) -> object:
+    """Every value a template prints, before autoescaping: control characters escaped as
+    :mod:`coverage.text` says (HTML has no place for them); safe markup stays safe markup."""
+    if isinstance(value, Markup):
+        return Markup(document_text(str(value)))
+    return document_text(value) if isinstance(value, str) else value
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -104,6 +114,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["de_int"] = format_int
     env.filters["de_pct"] = format_percent

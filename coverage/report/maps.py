@@ -39,6 +39,7 @@ from matplotlib.typing import RcKeyType
 from coverage.errors import InputDataError, SchemaError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, threshold_tag
 from coverage.report.geometry import MapGeometry
+from coverage.text import document_text
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -304,7 +305,7 @@ def _check_table(table: pd.DataFrame, level: str, value_column: str, tooltip_col
 
 
 def _tooltip(row: pd.Series, columns: Sequence[str]) -> str:
-    lines = [str(row["name"])]
+    lines = [document_text(str(row["name"]))]  # XML has no place for control characters
     lines += [f"{column_label(c)}: {format_value(c, row[c])}" for c in columns]
     return "\n".join(lines)
 

@@ -33,13 +33,14 @@ from coverage.report.maps import (
     classes_for,
     classify,
 )
+from coverage.text import document_text
 
 SVG_NS = "http://www.w3.org/2000/svg"
 AMT_EDGE = "#525252"
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(document_text(str(text)), quote=True)  # XML has no place for control characters
 
 
 @dataclass(frozen=True)

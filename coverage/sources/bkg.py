@@ -21,6 +21,7 @@ from pyogrio.errors import DataSourceError as OgrDataSourceError
 from coverage.crs import to_crs
 from coverage.errors import DataSourceError, InputDataError, SchemaError
 from coverage.model import Boundaries
+from coverage.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _read(source: str, bundle: Path) -> gpd.GeoDataFrame:
     try:
         frame = pyogrio.read_dataframe(source)
     except (OgrDataSourceError, OSError) as exc:
-        raise DataSourceError(f"{bundle}: cannot read {source} ({exc})") from exc
+        raise DataSourceError(f"{bundle}: cannot read {source} ({one_line(exc)})") from exc
     required = {"AGS", "ARS", "GEN", "BEZ"}
     missing = required - set(frame.columns)
     if missing:

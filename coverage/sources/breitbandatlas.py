@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from coverage.errors import DataSourceError, SchemaError
+from coverage.text import one_line
 
 #: Breitbandatlas header words -> our technology groups.
 _WORD_GROUPS = {
@@ -57,7 +58,7 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataSourceError(f"{path}: cannot read Breitbandatlas table ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read Breitbandatlas table ({one_line(exc)})") from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -67,7 +68,7 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, quoting=csv.QUOTE_MINIMAL)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
-        raise DataSourceError(f"{path}: not a readable Breitbandatlas table ({exc})") from exc
+        raise DataSourceError(f"{path}: not a readable Breitbandatlas table ({one_line(exc)})") from exc
     key_col = next((c for c in frame.columns if c.strip().strip('"').casefold() in ("ags", "staat")), None)
     if key_col is None:
         raise SchemaError(f"{path}: no AGS column in header {list(frame.columns)[:5]}…")

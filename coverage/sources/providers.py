@@ -34,6 +34,7 @@ from coverage.quarantine import RowFilter
 from coverage.sources.tables import apply_column_map, read_text_table, reject_unreadable
 from coverage.sources.vector import read_vector
 from coverage.technology import Technology, normalise_alias
+from coverage.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -259,19 +260,15 @@ class RasterFileCells:
         try:
             src = rasterio.open(self.path)
         except RasterioIOError as exc:
-            raise DataSourceError(f"{self.path}: cannot read as a raster ({_one_line(exc)})") from exc
+            raise DataSourceError(f"{self.path}: cannot read as a raster ({one_line(exc)})") from exc
         with src:
             def read(row: int, col: int, height: int, width: int) -> np.ndarray:
                 try:
                     return src.read(self.band, window=Window(col, row, width, height))
                 except RasterioIOError as exc:  # a corrupt or truncated block
                     raise DataSourceError(f"{self.path}: band {self.band}: cannot read the cells from row {row}, "
-                                          f"col {col} ({_one_line(_root_cause(exc))})") from exc
+                                          f"col {col} ({one_line(_root_cause(exc))})") from exc
             yield read
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -298,7 +295,7 @@ def read_provider_raster(cfg: ProviderConfig, aliases: Mapping[str, Technology])
             transform, nodata, dtype = src.transform, src.nodatavals[band - 1], src.dtypes[band - 1]
             shape, block = (src.height, src.width), src.block_shapes[band - 1]
     except RasterioIOError as exc:
-        raise DataSourceError(f"{path}: cannot read as a raster ({_one_line(exc)})") from exc
+        raise DataSourceError(f"{path}: cannot read as a raster ({one_line(exc)})") from exc
     if crs is None:
         raise InputDataError(f"{path}: raster has no CRS; set crs = \"EPSG:…\" for this provider")
     if transform.determinant == 0:

@@ -30,6 +30,7 @@ import pandas as pd
 from coverage.config import TableOptions
 from coverage.errors import DataSourceError, InputDataError
 from coverage.quarantine import RowFilter
+from coverage.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def decode_counted(raw: bytes, encoding: str | None, path: Path) -> tuple[str, s
             raise DataSourceError(f"{path}: cannot decode as {encoding} at {_where(raw, exc.start)} "
                                   f"(byte 0x{raw[exc.start]:02x}: {exc.reason})") from exc
         except LookupError as exc:
-            raise DataSourceError(f"{path}: cannot decode as {encoding} ({exc})") from exc
+            raise DataSourceError(f"{path}: cannot decode as {encoding} ({one_line(exc)})") from exc
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return raw.decode("utf-16"), "utf-16", 0, ""
@@ -160,7 +161,7 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataSourceError(f"{path}: cannot read ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read ({one_line(exc)})") from exc
     if not raw.strip():
         raise InputDataError(f"{path}: file is empty")
     text, encoding, bad_bytes, bad_at = decode_counted(raw, options.encoding, path)
@@ -176,10 +177,10 @@ def read_text_table(path: str | Path, options: TableOptions | None = None, categ
                             skipinitialspace=True, on_bad_lines="error", engine="c")
     except pd.errors.ParserError as exc:
         if not re.search(r"Expected \d+ fields in line \d+, saw \d+", str(exc)):
-            raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
+            raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({one_line(exc)})") from exc
         frame, bad_rows = _read_with_bad_rows(body, delimiter, path)
     except (csv.Error, ValueError) as exc:
-        raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
+        raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table ({one_line(exc)})") from exc
     if not isinstance(frame.index, pd.RangeIndex):
         # every data row has more fields than the header: pandas would take the first column as the
         # index and shift every cell one column to the left
@@ -267,7 +268,7 @@ def read_parquet_table(path: Path, categorical: Sequence[str] = ()) -> TextTable
         table = pa.concat_tables(parts, promote_options="permissive").unify_dictionaries()
         frame = table.to_pandas()
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise DataSourceError(f"{path}: cannot read Parquet ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read Parquet ({one_line(exc)})") from exc
     return TextTable(frame, "parquet", None, None, first_data_row=1)
 
 
@@ -275,7 +276,7 @@ def _read_xlsx(path: Path, options: TableOptions) -> TextTable:
     try:
         raw = pd.read_excel(path, sheet_name=options.sheet or 0, header=None, dtype=object)
     except (ValueError, OSError, KeyError) as exc:
-        raise DataSourceError(f"{path}: cannot read spreadsheet ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read spreadsheet ({one_line(exc)})") from exc
     raw = raw.map(_xlsx_cell)
     if options.header_row:
         header_idx = options.header_row - 1

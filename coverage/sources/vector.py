@@ -13,6 +13,7 @@ from pyogrio.errors import DataSourceError as OgrDataSourceError
 
 from coverage.errors import DataSourceError, InputDataError
 from coverage.sources.geoparquet import read_geoparquet
+from coverage.text import one_line
 
 VECTOR_SUFFIXES = (".gpkg", ".parquet", ".geoparquet", ".shp", ".geojson", ".json", ".zip", ".fgb")
 
@@ -49,9 +50,9 @@ def read_vector(path: str | Path, layer: str | None = None, categorical: Sequenc
             source = _zip_source(path)
         return pyogrio.read_dataframe(source, layer=layer)
     except (OgrDataSourceError, DataLayerError, OSError) as exc:  # pyarrow I/O errors are OSErrors
-        raise DataSourceError(f"{path}: cannot read as a vector file ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read as a vector file ({one_line(exc)})") from exc
     except ValueError as exc:  # e.g. parquet without geo metadata
-        raise InputDataError(f"{path}: not a vector dataset ({exc})") from exc
+        raise InputDataError(f"{path}: not a vector dataset ({one_line(exc)})") from exc
 
 
 def _zip_source(path: Path) -> str:

@@ -29,6 +29,7 @@ from pyproj import Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.errors import DataSourceError, SchemaError
+from coverage.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _read_parquet(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     try:
         table = pq.read_table(path, filters=filters)
     except (OSError, pa.ArrowException) as exc:
-        raise DataSourceError(f"{path}: cannot read Zensus parquet ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read Zensus parquet ({one_line(exc)})") from exc
     frame = table.to_pandas()
     missing = {"x", "y"} - set(frame.columns)
     if missing:
@@ -124,7 +125,7 @@ def _read_csv(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataSourceError(f"{path}: cannot read Zensus CSV ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot read Zensus CSV ({one_line(exc)})") from exc
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # published as Latin-1/cp1252; '–' is cp1252 0x96
         try:
             text = raw.decode(encoding)
@@ -134,7 +135,7 @@ def _read_csv(path: Path, bbox: Bbox | None) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataSourceError(f"{path}: cannot parse Zensus CSV ({exc})") from exc
+        raise DataSourceError(f"{path}: cannot parse Zensus CSV ({one_line(exc)})") from exc
     cols = {c: c.strip().strip('"') for c in frame.columns}
     xcol = next((c for c, n in cols.items() if n.casefold().startswith("x_mp")), None)
     ycol = next((c for c, n in cols.items() if n.casefold().startswith("y_mp")), None)
