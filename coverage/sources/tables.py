@@ -214,7 +214,7 @@ def _read_with_bad_rows(body: str, delimiter: str, path: Path) -> tuple[pd.DataF
                 rows.append([*record, *([None] * (len(header) - len(record)))])
     except csv.Error as exc:
         raise InputDataError(f"{path}: not a readable {delimiter!r}-separated table "
-                             f"(line {reader.line_num}: {exc})") from exc
+                             f"(line {reader.line_num}: {one_line(exc)})") from exc
     if header is None:
         raise InputDataError(f"{path}: no header row")
     first = min(bad)
