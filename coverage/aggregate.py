@@ -162,7 +162,9 @@ def with_shares(table: pd.DataFrame, thresholds: Sequence[float], groups: Sequen
                 for t in thresholds:
                     tag = f"{threshold_tag(t)}_{g}"
                     ge = table[f"{prefix}hh_ge_{tag}"].to_numpy(dtype="float64")
-                    extra[f"{prefix}share_ge_{tag}"] = np.where(hh > 0, 100.0 * ge / hh, np.nan)
+                    # ge == hh is exactly 100 %: 100 * x / x exceeds 100 by one ulp for fractional x (Zensus)
+                    extra[f"{prefix}share_ge_{tag}"] = np.where(hh > 0, np.where(ge == hh, 100.0, 100.0 * ge / hh),
+                                                                 np.nan)
                     extra[f"{prefix}hh_lt_{tag}"] = hh - ge
                     if biz is not None and f"{prefix}biz_ge_{tag}" in table:
                         biz_ge = table[f"{prefix}biz_ge_{tag}"].to_numpy(dtype="float64")

@@ -86,6 +86,22 @@ HOUSEHOLD_SOURCES = ("addresses", "zensus")
 
 
 @dataclass(frozen=True)
+class LocatedListConfig:
+    """[businesses] or [sites]: a table (CSV/XLSX/Parquet) whose rows are linked to the addresses like
+    provider records (by address_id, x/y within match_distance_m, or street address)."""
+
+    path: Path
+    crs: str | None = None  # for x/y columns
+    columns: Mapping[str, str] = field(default_factory=dict)
+    table: TableOptions = field(default_factory=TableOptions)
+
+    @property
+    def name(self) -> str:
+        """The label of its rows in logs, accounting and quarantine."""
+        return self.path.name
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     path: Path
     format: ProviderFormat
@@ -154,6 +170,10 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     households: HouseholdsConfig = field(default_factory=HouseholdsConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
+    #: business locations: their counts replace the address list's businesses column
+    businesses: LocatedListConfig | None = None
+    #: administrative sites and schools: they set site_kind/site_name of their addresses
+    sites: LocatedListConfig | None = None
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
@@ -193,7 +213,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases", "households"}, "")
+                      "funding_rules", "technology_aliases", "households", "businesses", "sites"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -225,6 +245,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         households=_households(raw.get("households", {}), base_dir),
         funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
+        **{key: _section(LocatedListConfig, raw[key], key, base_dir) for key in ("businesses", "sites") if key in raw},
     )
     _check_semantics(cfg)
     return cfg
@@ -239,6 +260,10 @@ def _check_semantics(cfg: RunConfig) -> None:
     if cfg.addresses.crs is not None:
         parse_crs(cfg.addresses.crs, "addresses.crs")
     _check_hkde(cfg.addresses)
+    for key in ("businesses", "sites"):
+        section = getattr(cfg, key)
+        if section is not None and section.crs is not None:
+            parse_crs(section.crs, f"{key}.crs")
     names = [p.name for p in cfg.providers]
     if len(set(names)) != len(names):
         raise ConfigError(f"[[providers]]: file names must be unique (they name quarantine files), got {names}")

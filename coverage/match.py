@@ -53,12 +53,20 @@ def empty_offers() -> pd.DataFrame:
     return frame
 
 
+#: Builds the linked rows of (records, their address positions, addresses, method, distance); must give
+#: a ``match_method`` column. Provider records become offers (:func:`_offers`); business and site
+#: records keep their own columns (:mod:`coverage.located`).
+LinkBuilder = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, str, np.ndarray | float], pd.DataFrame]
+
+
 def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_distance_m: float,
-                       rejected_ids: pd.Index | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       rejected_ids: pd.Index | None = None, build: LinkBuilder = _offers
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Link address-level records by address_id, else coordinates, else street address.
 
     ``rejected_ids`` are address ids that were in the address file but quarantined: records
     pointing at them are reported as ``address_quarantined`` rather than ``unknown_address``.
+    ``build`` makes the linked rows (default: offers).
     """
     parts, quarantine = [], []
     method = records["locator"]
@@ -67,7 +75,7 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
     if len(by_id):
         pos = StringLookup(addresses["address_id"]).positions(by_id["address_id"])
         known = pos >= 0
-        parts.append(_offers(by_id if known.all() else by_id[known], pos[known], addresses, "address_id"))
+        parts.append(build(by_id if known.all() else by_id[known], pos[known], addresses, "address_id", 0.0))
         bad = by_id[~known]
         held = member(bad["address_id"], rejected_ids if rejected_ids is not None else [])
         quarantine.append(rows(_src(bad), bad["source_row"][~held], "address_id", bad["address_id"][~held],
@@ -81,7 +89,7 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
                                                          return_distance=True)
         found = np.zeros(len(by_xy), dtype=bool)
         found[rec_i] = True
-        parts.append(_offers(by_xy.iloc[rec_i], addr_i, addresses, "xy", dist))
+        parts.append(build(by_xy.iloc[rec_i], addr_i, addresses, "xy", dist))
         bad = by_xy[~found]
         quarantine.append(rows(_src(bad), bad["source_row"], "x", bad["x"].round(2).astype(str) + " " +
                                bad["y"].round(2).astype(str), "no_address_nearby",
@@ -89,15 +97,17 @@ def link_table_records(records: pd.DataFrame, addresses: gpd.GeoDataFrame, max_d
     by_addr = records[(method == "address").to_numpy(dtype=bool)]
     if len(by_addr):
         require_street_addresses(addresses, _src(by_addr), len(by_addr))
-        linked, bad, ambiguous = _link_by_street(by_addr, addresses)
+        linked, bad, ambiguous = _link_by_street(by_addr, addresses, build)
         parts.append(linked)
         for frame, reason in ((bad, "address_not_found"), (ambiguous, "ambiguous_address")):
             quarantine.append(rows(_src(frame), frame["source_row"], "street",
                                    (frame["street"].astype(str) + " " + frame["house_number"].astype(str) + ", "
                                     + frame["postcode"].astype(str)), reason))
     non_empty = [p for p in parts if len(p)]
-    offers = concat_frames(non_empty) if non_empty else empty_offers()
-    return offers, concat(quarantine)
+    if not non_empty:
+        return (empty_offers() if build is _offers else build(records.iloc[:0], np.zeros(0, dtype=np.int64),
+                                                               addresses, "address_id", 0.0)), concat(quarantine)
+    return concat_frames(non_empty), concat(quarantine)
 
 
 def _src(frame: pd.DataFrame) -> str:
@@ -116,7 +126,7 @@ def require_street_addresses(addresses: pd.DataFrame, delivery: str, n_records: 
                           f"{{ {mapping} }}, or locate the delivery by address_id or x/y")
 
 
-def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame
+def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame, build: LinkBuilder = _offers
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Link records to the one address with their street and house number; returns
     (offers, records matching no address, records matching several).
@@ -149,7 +159,7 @@ def _link_by_street(records: pd.DataFrame, addresses: pd.DataFrame
     counts = cand.groupby("rid").size().reindex(rec["rid"], fill_value=0).to_numpy()
     order = np.argsort(hit["rid"].to_numpy(), kind="stable")
     rid, pos = hit["rid"].to_numpy()[order], hit["pos"].to_numpy()[order]
-    offers = _offers(records.iloc[rid], pos, addresses, "address")
+    offers = build(records.iloc[rid], pos, addresses, "address", 0.0)
     # Quality: a match that needed to ignore the postcode is weaker and is labelled so.
     offers["match_method"] = pd.Categorical(np.where(hit["exact"].to_numpy()[order], "address",
                                                      "address_no_postcode"))

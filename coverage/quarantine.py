@@ -43,6 +43,8 @@ REASONS = {
     "ambiguous_address": "a provider record whose street address matches several addresses (add postcode, "
                          "locality or ags to tell them apart)",
     "missing_locator": "a provider record with neither address_id, coordinates nor street address",
+    "unknown_site_kind": "a [sites] row whose site_kind is not gemeinde_office, amt_office, kreis_office or school",
+    "duplicate_site": "a [sites] row linked to an address that an earlier row already made a site",
 }
 
 

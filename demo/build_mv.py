@@ -7,8 +7,15 @@ complete previous or the complete new result, never half-written.
 
 Output contract (paths relative to ``out``):
 
-- ``addresses.csv`` — UTF-8, ``,``, ``.`` decimals: address_id, x, y (EPSG:25833), households,
-  businesses, site_kind, site_name, street, house_number, postcode, locality
+- ``hauskoordinaten.txt`` — the addresses as the cadastre delivers them (HK-DE, see
+  :mod:`coverage.sources.hkde`): UTF-8, ``;``, header line, decimal comma; OI = address_id,
+  LAN/RBZ/KRS/GMD = the address' AGS, SSS = a street key per Gemeinde, HNR/ADZ = house number and
+  suffix, East = ``33`` + easting (EPSG:25833), STN/PLZ/ONM = street, postcode, locality; no households
+- ``businesses.csv`` — UTF-8, ``,``: address_id, businesses (addresses with at least one)
+- ``sites.csv`` — UTF-8, ``,``: address_id, site_kind, site_name
+- ``addresses.csv`` — the same addresses with the generator's own columns (kept for tests and
+  comparisons; the demo config does not read it): UTF-8, ``,``, ``.`` decimals: address_id, x, y
+  (EPSG:25833), households, businesses, site_kind, site_name, street, house_number, postcode, locality
 - ``providers/dsl_kuestennetz.csv`` — cp1252, ``;``, decimal comma:
   address_id;provider;technology;down_mbps;up_mbps
 - ``providers/fibre_seenplatte.csv`` — UTF-8 with BOM, ``;``, decimal comma:
@@ -16,7 +23,9 @@ Output contract (paths relative to ``out``):
 - ``providers/cable_boddenkabel.gpkg`` — layer ``coverage``, EPSG:3035 polygons, down_mbps, up_mbps
 - ``providers/mobile_hansefunk.tif`` — GeoTIFF EPSG:3035, 100 m INSPIRE-aligned pixels,
   uint16 Mbit/s, nodata 0
-- ``bbcov.toml`` — run configuration for these inputs; ``synth_manifest.json``; ``.complete`` (written last)
+- ``bbcov.toml`` — run configuration for these inputs, the real path of a Landkreis: HK-DE addresses,
+  ``[businesses]``, ``[sites]`` and households from the Zensus grids of ``sources`` (``[households]
+  source = "zensus"``); ``synth_manifest.json``; ``.complete`` (written last)
 """
 
 from __future__ import annotations
@@ -143,7 +152,7 @@ def build_demo(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _write_all(tmp, demo, manifest, paths["boundaries"], out, reference_date)
+        _write_all(tmp, demo, manifest, paths, out, reference_date)
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,14 +194,49 @@ def _comma(values: pd.Series, digits: int) -> pd.Series:
     return values.map(lambda v: f"{v:.{digits}f}".replace(".", ","))
 
 
+HKDE_HEADER = "NBA;OI;QUA;LAN;RBZ;KRS;GMD;OTT;SSS;HNR;ADZ;EEEEEEEE,EEE;NNNNNNN,NNN;STN;PLZ;ONM;ZON;POT"
+
+
+def hkde_lines(addresses: pd.DataFrame) -> list[str]:
+    """The demo addresses as HK-DE records (see the module docstring); coordinates are those of
+    ``addresses.csv`` (2 decimals), so both files give the same points."""
+    a = addresses.reset_index(drop=True)
+    ags = a["ags"].astype(str)
+    bad = ~ags.str.fullmatch(r"\d{8}")
+    if bad.any():
+        raise ValueError(f"demo addresses without an 8-digit AGS: {a.loc[bad, 'address_id'].head(3).tolist()}")
+    # street key: the street's number within its Gemeinde (1, 2, … in name order), 5 digits
+    key = a.groupby([ags, a["street"]], sort=True).ngroup()
+    sss = (key - key.groupby(ags).transform("min") + 1).map(lambda v: f"{v:05d}")
+    number = a["house_number"].astype(str).str.extract(r"^(\d*)(.*)$")
+    east = a["x"].map(lambda v: "33" + f"{round(v, 2):.3f}".replace(".", ","))
+    north = a["y"].map(lambda v: f"{round(v, 2):.3f}".replace(".", ","))
+    fields = [pd.Series("", index=a.index), a["address_id"].astype(str), pd.Series("A", index=a.index),
+              ags.str[:2], ags.str[2], ags.str[3:5], ags.str[5:8], pd.Series("", index=a.index), sss,
+              number[0], number[1], east, north, a["street"].astype(str), a["postcode"].astype(str),
+              a["locality"].astype(str), pd.Series("", index=a.index), pd.Series("", index=a.index)]
+    for f in fields:
+        if f.str.contains(";", regex=False).any():
+            raise ValueError("a demo address field contains ';', which HK-DE cannot carry")
+    line = fields[0]
+    for f in fields[1:]:
+        line = line + ";" + f
+    return [HKDE_HEADER, *line.tolist()]
+
+
 def _write_all(
-    tmp: Path, demo: DemoData, manifest: dict, boundaries_path: Path, out: Path, reference_date: str
+    tmp: Path, demo: DemoData, manifest: dict, paths: dict[str, Path], out: Path, reference_date: str
 ) -> None:
     (tmp / "providers").mkdir()
     addr = demo.addresses.drop(columns="ags").copy()
     addr["x"] = addr["x"].map(lambda v: f"{v:.2f}")
     addr["y"] = addr["y"].map(lambda v: f"{v:.2f}")
     addr.to_csv(tmp / "addresses.csv", index=False, encoding="utf-8", lineterminator="\n")
+    (tmp / "hauskoordinaten.txt").write_text("\n".join(hkde_lines(demo.addresses)) + "\n", encoding="utf-8")
+    businesses = demo.addresses.loc[demo.addresses["businesses"] > 0, ["address_id", "businesses"]]
+    businesses.to_csv(tmp / "businesses.csv", index=False, encoding="utf-8", lineterminator="\n")
+    sites = demo.addresses.loc[demo.addresses["site_kind"].astype(str) != "", ["address_id", "site_kind", "site_name"]]
+    sites.to_csv(tmp / "sites.csv", index=False, encoding="utf-8", lineterminator="\n")
 
     dsl = demo.dsl.copy()
     dsl["down_mbps"] = _comma(dsl["down_mbps"], 1)
@@ -219,7 +263,8 @@ def _write_all(
     demo.hfc_polygons.to_file(tmp / "providers" / "cable_boddenkabel.gpkg", layer="coverage", driver="GPKG")
     _write_raster(tmp / "providers" / "mobile_hansefunk.tif", demo.mobile_raster, demo.mobile_transform)
 
-    rel = Path(os.path.relpath(boundaries_path.resolve(), out.resolve())).as_posix()
+    rel = {name: Path(os.path.relpath(paths[name].resolve(), out.resolve())).as_posix()
+           for name in ("boundaries", "zensus_1km", "zensus_100m")}
     (tmp / "bbcov.toml").write_text(_toml(rel, reference_date), encoding="utf-8")
     (tmp / "synth_manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -250,13 +295,22 @@ def _write_raster(path: Path, array: np.ndarray, transform: tuple[float, float, 
         dst.write(array.astype(np.uint16), 1)
 
 
-def _toml(boundaries_rel: str, reference_date: str) -> str:
+def _toml(rel: dict[str, str], reference_date: str) -> str:
+    """The demo's config: the path a Landkreis' data take (HK-DE, own business and site lists, Zensus)."""
     return f"""[boundaries]
-path = "{boundaries_rel}"
+path = "{rel["boundaries"]}"
 land = "13"
 [addresses]
-path = "addresses.csv"
-crs = "EPSG:25833"
+path = "hauskoordinaten.txt"
+format = "hk-de"
+[businesses]
+path = "businesses.csv"
+[sites]
+path = "sites.csv"
+[households]
+source = "zensus"
+grid_1km = "{rel["zensus_1km"]}"
+grid_100m = "{rel["zensus_100m"]}"
 [[providers]]
 path = "providers/dsl_kuestennetz.csv"
 format = "address-csv"

@@ -68,7 +68,7 @@ def restore(stage: Stage, entry: dict[str, Any], run_dir: Path, crs: Any) -> Sta
             elif name == "offers":
                 values[name] = {d: _read_rows(run_dir / w["file"], *w["rows"]) for d, w in where.items()}
             elif name == "rejected_ids":
-                values[name] = address_keys(q.concat(quarantine))
+                values[name] = address_keys(q.concat(quarantine), stage.params["section"].path.name)
             elif name == "unallocated":
                 values[name] = _read_unallocated(run_dir / where["file"])
             else:

@@ -73,6 +73,10 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
     folders = sorted(d for d in root.iterdir() if d.is_dir() and any(d.rglob("*.parquet")))
     if len(folders) < 2:
         return None
+    lists = [f"[{key}]" for key in ("businesses", "sites") if getattr(cfg, key) is not None]
+    if lists:
+        raise ConfigError(f"{' and '.join(lists)}: not supported with partitioned addresses ({root}) yet: their rows "
+                          "would be linked only within one partition; give the addresses as one file")
     parts = []
     for folder in folders:
         providers: dict[str, Path | None] = {}

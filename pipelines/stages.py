@@ -31,12 +31,13 @@ import pandas as pd
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
-from coverage.config import HouseholdsConfig, ProviderConfig, RunConfig
+from coverage.config import HouseholdsConfig, LocatedListConfig, ProviderConfig, RunConfig
 from coverage.errors import InputDataError
 from coverage.funding import evaluate_rules
 from coverage.grid import grid_counts
 from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
 from coverage.locate import Locator, locate_addresses
+from coverage.located import Linked, link_businesses, link_sites
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import same_strings
 from coverage.model import Boundaries
@@ -161,9 +162,11 @@ def stage_boundaries(*, section: Any, crs: Any) -> StageResult:
     return StageResult({"boundaries": boundaries, "locator": Locator.build(boundaries.gemeinde)}, [entry])
 
 
-def address_keys(quarantine: pd.DataFrame) -> pd.Index:
-    """The address ids among quarantined address rows (how rejected ids are known again on reuse)."""
-    keys = quarantine["key"].astype(str)
+def address_keys(quarantine: pd.DataFrame, source: str) -> pd.Index:
+    """The ids of quarantined rows of the address file ``source`` (how rejected ids are known again on
+    reuse); rows of a [businesses] / [sites] list name addresses too, but reject none of them."""
+    rows = quarantine[quarantine["source"].astype(str) == source]
+    keys = rows["key"].astype(str)
     return pd.Index(keys[keys != ""].unique())
 
 
@@ -181,9 +184,12 @@ def check_accepted_share(name: str, rows_read: int, accepted: int, rejected: pd.
 
 def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, crs: Any,
                     tolerance_m: float, households: HouseholdsConfig,
-                    duplicate_ids: frozenset[str] = frozenset(), min_accepted_share: float = 0.5) -> StageResult:
-    """Read and check the address list, give every address its Gemeinde (and Amt, Kreis, Land), and,
-    with [households] source = "zensus", its households estimated from the Zensus grids.
+                    businesses: LocatedListConfig | None = None, sites: LocatedListConfig | None = None,
+                    match_distance_m: float = 25.0, duplicate_ids: frozenset[str] = frozenset(),
+                    min_accepted_share: float = 0.5) -> StageResult:
+    """Read and check the address list, give every address its Gemeinde (and Amt, Kreis, Land), its
+    businesses and sites from [businesses] / [sites] (linked like provider records), and, with
+    [households] source = "zensus", its households estimated from the Zensus grids (sites get none).
 
     ``duplicate_ids``: ids an earlier partition holds (partitioned runs), quarantined like a repeat in one file.
     """
@@ -208,6 +214,14 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
     locate = Accounting("locate", len(addresses), len(located), reasons(outside), note=note)
     quarantine = q.concat([rejected, outside])
     entries, unallocated = [read, locate], empty_unallocated()
+    for label, list_cfg, link in (("businesses", businesses, link_businesses), ("sites", sites, link_sites)):
+        if list_cfg is None:
+            continue
+        linked = link(list_cfg, located, address_keys(quarantine, section.path.name), crs, match_distance_m)
+        replace_columns(located, linked, section.path.name, list_cfg.name)
+        entries.append(Accounting(f"{label} {list_cfg.name}", linked.rows_read, linked.linked,
+                                  reasons(linked.quarantine), linked.note, linked.linked))
+        quarantine = q.concat([quarantine, linked.quarantine])
     if households.estimated and (households.replace or len(addresses) == 0 or addresses["households"].isna().any()):
         estimate, unallocated, summary = zensus_households(located, boundaries, locator, households, tolerance_m)
         located["households"] = estimate
@@ -215,8 +229,28 @@ def stage_addresses(*, boundaries: Boundaries, locator: Locator, section: Any, c
     elif households.estimated:
         log.info("%s has a households column: kept ([households] replace = true estimates them instead)",
                  section.path.name)
-    return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine), "unallocated": unallocated},
+    return StageResult({"addresses": located, "rejected_ids": address_keys(quarantine, section.path.name),
+                        "unallocated": unallocated},
                        entries, [quarantine])
+
+
+def replace_columns(addresses: gpd.GeoDataFrame, linked: Linked, address_file: str, list_file: str) -> None:
+    """Set the per-address columns a [businesses] / [sites] list gives; what the address list had there
+    is replaced (and the log says what)."""
+    for column, values in linked.values.items():
+        before = addresses.get(column)
+        if before is None:
+            had = 0
+        elif column == "businesses":
+            had = int((before.fillna(0) != 0).sum())
+        else:
+            had = int((before.astype(str) != "").sum())
+        if had:
+            log.info("%s: its %s column (%d addresses with a value) is replaced by %s", address_file, column, had,
+                     list_file)
+        else:
+            log.info("%s: %s from %s", address_file, column, list_file)
+        addresses[column] = values
 
 
 def zensus_households(addresses: gpd.GeoDataFrame, boundaries: Boundaries, locator: Locator,
@@ -412,8 +446,11 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
         Stage("addresses", stage_addresses, ("boundaries", "locator"), ("addresses", "rejected_ids", "unallocated"),
               {"section": a, "crs": crs, "tolerance_m": an.locate_tolerance_m, "households": cfg.households,
                "min_accepted_share": an.min_accepted_share,
+               **({"businesses": cfg.businesses, "sites": cfg.sites, "match_distance_m": an.match_distance_m}
+                  if cfg.businesses or cfg.sites else {}),
                **({"duplicate_ids": duplicate_ids} if duplicate_ids else {})},
-              inputs=(a.path, *((a.decode,) if a.decode else ()), *cfg.households.paths), after=("boundaries",),
+              inputs=(a.path, *((a.decode,) if a.decode else ()), *cfg.households.paths,
+                      *(s.path for s in (cfg.businesses, cfg.sites) if s is not None)), after=("boundaries",),
               per_partition=True, reusable=True),
         *providers,
         Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),

@@ -31,9 +31,12 @@ def test_tables_cover_every_gemeinde_of_the_kreis_and_add_up(slice_run):
     amt = pd.read_csv(tables / "coverage_amt.csv", dtype={"vwg_ars": str})
     assert len(gem) == 138 and gem["ags"].str.startswith(KREIS).all()
     assert kreis["krs_ags"].tolist() == [KREIS]
-    addresses = pd.read_csv(slice_run / "demo" / "addresses.csv")
-    total = addresses["households"].sum()
-    assert kreis["households"].iloc[0] == gem["households"].sum() == amt["households"].sum() == total
+    # households estimated from the Zensus (the demo config's [households] source = "zensus")
+    total = pd.read_parquet(slice_run / "out" / "latest" / "addresses.parquet", columns=["households"]).sum().iloc[0]
+    assert total > 0
+    assert kreis["households"].iloc[0] == pytest.approx(gem["households"].sum(), abs=1e-6)
+    assert gem["households"].sum() == pytest.approx(amt["households"].sum(), abs=1e-6)
+    assert gem["households"].sum() == pytest.approx(total, abs=1e-6)
     for t in (2, 16, 30, 50, 100, 200, 400, 1000):
         assert (gem[f"hh_ge_{t}_all"] >= gem[f"hh_ge_{t}_wired"]).all()
         share = gem[f"share_ge_{t}_all"].dropna()
@@ -73,27 +76,28 @@ def test_compare_bba_reports_differences_and_unmatched_keys(slice_run, shared_da
 def corrupt_demo(demo, out):
     """Copy the demo inputs and plant known faults: the documented way to see quarantine at work.
 
-    addresses.csv: 3 unparseable household counts, 2 duplicated ids, 1 empty coordinate, 1 point in Poland.
-    dsl_kuestennetz.csv (cp1252): 4 unknown technologies, 2 negative speeds, 1 unknown address_id.
+    hauskoordinaten.txt (HK-DE): 3 East values in UTM zone 34, 2 duplicated records, 1 empty East value,
+    1 point in Poland. dsl_kuestennetz.csv (cp1252): 4 unknown technologies, 2 negative speeds,
+    1 unknown address_id.
     """
     import shutil
 
     shutil.copytree(demo, out)
-    lines = (out / "addresses.csv").read_text(encoding="utf-8").splitlines()
-    header = lines[0].split(",")
-    hh, x = header.index("households"), header.index("x")
+    lines = (out / "hauskoordinaten.txt").read_text(encoding="utf-8").splitlines()
+    east = lines[0].split(";").index("EEEEEEEE,EEE")
     for i in (10, 20, 30):
-        cells = lines[i].split(",")
-        cells[hh] = "viele"
-        lines[i] = ",".join(cells)
+        cells = lines[i].split(";")
+        cells[east] = "34" + cells[east][2:]
+        lines[i] = ";".join(cells)
     lines += [lines[40], lines[50]]
-    cells = lines[60].split(",")
-    cells[x] = ""
-    lines[60] = ",".join(cells)
-    cells = lines[70].split(",")
-    cells[x] = str(float(cells[x]) + 150_000)  # 150 km east
-    lines[70] = ",".join(cells)
-    (out / "addresses.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cells = lines[60].split(";")
+    cells[east] = ""
+    lines[60] = ";".join(cells)
+    cells = lines[70].split(";")
+    value = float(cells[east][2:].replace(",", ".")) + 150_000  # 150 km east
+    cells[east] = "33" + f"{value:.3f}".replace(".", ",")
+    lines[70] = ";".join(cells)
+    (out / "hauskoordinaten.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     dsl = out / "providers" / "dsl_kuestennetz.csv"
     rows = dsl.read_text(encoding="cp1252").splitlines()
@@ -118,7 +122,7 @@ def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
     assert all(a.balanced for a in ledger.accounting)
     quarantine = ledger.all_quarantine()
     found = quarantine.groupby(["source", "reason"]).size().to_dict()
-    rejected_ids = set(quarantine.loc[(quarantine["source"] == "addresses.csv")
+    rejected_ids = set(quarantine.loc[(quarantine["source"] == "hauskoordinaten.txt")
                                       & (quarantine["reason"] != "duplicate_address_id"), "key"])
     assert len(rejected_ids) == 5
     dsl_ids = pd.read_csv(slice_run / "corrupt" / "providers" / "dsl_kuestennetz.csv", sep=";", encoding="cp1252",
@@ -128,11 +132,15 @@ def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
     file_rows = pd.Series(range(2, len(dsl_ids) + 2))  # header is row 1
     expected_cascade = int((dsl_ids.isin(rejected_ids) & ~file_rows.isin(already)).sum())
     assert expected_cascade >= 3
+    # business and site rows at those addresses are reported the same way
+    lists = {name: int(pd.read_csv(slice_run / "corrupt" / name, dtype=str)["address_id"].isin(rejected_ids).sum())
+             for name in ("businesses.csv", "sites.csv")}
     assert found == {
-        ("addresses.csv", "bad_number"): 3,
-        ("addresses.csv", "duplicate_address_id"): 2,
-        ("addresses.csv", "missing_coordinates"): 1,
-        ("addresses.csv", "outside_municipalities"): 1,
+        ("hauskoordinaten.txt", "bad_utm_zone"): 3,
+        ("hauskoordinaten.txt", "duplicate_address_id"): 2,
+        ("hauskoordinaten.txt", "missing_coordinates"): 1,
+        ("hauskoordinaten.txt", "outside_municipalities"): 1,
+        **{(name, "address_quarantined"): n for name, n in lists.items() if n},
         ("dsl_kuestennetz.csv", "unknown_technology"): 4,
         ("dsl_kuestennetz.csv", "negative_value"): 2,
         ("dsl_kuestennetz.csv", "unknown_address"): 1,

@@ -302,3 +302,14 @@ def test_the_real_path_hkde_addresses_get_zensus_households(tmp_path):
     land = pd.read_csv(tmp_path / "out" / "latest" / "tables" / "coverage_land.csv").iloc[0]
     assert land["households"] > 0
     assert land["households"] + land["unallocated_households"] == pytest.approx(in_scope, rel=1e-9)
+
+
+def test_a_share_of_all_fractional_households_is_exactly_100():
+    from coverage.aggregate import with_shares
+
+    # 100 * x / x is 100.00000000000001 for many fractional x (Zensus estimates), e.g. 0.7503646726300526
+    x = 0.7503646726300526
+    assert 100.0 * x / x > 100
+    table = pd.DataFrame({"households": [x, 2 * x, 0.0], "hh_ge_30_all": [x, x, 0.0]})
+    shares = with_shares(table, [30], ["all"])["share_ge_30_all"]
+    assert shares.iloc[0] == 100.0 and shares.iloc[1] == 100.0 * x / (2 * x) and math.isnan(shares.iloc[2])

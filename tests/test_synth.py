@@ -203,6 +203,11 @@ def test_calibration_dsl_fibre_hfc_mobile(demo, located, bba):
     )
     assert (h["down"].fillna(0).groupby(cell.to_numpy()).nunique() == 1).all()
 
+    hk = (out / "hauskoordinaten.txt").read_text(encoding="utf-8").splitlines()
+    assert hk[0] == "NBA;OI;QUA;LAN;RBZ;KRS;GMD;OTT;SSS;HNR;ADZ;EEEEEEEE,EEE;NNNNNNN,NNN;STN;PLZ;ONM;ZON;POT"
+    assert (out / "businesses.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,businesses"
+    assert (out / "sites.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,site_kind,site_name"
+
     with rasterio.open(out / "providers" / "mobile_hansefunk.tif") as src:
         band = src.read(1)
         col = np.floor((pts.geometry.x.to_numpy() - src.transform.c) / 100).astype(int)
@@ -218,6 +223,13 @@ def test_file_formats(demo):
     assert cfg.boundaries.path == (DATA / "bkg-vg5000-2021").resolve()
     assert [p.format for p in cfg.providers] == ["address-csv", "address-csv", "polygons", "raster"]
     assert all(p.path.exists() for p in cfg.providers) and cfg.addresses.path.exists()
+    # the real path of a Landkreis: HK-DE addresses, own business and site lists, Zensus households
+    assert cfg.addresses.path.name == "hauskoordinaten.txt" and cfg.addresses.format == "hk-de"
+    assert cfg.businesses is not None and cfg.businesses.path == (out / "businesses.csv").resolve()
+    assert cfg.sites is not None and cfg.sites.path == (out / "sites.csv").resolve()
+    assert cfg.households.source == "zensus"
+    assert cfg.households.grid_1km == ((DATA / "zensus2022" / "grid_1km.parquet").resolve(),)
+    assert cfg.households.grid_100m == ((DATA / "zensus2022" / "grid_100m_buildings.parquet").resolve(),)
     assert "[output]" not in (out / "bbcov.toml").read_text(encoding="utf-8")
     assert cfg.analysis.reference_date == "2021-06-30"
 
@@ -241,6 +253,11 @@ def test_file_formats(demo):
         "address_id,x,y,households,businesses,site_kind,site_name,street,house_number,postcode,locality"
     )
 
+    hk = (out / "hauskoordinaten.txt").read_text(encoding="utf-8").splitlines()
+    assert hk[0] == "NBA;OI;QUA;LAN;RBZ;KRS;GMD;OTT;SSS;HNR;ADZ;EEEEEEEE,EEE;NNNNNNN,NNN;STN;PLZ;ONM;ZON;POT"
+    assert (out / "businesses.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,businesses"
+    assert (out / "sites.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,site_kind,site_name"
+
     with rasterio.open(out / "providers" / "mobile_hansefunk.tif") as src:
         assert CRS.from_user_input(src.crs).equals(CRS.from_epsg(3035))
         assert src.res == (100.0, 100.0) and src.nodata == 0 and src.dtypes[0] == "uint16"
@@ -251,6 +268,36 @@ def test_file_formats(demo):
     cable = gpd.read_file(out / "providers" / "cable_boddenkabel.gpkg", layer="coverage")
     assert len(cable) > 0 and cable.is_valid.all()
     assert {"down_mbps", "up_mbps"} <= set(cable.columns)
+
+
+def test_hkde_businesses_and_sites_carry_the_demo_addresses(demo, boundaries):
+    """Read as the run reads them, the HK-DE file and the two lists give back addresses.csv exactly."""
+    from coverage.config import AddressesConfig
+    from coverage.locate import locate_addresses
+    from coverage.located import link_businesses, link_sites
+    from coverage.sources.addresses import read_addresses
+
+    out, _ = demo
+    csv = pd.read_csv(out / "addresses.csv", dtype={"address_id": str, "postcode": str, "house_number": str},
+                      keep_default_na=False)
+    cfg = load_config(out / "bbcov.toml")
+    hk, rejected, rows = read_addresses(AddressesConfig(path=out / "hauskoordinaten.txt", format="hk-de"),
+                                        "EPSG:25833", "ignore")
+    assert rows == len(csv) == len(hk) and len(rejected) == 0
+    assert hk["address_id"].tolist() == csv["address_id"].tolist()
+    assert np.abs(hk.geometry.x.to_numpy() - csv["x"].to_numpy()).max() < 1e-6
+    assert np.abs(hk.geometry.y.to_numpy() - csv["y"].to_numpy()).max() < 1e-6
+    for col in ("street", "house_number", "postcode", "locality"):
+        assert hk[col].tolist() == csv[col].astype(str).tolist(), col
+    located, outside = locate_addresses(hk, boundaries.gemeinde, 500.0, "hauskoordinaten.txt")
+    assert len(outside) == 0 and (located["ags_cadastre"] == located["ags"]).all()
+    assert cfg.businesses is not None and cfg.sites is not None
+    biz = link_businesses(cfg.businesses, hk, None, "EPSG:25833", 25.0)
+    assert len(biz.quarantine) == 0 and biz.values["businesses"].tolist() == csv["businesses"].astype(float).tolist()
+    sites = link_sites(cfg.sites, hk, None, "EPSG:25833", 25.0)
+    assert len(sites.quarantine) == 0
+    assert sites.values["site_kind"].tolist() == csv["site_kind"].tolist()
+    assert sites.values["site_name"].tolist() == csv["site_name"].tolist()
 
 
 def test_deterministic_and_atomic(tmp_path, monkeypatch):
@@ -303,6 +350,11 @@ def test_calibration_wired_and_all_combinations(demo, located, bba):
     h = gpd.sjoin(pts, cable, how="left", predicate="within")["down_mbps"].sort_index()
     assert len(d) == len(f) == len(h) == len(addr)
     wired = np.fmax(np.fmax(d.to_numpy(float), f.to_numpy(float)), h.to_numpy(float))
+    hk = (out / "hauskoordinaten.txt").read_text(encoding="utf-8").splitlines()
+    assert hk[0] == "NBA;OI;QUA;LAN;RBZ;KRS;GMD;OTT;SSS;HNR;ADZ;EEEEEEEE,EEE;NNNNNNN,NNN;STN;PLZ;ONM;ZON;POT"
+    assert (out / "businesses.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,businesses"
+    assert (out / "sites.csv").read_text(encoding="utf-8").splitlines()[0] == "address_id,site_kind,site_name"
+
     with rasterio.open(out / "providers" / "mobile_hansefunk.tif") as src:
         band = src.read(1)
         col = np.floor((pts.geometry.x.to_numpy() - src.transform.c) / 100).astype(int)
