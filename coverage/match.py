@@ -55,7 +55,7 @@ def empty_offers() -> pd.DataFrame:
 
 #: Builds the linked rows of (records, their address positions, addresses, method, distance); must give
 #: a ``match_method`` column. Provider records become offers (:func:`_offers`); business and site
-#: records keep their own columns (:mod:`coverage.located`).
+#: records keep their own columns (:mod:`coverage.sources.address_lists`).
 LinkBuilder = Callable[[pd.DataFrame, np.ndarray, pd.DataFrame, str, np.ndarray | float], pd.DataFrame]
 
 

@@ -37,12 +37,12 @@ from coverage.funding import evaluate_rules
 from coverage.grid import grid_counts
 from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
 from coverage.locate import Locator, locate_addresses
-from coverage.located import Linked, link_businesses, link_sites
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import same_strings
 from coverage.model import Boundaries
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
+from coverage.sources.address_lists import Linked, link_businesses, link_sites
 from coverage.sources.addresses import read_addresses
 from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table

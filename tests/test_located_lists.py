@@ -10,7 +10,7 @@ import pytest
 
 from coverage.config import LocatedListConfig, config_from_dict
 from coverage.errors import ConfigError, SchemaError
-from coverage.located import link_businesses, link_sites
+from coverage.sources.address_lists import link_businesses, link_sites
 from pipelines.cli import main
 from tests.conftest import CRS, X0, Y0, tiny_addresses
 from tests.world import write_world

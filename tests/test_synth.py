@@ -274,7 +274,7 @@ def test_hkde_businesses_and_sites_carry_the_demo_addresses(demo, boundaries):
     """Read as the run reads them, the HK-DE file and the two lists give back addresses.csv exactly."""
     from coverage.config import AddressesConfig
     from coverage.locate import locate_addresses
-    from coverage.located import link_businesses, link_sites
+    from coverage.sources.address_lists import link_businesses, link_sites
     from coverage.sources.addresses import read_addresses
 
     out, _ = demo
