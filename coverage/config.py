@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 from pyproj import CRS
 
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
+from coverage.disclosure import PublishConfig, publish_config
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.model import AddressFormat, BoundaryFormat, OfferStatus, ProviderFormat
@@ -155,6 +156,7 @@ class RunConfig:
     households: HouseholdsConfig = field(default_factory=HouseholdsConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
+    publish: PublishConfig = field(default_factory=PublishConfig)  # [publish]: `bbcov publish` only
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
     source_bytes: bytes = b""
@@ -193,7 +195,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases", "households"}, "")
+                      "funding_rules", "technology_aliases", "households", "publish"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -225,6 +227,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         households=_households(raw.get("households", {}), base_dir),
         funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
+        publish=publish_config(raw.get("publish", {})),
     )
     _check_semantics(cfg)
     return cfg
