@@ -45,6 +45,8 @@ def pygeoapi_config(pkg: Package, title: str, url: str = DEFAULT_URL, host: str 
     resources: dict[str, Any] = {}
     for dataset, (layers, _) in DATASETS.items():
         for layer in layers:
+            if not len(pkg.layers[layer]):
+                continue  # pygeoapi's GeoJSON provider cannot describe an empty file (no cell of the layer)
             id_field = LEVEL_KEYS.get(layer, "cell_id")
             resources[layer] = {
                 "type": "collection", "title": TITLES[layer],
