@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 from pyproj import CRS
 
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
+from coverage.disclosure import PublishConfig, publish_config
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.model import AddressFormat, BoundaryFormat, OfferStatus, ProviderFormat
@@ -175,6 +176,7 @@ class RunConfig:
     #: administrative sites and schools: they set site_kind/site_name of their addresses
     sites: LocatedListConfig | None = None
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
+    publish: PublishConfig = field(default_factory=PublishConfig)  # [publish]: `bbcov publish` only
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
     source_bytes: bytes = b""
@@ -213,7 +215,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases", "households", "businesses", "sites"}, "")
+                      "funding_rules", "technology_aliases", "households", "businesses", "sites", "publish"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -246,6 +248,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
         **{key: _section(LocatedListConfig, raw[key], key, base_dir) for key in ("businesses", "sites") if key in raw},
+        publish=publish_config(raw.get("publish", {})),
     )
     _check_semantics(cfg)
     return cfg

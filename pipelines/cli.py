@@ -208,6 +208,30 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pipelines.publish import build_package, load_run_config, publish_settings, write_package
+    from pipelines.runner import read_manifest
+
+    run_dir = _resolve_run(args.run, args.config)
+    manifest = read_manifest(run_dir)
+    run_cfg = load_run_config(run_dir, manifest)
+    settings = publish_settings(args.config, run_cfg)
+    settings.metadata_contact()  # a missing contact stops here, before any work
+    pkg = build_package(run_dir, settings, run_cfg, manifest)
+    files = write_package(pkg, args.out)
+    suppressed = len(pkg.report) - 1
+    print(f"published run {pkg.run_id} to {args.out}: {len(files)} files; {suppressed} suppression(s) listed in "
+          "disclosure_report.csv")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pipelines.serve import serve
+
+    serve(args.package, host=args.host, port=args.port, url=args.url)
+    return EXIT_OK
+
+
 DEFAULT_OUTPUT = Path("data/processed")
 
 
@@ -312,6 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
                               "or ./data/processed)")
     explain.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP)
     explain.set_defaults(func=cmd_explain)
+
+    pub = sub.add_parser("publish", help="open-data package of a run (INSPIRE grid, areas, metadata), privacy-safe",
+                         description="Build an open-data package from a finished run: Gemeinde, Amt, Kreis and "
+                                     "Land figures and the INSPIRE grid as GeoPackage and CSV, ISO 19139 / DCAT "
+                                     "metadata, after the disclosure rules of [publish] (README: Publication).")
+    pub.add_argument("run", nargs="?", default="latest", help="run folder, run id or 'latest' (default)")
+    pub.add_argument("--out", type=Path, required=True, help="package folder (replaced atomically)")
+    pub.add_argument("--config", type=Path, help="TOML configuration whose [publish] section and runs to use "
+                                                "(default: the run's own configuration)")
+    pub.set_defaults(func=cmd_publish)
+
+    srv = sub.add_parser("serve", help="serve a published package as OGC API – Features (pygeoapi)",
+                         description="Serve a package made by `bbcov publish` as OGC API – Features. Binds to "
+                                     "127.0.0.1 unless told otherwise; put a web server in front for the public.")
+    srv.add_argument("package", nargs="?", type=Path, default=Path(), help="package folder (default: .)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    srv.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    srv.add_argument("--url", help="public URL the clients use (behind a reverse proxy); default http://HOST:PORT")
+    srv.set_defaults(func=cmd_serve)
     return parser
 
 

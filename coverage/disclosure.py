@@ -1,0 +1,429 @@
+"""Disclosure control for the open-data publication (``bbcov publish``): what may leave the house.
+
+Pure functions over a run's tables, per-address results and offers; nothing here reads or writes files.
+The rules (``[publish]`` in the run configuration, defaults when absent):
+
+- **minimum addresses** — every figure of an area or grid cell with fewer than ``min_addresses``
+  addresses is suppressed (the area row stays, its figures are empty). A 100 m grid cell below it is
+  *merged* into its enclosing 1 km cell: the 1 km row holds the addresses of exactly those small
+  100 m cells (published 100 m cells inside it are not counted again) and is suppressed in its turn
+  when it still has fewer than ``min_addresses``.
+- **dominance** — per area (or cell), technology group and kind of count (households; businesses):
+  the share of the served households (businesses) whose best offer in the group comes from one
+  provider. An address with ``best_down_{g}`` > 0 is served in group g; its best offers are the
+  current offers of the group's technologies with exactly that download speed (``offers.parquet``)
+  and the run's ``best_provider_{g}``; ties count for *every* tied provider (conservative). Where a
+  provider's share exceeds ``dominance_share``, the group's coverage figures are suppressed:
+  ``hh_ge_*_{g}`` with their shares (or ``biz_ge_*_{g}`` for the businesses' share). The funding
+  counts (``hh_fund_*``, ``addr_fund_*``, ``biz_fund_*``, ``*_no_offer``) follow the verdict of group
+  ``all``: they classify by the best offer over all technologies. Totals (addresses, households,
+  businesses) describe no network and are never suppressed by this rule.
+- **complementary suppression** — every sum that is published (Amt = Σ its Gemeinden, Kreis = Σ
+  Ämter, Land = Σ Kreise, Land = Σ grid rows) may not have exactly one suppressed term, or that term
+  is the published total minus the others. Where it has, a second term is suppressed: the child with
+  the smallest positive count (then the smallest count, then the smallest key), or the total itself
+  when all its children are suppressed already. Repeated per figure until every sum is safe.
+- **rounding** — published counts are rounded to the nearest multiple of ``round_to`` (halves up);
+  shares are computed from the *rounded* counts, so a share never gives an exact count back.
+- Nothing per address, no provider name (only the planned figures' absence: ``plan_*`` columns are
+  announced expansions of single providers and are not published).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coverage.errors import ConfigError
+from coverage.model import LEVEL_KEYS
+
+#: Licence of the publication: Datenlizenz Deutschland – Namensnennung – Version 2.0.
+LICENCE_NAME = "Datenlizenz Deutschland – Namensnennung – Version 2.0"
+LICENCE_ID = "dl-by-de/2.0"
+LICENCE_URL = "https://www.govdata.de/dl-de/by-2-0"
+
+#: Child level -> (parent level, the children's column naming their parent).
+PARENTS = {"gemeinde": ("amt", "vwg_ars"), "amt": ("kreis", "krs_ags"), "kreis": ("land", "land")}
+
+CONTACT_REQUIRED = ("organisation", "email")
+CONTACT_OPTIONAL = ("name", "position", "phone", "url", "address", "city", "postalcode", "country")
+
+#: Reasons in disclosure_report.csv.
+MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY, MERGED = "min_addresses", "dominance", "complementary", "merged_into_1km"
+#: A figure a layer does not publish (the grid has no funding counts): unknown to a reader, not reported.
+NOT_PUBLISHED = "not_published"
+
+
+@dataclass(frozen=True)
+class DisclosureRules:
+    min_addresses: int = 5
+    round_to: int = 10
+    dominance_share: float = 0.85
+
+
+@dataclass(frozen=True)
+class Contact:
+    organisation: str
+    email: str
+    name: str | None = None
+    position: str | None = None
+    phone: str | None = None
+    url: str | None = None
+    address: str | None = None
+    city: str | None = None
+    postalcode: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """``[publish]``: the rules, and what the metadata says (nothing of it is invented when absent)."""
+
+    rules: DisclosureRules = field(default_factory=DisclosureRules)
+    url: str | None = None  # where the package is (to be) downloaded: the metadata's resource locator
+    title: str | None = None  # default: [report] title
+    abstract: str | None = None
+    contact: Mapping[str, str] = field(default_factory=dict)
+
+    def metadata_contact(self) -> Contact:
+        """The contact for the metadata; a one-line error naming every missing key."""
+        missing = [f"[publish.contact] {k}" for k in CONTACT_REQUIRED if not self.contact.get(k)]
+        if not self.url:
+            missing.insert(0, "[publish] url")
+        if missing:
+            raise ConfigError(f"publish needs {', '.join(missing)} in the configuration (the INSPIRE metadata "
+                              "names who publishes the data and where; nothing is invented)")
+        return Contact(**dict(self.contact.items()))
+
+
+def publish_config(raw: Mapping[str, Any]) -> PublishConfig:
+    """``[publish]`` of a configuration, checked key by key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[publish] must be a table")
+    allowed = {"min_addresses", "round_to", "dominance_share", "url", "title", "abstract", "contact"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [publish]; allowed: {sorted(allowed)}")
+    for key in ("min_addresses", "round_to"):
+        v = raw.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"publish.{key}: expected a whole number ≥ 1, got {v!r}")
+    share = raw.get("dominance_share", 0.85)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not (0 < share <= 1):
+        raise ConfigError(f"publish.dominance_share: expected a number in (0, 1], got {share!r}")
+    for key in ("url", "title", "abstract"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"publish.{key}: expected a string, got {raw[key]!r}")
+    contact = raw.get("contact", {})
+    if not isinstance(contact, Mapping):
+        raise ConfigError("[publish.contact] must be a table")
+    bad = sorted(set(contact) - set(CONTACT_REQUIRED) - set(CONTACT_OPTIONAL))
+    if bad:
+        raise ConfigError(f"unknown key(s) {bad} in [publish.contact]; allowed: "
+                          f"{sorted(CONTACT_REQUIRED + CONTACT_OPTIONAL)}")
+    if not all(isinstance(v, str) for v in contact.values()):
+        raise ConfigError("[publish.contact]: every value must be a string")
+    defaults = DisclosureRules()
+    rules = DisclosureRules(int(raw.get("min_addresses", defaults.min_addresses)),
+                            int(raw.get("round_to", defaults.round_to)), float(share))
+    return PublishConfig(rules=rules, url=raw.get("url"), title=raw.get("title"), abstract=raw.get("abstract"),
+                         contact=dict(contact))
+
+
+# --- which figures are published ---------------------------------------------------------------------
+
+TOTALS = ("addresses", "households", "businesses")
+
+
+def published_counts(columns: Iterable[str]) -> list[str]:
+    """The count columns of a run table that are published, in the table's order."""
+    out = []
+    for c in columns:
+        if c in TOTALS or c.startswith(("hh_ge_", "biz_ge_", "hh_fund_", "addr_fund_", "biz_fund_")) \
+                or c in ("hh_no_offer", "addr_no_offer", "biz_no_offer"):
+            out.append(c)
+    return out
+
+
+def figure_group(column: str) -> tuple[str, str] | None:
+    """(kind, group) whose dominance verdict a count column follows; None for the totals.
+
+    ``hh_ge_100_fibre`` -> ("hh", "fibre"); ``biz_ge_30_all`` -> ("biz", "all"); funding counts -> group all."""
+    for prefix, kind in (("hh_ge_", "hh"), ("biz_ge_", "biz")):
+        if column.startswith(prefix):
+            return kind, column[len(prefix):].split("_", 1)[1]  # the tag holds no "_"; group names may
+    if column in TOTALS:
+        return None
+    return ("biz" if column.startswith("biz_") else "hh"), "all"
+
+
+def share_of(column: str) -> tuple[str, str] | None:
+    """The share column computed from a count column, and its denominator."""
+    if column.startswith("hh_ge_"):
+        return "share_ge_" + column[len("hh_ge_"):], "households"
+    if column.startswith("biz_ge_"):
+        return "biz_share_ge_" + column[len("biz_ge_"):], "businesses"
+    return None
+
+
+# --- dominance ---------------------------------------------------------------------------------------
+
+def best_offer_providers(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Mapping[str, Sequence[str]]
+                         ) -> dict[str, pd.DataFrame]:
+    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider).
+
+    ``addresses``: address_id and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``: address_id,
+    provider, technology, down_mbps, status."""
+    current = offers[offers["status"].astype(str) == "current"]
+    out = {}
+    for g, techs in groups.items():
+        col = f"best_down_{g}"
+        if col not in addresses:
+            continue
+        best = addresses[["address_id", col]].rename(columns={col: "best"})
+        best = best[best["best"].fillna(0) > 0]
+        in_group = current[current["technology"].astype(str).isin({str(t) for t in techs})]
+        pairs = in_group[["address_id", "provider", "down_mbps"]].merge(best, on="address_id")
+        pairs = pairs.loc[np.isclose(pairs["down_mbps"].to_numpy(float), pairs["best"].to_numpy(float),
+                                     rtol=1e-9, atol=1e-9), ["address_id", "provider"]]
+        if f"best_provider_{g}" in addresses:
+            own = addresses.loc[addresses[col].fillna(0) > 0, ["address_id", f"best_provider_{g}"]]
+            own = own.rename(columns={f"best_provider_{g}": "provider"})
+            pairs = pd.concat([pairs, own[own["provider"].astype(str) != ""]])
+        pairs = pairs.astype({"address_id": str, "provider": str})
+        out[g] = pairs.drop_duplicates().reset_index(drop=True)
+    return out
+
+
+def dominance_shares(units: pd.Series, addresses: pd.DataFrame, pairs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per unit (index: the unit keys of ``units``, aligned with ``addresses``): columns ``(kind, group)``,
+    the largest share of one provider in the served households (kind hh) or businesses (kind biz); NaN where
+    nothing is served."""
+    frame = pd.DataFrame({"unit": units.astype(str).to_numpy(), "address_id": addresses["address_id"].astype(str),
+                          "hh": addresses["households"].to_numpy(float),
+                          "biz": (addresses["businesses"] if "businesses" in addresses else pd.Series(
+                              0.0, index=addresses.index)).to_numpy(float)})
+    frame = frame.fillna({"hh": 0.0, "biz": 0.0})
+    columns = {}
+    for g, p in pairs.items():
+        served_ids = p["address_id"].drop_duplicates()
+        served = frame[frame["address_id"].isin(served_ids)]
+        by_provider = p.merge(served, on="address_id")
+        for kind in ("hh", "biz"):
+            total = served.groupby("unit")[kind].sum()
+            top = by_provider.groupby(["unit", "provider"])[kind].sum().groupby(level="unit").max()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = (top.reindex(total.index) / total).where(total > 0)
+            columns[(kind, g)] = share
+    index = pd.Index(sorted(frame["unit"].unique()), name="unit")
+    return pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
+
+
+# --- suppression -------------------------------------------------------------------------------------
+
+@dataclass
+class Suppression:
+    """Per level (or grid layer): the true counts, and per count column which rows are suppressed and why."""
+
+    counts: dict[str, pd.DataFrame]  # level -> frame (index: unit key) of the published count columns
+    reason: dict[str, pd.DataFrame] = field(default_factory=dict)  # level -> same shape, "" or the reason
+
+    def suppressed(self, level: str) -> pd.DataFrame:
+        return self.reason[level] != ""
+
+
+def primary(counts: pd.DataFrame, dominance: pd.DataFrame | None, rules: DisclosureRules) -> pd.DataFrame:
+    """Reasons of the primary suppressions of one level: min_addresses, then dominance."""
+    reason = pd.DataFrame("", index=counts.index, columns=counts.columns)
+    small = counts["addresses"].to_numpy(float) < rules.min_addresses
+    reason.loc[small, :] = MIN_ADDRESSES
+    if dominance is not None:
+        dom = dominance.reindex(counts.index)
+        for c in counts.columns:
+            key = figure_group(c)
+            if key is None or key not in dom.columns:
+                continue
+            hit = (dom[key].to_numpy(float) > rules.dominance_share) & ~small
+            reason.loc[hit, c] = DOMINANCE
+    return reason
+
+
+def complementary(s: Suppression, sums: Sequence[tuple[str, str, np.ndarray]]) -> None:
+    """Suppress second terms until no published sum has exactly one suppressed term (see the module text).
+
+    ``sums``: (child level, parent level, parent position of every child row)."""
+    columns = list(next(iter(s.counts.values())).columns)
+    for c in columns:
+        sup = {lv: (s.reason[lv][c] != "").to_numpy().copy() for lv in s.counts}
+        val = {lv: s.counts[lv][c].to_numpy(float) for lv in s.counts}
+        keys = {lv: np.array([str(k) for k in s.counts[lv].index]) for lv in s.counts}
+        changed = True
+        while changed:
+            changed = False
+            for child, parent, pos in sums:
+                n_parent = len(sup[parent])
+                unknown = np.bincount(pos[sup[child]], minlength=n_parent) + sup[parent]
+                for p in np.flatnonzero(unknown == 1):
+                    rows = np.flatnonzero((pos == p) & ~sup[child])
+                    if len(rows):
+                        v = val[child][rows]
+                        order = np.lexsort((keys[child][rows], v, ~(v > 0)))
+                        pick = rows[order[0]]
+                        sup[child][pick] = True
+                        s.reason[child].iloc[pick, s.reason[child].columns.get_loc(c)] = COMPLEMENTARY
+                    else:
+                        sup[parent][p] = True
+                        s.reason[parent].iloc[p, s.reason[parent].columns.get_loc(c)] = COMPLEMENTARY
+                    changed = True
+
+
+def round_counts(values: np.ndarray, round_to: int) -> np.ndarray:
+    """Nearest multiple of ``round_to``, halves up (4 -> 0, 5 -> 10, 15 -> 20 with 10)."""
+    return np.floor(np.asarray(values, float) / round_to + 0.5) * round_to
+
+
+def published(counts: pd.DataFrame, reason: pd.DataFrame, rules: DisclosureRules) -> pd.DataFrame:
+    """Rounded counts, suppressed cells empty, shares (percent, one decimal) from the rounded counts."""
+    out = pd.DataFrame(index=counts.index)
+    rounded = {}
+    for c in counts.columns:
+        r = round_counts(counts[c].to_numpy(float), rules.round_to)
+        r[(reason[c] != "").to_numpy()] = np.nan
+        rounded[c] = r
+        out[c] = pd.array(np.where(np.isnan(r), 0, r).astype(np.int64), dtype="Int64")
+        out.loc[np.isnan(r), c] = pd.NA
+    for c in counts.columns:
+        share = share_of(c)
+        if share is None or share[1] not in rounded:
+            continue
+        den = rounded[share[1]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[share[0]] = np.round(np.where(den > 0, 100.0 * rounded[c] / den, np.nan), 1)
+    return out[_ordered(list(out.columns))]
+
+
+def _ordered(columns: list[str]) -> list[str]:
+    """Totals, then household counts and shares, business counts and shares, funding counts."""
+    def rank(c: str) -> tuple[int, int]:
+        i = columns.index(c)
+        if c in TOTALS:
+            return 0, i
+        for k, prefix in enumerate(("hh_ge_", "share_ge_", "biz_ge_", "biz_share_ge_")):
+            if c.startswith(prefix):
+                return 1 + k, i
+        return 9, i
+    return sorted(columns, key=rank)
+
+
+def report_rows(level: str, reason: pd.DataFrame, names: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """One row per (unit, reason): the figures suppressed for it ("all" when every one is)."""
+    rows = []
+    for key, r in reason.iterrows():
+        for why in (MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY):
+            cols = [c for c, v in r.items() if v == why]
+            if cols:
+                rows.append({"level": level, "id": str(key), "name": (names or {}).get(str(key), ""),
+                             "reason": why, "figures": "all" if len(cols) == len(r) else ";".join(cols)})
+    return rows
+
+
+# --- areas -------------------------------------------------------------------------------------------
+
+def protect_all(tables: Mapping[str, pd.DataFrame], addresses: pd.DataFrame, pairs: Mapping[str, pd.DataFrame],
+                rules: DisclosureRules, grid: Mapping[str, tuple[pd.DataFrame, pd.Series]] | None = None
+                ) -> Suppression:
+    """Primary and complementary suppression of the area tables and grid layers together.
+
+    ``tables``: the run's level tables (``coverage_{level}.csv``); ``addresses``: per-address results with
+    address_id, households, businesses, the level keys and ``best_down_{g}``; ``pairs``: from
+    :func:`best_offer_providers`; ``grid``: layer name -> (counts per cell, index cell_id; the cell of every
+    address, aligned with ``addresses``). The grid layers together sum up to the Land: they take part in
+    the complementary suppression as one more set of children of the Land (a figure the grid does not
+    publish counts as unknown there, so it constrains nothing)."""
+    counts: dict[str, pd.DataFrame] = {}
+    reasons: dict[str, pd.DataFrame] = {}
+    columns = published_counts(tables["gemeinde"].columns)
+    for level, key in LEVEL_KEYS.items():
+        frame = tables[level].astype({key: str}).set_index(key)[columns].astype(float)
+        counts[level] = frame
+        dom = dominance_shares(addresses[key].astype(str), addresses, pairs)
+        reasons[level] = primary(frame, dom, rules)
+    sums = []
+    for child, (parent, col) in PARENTS.items():
+        parent_of = tables[child].astype({col: str}).set_index(LEVEL_KEYS[child]).reindex(counts[child].index)[col]
+        pos = pd.Index(counts[parent].index).get_indexer(parent_of)
+        if (pos < 0).any():
+            raise ValueError(f"{child} rows whose {col} is not in the {parent} table")
+        sums.append((child, parent, pos))
+    layers = list(grid or {})
+    if grid:
+        cells, cell_reasons = [], []
+        shares: dict[int, pd.DataFrame] = {}  # layers usually share one address -> cell series
+        for frame, unit in grid.values():
+            dom = shares.get(id(unit))
+            if dom is None:
+                dom = shares[id(unit)] = dominance_shares(unit, addresses, pairs)
+            r = primary(frame, dom, rules).reindex(columns=columns, fill_value=NOT_PUBLISHED)
+            cells.append(frame.reindex(columns=columns, fill_value=0.0))
+            cell_reasons.append(r)
+        counts["grid"] = pd.concat(cells, keys=layers)
+        reasons["grid"] = pd.concat(cell_reasons, keys=layers)
+        sums.append(("grid", "land", np.zeros(len(counts["grid"]), dtype=np.int64)))
+    s = Suppression(counts, reasons)
+    complementary(s, sums)
+    if grid:
+        joined_counts, joined_reason = s.counts.pop("grid"), s.reason.pop("grid")
+        for name, (frame, _) in grid.items():
+            s.counts[name] = frame
+            part = joined_reason[joined_reason.index.get_level_values(0) == name].droplevel(0)
+            s.reason[name] = part.reindex(index=frame.index, columns=list(frame.columns))
+        del joined_counts
+    return s
+
+
+# --- grid ---------------------------------------------------------------------------------------------
+
+def grid_units(east: np.ndarray, north: np.ndarray, min_addresses: int) -> tuple[pd.Series, pd.Series]:
+    """Each address's published cell: its 100 m cell, or the enclosing 1 km cell where the 100 m cell has
+    fewer than ``min_addresses`` addresses. Returns (cell id, resolution in m) per address."""
+    from coverage.grid import cell_id
+
+    e100 = (np.floor(np.asarray(east, float) / 100) * 100).astype(np.int64)
+    n100 = (np.floor(np.asarray(north, float) / 100) * 100).astype(np.int64)
+    id100 = pd.Series(cell_id(e100, n100, 100))
+    small = id100.map(id100.value_counts()).to_numpy() < min_addresses
+    e1k, n1k = (e100 // 1000) * 1000, (n100 // 1000) * 1000
+    id1k = pd.Series(cell_id(e1k, n1k, 1000))
+    unit = id100.where(~small, id1k)
+    return unit, pd.Series(np.where(small, 1000, 100))
+
+
+def grid_cell_counts(unit: pd.Series, addresses: pd.DataFrame, thresholds: Sequence[float],
+                     groups: Sequence[str]) -> pd.DataFrame:
+    """Counts per cell (index: cell id, sorted): addresses, households, businesses and ``hh_ge_*`` /
+    ``biz_ge_*`` per group, summed from the addresses as :func:`coverage.aggregate.gemeinde_counts` does."""
+    from coverage.aggregate import GroupSum, households_at_least
+    from coverage.columns import factorize_sorted
+    from coverage.model import threshold_tag
+
+    codes, keys = factorize_sorted(unit.astype(str).reset_index(drop=True))
+    codes = np.asarray(codes, dtype=np.int64)
+    n = len(keys)
+    hh_sum = GroupSum(codes, n, addresses["households"].to_numpy(dtype="float64"))
+    biz = addresses["businesses"] if "businesses" in addresses else pd.Series(0.0, index=addresses.index)
+    biz_sum = GroupSum(codes, n, biz.to_numpy(dtype="float64"))
+    data = {"addresses": np.bincount(codes, minlength=n).astype("float64"), "households": hh_sum.total(),
+            "businesses": biz_sum.total()}
+    biz_cols = {}
+    for g in groups:
+        down = addresses[f"best_down_{g}"].to_numpy(dtype="float64")
+        for t, column in households_at_least(hh_sum, down, thresholds).items():
+            data[f"hh_ge_{threshold_tag(t)}_{g}"] = column
+        for t, column in households_at_least(biz_sum, down, thresholds).items():
+            biz_cols[f"biz_ge_{threshold_tag(t)}_{g}"] = column
+    data.update(biz_cols)
+    return pd.DataFrame(data, index=pd.Index(np.asarray(keys).astype(str), name="cell_id"))
