@@ -19,7 +19,9 @@ from typing import Any, get_type_hints
 
 from pyproj import CRS
 
+from coverage.costs import CostConfig, costs_from_config
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
+from coverage.eligible import ProjectAreasConfig, project_areas_from_config
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.model import AddressFormat, BoundaryFormat, OfferStatus, ProviderFormat
@@ -155,6 +157,8 @@ class RunConfig:
     households: HouseholdsConfig = field(default_factory=HouseholdsConfig)
     funding_rules: tuple[FundingRule, ...] = DEFAULT_RULES
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
+    project_areas: tuple[ProjectAreasConfig, ...] = ()  # [[project_areas]]: polygons for lists and costs
+    costs: CostConfig | None = None  # [costs]: the user's prices; without it no cost estimate
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
     source_bytes: bytes = b""
@@ -193,7 +197,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases", "households"}, "")
+                      "funding_rules", "technology_aliases", "households", "project_areas", "costs"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -226,6 +230,10 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         funding_rules=rules_from_config(raw["funding_rules"]) if "funding_rules" in raw else DEFAULT_RULES,
         technology_aliases=dict(aliases),
     )
+    cfg = dataclasses.replace(
+        cfg, project_areas=project_areas_from_config(raw.get("project_areas", []), base_dir),
+        costs=costs_from_config(raw["costs"], base_dir, [r.name for r in cfg.funding_rules]) if "costs" in raw
+        else None)
     _check_semantics(cfg)
     return cfg
 
