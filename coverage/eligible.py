@@ -165,7 +165,7 @@ def area_catalog(tables: Mapping[str, pd.DataFrame], project_names: Sequence[str
 
 
 def resolve_area(query: str, catalog: pd.DataFrame, members: Any = None) -> Area:
-    """The one area ``query`` means: a key of any level, else a name or display name (case-insensitive).
+    """The one area ``query`` means: a key of any level, else a display name, else a name (case-insensitive).
 
     Several areas with that name are one answer when ``members(area)`` (a boolean mask over the
     addresses) gives them the same addresses (a city that is its own Amt and Kreis): the smallest
@@ -174,8 +174,10 @@ def resolve_area(query: str, catalog: pd.DataFrame, members: Any = None) -> Area
     q = query.strip()
     hits = catalog[catalog["key"] == q]
     if hits.empty:
-        folded = q.casefold()
-        hits = catalog[(catalog["name"].str.casefold() == folded) | (catalog["display_name"].str.casefold() == folded)]
+        folded = q.casefold()  # the display name first ("Rostock" is the city, not "Landkreis Rostock")
+        hits = catalog[catalog["display_name"].str.casefold() == folded]
+        if hits.empty:
+            hits = catalog[catalog["name"].str.casefold() == folded]
     if hits.empty:
         close = catalog[catalog["name"].str.casefold().str.contains(q.casefold(), regex=False)
                         | catalog["display_name"].str.casefold().str.contains(q.casefold(), regex=False)]

@@ -3,7 +3,8 @@
 - ``eligible/<vwg_ars>.csv`` per Amt, written by every run (:func:`write_amt_lists`): every address of
   the Amt with each rule's verdict and the offer that decided it (:mod:`coverage.eligible`).
 - ``costs/costs_{gemeinde,amt,project}.csv``, ``costs/costs_isolated.csv``, ``costs/costs_tree.gpkg``
-  (the trees and links of the Gemeinden and project areas as lines) when the configuration has a ``[costs]`` section (:mod:`coverage.costs`); without it, none.
+  (the trees and links of the Gemeinden and project areas as lines) when the configuration has a
+  ``[costs]`` section (:mod:`coverage.costs`); without it, none.
 - :func:`write_list` writes one list as XLSX (German headers), CSV or GeoPackage (points) for
   ``bbcov eligible``.
 """
