@@ -20,10 +20,17 @@ from typing import Any, get_type_hints
 from pyproj import CRS
 
 from coverage.crs import DEFAULT_WORKING_CRS, parse_crs, working_crs
-from coverage.disclosure import PublishConfig, publish_config
 from coverage.errors import ConfigError, DataSourceError, UnknownCodeError
 from coverage.funding import DEFAULT_RULES, FundingRule, rules_from_config
 from coverage.model import AddressFormat, BoundaryFormat, OfferStatus, ProviderFormat
+from coverage.sections import (
+    CostConfig,
+    ProjectAreasConfig,
+    PublishConfig,
+    costs_from_config,
+    project_areas_from_config,
+    publish_config,
+)
 from coverage.technology import DEFAULT_GROUPS, Technology, alias_table, normalise_alias, validate_groups
 
 DEFAULT_THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
@@ -177,6 +184,8 @@ class RunConfig:
     sites: LocatedListConfig | None = None
     technology_aliases: Mapping[str, str] = field(default_factory=dict)
     publish: PublishConfig = field(default_factory=PublishConfig)  # [publish]: `bbcov publish` only
+    project_areas: tuple[ProjectAreasConfig, ...] = ()  # [[project_areas]]: polygons for lists and costs
+    costs: CostConfig | None = None  # [costs]: the user's prices; without it no cost estimate
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
     source_bytes: bytes = b""
@@ -215,7 +224,8 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
-                      "funding_rules", "technology_aliases", "households", "businesses", "sites", "publish"}, "")
+                      "funding_rules", "technology_aliases", "households", "businesses", "sites", "publish",
+                      "project_areas", "costs"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
@@ -250,6 +260,10 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         **{key: _section(LocatedListConfig, raw[key], key, base_dir) for key in ("businesses", "sites") if key in raw},
         publish=publish_config(raw.get("publish", {})),
     )
+    cfg = dataclasses.replace(
+        cfg, project_areas=project_areas_from_config(raw.get("project_areas", []), base_dir),
+        costs=costs_from_config(raw["costs"], base_dir, [r.name for r in cfg.funding_rules]) if "costs" in raw
+        else None)
     _check_semantics(cfg)
     return cfg
 

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from coverage.errors import ConfigError
 from coverage.model import LEVEL_KEYS
+from coverage.sections import DisclosureRules
 
 #: Licence of the publication: Datenlizenz Deutschland – Namensnennung – Version 2.0.
 LICENCE_NAME = "Datenlizenz Deutschland – Namensnennung – Version 2.0"
@@ -49,89 +48,10 @@ LICENCE_URL = "https://www.govdata.de/dl-de/by-2-0"
 #: Child level -> (parent level, the children's column naming their parent).
 PARENTS = {"gemeinde": ("amt", "vwg_ars"), "amt": ("kreis", "krs_ags"), "kreis": ("land", "land")}
 
-CONTACT_REQUIRED = ("organisation", "email")
-CONTACT_OPTIONAL = ("name", "position", "phone", "url", "address", "city", "postalcode", "country")
-
 #: Reasons in disclosure_report.csv.
 MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY, MERGED = "min_addresses", "dominance", "complementary", "merged_into_1km"
 #: A figure a layer does not publish (the grid has no funding counts): unknown to a reader, not reported.
 NOT_PUBLISHED = "not_published"
-
-
-@dataclass(frozen=True)
-class DisclosureRules:
-    min_addresses: int = 5
-    round_to: int = 10
-    dominance_share: float = 0.85
-
-
-@dataclass(frozen=True)
-class Contact:
-    organisation: str
-    email: str
-    name: str | None = None
-    position: str | None = None
-    phone: str | None = None
-    url: str | None = None
-    address: str | None = None
-    city: str | None = None
-    postalcode: str | None = None
-    country: str | None = None
-
-
-@dataclass(frozen=True)
-class PublishConfig:
-    """``[publish]``: the rules, and what the metadata says (nothing of it is invented when absent)."""
-
-    rules: DisclosureRules = field(default_factory=DisclosureRules)
-    url: str | None = None  # where the package is (to be) downloaded: the metadata's resource locator
-    title: str | None = None  # default: [report] title
-    abstract: str | None = None
-    contact: Mapping[str, str] = field(default_factory=dict)
-
-    def metadata_contact(self) -> Contact:
-        """The contact for the metadata; a one-line error naming every missing key."""
-        missing = [f"[publish.contact] {k}" for k in CONTACT_REQUIRED if not self.contact.get(k)]
-        if not self.url:
-            missing.insert(0, "[publish] url")
-        if missing:
-            raise ConfigError(f"publish needs {', '.join(missing)} in the configuration (the INSPIRE metadata "
-                              "names who publishes the data and where; nothing is invented)")
-        return Contact(**dict(self.contact.items()))
-
-
-def publish_config(raw: Mapping[str, Any]) -> PublishConfig:
-    """``[publish]`` of a configuration, checked key by key."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError("[publish] must be a table")
-    allowed = {"min_addresses", "round_to", "dominance_share", "url", "title", "abstract", "contact"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in [publish]; allowed: {sorted(allowed)}")
-    for key in ("min_addresses", "round_to"):
-        v = raw.get(key, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"publish.{key}: expected a whole number ≥ 1, got {v!r}")
-    share = raw.get("dominance_share", 0.85)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not (0 < share <= 1):
-        raise ConfigError(f"publish.dominance_share: expected a number in (0, 1], got {share!r}")
-    for key in ("url", "title", "abstract"):
-        if key in raw and not isinstance(raw[key], str):
-            raise ConfigError(f"publish.{key}: expected a string, got {raw[key]!r}")
-    contact = raw.get("contact", {})
-    if not isinstance(contact, Mapping):
-        raise ConfigError("[publish.contact] must be a table")
-    bad = sorted(set(contact) - set(CONTACT_REQUIRED) - set(CONTACT_OPTIONAL))
-    if bad:
-        raise ConfigError(f"unknown key(s) {bad} in [publish.contact]; allowed: "
-                          f"{sorted(CONTACT_REQUIRED + CONTACT_OPTIONAL)}")
-    if not all(isinstance(v, str) for v in contact.values()):
-        raise ConfigError("[publish.contact]: every value must be a string")
-    defaults = DisclosureRules()
-    rules = DisclosureRules(int(raw.get("min_addresses", defaults.min_addresses)),
-                            int(raw.get("round_to", defaults.round_to)), float(share))
-    return PublishConfig(rules=rules, url=raw.get("url"), title=raw.get("title"), abstract=raw.get("abstract"),
-                         contact=dict(contact))
 
 
 # --- which figures are published ---------------------------------------------------------------------

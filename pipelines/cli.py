@@ -193,6 +193,43 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eligible(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from coverage.config import config_from_dict, load_config
+    from coverage.eligible import area_catalog, area_mask, eligible_list, list_labels, resolve_area
+    from pipelines.funding_outputs import gemeinde_names, project_polygons, write_list
+    from pipelines.runner import read_manifest
+
+    if args.out.suffix.lower() not in (".xlsx", ".csv", ".gpkg"):
+        raise CoverageError(f"{args.out}: --out must end in .xlsx, .csv or .gpkg")
+    run_dir = _resolve_run(args.run, args.config)
+    manifest = read_manifest(run_dir)
+    cfg = load_config(args.config) if args.config else config_from_dict(
+        tomllib.loads(manifest["config"]), base_dir=Path(manifest["config_path"]).parent)
+    rules = {r.name: r for r in cfg.funding_rules}
+    if args.rule is not None and args.rule not in rules:
+        raise CoverageError(f"--rule {args.rule}: unknown funding rule; known: {', '.join(rules)}")
+    tables = {level: pd.read_csv(run_dir / "tables" / f"coverage_{level}.csv", dtype=str, keep_default_na=False)
+              for level in ("gemeinde", "amt", "kreis", "land")}
+    polygons = project_polygons(cfg)
+    addresses = pd.read_parquet(run_dir / "addresses.parquet")
+    area = resolve_area(args.area, area_catalog(tables, list(polygons)),
+                        lambda a: area_mask(addresses, a, polygons))
+    chosen = addresses[area_mask(addresses, area, polygons)]
+    if args.rule is not None:
+        chosen = chosen[chosen[f"fund_{args.rule}" + ("_plan" if args.plan else "")].to_numpy(dtype=bool)]
+    offers = pd.read_parquet(run_dir / "offers.parquet", filters=[("address_id", "in", chosen["address_id"].tolist())]
+                             ) if len(chosen) else pd.read_parquet(run_dir / "offers.parquet").head(0)
+    groups = list(cfg.analysis.groups)
+    frame = eligible_list(chosen, offers, groups, cfg.funding_rules, gemeinde_names(tables))
+    write_list(args.out, frame, list_labels(list(frame.columns), groups, cfg.funding_rules),
+               cfg.analysis.working_crs, "Adressen")
+    which = f"eligible under {args.rule}" + (" (with planned supply)" if args.plan else "") if args.rule else "all"
+    print(f"{area.describe()}: {len(frame)} addresses ({which}) written to {args.out}")
+    return EXIT_OK
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from pipelines.changes import load_run, write_change_report
 
@@ -355,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     srv.add_argument("--url", help="public URL the clients use (behind a reverse proxy); default http://HOST:PORT")
     srv.set_defaults(func=cmd_serve)
+
+    eligible = sub.add_parser("eligible", help="list the addresses of an area with every funding verdict",
+                              description="Every address of a Gemeinde, Amt, Kreis or project area (by key or "
+                                          "name) with Gemeinde, street address, households, businesses, site, best "
+                                          "current and planned service per group, each funding rule's verdict and "
+                                          "the offer that decided it.")
+    eligible.add_argument("--area", required=True, metavar="KEY_OR_NAME",
+                          help="AGS, Amt ARS, Kreis key, or a name (also of a [[project_areas]] polygon)")
+    eligible.add_argument("--rule", help="only the addresses eligible under this funding rule (e.g. gigabit_2024)")
+    eligible.add_argument("--plan", action="store_true", help="with --rule: eligible even with planned supply")
+    eligible.add_argument("--run", default="latest", help="run folder, run id or 'latest' (default: %(default)s)")
+    eligible.add_argument("--config", type=Path, help=CONFIG_RUNS_HELP + "; also its funding rules and "
+                          "[[project_areas]] (default: the run's own configuration)")
+    eligible.add_argument("--out", type=Path, required=True, help="FILE.xlsx (German headers), .csv or .gpkg")
+    eligible.set_defaults(func=cmd_eligible)
     return parser
 
 

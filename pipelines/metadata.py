@@ -2,7 +2,7 @@
 
 One record per dataset (``gebiete``: the area layers; ``grid``: the INSPIRE grid). The MCF is built
 from the run and ``[publish]`` (contact, url, title): nothing is invented; a missing contact stops
-``bbcov publish`` before anything is written (:meth:`coverage.disclosure.PublishConfig.metadata_contact`).
+``bbcov publish`` before anything is written (:meth:`coverage.sections.PublishConfig.metadata_contact`).
 
 pygeometa's ISO 19139 template writes no resource identifier, spatial resolution or conformity
 statement, which INSPIRE requires; they are added to its output here (``_inspire_elements``), and the

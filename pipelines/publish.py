@@ -37,7 +37,6 @@ from coverage.disclosure import (
     LICENCE_NAME,
     LICENCE_URL,
     MERGED,
-    PublishConfig,
     Suppression,
     best_offer_providers,
     grid_cell_counts,
@@ -48,6 +47,7 @@ from coverage.disclosure import (
 )
 from coverage.errors import ConfigError, CoverageError
 from coverage.model import LEVEL_KEYS, LEVELS
+from coverage.sections import PublishConfig
 from pipelines import io
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from coverage.errors import ConfigError, CoverageError, DataSourceError, InputDa
 from pipelines import cache, io
 from pipelines.execute import Ledger, deliveries_linking_nothing, run_stages
 from pipelines.fingerprint import code_key, file_fingerprint, input_stamp, params_hash, stage_key
+from pipelines.funding_outputs import write_run_funding
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
 from pipelines.partitioned import (
@@ -178,8 +179,13 @@ def make_plan(cfg: RunConfig, ref: date, with_report: bool) -> Plan:
     for s in stages:
         keys[s.name] = stage_key(s.name, [inputs[str(p)] for p in s.inputs], _fingerprint_params(dict(s.params)),
                                  code_key(s.fn), [keys[a] for a in s.after])
-    # what the outputs after the stages depend on: the report's options and the change report's tolerance
-    report_key = params_hash([keys["aggregate"], cfg.report, with_report, cfg.analysis.change_tolerance_pp])
+    # what the outputs after the stages depend on: the report's options, the change report's tolerance,
+    # the prices of the cost estimate, and the content of the project area and network point files
+    extra = [p.path for p in cfg.project_areas] + ([cfg.costs.network_points] if cfg.costs and
+                                                   cfg.costs.network_points else [])
+    report_key = params_hash([keys["aggregate"], cfg.report, with_report, cfg.analysis.change_tolerance_pp,
+                              _fingerprint_params(cfg.costs),
+                              [file_fingerprint(f).get("sha256") for f in extra]])
     return Plan(stages, keys, report_key, inputs)
 
 
@@ -206,6 +212,8 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
         timings: dict[str, float] = {}
         _compute(record, p.stages, _reuse_from(previous, before, forced, p, cfg), staging, engine, timings)
         outputs, written = _timed(timings, "write", lambda: _write(record, staging))
+        outputs += _timed(timings, "funding", lambda: write_run_funding(cfg, record.state, staging,
+                                                                        record.partitioned))
         _check_inputs_unchanged(record.inputs)
         if changes is not None and previous is not None:
             outputs += _timed(timings, "changes", lambda: changes(previous, record, staging))

@@ -353,3 +353,20 @@ def test_two_deliveries_with_one_stem_keep_their_own_quarantine_file(world):
     assert files == ["dsl_kuestennetz.csv", "dsl_kuestennetz_2.csv"]
     sources = {pd.read_csv(world / "out" / "latest" / "quarantine" / f)["source"].iloc[0] for f in files}
     assert sources == {"dsl_kuestennetz.csv", "dsl_kuestennetz.txt"}
+
+
+def test_a_stage_fingerprint_covers_its_code_not_the_features_around_the_run(world):
+    """Editing the atlas, the publication or the cost estimate must not rerun the reading stages:
+    coverage/config.py (in every closure) keeps its sections' code apart (coverage/sections.py)."""
+    from datetime import date
+
+    from pipelines.stages import plan
+
+    stages = {s.name: s for s in plan(load_config(world / "run.toml"), date(2022, 1, 1))}
+    for name in ("addresses", "provider dsl_kuestennetz.csv", "service"):
+        _, modules = fingerprint.code_closure(stages[name].fn)
+        closure = fingerprint.import_closure(modules, fingerprint.PROJECT_ROOT)
+        assert "coverage.config" in closure and "coverage.locate" in closure or name != "addresses"
+        foreign = [m for m in closure if m.startswith(("coverage.report", "coverage.disclosure", "coverage.costs",
+                                                         "coverage.eligible", "pipelines.report"))]
+        assert foreign == [], (name, foreign)

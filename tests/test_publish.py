@@ -23,12 +23,12 @@ from coverage.disclosure import (
     COMPLEMENTARY,
     DOMINANCE,
     MIN_ADDRESSES,
-    DisclosureRules,
     best_offer_providers,
     protect_all,
     published,
     round_counts,
 )
+from coverage.sections import DisclosureRules
 from pipelines.cli import main
 from tests.world import write_world
 

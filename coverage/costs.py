@@ -1,0 +1,225 @@
+"""A transparent estimate (Schätzung) of what connecting the eligible addresses of an area costs.
+
+Method (every step a number the user can check):
+
+1. **Tree.** The eligible addresses of an area are joined by a Euclidean minimum spanning tree
+   (straight lines between address points, not roads). The Euclidean MST is a subgraph of the
+   Delaunay triangulation, so it is computed exactly on the triangulation's edges (O(n log n)).
+2. **Trees, not one tree.** Tree edges longer than ``max_link_m`` are cut: each remaining connected
+   component ("tree") is built on its own.
+3. **Link.** Each tree is linked by one straight line from its nearest address to the nearest
+   *network point*: an address that already has a qualifying fixed-network offer (not eligible
+   under the rule), or the points of a ``network_points`` file when given.
+4. **Price.** cost = metres × price per metre + addresses × price per house connection +
+   households × price per household; every price is the user's (``[costs]``), none is built in.
+5. **Split.** federal, Land and municipal shares of the cost (they sum to 1).
+
+Isolated addresses (nearest eligible neighbour farther than ``isolated_m``) are listed with their own
+cost: the cheaper of the line to that neighbour and the line to the nearest network point, plus one
+house connection and its households.
+
+Limits: straight lines underestimate a trench along roads (often by 20–40 %); no terrain, crossings,
+existing ducts or in-house work; a tree per area does not share trenches with the neighbouring area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from coverage.sections import CostConfig
+
+if TYPE_CHECKING:  # scipy is imported where it is used: reading a config needs none of it
+    from scipy.spatial import cKDTree
+
+ESTIMATE_NOTE = "Schätzung: Luftlinien (minimaler Spannbaum), keine Trassenplanung"
+
+
+def _candidate_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges that contain the Euclidean MST of distinct points: Delaunay edges (plus each point Qhull
+    set aside as coplanar to its nearest vertex), or the chain along the line for collinear points."""
+    from scipy.spatial import Delaunay, QhullError
+
+    n = len(xy)
+    if n <= 3:
+        i, j = np.triu_indices(n, k=1)
+        return i, j
+    try:
+        tri = Delaunay(xy)
+    except QhullError:  # all points on one line: the MST is the chain in order along it
+        direction = xy[-1] - xy[0] if np.any(xy[-1] != xy[0]) else np.array([1.0, 0.0])
+        order = np.argsort(xy @ direction, kind="stable")
+        return order[:-1], order[1:]
+    s = tri.simplices
+    i = np.concatenate([s[:, 0], s[:, 1], s[:, 2]])
+    j = np.concatenate([s[:, 1], s[:, 2], s[:, 0]])
+    if len(tri.coplanar):
+        i = np.concatenate([i, tri.coplanar[:, 0]])
+        j = np.concatenate([j, tri.coplanar[:, 2]])
+    return i, j
+
+
+def euclidean_mst(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges (i, j, length in CRS units) of a Euclidean minimum spanning tree over the points ``xy``
+    (n × 2): n − 1 edges for n ≥ 1 points; coincident points are joined by edges of length 0."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    xy = np.asarray(xy, dtype="float64").reshape(-1, 2)
+    if len(xy) < 2:
+        empty = np.zeros(0, dtype="int64")
+        return empty, empty.copy(), np.zeros(0)
+    unique, first, inverse = np.unique(xy, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    i, j = _candidate_edges(unique)
+    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1), axis=0)  # each edge once
+    i, j = pairs[:, 0], pairs[:, 1]
+    length = np.hypot(*(unique[i] - unique[j]).T)
+    m = len(unique)
+    graph = coo_matrix((length, (i, j)), shape=(m, m)).tocsr()
+    tree = minimum_spanning_tree(graph).tocoo()
+    ti, tj, tl = first[tree.row], first[tree.col], tree.data.astype("float64")
+    dup = np.flatnonzero(first[inverse] != np.arange(len(xy)))  # later copies of a point: to its first copy
+    ei = np.concatenate([ti, dup]).astype("int64")
+    ej = np.concatenate([tj, first[inverse[dup]]]).astype("int64")
+    return ei, ej, np.concatenate([tl, np.zeros(len(dup))])
+
+
+@dataclass(frozen=True)
+class Forest:
+    """The trees of one area: kept edges, the component of each point, and each tree's link."""
+
+    edge_i: np.ndarray
+    edge_j: np.ndarray
+    edge_m: np.ndarray
+    component: np.ndarray  # per point: 0 … trees − 1
+    link_from: np.ndarray  # per tree: the point the link starts at
+    link_to: np.ndarray  # per tree: the network point (index into the targets), −1 without targets
+    link_m: np.ndarray  # per tree: NaN without targets
+
+    @property
+    def trees(self) -> int:
+        return len(self.link_m)
+
+
+def spanning_forest(xy: np.ndarray, targets: cKDTree | None, max_link_m: float | None) -> Forest:
+    """MST over ``xy``, cut at edges longer than ``max_link_m``, each tree linked to its nearest target."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    xy = np.asarray(xy, dtype="float64").reshape(-1, 2)
+    n = len(xy)
+    i, j, m = euclidean_mst(xy)
+    if max_link_m is not None:
+        keep = m <= max_link_m
+        i, j, m = i[keep], j[keep], m[keep]
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    trees, component = connected_components(graph, directed=False) if n else (0, np.zeros(0, dtype="int32"))
+    if targets is None or targets.n == 0 or n == 0:
+        return Forest(i, j, m, component, np.full(trees, -1), np.full(trees, -1), np.full(trees, np.nan))
+    dist, nearest = targets.query(xy)
+    order = np.lexsort((dist, component))  # per tree, its point nearest to the network first
+    starts = np.flatnonzero(np.r_[True, component[order][1:] != component[order][:-1]])
+    best = order[starts]
+    return Forest(i, j, m, component, best, nearest[best].astype("int64"), dist[best].astype("float64"))
+
+
+def price(metres: np.ndarray | float, addresses: np.ndarray | float, households: np.ndarray | float,
+          cfg: CostConfig) -> Any:
+    """metres × price per metre + addresses × price per connection + households × price per household."""
+    return (np.asarray(metres) * cfg.price_per_m + np.asarray(addresses) * cfg.price_per_connection
+            + np.asarray(households) * cfg.price_per_household)
+
+
+def split(cost: pd.Series, cfg: CostConfig) -> pd.DataFrame:
+    """Federal, Land and municipal parts of each cost; the municipal part is the rest, so they sum to it."""
+    federal = cost * cfg.share_federal
+    land = cost * cfg.share_land
+    return pd.DataFrame({"cost_federal": federal, "cost_land": land, "cost_municipal": cost - federal - land})
+
+
+@dataclass(frozen=True)
+class AreaCosts:
+    table: pd.DataFrame  # one row per area
+    edges: pd.DataFrame  # area, kind (tree/link), x0, y0, x1, y1, length_m
+    isolated: pd.DataFrame  # one row per isolated address
+
+
+def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cfg: CostConfig) -> AreaCosts:
+    """Per area (column ``area_key`` of ``eligible``: one row per eligible address with x, y,
+    households, address_id): trees, links, metres, cost and its split; plus the edges and isolated
+    addresses. ``targets_xy``: the network points (n × 2) the trees are linked to."""
+    from scipy.spatial import cKDTree
+
+    targets_xy = np.asarray(targets_xy, dtype="float64").reshape(-1, 2)
+    targets = cKDTree(targets_xy) if len(targets_xy) else None
+    rows, edges, isolated = [], [], []
+    for key, part in eligible.groupby(area_key, sort=True, observed=True):
+        xy = part[["x", "y"]].to_numpy(dtype="float64")
+        forest = spanning_forest(xy, targets, cfg.max_link_m)
+        tree_m, link_m = float(forest.edge_m.sum()), float(forest.link_m.sum())
+        households = float(part["households"].sum())
+        rows.append({area_key: key, "addresses": len(part), "households": households, "trees": forest.trees,
+                     "tree_m": tree_m, "link_m": link_m, "metres": tree_m + link_m})
+        edges.append(pd.DataFrame({area_key: key, "kind": "tree", "x0": xy[forest.edge_i, 0],
+                                   "y0": xy[forest.edge_i, 1], "x1": xy[forest.edge_j, 0],
+                                   "y1": xy[forest.edge_j, 1], "length_m": forest.edge_m}))
+        linked = forest.link_to >= 0
+        if linked.any():
+            start, end = xy[forest.link_from[linked]], targets_xy[forest.link_to[linked]]
+            edges.append(pd.DataFrame({area_key: key, "kind": "link", "x0": start[:, 0], "y0": start[:, 1],
+                                       "x1": end[:, 0], "y1": end[:, 1], "length_m": forest.link_m[linked]}))
+        if cfg.isolated_m is not None:
+            isolated.append(_isolated(part, xy, targets, area_key, key, cfg))
+    columns = [area_key, "addresses", "households", "trees", "tree_m", "link_m", "metres"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["cost_civil_works"] = table["metres"] * cfg.price_per_m
+    table["cost_connections"] = table["addresses"] * cfg.price_per_connection
+    table["cost_households"] = table["households"] * cfg.price_per_household
+    table["cost"] = price(table["metres"], table["addresses"], table["households"], cfg)
+    table["cost_per_household"] = table["cost"].where(table["households"] > 0) / table["households"].where(
+        table["households"] > 0)
+    table["cost_per_address"] = table["cost"] / table["addresses"]
+    table = pd.concat([table, split(table["cost"], cfg)], axis=1)
+    table["isolated_addresses"] = 0
+    iso = pd.concat(isolated, ignore_index=True) if isolated else _isolated_frame(area_key)
+    if len(iso):
+        counts = iso.groupby(area_key, observed=True).size()
+        table["isolated_addresses"] = table[area_key].map(counts).fillna(0).astype("int64")
+    table["currency"] = cfg.currency
+    table["note"] = ESTIMATE_NOTE + (f"; {cfg.label}" if cfg.label else "")
+    edge_frame = pd.concat(edges, ignore_index=True) if edges else pd.DataFrame(
+        columns=[area_key, "kind", "x0", "y0", "x1", "y1", "length_m"])
+    return AreaCosts(table, edge_frame, iso)
+
+
+def _isolated_frame(area_key: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=[area_key, "address_id", "x", "y", "households", "neighbour_m", "network_m",
+                                 "metres", "cost"])
+
+
+def _isolated(part: pd.DataFrame, xy: np.ndarray, targets: cKDTree | None, area_key: str, key: object,
+              cfg: CostConfig) -> pd.DataFrame:
+    """Addresses whose nearest eligible neighbour in the area is farther than ``isolated_m`` (or that
+    have none), with their own cost: the cheaper straight line (to that neighbour or to the nearest
+    network point) priced per metre, one house connection and its households."""
+    from scipy.spatial import cKDTree
+
+    assert cfg.isolated_m is not None
+    neighbour = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) >= 2 else np.full(len(xy), np.inf)
+    lonely = neighbour > cfg.isolated_m
+    if not lonely.any():
+        return _isolated_frame(area_key)
+    network = targets.query(xy[lonely])[0] if targets is not None and targets.n else np.full(int(lonely.sum()),
+                                                                                            np.inf)
+    metres = np.minimum(neighbour[lonely], network)
+    metres = np.where(np.isfinite(metres), metres, np.nan)
+    households = part["households"].to_numpy(dtype="float64")[lonely]
+    return pd.DataFrame({area_key: key, "address_id": part["address_id"].to_numpy()[lonely],
+                         "x": xy[lonely, 0], "y": xy[lonely, 1], "households": households,
+                         "neighbour_m": np.where(np.isfinite(neighbour[lonely]), neighbour[lonely], np.nan),
+                         "network_m": np.where(np.isfinite(network), network, np.nan), "metres": metres,
+                         "cost": price(metres, 1, households, cfg)})

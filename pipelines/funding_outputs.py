@@ -1,0 +1,191 @@
+"""Files for a funding application: eligible-address lists and the cost estimate (Schätzung).
+
+- ``eligible/<vwg_ars>.csv`` per Amt, written by every run (:func:`write_amt_lists`): every address of
+  the Amt with each rule's verdict and the offer that decided it (:mod:`coverage.eligible`).
+- ``costs/costs_{gemeinde,amt,project}.csv``, ``costs/costs_isolated.csv``, ``costs/costs_tree.gpkg``
+  (the trees and links of the Gemeinden and project areas as lines) when the configuration has a
+  ``[costs]`` section (:mod:`coverage.costs`); without it, none.
+- :func:`write_list` writes one list as XLSX (German headers), CSV or GeoPackage (points) for
+  ``bbcov eligible``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from coverage.config import RunConfig
+from coverage.costs import ESTIMATE_NOTE, area_costs
+from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
+from coverage.errors import ConfigError, CoverageError, DataSourceError
+from coverage.funding import FundingRule
+from pipelines import io
+from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE
+from pipelines.outputs import flat_addresses
+from pipelines.stages import RunState
+
+log = logging.getLogger(__name__)
+
+
+def project_polygons(cfg: RunConfig) -> dict[str, Any]:
+    """Project area name -> polygon in the working CRS, from every ``[[project_areas]]`` file."""
+    out: dict[str, Any] = {}
+    for i, spec in enumerate(cfg.project_areas):
+        where = f"project_areas[{i}] ({spec.path.name})"
+        try:
+            frame = gpd.read_file(spec.path, layer=spec.layer, engine="pyogrio")
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise DataSourceError(f"{where}: cannot read the polygon file ({exc})") from exc
+        if spec.name_column not in frame.columns:
+            raise ConfigError(f"{where}: no column {spec.name_column!r} (columns: {list(frame.columns)}); set "
+                              "name_column")
+        if frame.crs is None:
+            raise ConfigError(f"{where}: the file has no CRS")
+        frame = frame.to_crs(cfg.analysis.working_crs)
+        for name, part in frame.groupby(frame[spec.name_column].astype(str), sort=True):
+            if name in out:
+                raise ConfigError(f"{where}: project area {name!r} is defined twice")
+            out[name] = shapely.union_all(shapely.make_valid(part.geometry.to_numpy()))
+    return out
+
+
+def write_list(path: Path, frame: pd.DataFrame, labels: Mapping[str, str], crs: Any, sheet: str) -> Path:
+    """One list by the suffix of ``path``: .xlsx (German headers), .csv (plain) or .gpkg (points)."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        from pipelines.export import write_workbook
+
+        return write_workbook(path, [(sheet, frame, labels)])
+    if suffix == ".csv":
+        return io.write_csv(path, frame)
+    if suffix == ".gpkg":
+        points = gpd.GeoDataFrame(io.neutralise_formulas(frame), geometry=gpd.points_from_xy(frame["x"], frame["y"]),
+                                  crs=crs)
+        with io.atomic_path(path) as tmp:
+            tmp.unlink()
+            points.to_file(tmp, layer="adressen", driver="GPKG", engine="pyogrio")
+        return path
+    raise CoverageError(f"{path}: --out must end in .xlsx, .csv or .gpkg")
+
+
+def gemeinde_names(tables: Mapping[str, pd.DataFrame]) -> dict[str, str]:
+    g = tables["gemeinde"]
+    col = "display_name" if "display_name" in g else "name"
+    return dict(zip(g["ags"].astype(str), g[col].astype(str), strict=True))
+
+
+def write_amt_lists(run_dir: Path, addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequence[str],
+                    rules: Sequence[FundingRule], names: Mapping[str, str]) -> list[str]:
+    """``eligible/<vwg_ars>.csv``: every address of each Amt, in address order."""
+    full = eligible_list(addresses, offers, groups, rules, names)
+    written = []
+    for amt, part in full.groupby("vwg_ars", sort=True):
+        name = f"eligible/{amt}.csv"
+        io.write_csv(run_dir / name, part)
+        written.append(name)
+    return written
+
+
+def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: Mapping[str, pd.DataFrame],
+                polygons: Mapping[str, Any]) -> list[str]:
+    """The cost estimate per Gemeinde, Amt and project area, the trees as lines, the isolated addresses."""
+    costs = cfg.costs
+    assert costs is not None
+    fund = addresses[costs.fund_column].to_numpy(dtype=bool)
+    rows = pd.DataFrame({"address_id": addresses["address_id"].astype(str).to_numpy(),
+                             "x": addresses["x"].to_numpy(), "y": addresses["y"].to_numpy(),
+                             "households": addresses["households"].to_numpy(dtype="float64"),
+                             "ags": addresses["ags"].astype(str).to_numpy(),
+                             "vwg_ars": addresses["vwg_ars"].astype(str).to_numpy()})
+    targets = network_points(cfg, addresses, fund)
+    chosen = rows[fund]  # the eligible addresses: these are connected
+    levels: dict[str, tuple[str, pd.DataFrame]] = {"gemeinde": ("ags", chosen), "amt": ("vwg_ars", chosen)}
+    if polygons:
+        parts = [chosen[area_mask(chosen, _project(name), polygons)].assign(project=name) for name in polygons]
+        levels["project"] = ("project", pd.concat(parts, ignore_index=True))
+    written, edges, isolated = [], [], []
+    for level, (key, frame) in levels.items():
+        result = area_costs(frame, key, targets, costs)
+        table = result.table
+        if level in tables:
+            t = tables[level]
+            names = dict(zip(t[key].astype(str), t["display_name" if "display_name" in t else "name"].astype(str),
+                             strict=True))
+            table.insert(1, "name", table[key].astype(str).map(names).fillna(""))
+        table.insert(0, "rule", costs.fund_column.removeprefix("fund_"))
+        io.write_csv(run_dir / "costs" / f"costs_{level}.csv", table)
+        written.append(f"costs/costs_{level}.csv")
+        if level != "amt":  # the Amt trees repeat the Gemeinde trees nearly (and double the file)
+            edges.append(result.edges.rename(columns={key: "area"}).assign(level=level))
+        isolated.append(result.isolated.rename(columns={key: "area"}).assign(level=level))
+    iso = pd.concat(isolated, ignore_index=True)
+    iso["note"] = ESTIMATE_NOTE
+    io.write_csv(run_dir / "costs" / "costs_isolated.csv", iso)
+    lines = pd.concat(edges, ignore_index=True)
+    geometry = shapely.linestrings(np.stack([lines[["x0", "y0"]].to_numpy(dtype="float64"),
+                                             lines[["x1", "y1"]].to_numpy(dtype="float64")], axis=1))
+    gdf = gpd.GeoDataFrame(lines[["level", "area", "kind", "length_m"]].assign(note=ESTIMATE_NOTE),
+                           geometry=geometry, crs=cfg.analysis.working_crs)
+    with io.atomic_path(run_dir / "costs" / "costs_tree.gpkg") as tmp:
+        tmp.unlink()
+        gdf.to_file(tmp, layer="costs_tree", driver="GPKG", engine="pyogrio")
+    log.info("costs (Schätzung, rule %s): %d eligible addresses, %.0f m at Gemeinde level, %d isolated",
+             costs.fund_column, len(chosen), float(lines.loc[lines["level"] == "gemeinde", "length_m"].sum()),
+             int((iso["level"] == "gemeinde").sum()) if len(iso) else 0)
+    return [*written, "costs/costs_isolated.csv", "costs/costs_tree.gpkg"]
+
+
+def _project(name: str) -> Any:
+    from coverage.eligible import Area
+
+    return Area("project", name, name)
+
+
+def network_points(cfg: RunConfig, addresses: pd.DataFrame, fund: np.ndarray) -> np.ndarray:
+    """The points trees are linked to: the ``network_points`` file, else addresses not eligible (served)."""
+    assert cfg.costs is not None
+    path = cfg.costs.network_points
+    if path is None:
+        return np.column_stack([addresses["x"].to_numpy()[~fund], addresses["y"].to_numpy()[~fund]])
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise DataSourceError(f"costs.network_points: cannot read {path} ({exc})") from exc
+    if frame.crs is None:
+        raise ConfigError(f"costs.network_points: {path.name} has no CRS")
+    pts = frame.to_crs(cfg.analysis.working_crs).geometry
+    pts = pts[~pts.is_empty & pts.notna()].representative_point()
+    return np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+
+
+def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitioned: bool) -> list[str]:
+    """After the other outputs of a run: its addresses and offers from memory (a partitioned run's
+    from the part files it wrote)."""
+    assert state.tables is not None
+    if partitioned or state.results is None:
+        addresses = pd.read_parquet(run_dir / ADDRESSES_FILE)
+        offers = pd.read_parquet(run_dir / OFFERS_FILE, columns=["address_id", *OFFER_FIELDS, "status"])
+    else:
+        addresses, offers = flat_addresses(state.results), state.all_offers()
+    return write_funding_outputs(cfg, addresses, offers, state.tables, run_dir)
+
+
+def write_funding_outputs(cfg: RunConfig, addresses: pd.DataFrame, offers: pd.DataFrame,
+                          tables: Mapping[str, pd.DataFrame], run_dir: Path) -> list[str]:
+    """The run's part: eligible lists per Amt, and the cost estimate when ``[costs]`` is set."""
+    groups = list(cfg.analysis.groups)
+    written = write_amt_lists(run_dir, addresses, offers, groups, cfg.funding_rules, gemeinde_names(tables))
+    if cfg.costs is not None:
+        written += write_costs(run_dir, addresses, cfg, tables, project_polygons(cfg))
+    return written
+
+
+__all__ = ["list_labels", "project_polygons", "write_funding_outputs", "write_list"]

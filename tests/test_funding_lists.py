@@ -1,0 +1,138 @@
+"""Eligible-address lists and the cost estimate (Schätzung), on inputs whose answers are worked out by hand."""
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from coverage.costs import area_costs, euclidean_mst
+from coverage.errors import ConfigError
+from coverage.sections import CostConfig, costs_from_config
+from pipelines.cli import main
+from tests.conftest import CRS, X0, Y0
+from tests.world import write_world
+
+PRICES = CostConfig(price_per_m=100.0, price_per_connection=1000.0, price_per_household=50.0,
+                    share_federal=0.5, share_land=0.4, share_municipal=0.1)
+# Four eligible addresses and one served one (S at (-10, 0)):
+#   E1 (0, 0) — 30 m — E2 (30, 0) — 40 m — E3 (30, 40) — 70 m — E4 (100, 40)
+ELIGIBLE = pd.DataFrame({"area": "P", "address_id": ["E1", "E2", "E3", "E4"], "x": [0.0, 30.0, 30.0, 100.0],
+                         "y": [0.0, 0.0, 40.0, 40.0], "households": [1.0, 2.0, 3.0, 4.0]})
+SERVED = np.array([[-10.0, 0.0]])
+
+
+def test_trench_is_the_hand_computed_tree_plus_link_and_priced_as_configured():
+    result = area_costs(ELIGIBLE, "area", SERVED, PRICES)
+    row = result.table.iloc[0]
+    assert row["tree_m"] == pytest.approx(30 + 40 + 70) and row["link_m"] == pytest.approx(10)  # E1 -> S
+    assert row["metres"] == pytest.approx(150) and row["trees"] == 1
+    assert row["cost"] == pytest.approx(150 * 100 + 4 * 1000 + 10 * 50)  # 19 500
+    assert row["cost_per_household"] == pytest.approx(1950)
+    assert row[["cost_federal", "cost_land", "cost_municipal"]].sum() == pytest.approx(row["cost"])
+    assert row["cost_federal"] == pytest.approx(9750) and row["cost_municipal"] == pytest.approx(1950)
+    assert sorted(result.edges["kind"]) == ["link", "tree", "tree", "tree"]
+    assert "Schätzung" in row["note"]
+
+
+def test_long_edges_are_cut_and_each_tree_linked_and_isolated_addresses_have_their_own_cost():
+    cfg = CostConfig(**{**PRICES.__dict__, "max_link_m": 50.0, "isolated_m": 60.0})
+    result = area_costs(ELIGIBLE, "area", SERVED, cfg)
+    row = result.table.iloc[0]
+    link_e4 = math.hypot(110, 40)  # E4 alone, to S
+    assert row["trees"] == 2 and row["tree_m"] == pytest.approx(70)
+    assert row["link_m"] == pytest.approx(10 + link_e4)
+    assert row["cost"] == pytest.approx((80 + link_e4) * 100 + 4000 + 500)
+    iso = result.isolated
+    assert iso["address_id"].tolist() == ["E4"] and row["isolated_addresses"] == 1
+    assert iso["metres"].iloc[0] == pytest.approx(70)  # cheaper than the 117 m to S
+    assert iso["cost"].iloc[0] == pytest.approx(70 * 100 + 1000 + 4 * 50)
+
+
+def test_mst_is_exact_with_duplicates_and_collinear_points():
+    rng = np.random.default_rng(3)
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial.distance import pdist, squareform
+    for pts in (rng.integers(0, 15, (200, 2)).astype(float), np.c_[np.arange(8.0), np.arange(8.0) * 2],
+                np.array([[1.0, 1.0], [1.0, 1.0]])):
+        i, _, length = euclidean_mst(pts)
+        assert len(i) == len(pts) - 1
+        unique = np.unique(pts, axis=0)
+        expected = minimum_spanning_tree(squareform(pdist(unique))).sum() if len(unique) > 1 else 0.0
+        assert length.sum() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"share_land": 0.5}, "must be 1"), ({"price_per_m": -1}, "≥ 0"), ({"rule": "nope"}, "unknown funding rule")])
+def test_costs_config_is_checked(tmp_path, change, message):
+    raw = {"price_per_m": 1, "price_per_connection": 1, "price_per_household": 0, "share_federal": 0.5,
+           "share_land": 0.4, "share_municipal": 0.1, **change}
+    with pytest.raises(ConfigError, match=message):
+        costs_from_config(raw, tmp_path, ["gigabit_2024"])
+    with pytest.raises(ConfigError, match="no built-in prices"):
+        costs_from_config({"price_per_m": 1}, tmp_path, ["gigabit_2024"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("funding")
+    config = write_world(root)
+    gpd.GeoDataFrame({"name": ["Projekt Süd"]}, geometry=[box(X0, Y0, X0 + 2000, Y0 + 1000)], crs=CRS).to_file(
+        root / "projekte.gpkg")
+    config.write_text(config.read_text(encoding="utf-8") + """
+[[project_areas]]
+path = "projekte.gpkg"
+[costs]
+label = "Testwerte"
+price_per_m = 100
+price_per_connection = 1000
+price_per_household = 50
+share_federal = 0.5
+share_land = 0.4
+share_municipal = 0.1
+""", encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-report"]) == 0
+    return root, config
+
+
+def test_list_holds_exactly_the_areas_addresses_with_their_verdicts(world, capsys):
+    root, config = world
+    out = root / "eins.csv"
+    assert main(["eligible", "--config", str(config), "--area", "Eins", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"ags": str}).set_index("address_id")
+    assert sorted(frame.index) == ["A1", "A2"] and set(frame["ags"]) == {"13000001"}
+    # A1 has FTTH 1000/500 (not eligible, decided by it); A2 SVDSL 100/40 (eligible; its best offer)
+    assert frame.loc["A1", "fund_gigabit_2024"] == False  # noqa: E712 - a CSV value
+    assert frame.loc["A1", ["gigabit_2024_technology", "gigabit_2024_down_mbps"]].tolist() == ["ftth", 1000]
+    assert frame.loc["A2", "fund_gigabit_2024"] == True  # noqa: E712
+    assert frame.loc["A2", ["gigabit_2024_technology", "gigabit_2024_up_mbps"]].tolist() == ["dsl", 40]
+    south = root / "sued.xlsx"
+    assert main(["eligible", "--config", str(config), "--area", "projekt süd", "--rule", "gigabit_2024",
+                 "--out", str(south)]) == 0
+    sheet = pd.read_excel(south)
+    assert sorted(sheet["Adress-ID"]) == ["A2", "A3"]  # A1 is served; A4 lies outside the polygon
+    assert "Förderfähig: Gigabit-Richtlinie 2024 (Änderung)" in sheet.columns
+
+
+def test_unknown_area_is_a_one_line_error(world, capsys):
+    root, config = world
+    assert main(["eligible", "--config", str(config), "--area", "Nirgendwo", "--out", str(root / "x.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Nirgendwo" in err and "\n" not in err and not (root / "x.csv").exists()
+
+
+def test_run_writes_lists_per_amt_and_the_costs(world):
+    root, _ = world
+    run = root / "out" / "latest"
+    lists = sorted(p.name for p in (run / "eligible").glob("*.csv"))
+    assert lists == ["130000001.csv", "130000002.csv"]
+    assert sorted(pd.read_csv(run / "eligible" / "130000001.csv")["address_id"]) == ["A1", "A2", "A3"]
+    project = pd.read_csv(run / "costs" / "costs_project.csv").iloc[0]
+    # eligible A2 (500, 500) and A3 (1500, 500): one 1000 m edge, linked from A2 to the served A1 (100.5, 100)
+    link = math.hypot(399.5, 400)
+    assert project["metres"] == pytest.approx(1000 + link)
+    assert project["cost"] == pytest.approx((1000 + link) * 100 + 2 * 1000 + (2 + 5) * 50)
+    trees = gpd.read_file(run / "costs" / "costs_tree.gpkg")
+    assert set(trees["level"]) == {"gemeinde", "project"}
