@@ -22,12 +22,13 @@ import pandas as pd
 
 from coverage.model import Boundaries
 from demo.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
+from demo.businesses import place_businesses
 from demo.providers import PROVIDERS, generate_deliveries
 from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-3"
+METHOD_VERSION = "synth-mv-4"
 ADDRESS_COLUMNS = (
     "address_id",
     "x",
@@ -69,6 +70,9 @@ def generate_demo(
     kreise: Sequence[str] | None = None,
     prefix: str = "MV",
     earlier: Sequence[pd.DataFrame] = (),
+    bba_biz: pd.DataFrame | None = None,
+    later: Sequence[pd.DataFrame] = (),
+    biz_thresholds: Sequence[float] = (),
 ) -> DemoData:
     """Generate addresses, sites and provider deliveries for the boundaries' Gemeinden.
 
@@ -76,6 +80,12 @@ def generate_demo(
     against all Gemeinden). ``bba_wide`` is the Breitbandatlas table of the vintage in wide form;
     ``earlier`` the tables of the earlier vintages (oldest first), so that the vintages of one seed
     are consistent (same addresses; service only goes down where the published shares do).
+
+    ``bba_biz`` (the Breitbandatlas business table in wide form) places the drawn businesses of each
+    Gemeinde on the addresses so that their shares at ``biz_thresholds`` match it
+    (:func:`demo.businesses.place_businesses`), against the offers of the business table's vintage:
+    ``later`` are the household tables after ``bba_wide`` up to that vintage (oldest first), so
+    every vintage of a seed has the same businesses at the same addresses.
     """
     addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, kreise=kreise)
     gem = boundaries.gemeinde
@@ -92,8 +102,10 @@ def generate_demo(
     amt_kind = dict(zip(boundaries.amt["vwg_ars"], boundaries.amt["bez"], strict=True))
     amt_of = {a: v for a, v in amt_of.items() if amt_kind.get(v) == "Amt"}
     deliveries = generate_deliveries(
-        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier
+        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later
     )
+    if bba_biz is not None:
+        both["businesses"] = place_businesses(both, deliveries["reference_assignment"], bba_biz, biz_thresholds)
     counts = {
         "addresses": len(both),
         "households": int(both["households"].sum()),

@@ -59,6 +59,9 @@ VINTAGES = {
     "2020-12": ("gemeinde_bezirke_privat_2020_ende.csv", "2020-12-31"),
     "2021-06": ("gemeinde_bezirke_privat_2021_mitte.csv", "2021-06-30"),
 }
+#: The Breitbandatlas business (Gewerbe) table and its vintage: businesses are placed against that
+#: vintage's offers for every vintage (businesses do not move when networks are built).
+BUSINESS_TABLE = ("2021-06", "gemeinde_bezirke_gew_2021_mitte.csv")
 BOUNDARIES_DIR = "bkg-vg5000-2021"
 ZENSUS_1KM = "zensus2022/grid_1km.parquet"
 ZENSUS_100M = "zensus2022/grid_100m_buildings.parquet"
@@ -94,7 +97,8 @@ def build_demo(
 
     ``kreise`` (Kreis AGS such as ``"13003"``) limits the output to some Kreise. Returns the counts.
 
-    Vintages are consistent for one seed: ``addresses.csv`` is identical, and the tables of all
+    Vintages are consistent for one seed: ``addresses.csv`` is identical (businesses are placed against
+    the offers of :data:`BUSINESS_TABLE`'s vintage in every vintage), and the tables of all
     earlier vintages in :data:`VINTAGES` are calibrated first with the same random draws, so a later
     vintage keeps every address' class or raises it, except where the published Gemeinde share drops
     (see :func:`demo.providers.generate_deliveries`).
@@ -107,11 +111,15 @@ def build_demo(
         raise ConfigError(f"synth vintage {vintage!r} is unknown; available: {sorted(VINTAGES)}")
     land = SCOPES[scope]
     reference_date = VINTAGES[vintage][1]
-    paths = source_paths(sources, vintage)
+    paths = {**source_paths(sources, vintage),
+             "breitbandatlas_businesses": sources / "breitbandatlas" / BUSINESS_TABLE[1]}
     earlier_paths = {
         v: sources / "breitbandatlas" / VINTAGES[v][0] for v in sorted(VINTAGES) if v < vintage
     }
-    for name, p in [*paths.items(), *((f"breitbandatlas {v}", q) for v, q in earlier_paths.items())]:
+    later_paths = {
+        v: sources / "breitbandatlas" / VINTAGES[v][0] for v in sorted(VINTAGES) if vintage < v <= BUSINESS_TABLE[0]
+    }
+    for name, p in [*paths.items(), *((f"breitbandatlas {v}", q) for v, q in {**earlier_paths, **later_paths}.items())]:
         if not p.exists():
             raise DataSourceError(f"{p}: {name} source not found under {sources}")
 
@@ -128,9 +136,13 @@ def build_demo(
     wide = bba_wide(read_bba_table(paths["breitbandatlas"]))
     # the earlier vintages are calibrated first with the same random draws (consistent vintages)
     earlier = [bba_wide(read_bba_table(earlier_paths[v])) for v in earlier_paths]
+    # the later ones up to the business table's vintage: its offers place the businesses (same in all vintages)
+    later = [bba_wide(read_bba_table(later_paths[v])) for v in later_paths]
+    biz = bba_wide(read_bba_table(paths["breitbandatlas_businesses"]))
     rng = np.random.default_rng(seed)
     demo = generate_demo(
-        boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper(), earlier=earlier
+        boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper(), earlier=earlier,
+        bba_biz=biz, later=later, biz_thresholds=THRESHOLDS,
     )
 
     manifest = {
@@ -142,6 +154,7 @@ def build_demo(
         "kreise": list(kreise) if kreise is not None else None,
         "sources": {name: _digest(p, sources) for name, p in paths.items()},
         "earlier_vintages": {v: _digest(p, sources) for v, p in earlier_paths.items()},
+        "later_vintages": {v: _digest(p, sources) for v, p in later_paths.items()},
         "counts": demo.counts,
         "gemeinden_without_bba": demo.unmatched_gemeinden,
         "providers_fictional": list(PROVIDERS.values()),

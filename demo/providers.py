@@ -407,6 +407,8 @@ class Deliveries(TypedDict):
     fibre: pd.DataFrame
     planned_amts: list[str]
     assignment: pd.DataFrame
+    #: the assignment of the last table of ``later`` (= ``assignment`` without ``later``)
+    reference_assignment: pd.DataFrame
 
 
 class _AddressArrays(TypedDict):
@@ -427,6 +429,7 @@ def generate_deliveries(
     area_3035: shapely.Geometry,
     planned_amt_count: int = 3,
     earlier: Sequence[pd.DataFrame] = (),
+    later: Sequence[pd.DataFrame] = (),
 ) -> Deliveries:
     """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
 
@@ -441,6 +444,9 @@ def generate_deliveries(
     are calibrated in turn with the same draws, and their cable / mobile classes are carried as a
     leading sort key (:func:`_prior_rank`), so where the published shares do not go down the
     later vintage serves a superset at the same or a higher class (see :func:`_calibrate_vintage`).
+    ``later`` are the tables of later vintages (oldest first), calibrated after ``bba`` in the same
+    way; only their last assignment is returned (``reference_assignment``: the offers the demo's
+    businesses are placed against, the same for every vintage). They draw nothing and change nothing else.
     """
     crs = CRS.from_user_input(crs)
     ags_all = np.sort(addresses["ags"].unique())
@@ -495,9 +501,12 @@ def generate_deliveries(
     prior = None
     for table in earlier:
         _, prior = _calibrate_vintage(frame, cells, table, scores, uniform, mobile_noise, rng, prior)
-    (assign, _shares_by_group, unmatched), _ = _calibrate_vintage(
+    (assign, _shares_by_group, unmatched), prior = _calibrate_vintage(
         frame, cells, bba, scores, uniform, mobile_noise, rng, prior
     )
+    reference = assign
+    for table in later:
+        (reference, _, _), prior = _calibrate_vintage(frame, cells, table, scores, uniform, mobile_noise, rng, prior)
     dsl = _dsl_table(assign)
     cdown = assign["hfc_down"].to_numpy()
     cdown_cell = np.zeros(ncell)
@@ -522,6 +531,7 @@ def generate_deliveries(
         "fibre": pd.concat([current, planned], ignore_index=True),
         "planned_amts": sorted(str(a) for a in chosen),
         "assignment": assign,
+        "reference_assignment": reference,
     }
     log.info(
         "deliveries: dsl %d, fibre %d current + %d planned, hfc %d addresses, mobile %d addresses; "

@@ -217,6 +217,40 @@ def test_calibration_dsl_fibre_hfc_mobile(demo, located, bba):
     assert _compare(_shares(m, [1, 2, 6]), bba, "mobile") < 3.0
 
 
+def test_businesses_match_the_published_gewerbe_shares(demo, located):
+    """Businesses sit where the published business shares (Gewerbe table) put them, per Gemeinde.
+
+    The number of businesses per Gemeinde is the drawn one, so a Gemeinde with B businesses can meet
+    a share only up to one business: the bound is the rounding floor (each threshold's count rounded
+    on its own) plus a small margin, per group at the thresholds the demo analyses."""
+    out, _ = demo
+    gew = bba_wide(read_bba_table(DATA / "breitbandatlas" / "gemeinde_bezirke_gew_2021_mitte.csv")).set_index("key")
+    addr = pd.DataFrame(located[["address_id", "ags", "businesses", "x", "y"]]).reset_index(drop=True)
+    thresholds = [2, 16, 30, 50, 100, 200, 400, 1000]
+    cls = _best_classes(out, addr, thresholds)
+    cls["wired"] = np.maximum.reduce([cls["dsl"], cls["fibre"], cls["hfc"]])
+    biz = addr["businesses"].to_numpy(float)
+    total = pd.Series(biz).groupby(addr["ags"].to_numpy()).sum()
+    keys = total.index[(total > 0) & total.index.isin(gew.index)]
+    assert len(keys) > 600
+    for group, k in cls.items():
+        diffs, floor = [], []
+        for j, t in enumerate(thresholds):
+            col = f"share_ge_{t}_{group}"
+            if col not in gew:
+                continue
+            ge = pd.Series(biz * (k > j)).groupby(addr["ags"].to_numpy()).sum()
+            pub = gew.loc[keys, col].to_numpy(float)
+            b = total[keys].to_numpy()
+            ok = ~np.isnan(pub)
+            diffs.append(np.abs(100 * ge[keys].to_numpy() / b - pub)[ok])
+            floor.append((np.abs(b * pub / 100 - np.round(b * pub / 100)) / b * 100)[ok])
+        mean_diff = np.mean([d.mean() for d in diffs])
+        mean_floor = np.mean([f.mean() for f in floor])
+        assert mean_diff <= mean_floor + 1.0, (group, mean_diff, mean_floor)
+        assert mean_diff < {"dsl": 7.0, "hfc": 1.0, "fibre": 3.0, "wired": 6.0}[group], (group, mean_diff)
+
+
 def test_file_formats(demo):
     out, _ = demo
     cfg = load_config(out / "bbcov.toml")
