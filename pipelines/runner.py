@@ -126,7 +126,9 @@ def run_pipeline(cfg: RunConfig, *, run_id: str | None = None, report: ReportFn 
                  wait_s: float = 0.0, engine: Engine = Engine()) -> RunResult:
     """Execute the stages that need it, write outputs, publish the run and return its manifest."""
     try:
-        with run_lock(cfg.output.dir, wait_s):
+        # Both folders a run writes are locked: two runs with their own data folders but one reports
+        # folder must not remove each other's partial reports.
+        with run_lock(cfg.output.dir, wait_s), run_lock(cfg.output.reports_dir, wait_s):
             _remove_leftovers(cfg.output.dir / "runs", cfg.output.reports_dir)
             return _run(cfg, run_id or new_run_id(), report, changes, force, from_stage, engine)
     except OSError as exc:

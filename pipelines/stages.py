@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from coverage import quarantine as q
@@ -371,10 +372,22 @@ def stage_counts(*, results: gpd.GeoDataFrame, unallocated: pd.DataFrame, bounda
                         "forgotten": forgotten_addresses(results, boundaries.hierarchy()), "totals": totals})
 
 
+def check_finite_counts(tables: Mapping[str, pd.DataFrame]) -> None:
+    """No table publishes an infinite or missing count (shares may be empty: an area without households)."""
+    for level, table in tables.items():
+        counts = table.select_dtypes("number")
+        counts = counts[[c for c in counts.columns if "share" not in c]]
+        bad = ~np.isfinite(counts.to_numpy(dtype="float64"))
+        if bad.any():
+            column = counts.columns[np.flatnonzero(bad.any(axis=0))[0]]
+            raise AssertionError(f"{level} table: column {column} has {int(bad.sum())} non-finite count(s)")
+
+
 def stage_aggregate(*, counts: pd.DataFrame, sites: pd.DataFrame, totals: dict[str, float], boundaries: Boundaries,
                     thresholds: Any, groups: Any) -> StageResult:
     """Tables for every level from the Gemeinde counts; checked against totals counted per address."""
     tables = area_tables(counts, boundaries, thresholds, groups, prefixes=("", "plan_"))
+    check_finite_counts(tables)
     land = tables["land"]
     hh_in, hh_out = totals["households"], float(land["households"].sum())
     if abs(hh_in - hh_out) > 1e-6 * max(1.0, hh_in):

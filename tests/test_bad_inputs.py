@@ -431,3 +431,13 @@ def test_missing_provider_columns_name_what_is_required(world, capsys, header, e
     put(world, "dsl.csv", header + "\n" + ";".join("1" for _ in header.split(";")) + "\n")
     edit_config(world, 'path = "dsl.csv"', 'path = "dsl.csv"\n' + extra)
     fails(world, capsys, message)
+
+
+@pytest.mark.parametrize("bad", ["../../evil", "13000001.0", "1300 001"])
+def test_vector_boundary_keys_must_be_digits_so_no_page_name_leaves_the_report(world, capsys, bad):
+    import geopandas as gpd
+
+    gem = gpd.read_file(world / "gemeinden.gpkg")
+    gem.loc[1, "ags"] = bad
+    gem.to_file(world / "gemeinden.gpkg", layer="gemeinden")
+    fails(world, capsys, f"row 2, column ags: {bad.zfill(8)!r} is not a 8-digit key")

@@ -366,7 +366,16 @@ def test_a_stage_fingerprint_covers_its_code_not_the_features_around_the_run(wor
     for name in ("addresses", "provider dsl_kuestennetz.csv", "service"):
         _, modules = fingerprint.code_closure(stages[name].fn)
         closure = fingerprint.import_closure(modules, fingerprint.PROJECT_ROOT)
-        assert "coverage.config" in closure and "coverage.locate" in closure or name != "addresses"
+        assert "coverage.config" in closure  # config's own code counts: it builds the parameters
         foreign = [m for m in closure if m.startswith(("coverage.report", "coverage.disclosure", "coverage.costs",
                                                          "coverage.eligible", "pipelines.report"))]
         assert foreign == [], (name, foreign)
+
+
+def test_a_run_sharing_only_the_reports_folder_waits_for_the_other(world, capsys):
+    """Another configuration writing to the same reports folder holds its lock: this run must not start
+    (it would remove that run's partial report as leftovers)."""
+    with run_lock(world / "reports"):
+        assert run(world) == 4
+        assert "another bbcov run is in progress" in capsys.readouterr().err
+    assert run(world) == 0

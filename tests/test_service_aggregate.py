@@ -95,3 +95,16 @@ def test_levels_add_up_and_shares_come_from_counts(tables):
     assert land["businesses"] == 1
     for level in ("amt", "kreis", "land"):
         assert tables[level]["hh_ge_30_wired"].sum() == tables["gemeinde"]["hh_ge_30_wired"].sum()
+
+
+def test_a_table_never_publishes_an_infinite_or_missing_count():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from pipelines.stages import check_finite_counts
+
+    good = pd.DataFrame({"ags": ["1"], "households": [3.0], "share_ge_30_all": [np.nan]})  # empty share: fine
+    check_finite_counts({"gemeinde": good})
+    with pytest.raises(AssertionError, match="gemeinde table: column households has 1 non-finite count"):
+        check_finite_counts({"gemeinde": good.assign(households=[np.inf])})

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 from pyogrio.errors import DataSourceError as OgrDataSourceError
@@ -153,6 +154,16 @@ def _check_hierarchy(frames: dict[str, gpd.GeoDataFrame], path: Path) -> None:
             )
 
 
+def _check_keys(keys: pd.Series, digits: int, column: str, source: str) -> None:
+    """Area keys are digits of a fixed length: they name report pages and files, so ``../x`` or
+    ``13000001.0`` must stop the run, not become a path or a second key."""
+    bad = ~keys.str.fullmatch(rf"\d{{{digits}}}").fillna(False)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputDataError(f"{source}: row {row + 1}, column {column}: {keys.iloc[row]!r} is not a {digits}-digit "
+                             f"key ({int(bad.sum())} such value(s); map the right column with [boundaries.columns])")
+
+
 def boundaries_from_gemeinden(gem: gpd.GeoDataFrame, working_crs: object, source: str = "boundaries") -> Boundaries:
     """Build all levels from one Gemeinde layer with canonical columns (ags, name, optional ars).
 
@@ -163,9 +174,11 @@ def boundaries_from_gemeinden(gem: gpd.GeoDataFrame, working_crs: object, source
     if missing:
         raise SchemaError(f"{source}: missing column(s) {sorted(missing)} (map them with [boundaries.columns])")
     gem = to_crs(gem, working_crs, source).copy()
-    gem["ags"] = gem["ags"].astype(str).str.zfill(8)
+    gem["ags"] = gem["ags"].astype(str).str.strip().str.zfill(8)
+    _check_keys(gem["ags"], 8, "ags", source)
     if "ars" in gem:
-        gem["ars"] = gem["ars"].astype(str).str.zfill(12)
+        gem["ars"] = gem["ars"].astype(str).str.strip().str.zfill(12)
+        _check_keys(gem["ars"], 12, "ars", source)
         gem["vwg_ars"] = gem["ars"].str[:9]
     else:  # no ARS: every Gemeinde is its own Verwaltungsgemeinschaft
         gem["ars"] = gem["ags"].str[:5] + "0" + gem["ags"].str[5:] + gem["ags"].str[5:]
