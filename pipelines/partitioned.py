@@ -126,8 +126,8 @@ def quarantine_orphans(cfg: RunConfig, orphans: list[tuple[ProviderConfig, Path]
                          keys=None)
         quarantine = q.concat([rejected, unknown])
         name = f"{folder.name}: provider {p.name}"
-        ledger.record(name, StageResult({}, [Accounting(name, rows_read, 0, reasons(quarantine))], [quarantine]),
-                      "ran", 0.0)
+        entry = Accounting(name, rows_read, 0, reasons(quarantine), linked=0)  # these records reach no address
+        ledger.record(name, StageResult({}, [entry], [quarantine]), "ran", 0.0)
         log.warning("%s: %d record(s) in %s, for which there is no address partition, quarantined as unknown_address",
                     p.name, len(records), folder)
 
