@@ -158,6 +158,9 @@ class OutputConfig:
     grid: bool = True  # write the 100 m INSPIRE grid (GeoPackage + GeoTIFF)
 
 
+REPORT_PROFILES = ("internal", "public")
+
+
 @dataclass(frozen=True)
 class ReportConfig:
     """What the planner-facing report says about the data (German UI text)."""
@@ -165,6 +168,14 @@ class ReportConfig:
     title: str = "Breitbandversorgung"
     data_date: str | None = None  # date the provider data describes, e.g. "2021-06-30"
     attributions: tuple[str, ...] = ()  # shown with every map, besides the BKG line derived from the boundaries
+    #: "internal": the planners' atlas (every figure, sites with providers, quarantine, configuration);
+    #: "public": only the figures `bbcov publish` publishes (same disclosure control, rules of [publish]),
+    #: no sites, no provider names, no quarantine or configuration details
+    profile: str = "internal"
+
+    def __post_init__(self) -> None:
+        if self.profile not in REPORT_PROFILES:
+            raise ConfigError(f"report.profile: {self.profile!r} is not one of {', '.join(REPORT_PROFILES)}")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ from coverage.disclosure import (
 )
 from coverage.errors import ConfigError, CoverageError
 from coverage.model import LEVEL_KEYS, LEVELS
-from coverage.sections import PublishConfig
+from coverage.sections import DisclosureRules, PublishConfig
 from pipelines import io
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,22 @@ def publish_settings(config: Path | None, run_cfg: RunConfig) -> PublishConfig:
         raise ConfigError(f"{config}: {exc}") from exc
 
 
-def build_package(run_dir: Path, pc: PublishConfig, cfg: RunConfig, manifest: dict[str, Any]) -> Package:
-    """Read the run, apply the disclosure rules, return the layers to write (nothing is written here)."""
+@dataclass(frozen=True)
+class Protected:
+    """A run's figures after disclosure control, before anything is written (see :func:`protect_run`)."""
+
+    tables: dict[str, pd.DataFrame]  # the run's level tables as read (names and keys as text)
+    suppression: Suppression  # true counts and per figure the suppression reason, areas and grid layers
+    merged_units: pd.Series  # the 1 km cells of addresses whose 100 m cell had too few addresses
+    offers: pd.DataFrame  # address_id, provider, technology, down_mbps, status (for the last check)
+    rules: DisclosureRules  # the rules applied
+
+
+def protect_run(run_dir: Path, pc: PublishConfig, cfg: RunConfig) -> Protected:
+    """Read a run's tables, addresses and offers and apply the disclosure rules (areas and grid together).
+
+    Used by ``bbcov publish`` and by the public atlas (``[report] profile = "public"``), so that both show
+    the same figures."""
     groups = {g: tuple(str(t) for t in techs) for g, techs in cfg.analysis.groups.items()}
     thresholds = cfg.analysis.thresholds_mbps
     text = dict.fromkeys(("ags", "vwg_ars", "krs_ags", "land", "name", "bez", "display_name"), str)
@@ -123,13 +138,29 @@ def build_package(run_dir: Path, pc: PublishConfig, cfg: RunConfig, manifest: di
     is_1km = cells.index.str.startswith("CRS3035RES1km")
     grid = {"grid_100m": (cells[~is_1km], unit), "grid_1km": (cells[is_1km], unit)}
     s = protect_all(tables, addresses, pairs, pc.rules, grid)
+    return Protected(tables, s, unit[resolution.to_numpy() == 1000], offers, pc.rules)
 
+
+def published_area_tables(p: Protected) -> dict[str, pd.DataFrame]:
+    """Per level the published table: the name columns, then the rounded counts (suppressed: empty) and
+    the shares from them (:func:`coverage.disclosure.published`)."""
+    out = {}
+    for level, key in LEVEL_KEYS.items():
+        names = p.tables[level].astype({key: str}).set_index(key)
+        ids = names[[c for c in NAME_COLUMNS if c in names.columns and c != key]]
+        out[level] = ids.join(published(p.suppression.counts[level], p.suppression.reason[level],
+                                        p.rules)).reset_index()
+    return out
+
+
+def build_package(run_dir: Path, pc: PublishConfig, cfg: RunConfig, manifest: dict[str, Any]) -> Package:
+    """Read the run, apply the disclosure rules, return the layers to write (nothing is written here)."""
+    p = protect_run(run_dir, pc, cfg)
+    s = p.suppression
     boundaries = _boundaries(cfg, manifest)
     layers: dict[str, gpd.GeoDataFrame] = {}
-    for level, key in LEVEL_KEYS.items():
-        names = tables[level].astype({key: str}).set_index(key)
-        ids = names[[c for c in NAME_COLUMNS if c in names.columns and c != key]]
-        frame = ids.join(published(s.counts[level], s.reason[level], pc.rules)).reset_index()
+    for level, frame in published_area_tables(p).items():
+        key = LEVEL_KEYS[level]
         geo = boundaries.level(level)[[key, "geometry"]].astype({key: str}).dissolve(by=key, as_index=False)
         layer = gpd.GeoDataFrame(frame.merge(geo, on=key, how="left", validate="1:1"), geometry="geometry",
                                  crs=boundaries.level(level).crs).to_crs(INSPIRE_GRID_CRS)
@@ -141,9 +172,9 @@ def build_package(run_dir: Path, pc: PublishConfig, cfg: RunConfig, manifest: di
         frame.insert(2, "north", n)
         frame.insert(3, "east", e)
         layers[name] = gpd.GeoDataFrame(frame, geometry=box(e, n, e + size, n + size), crs=INSPIRE_GRID_CRS)
-    report = _report(s, tables, unit[resolution.to_numpy() == 1000])
+    report = _report(s, p.tables, p.merged_units)
     attributions = _attributions(pc, cfg, manifest)
-    _check_no_provider_names(layers, report, offers)
+    check_no_provider_names(layers, report, p.offers)
     return Package(layers, report, manifest["run_id"], manifest, cfg, pc, attributions)
 
 
@@ -188,7 +219,7 @@ def _attributions(pc: PublishConfig, cfg: RunConfig, manifest: dict[str, Any]) -
     return tuple(line for line in lines if line)
 
 
-def _check_no_provider_names(layers: dict[str, gpd.GeoDataFrame], report: pd.DataFrame,
+def check_no_provider_names(layers: Mapping[str, pd.DataFrame], report: pd.DataFrame,
                              offers: pd.DataFrame) -> None:
     """Last line of defence: no provider name in any published text value or column name."""
     providers = {str(p) for p in offers["provider"].dropna().unique() if len(str(p)) >= 3}

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from coverage.config import RunConfig
+from coverage.disclosure import report_rows
+from coverage.errors import CoverageError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, Boundaries, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
@@ -40,6 +43,7 @@ from coverage.report.changes_page import render_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
+from coverage.sections import DisclosureRules
 from pipelines import export, io
 from pipelines.processes import die_with_parent
 from pipelines.runner import RunRecord
@@ -122,7 +126,8 @@ _DOWNLOAD_LABELS = {
 
 def _download_links(out_dir: Path, downloads: list[str]) -> list[dict[str, str]]:
     """Label, link and size of every download, as the overview lists them."""
-    links = [{"label": label, "href": p, "size": _size(out_dir / p)} for p, label in _DOWNLOAD_LABELS.items()]
+    links = [{"label": label, "href": p, "size": _size(out_dir / p)} for p, label in _DOWNLOAD_LABELS.items()
+             if p in downloads]
     links += [{"label": f"CSV{' (deutsches Excel)' if p.endswith('_de.csv') else ''}: "
                         f"{Path(p).stem.removesuffix('_de')}", "href": p, "size": _size(out_dir / p)}
               for p in downloads if p.endswith(".csv")]
@@ -228,6 +233,54 @@ def shown_boundaries(boundaries: Boundaries) -> Boundaries:
             boundaries.display_names(level)).to_numpy()) for level in LEVEL_KEYS})
 
 
+def relative_inputs(inputs: list[dict], config: Path | None) -> list[dict]:
+    """The inputs with paths relative to the folder of the configuration file (as it names them); the
+    atlas never shows absolute paths."""
+    base = Path(config).resolve().parent if config is not None else Path.cwd()
+    return [{**i, "path": os.path.relpath(Path(str(i.get("path", ""))).resolve(), base)} if i.get("path") else i
+            for i in inputs]
+
+
+def disclosure_note(rules: DisclosureRules) -> str:
+    """The footnote of the public atlas: what "–" means and how the counts are rounded."""
+    return (f"„–“: aus Geheimhaltungsgründen unterdrückt – Gebiete mit weniger als {rules.min_addresses} "
+            f"Adressen; Werte einer Technologiegruppe, in der ein Anbieter mehr als "
+            f"{rules.dominance_share:.0%} der versorgten Haushalte (Unternehmen) stellt; ergänzend Werte, die sich "
+            f"sonst aus Summen zurückrechnen ließen. Anzahlen sind auf Vielfache von {rules.round_to} gerundet, "
+            "Anteile aus den gerundeten Anzahlen berechnet.")
+
+
+def public_tables(run_dir: Path, cfg: RunConfig) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The level tables as ``bbcov publish`` publishes them (rules of ``[publish]``, see
+    :func:`pipelines.publish.protect_run`), as floats (suppressed: NaN), with ``hh_lt_*`` derived from the
+    published counts; and per level and reason the number of areas with suppressed figures."""
+    from pipelines.publish import check_no_provider_names, protect_run, published_area_tables
+
+    protected = protect_run(run_dir, cfg.publish, cfg)
+    out = {}
+    for level, frame in published_area_tables(protected).items():
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+        t = frame.astype(dict.fromkeys(numeric, "float64"))
+        below = {c.replace("hh_ge_", "hh_lt_"): t["households"] - t[c] for c in t.columns if c.startswith("hh_ge_")}
+        out[level] = pd.concat([t, pd.DataFrame(below, index=t.index)], axis=1).copy()  # one block per dtype
+    check_no_provider_names(out, pd.DataFrame(), protected.offers)
+    rows = [r for level in LEVEL_KEYS for r in report_rows(level, protected.suppression.reason[level])]
+    summary = (pd.DataFrame(rows, columns=["level", "id", "name", "reason", "figures"])
+               .groupby(["level", "reason"], sort=False).size().rename("areas").reset_index())
+    return out, summary
+
+
+def _public_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The public atlas's downloads: the published area tables as CSV (plain and German Excel)."""
+    written = []
+    for level, frame in tables.items():
+        stem = f"coverage_{level}"
+        io.write_csv(out_dir / "downloads" / f"{stem}.csv", frame)
+        io.write_csv(out_dir / "downloads" / f"{stem}_de.csv", frame, german=True)
+        written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
+    return written
+
+
 def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     """Render the atlas of a run (as the runner hands it over, in memory) into ``out_dir``;
     return the written paths (relative to ``out_dir``)."""
@@ -243,8 +296,17 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     config_text = cfg.source_text
     run_id = record.run_id
 
+    public = cfg.report.profile == "public"
+    suppressed = None
+    if public:
+        if record.run_dir is None:
+            raise CoverageError("[report] profile = \"public\" needs the run's files (tables, addresses, offers)")
+        tables, suppressed = public_tables(record.run_dir, cfg)
+        sites, quarantine, changes = None, None, None
+    else:
+        inputs = relative_inputs(inputs, cfg.source)
     same_files = (_run_csvs(record.run_dir / "tables", tables, with_sites=sites is not None)
-                  if record.run_dir is not None else {})
+                  if record.run_dir is not None and not public else {})
     # Downloads keep the data's names (name, bez, display_name); pages and maps show the display names.
     downloads_tables, data_boundaries = tables, boundaries
     tables, boundaries = shown_names(tables), shown_boundaries(boundaries)
@@ -258,7 +320,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     meta = {"run_id": run_id, "created": created, "data_date": data_date,
             "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
             "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
-            "attributions": attributions}
+            "attributions": attributions, "public": public,
+            "disclosure_note": disclosure_note(cfg.publish.rules) if public else ""}
     gem = tables["gemeinde"]
     written: list[str] = []
     # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
@@ -271,15 +334,19 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
 
         # Downloads first: the overview lists them with their sizes.
         t0 = time.perf_counter()
-        downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
-                                           data_boundaries, same_files)
+        if public:
+            downloads = _public_downloads(out_dir, downloads_tables)
+        else:
+            downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
+                                               data_boundaries, same_files)
         written += downloads
         timings["downloads"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         data = atlas_data(tables, sites, cfg.funding_rules, meta)
         io.write_text(out_dir / "provenance.html", render_provenance(
-            data, inputs, config_text, str(cfg.source or ""), accounting, quarantine))
+            data, inputs, config_text, cfg.source.name if cfg.source else "", accounting, quarantine,
+            suppressed))
         written.append("provenance.html")
         timings["provenance page"] = time.perf_counter() - t0
 
@@ -310,7 +377,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                                                               changes["summary"], changes["tolerance_pp"]))
         written.append("changes.html")
     io.write_text(out_dir / "index.html", render_overview(
-        tables, svgs, meta, sites=sites, links=True, map_files=map_files,
+        tables, svgs, meta, sites=None if public else sites, links=True, map_files=map_files,
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
         changes="changes.html" if changes else None))
     written.append("index.html")

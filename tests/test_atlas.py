@@ -7,6 +7,7 @@ The atlas is rendered once per test run (``mv_atlas`` in conftest.py); its speed
 from __future__ import annotations
 
 import html
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -127,7 +128,9 @@ def test_provenance_page(mv_atlas):
     page = (out / "provenance.html").read_text(encoding="utf-8")
     addresses = Path(record.cfg.addresses.path)
     digest = file_fingerprint(addresses)["sha256"]  # the same fingerprint as the run manifest
-    for text in ("bkg-vg5000-2021", str(addresses), digest, "SHA-256", "read addresses.csv", "bad_number",
+    assert os.path.relpath(addresses, record.cfg.source.parent) == "addresses.csv"
+    assert str(addresses.parent) not in page  # input paths relative to the configuration file, never absolute
+    for text in ("bkg-vg5000-2021", ">addresses.csv<", digest, "SHA-256", "read addresses.csv", "bad_number",
                  "unknown_technology", "thresholds_mbps", "# MV atlas test run"):
         assert text in page, text
     q = page.split('id="tabelle-quarantaene"')[1].split("</tbody>")[0]

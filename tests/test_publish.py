@@ -184,6 +184,57 @@ def test_no_provider_name_address_id_or_absolute_path_is_published(package):
         assert "address_id" not in gpd.read_file(package / "gebiete.gpkg", layer=layer).columns
 
 
+@pytest.fixture(scope="module")
+def atlases(tmp_path_factory):
+    """(public, internal) atlas of the tiny world: one run each, the public one with ``profile = "public"``."""
+    root = tmp_path_factory.mktemp("atlas")
+    config = write_world(root)
+    text = config.read_text(encoding="utf-8") + PUBLISH
+    config.write_text(text, encoding="utf-8")
+    assert main(["run", "--config", str(config)]) == 0
+    internal = next((root / "reports").glob("run-*"))
+    public_config = root / "public.toml"
+    public_config.write_text(text.replace('reports_dir = "reports"', 'reports_dir = "public"')
+                             + '\n[report]\nprofile = "public"\n', encoding="utf-8")
+    assert main(["run", "--config", str(public_config)]) == 0
+    return next((root / "public").glob("run-*")), internal
+
+
+def test_public_atlas_shows_only_published_figures(atlases):
+    public, _ = atlases
+    root = public.parents[1]
+    ids = re.compile(r"(?<![A-Za-z0-9])A[1-6](?![A-Za-z0-9])")
+    files = [p for p in public.rglob("*") if p.is_file()]
+    assert any(p.name == "coverage_gemeinde.csv" for p in files) and not any(p.suffix == ".xlsx" for p in files)
+    for path in files:
+        text = path.read_bytes().decode("utf-8", errors="replace").replace("(Druck, A4)", "")  # paper size
+        for name in PROVIDERS:  # the tiny world's Land is its only level with more than one provider
+            assert name not in text, (path.name, name)
+        if path.suffix != ".png":  # binary: two bytes can spell "A2"
+            assert not ids.search(text), path.name
+        assert str(root) not in text and "/tmp/" not in text, path.name
+    assert not (public / "changes.html").exists()
+    prov = (public / "provenance.html").read_text(encoding="utf-8")
+    assert "tabelle-quarantaene" not in prov and "SHA-256" not in prov and "dsl.csv" not in prov
+    assert "Geheimhaltung" in prov and "dominiert" in prov
+    # G1: ≥ 100 Mbit/s is suppressed (complementary to G2's dominated figure), as in the package
+    g1 = (public / "gemeinde" / "13000001.html").read_text(encoding="utf-8")
+    card = g1.split("Anteil ≥ 100 Mbit/s</div>")[1].split("</div>")[0]
+    assert card.endswith(">–")
+    assert "aus Geheimhaltungsgründen unterdrückt" in g1 and "Standorte (Verwaltungen" not in g1
+    gem = pd.read_csv(public / "downloads" / "coverage_gemeinde.csv", dtype={"ags": str}).set_index("ags")
+    assert pd.isna(gem.loc["13000001", "hh_ge_100_all"]) and gem.loc["13000001", "households"] == 5
+
+
+def test_internal_provenance_shows_paths_relative_to_the_config(atlases):
+    _, internal = atlases
+    page = (internal / "provenance.html").read_text(encoding="utf-8")
+    root = internal.parents[1]
+    assert ">addresses.csv<" in page and ">dsl.csv<" in page
+    assert str(root) not in page.split('id="konfiguration"')[0]
+    assert "Boddenkabel (fiktiv)" in page  # the internal atlas keeps its configuration
+
+
 NS = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",
       "gmx": "http://www.isotc211.org/2005/gmx", "gml": "http://www.opengis.net/gml"}
 

@@ -102,6 +102,7 @@ def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: 
         "data_date": format_date(meta.get("data_date")),
         "boundaries_date": format_date(meta.get("boundaries_date")),
         "attributions": [str(x) for x in meta.get("attributions", [])],
+        "disclosure_note": str(meta.get("disclosure_note") or ""),
         "css": Markup(_static("report.css")),
         "js": Markup(_static("tables.js")),
     }
@@ -125,7 +126,7 @@ def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
     return crumbs
 
 
-def _cards(row: pd.Series, sites: pd.DataFrame) -> list[dict[str, str]]:
+def _cards(row: pd.Series, sites: pd.DataFrame | None) -> list[dict[str, str]]:
     hh = row.get("households")
     cards = [{"label": "Haushalte", "value": format_int(hh),
               "note": f"{format_int(row.get('addresses'))} Adressen"}]
@@ -139,7 +140,8 @@ def _cards(row: pd.Series, sites: pd.DataFrame) -> list[dict[str, str]]:
         cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)", "value": format_int(row[lt]),
                       "note": "alle Technologien"})
     cards += funding_cards(row)
-    cards.append(sites_card(sites))
+    if sites is not None:
+        cards.append(sites_card(sites))
     return cards
 
 
@@ -277,7 +279,10 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
     if business is not None:
         sections.append({"id": "gewerbe", "label": "Gewerbe"})
     sections += [{"id": t["section"], "label": t["heading"]} for t in sub_tables]
-    sections += [{"id": "foerderung", "label": "Förderung"}, {"id": "standorte", "label": "Standorte"}]
+    public = bool(data.meta.get("public"))  # the public atlas has no sites (addresses, providers)
+    sections.append({"id": "foerderung", "label": "Förderung"})
+    if not public:
+        sections.append({"id": "standorte", "label": "Standorte"})
     bez = str(row.get("bez", "") or "") if "bez" in row.index else ""
     subtitle = f"{bez or LEVEL_WORDS[level]} · Schlüssel {key}"
     context = _base_context(data, str(row["name"]), subtitle, _breadcrumbs(data, level, row), ROOT, sections)
@@ -287,13 +292,13 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
                  "caption": map_block.caption, "png": map_block.png, "svg_file": map_block.svg_file,
                  "hint": map_block.hint}
     context.update({
-        "card_items": _cards(row, sites),
+        "card_items": _cards(row, None if public else sites),
         "map": block,
         "tech_table": _tech_table(row, groups, tech_t, "tabelle-technologien"),
         "business": business,
         "sub_tables": sub_tables,
         "funding_table": _funding_table(row, data.rules, "tabelle-foerderung"),
-        "sites_table": _sites_table(sites, "tabelle-standorte"),
+        "sites_table": None if public else _sites_table(sites, "tabelle-standorte"),
     })
     return _environment().get_template("area.html.j2").render(**context)
 
@@ -310,8 +315,15 @@ def quarantine_summary(quarantine: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: str, config_path: str,
-                      accounting: Sequence[Mapping], quarantine: pd.DataFrame | None) -> str:
-    """HTML of ``provenance.html``: input files (size, SHA-256), row accounting, quarantine, configuration."""
+                      accounting: Sequence[Mapping], quarantine: pd.DataFrame | None,
+                      suppressed: pd.DataFrame | None = None) -> str:
+    """HTML of ``provenance.html``: input files (size, SHA-256), row accounting, quarantine, configuration.
+
+    The public atlas passes ``suppressed`` (level, reason, count: suppressed figures) and nothing else: its
+    page shows the disclosure rules and how many figures they suppressed, no input, quarantine or
+    configuration detail."""
+    if suppressed is not None:
+        return _render_public_provenance(data, suppressed)
     inp = pd.DataFrame([{"path": str(i.get("path", "")), "files": i.get("files", 1), "bytes": i.get("bytes"),
                          "sha256": str(i.get("sha256", ""))} for i in inputs],
                        columns=["path", "files", "bytes", "sha256"])
@@ -346,5 +358,28 @@ def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: s
         "quarantine_total": int(qs["count"].sum()) if len(qs) else 0,
         "config_text": config_text,
         "config_path": config_path,
+        "public": False,
+        "suppressed_table": None,
     })
+    return _environment().get_template("provenance.html.j2").render(**context)
+
+
+_REASON_WORDS = {"min_addresses": "zu wenige Adressen", "dominance": "ein Anbieter dominiert",
+                 "complementary": "ergänzend (sonst rückrechenbar)"}
+
+
+def _render_public_provenance(data: AtlasData, suppressed: pd.DataFrame) -> str:
+    land = data.tables["land"]
+    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": "index.html"},
+              {"label": "Herkunft der Daten", "href": ""}]
+    frame = suppressed.assign(level=suppressed["level"].map(lambda v: LEVEL_WORDS.get(str(v), str(v))),
+                              reason=suppressed["reason"].map(lambda v: _REASON_WORDS.get(str(v), str(v))))
+    cols = [_Column("Ebene", "level", "text"), _Column("Grund", "reason", "text"),
+            _Column("Gebiete", "areas", "int")]
+    context = _base_context(data, "Herkunft der Daten", "Öffentliche Fassung: Geheimhaltung der Zahlen", crumbs,
+                            "", [{"id": "geheimhaltung-regeln", "label": "Geheimhaltung"}])
+    context.update({"public": True, "suppressed_table": {"id": "tabelle-geheimhaltung", "columns": cols,
+                                                         "rows": _rows(frame, cols), "total": None},
+                    "inputs_table": None, "accounting_table": None, "quarantine_table": None,
+                    "quarantine_total": 0, "config_text": "", "config_path": ""})
     return _environment().get_template("provenance.html.j2").render(**context)

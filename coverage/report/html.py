@@ -186,13 +186,13 @@ def _format_timestamp(value: object) -> str:
 def funding_cards(row_or_frame: pd.DataFrame | pd.Series) -> list[dict[str, str]]:
     """Headline cards of white- and grey-spot households (funding rules ``white``/``grey``), if present."""
     frame = row_or_frame.to_frame().T if isinstance(row_or_frame, pd.Series) else row_or_frame
-    hh = float(pd.to_numeric(frame["households"], errors="coerce").sum())
+    hh = float(pd.to_numeric(frame["households"], errors="coerce").sum(min_count=1))
     out = []
     for rule, label, below in (("white", "Weiße Flecken", 30), ("grey", "Graue Flecken", 100)):
         col = f"hh_fund_{rule}"
         if col not in frame.columns:
             continue
-        n = float(pd.to_numeric(frame[col], errors="coerce").sum())
+        n = float(pd.to_numeric(frame[col], errors="coerce").sum(min_count=1))
         share = format_percent(100.0 * n / hh) if hh > 0 else "–"
         out.append({"label": f"{label} (Haushalte)", "value": format_int(n),
                     "note": f"{share} der Haushalte ohne Festnetz ≥ {below} Mbit/s (ohne Planung)"})
@@ -211,7 +211,7 @@ def business_figures(frame: pd.DataFrame) -> pd.Series:
     """The business counts (``businesses``, ``[plan_]biz_ge_*``) summed over the rows of ``frame``, with
     ``[plan_]biz_share_ge_*`` recomputed from the sums (empty without businesses)."""
     counts = [c for c in frame.columns if c == "businesses" or re.match(r"^(plan_)?biz_ge_", str(c))]
-    row = frame[counts].apply(pd.to_numeric, errors="coerce").sum()
+    row = frame[counts].apply(pd.to_numeric, errors="coerce").sum(min_count=1)
     n = float(row.get("businesses", 0.0))
     for c in counts:
         if c != "businesses":
@@ -239,11 +239,11 @@ def business_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[f
 def _headline_cards(land: pd.DataFrame, thresholds: Sequence[float], lt: str,
                     sites: pd.DataFrame | None) -> list[dict[str, str]]:
     """Households, shares at the headline thresholds, underserved, white/grey spots, sites (sums over ``land``)."""
-    hh = float(land["households"].sum())
+    hh = float(land["households"].sum(min_count=1))
     cards = [{"label": "Haushalte", "value": format_int(hh), "note": "im Gebiet"}]
 
     def share(num_col: str) -> float:
-        return 100.0 * float(land[num_col].sum()) / hh if hh > 0 else float("nan")
+        return 100.0 * float(land[num_col].sum(min_count=1)) / hh if hh > 0 else float("nan")
 
     for t in thresholds:
         num = f"hh_ge_{_t(t)}_all"
@@ -251,8 +251,8 @@ def _headline_cards(land: pd.DataFrame, thresholds: Sequence[float], lt: str,
         cards.append({"label": f"Anteil ≥ {_t(t)} Mbit/s", "value": format_percent(value),
                       "note": "der Haushalte, alle Technologien"})
     cards.append({"label": f"Unterversorgte Haushalte (< {UNDERSERVED_T} Mbit/s)",
-                  "value": format_int(land[lt].sum()),
-                  "note": f"{format_percent(100.0 * float(land[lt].sum()) / hh if hh > 0 else np.nan)} "
+                  "value": format_int(land[lt].sum(min_count=1)),
+                  "note": f"{format_percent(100.0 * float(land[lt].sum(min_count=1)) / hh if hh > 0 else np.nan)} "
                           "der Haushalte, alle Technologien"})
     cards += funding_cards(land)
     if sites is not None:
@@ -395,6 +395,7 @@ def render_overview(
         "top_n": TOP_N,
         "business": {"count": biz.get("businesses", np.nan), "table": biz_table} if biz_table else None,
         "underserved_t": UNDERSERVED_T,
+        "disclosure_note": str(meta.get("disclosure_note") or ""),
         "n": {lvl: len(tables[lvl]) for lvl in LEVEL_KEYS},
         "css": Markup(_static("report.css")),
         "js": Markup(_static("tables.js")),
