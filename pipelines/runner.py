@@ -181,12 +181,13 @@ def make_plan(cfg: RunConfig, ref: date, with_report: bool) -> Plan:
     for s in stages:
         keys[s.name] = stage_key(s.name, [inputs[str(p)] for p in s.inputs], _fingerprint_params(dict(s.params)),
                                  code_key(s.fn), [keys[a] for a in s.after])
-    # what the outputs after the stages depend on: the report's options, the change report's tolerance,
-    # the prices of the cost estimate, and the content of the project area and network point files
+    # what the outputs after the stages depend on: the report's options (and, for the public atlas, the
+    # disclosure rules), the change report's tolerance, the prices of the cost estimate, and the content
+    # of the project area and network point files
     extra = [p.path for p in cfg.project_areas] + ([cfg.costs.network_points] if cfg.costs and
                                                    cfg.costs.network_points else [])
     report_key = params_hash([keys["aggregate"], cfg.report, with_report, cfg.analysis.change_tolerance_pp,
-                              _fingerprint_params(cfg.costs),
+                              _fingerprint_params(cfg.costs), cfg.publish if cfg.report.profile == "public" else None,
                               [file_fingerprint(f).get("sha256") for f in extra]])
     return Plan(stages, keys, report_key, inputs)
 

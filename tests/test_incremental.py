@@ -379,3 +379,15 @@ def test_a_run_sharing_only_the_reports_folder_waits_for_the_other(world, capsys
         assert run(world) == 4
         assert "another bbcov run is in progress" in capsys.readouterr().err
     assert run(world) == 0
+
+
+def test_changed_disclosure_rules_rerun_the_public_atlas(world):
+    cfg = world / "run.toml"
+    public = ('[report]\nprofile = "public"\n[publish]\nurl = "https://example.org/bb"\nmin_addresses = 5\n'
+              '[publish.contact]\norganisation = "Test"\nemail = "t@example.org"\n')
+    cfg.write_text(cfg.read_text(encoding="utf-8") + public, encoding="utf-8")
+    assert run(world) == 0
+    assert run(world) == 3
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("min_addresses = 5", "min_addresses = 2"),
+                   encoding="utf-8")
+    assert run(world) == 0  # the public atlas shows the published figures: new rules, new atlas
