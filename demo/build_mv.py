@@ -355,4 +355,16 @@ reference_date = "{reference_date}"
 title = "Breitbandversorgung Mecklenburg-Vorpommern (Demo, fiktive Anbieter)"
 data_date = "{reference_date}"
 {DEMO_ATTRIBUTIONS}
+# Example values for the cost estimate ("Schätzung"): NOT real prices; set your own before using the figures.
+[costs]
+label = "Beispielwerte (Demo), keine echten Preise"
+price_per_m = 100.0
+price_per_connection = 1000.0
+price_per_household = 100.0
+share_federal = 0.5
+share_land = 0.4
+share_municipal = 0.1
+rule = "gigabit_2024"
+max_link_m = 2000
+isolated_m = 500
 """
