@@ -126,3 +126,12 @@ def test_explain_shows_the_objections_and_what_they_changed(runs, capsys):
     assert "Objections (2):" in out
     assert "rejected by Amt Zwei on 2022-03-02 (submitted by Gemeinde Zwei; evidence: Foto): not applied" in out
     assert "pending (submitted by Bürger; evidence: E-Mail): not applied" in out
+
+
+def test_the_objections_stage_is_reused_with_its_withdrawals(tmp_path):
+    before = addresses(run_world(tmp_path, OBJECTIONS))
+    assert main(["run", "--config", str(tmp_path / "run.toml"), "--no-report", "--from", "service"]) == 0
+    manifest = pd.read_json(tmp_path / "out" / "latest" / "manifest.json", typ="series")
+    stages = manifest["stages"]
+    assert stages["objections objections.csv"]["status"] == "reused" and stages["service"]["status"] == "ran"
+    pd.testing.assert_frame_equal(before, addresses(tmp_path / "out" / "latest"))
