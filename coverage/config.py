@@ -110,6 +110,22 @@ class LocatedListConfig:
 
 
 @dataclass(frozen=True)
+class ObjectionsConfig:
+    """[[objections]]: a table (CSV/XLSX/Parquet) of objections and their decisions (Stellungnahmen),
+    located like provider table records (address_id, or street + house_number [+ postcode]); accepted
+    ones are applied as their own layer on top of the deliveries (see :mod:`coverage.objections`)."""
+
+    path: Path
+    columns: Mapping[str, str] = field(default_factory=dict)
+    table: TableOptions = field(default_factory=TableOptions)
+
+    @property
+    def name(self) -> str:
+        """The label of its rows: offers' ``source``, quarantine and objections.csv."""
+        return self.path.name
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     path: Path
     format: ProviderFormat
@@ -197,6 +213,8 @@ class RunConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)  # [publish]: `bbcov publish` only
     project_areas: tuple[ProjectAreasConfig, ...] = ()  # [[project_areas]]: polygons for lists and costs
     costs: CostConfig | None = None  # [costs]: the user's prices; without it no cost estimate
+    #: [[objections]]: objection tables, applied in order on top of the deliveries
+    objections: tuple[ObjectionsConfig, ...] = ()
     #: the configuration file as read (recorded in the manifest and the atlas: read once)
     source_text: str = ""
     source_bytes: bytes = b""
@@ -236,13 +254,16 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: Path, source: Path | None
 def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunConfig:
     _check_keys(raw, {"boundaries", "addresses", "providers", "analysis", "output", "report",
                       "funding_rules", "technology_aliases", "households", "businesses", "sites", "publish",
-                      "project_areas", "costs"}, "")
+                      "project_areas", "costs", "objections"}, "")
     for required in ("boundaries", "addresses"):
         if required not in raw:
             raise ConfigError(f"missing section [{required}]")
     providers = raw.get("providers", [])
     if not isinstance(providers, list):
         raise ConfigError("[[providers]] must be an array of tables")
+    objections = raw.get("objections", [])
+    if not isinstance(objections, list) or not all(isinstance(o, Mapping) for o in objections):
+        raise ConfigError("[[objections]] must be an array of tables")
     analysis = dict(raw.get("analysis", {}))
     if "thresholds_mbps" in analysis:
         analysis["thresholds_mbps"] = _thresholds(analysis["thresholds_mbps"])
@@ -270,6 +291,7 @@ def _build(raw: Mapping[str, Any], base_dir: Path, source: Path | None) -> RunCo
         technology_aliases=dict(aliases),
         **{key: _section(LocatedListConfig, raw[key], key, base_dir) for key in ("businesses", "sites") if key in raw},
         publish=publish_config(raw.get("publish", {})),
+        objections=tuple(_section(ObjectionsConfig, o, f"objections[{i}]", base_dir) for i, o in enumerate(objections)),
     )
     cfg = dataclasses.replace(
         cfg, project_areas=project_areas_from_config(raw.get("project_areas", []), base_dir),
@@ -295,6 +317,10 @@ def _check_semantics(cfg: RunConfig) -> None:
     names = [p.name for p in cfg.providers]
     if len(set(names)) != len(names):
         raise ConfigError(f"[[providers]]: file names must be unique (they name quarantine files), got {names}")
+    taken = [o.name for o in cfg.objections if o.name in names]
+    if taken or len({o.name for o in cfg.objections}) != len(cfg.objections):
+        raise ConfigError(f"[[objections]]: file names must be unique and differ from the deliveries' (they name "
+                          f"offer sources and quarantine files), got {[o.name for o in cfg.objections]}")
     for i, p in enumerate(cfg.providers):
         key = f"providers[{i}]"
         if p.format in (ProviderFormat.POLYGONS, ProviderFormat.RASTER) and not (p.provider and p.technology):
@@ -316,7 +342,8 @@ def _check_semantics(cfg: RunConfig) -> None:
     if not 0.0 <= cfg.analysis.min_accepted_share <= 1.0:
         raise ConfigError(f"analysis.min_accepted_share: expected a share between 0 and 1, "
                           f"got {cfg.analysis.min_accepted_share!r}")
-    tables = [("addresses", cfg.addresses.table), *((f"providers[{i}]", p.table) for i, p in enumerate(cfg.providers))]
+    tables = [("addresses", cfg.addresses.table), *((f"providers[{i}]", p.table) for i, p in enumerate(cfg.providers)),
+              *((f"objections[{i}]", o.table) for i, o in enumerate(cfg.objections))]
     for where, table in tables:
         if table.decimal not in (None, ",", "."):
             raise ConfigError(f"{where}.decimal: expected \",\" or \".\", got {table.decimal!r}")

@@ -45,6 +45,9 @@ REASONS = {
     "missing_locator": "a provider record with neither address_id, coordinates nor street address",
     "unknown_site_kind": "a [sites] row whose site_kind is not gemeinde_office, amt_office, kreis_office or school",
     "duplicate_site": "a [sites] row linked to an address that an earlier row already made a site",
+    "unknown_claim": "an objection whose claim is neither offer nor no_offer",
+    "unknown_decision": "an objection whose decision is neither accepted, rejected nor pending",
+    "no_offer_to_withdraw": "an accepted no_offer objection naming a provider without an offer at that address",
 }
 
 

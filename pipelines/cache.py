@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from coverage import quarantine as q
 from coverage.households import UNALLOCATED_COLUMNS
+from coverage.objections import read_back, withdrawals_of
 from pipelines.stages import Accounting, Stage, StageResult, address_keys
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 ADDRESSES_FILE = "addresses.parquet"
 OFFERS_FILE = "offers.parquet"
 UNALLOCATED_FILE = "unallocated_households.csv"
+OBJECTIONS_FILE = "objections.csv"
 
 
 def locations(stage: Stage, outputs: dict[str, Any], offer_rows: dict[str, tuple[int, int]]) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def locations(stage: Stage, outputs: dict[str, Any], offer_rows: dict[str, tuple
             found[name] = {"from": "quarantine keys"}
         elif name == "unallocated":
             found[name] = {"file": UNALLOCATED_FILE}
+        elif name in ("withdrawals", "objections"):
+            found[name] = {source: {"file": OBJECTIONS_FILE} for source in value}
         elif name == "planned_until":
             found[name] = {"value": value}
         else:
@@ -71,6 +75,10 @@ def restore(stage: Stage, entry: dict[str, Any], run_dir: Path, crs: Any) -> Sta
                 values[name] = address_keys(q.concat(quarantine), stage.params["section"].path.name)
             elif name == "unallocated":
                 values[name] = _read_unallocated(run_dir / where["file"])
+            elif name == "objections":
+                values[name] = {s: read_back(run_dir / w["file"], s) for s, w in where.items()}
+            elif name == "withdrawals":
+                values[name] = {s: withdrawals_of(read_back(run_dir / w["file"], s)) for s, w in where.items()}
             else:
                 values[name] = where["value"]
     except (OSError, KeyError, ValueError) as exc:

@@ -187,8 +187,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise CoverageError(f"{args.address_id}: no such address in run {run_dir.name} "
                             "(quarantined addresses are listed in its quarantine/ folder)")
     offers = pd.read_parquet(run_dir / "offers.parquet", filters=[("address_id", "==", args.address_id)])
+    objections = None
+    if (run_dir / "objections.csv").exists():
+        listed = pd.read_csv(run_dir / "objections.csv", dtype=str, keep_default_na=False)
+        objections = listed[listed["address_id"] == args.address_id].assign(
+            applied=lambda f: f["applied"].str.casefold() == "true")
     lines = explain_address(addresses.iloc[0], offers, cfg.analysis.groups, cfg.funding_rules,
-                            manifest.get("planned_until", "?"))
+                            manifest.get("planned_until", "?"), objections)
     print("\n".join(lines))
     return EXIT_OK
 

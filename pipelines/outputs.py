@@ -17,8 +17,9 @@ from shapely import box
 from coverage.config import RunConfig
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.grid import band_names, dense_band, finish_grid, grid_layout
+from coverage.objections import OBJECTION_COLUMNS
 from pipelines import io
-from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE, UNALLOCATED_FILE
+from pipelines.cache import ADDRESSES_FILE, OBJECTIONS_FILE, OFFERS_FILE, UNALLOCATED_FILE
 from pipelines.execute import Ledger
 from pipelines.stages import RunState, ags_mismatch
 
@@ -64,6 +65,14 @@ def write_per_address(state: RunState, run_dir: Path, written: Written) -> None:
     io.write_parquet(run_dir / OFFERS_FILE, state.all_offers())
 
 
+def write_objections(state: RunState, run_dir: Path) -> None:
+    """objections.csv: every objection placed at an address, its decision and whether it was applied."""
+    parts = list(state.objections.values())
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OBJECTION_COLUMNS))
+    io.write_csv(run_dir / OBJECTIONS_FILE, table[list(OBJECTION_COLUMNS)])
+    log.info("%s: %d objections, %d applied", OBJECTIONS_FILE, len(table), int(table["applied"].astype(bool).sum()))
+
+
 def write_quarantine(ledger: Ledger, run_dir: Path, written: Written) -> pd.DataFrame:
     """One CSV per input file that had rejected rows (``quarantine/<file stem>.csv``); names that
     two inputs would share (``telekom.csv``, ``telekom.txt``) get a numbered suffix."""
@@ -101,6 +110,9 @@ def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path
     if state.unallocated is not None:
         io.write_csv(run_dir / UNALLOCATED_FILE, state.unallocated)
         written.files.append(UNALLOCATED_FILE)
+    if cfg.objections and not partitioned:
+        write_objections(state, run_dir)
+        written.files.append(OBJECTIONS_FILE)
     if not partitioned:
         write_per_address(state, run_dir, written)
         if state.results is not None and "ags_cadastre" in state.results and state.boundaries is not None:

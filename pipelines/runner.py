@@ -299,6 +299,9 @@ def _compute(record: RunRecord, stages: list[Stage], reuse: Callable[[Stage], St
         # Each partition would see every cell of the run without its addresses (moved or unallocated twice).
         raise ConfigError(f"[households] source = \"zensus\" does not work with partitioned addresses "
                           f"({cfg.addresses.path}) yet: give the addresses as one file")
+    if partitions is not None and cfg.objections:
+        raise ConfigError(f"[[objections]] do not work with partitioned addresses ({cfg.addresses.path}) yet: "
+                          "give the addresses as one file")
     if partitions is None and (engine.workers or engine.scheduler):
         log.warning("the addresses are not partitioned (a folder of partition folders): --workers/--scheduler "
                     "are not used, the run goes on in this process")
@@ -339,7 +342,11 @@ def _catalog(p: Plan, record: RunRecord, written: Written) -> dict[str, Any]:
         if s.reusable and not record.partitioned:
             outputs = {name: getattr(record.state, name) for name in s.makes}
             if "offers" in outputs:
-                outputs["offers"] = {d: f for d, f in outputs["offers"].items() if d == s.params["delivery"].name}
+                own = (s.params.get("delivery") or s.params["objections"]).name
+                outputs["offers"] = {d: f for d, f in outputs["offers"].items() if d == own}
+            for layered in ("withdrawals", "objections"):
+                if layered in outputs:
+                    outputs[layered] = {d: f for d, f in outputs[layered].items() if d == s.params["objections"].name}
             item["outputs"] = cache.locations(s, outputs, written.offer_rows)
             item["quarantine"] = written.quarantine.get(s.name, [])
             item["accounting"] = _stage_accounting(record, s.name)

@@ -2,8 +2,12 @@
 
 ::
 
-    boundaries ─ addresses ─ provider <delivery> … ─ service ─ counts ─ aggregate
-    (once)       └──────────── per address partition ──────────────┘    (once: the reduce)
+    boundaries ─ addresses ─ provider <delivery> … ─ objections <file> … ─ service ─ counts ─ aggregate
+    (once)       └───────────────────── per address partition ───────────────────┘    (once: the reduce)
+
+An ``objections <file>`` stage ([[objections]]) is a layer on top of the deliveries: its accepted
+objections add offers (``offers[<file>]``) and withdrawals (``withdrawals[<file>]``, which the
+service stage applies); ``objections[<file>]`` lists every objection placed at an address.
 
 Every stage is a plain function. It takes, as keyword arguments, the :class:`RunState` fields
 named in ``Stage.needs`` and its parameters from the configuration (``Stage.params``), and
@@ -32,15 +36,16 @@ import pandas as pd
 from coverage import quarantine as q
 from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
-from coverage.config import HouseholdsConfig, LocatedListConfig, ProviderConfig, RunConfig
+from coverage.config import HouseholdsConfig, LocatedListConfig, ObjectionsConfig, ProviderConfig, RunConfig
 from coverage.errors import InputDataError
 from coverage.funding import evaluate_rules
 from coverage.grid import grid_counts
 from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
 from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
-from coverage.membership import same_strings
+from coverage.membership import member, same_strings
 from coverage.model import Boundaries
+from coverage.objections import link_objections, objection_offers, read_objections, withdrawals_of, withdrawn
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.address_lists import Linked, link_businesses, link_sites
@@ -106,6 +111,10 @@ class RunState:
     unallocated: pd.DataFrame | None = None
     #: offers linked to addresses, per delivery (the provider stage's name); see model OFFER_COLUMNS
     offers: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: per objections file: the accepted withdrawals (``address_id, provider, source``) the service stage applies
+    withdrawals: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: per objections file: every objection placed at an address (coverage.objections.OBJECTION_COLUMNS)
+    objections: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the addresses with their best service per group, funding verdicts and ``no_offer``
     results: gpd.GeoDataFrame | None = None
     planned_until: str | None = None  # ISO date up to which planned supply counts
@@ -123,7 +132,7 @@ class RunState:
         for name, value in outputs.items():
             if name not in known:
                 raise AssertionError(f"stage output {name!r} is not a field of RunState")
-            if name in ("offers", "totals"):
+            if name in ("offers", "totals", "withdrawals", "objections"):
                 getattr(self, name).update(value)
             else:
                 setattr(self, name, value)
@@ -312,6 +321,27 @@ def stage_provider(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, deliv
     return StageResult({"offers": {delivery.name: linked}}, [entry], [rejected])
 
 
+def objections_stage_name(o: ObjectionsConfig | str) -> str:
+    return f"objections {o if isinstance(o, str) else o.name}"
+
+
+def stage_objections(*, addresses: gpd.GeoDataFrame, rejected_ids: pd.Index, offers: dict[str, pd.DataFrame],
+                     objections: ObjectionsConfig, aliases: Any) -> StageResult:
+    """Read one objections table and place it at the addresses: the offers its accepted objections add,
+    the withdrawals they make, and every placed objection (for objections.csv and explain)."""
+    records, rejected, rows_read = read_objections(objections, aliases)
+    placed, unplaced = link_objections(records, addresses, rejected_ids, concat_offers(offers))
+    rejected = q.concat([rejected, unplaced])
+    added, gone = objection_offers(placed), withdrawals_of(placed)
+    listed = placed.drop(columns="addr")
+    decisions = listed["decision"].value_counts()
+    note = (f"{len(added)} offers added, {len(gone)} withdrawals; "
+            + ", ".join(f"{int(decisions.get(d, 0))} {d}" for d in ("accepted", "rejected", "pending")))
+    entry = Accounting(objections_stage_name(objections), rows_read, len(listed), reasons(rejected), note, len(listed))
+    return StageResult({"offers": {objections.name: added}, "withdrawals": {objections.name: gone},
+                        "objections": {objections.name: listed}}, [entry], [rejected])
+
+
 def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) -> gpd.GeoDataFrame:
     """Add per-address result columns that come in the addresses' own order (checked, not assumed);
     cheaper than a merge on string keys at tens of millions of rows."""
@@ -324,19 +354,27 @@ def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) 
     return pd.concat([addresses, *parts], axis=1)
 
 
-def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame], groups: Any,
+def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame],
+                  withdrawals: dict[str, pd.DataFrame], objections: dict[str, pd.DataFrame], groups: Any,
                   horizon_years: float, reference_date: date, funding_rules: Any) -> StageResult:
-    """Best current and planned service per technology group, funding verdicts and ``no_offer``."""
+    """Best current and planned service per technology group, funding verdicts, ``no_offer`` (no delivery
+    mentions the address) and ``contested`` (an objection names it); accepted withdrawals are applied first."""
     horizon = pd.Timestamp(reference_date) + pd.DateOffset(days=round(365.25 * horizon_years))
-    everything = concat_offers(offers)
+    mentioned = concat_offers(offers)
+    gone = withdrawn(mentioned, concat_frames(list(withdrawals.values())) if withdrawals else
+                     pd.DataFrame(columns=["address_id", "provider"]), addresses["address_id"])
+    everything = mentioned[~gone].reset_index(drop=True) if gone.any() else mentioned
     service = best_service(addresses["address_id"], everything, groups, planned_until=horizon.date())
     # Funding needs neither ids nor names: filtering only these columns keeps the scope split cheap.
     needed = everything[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
     funding = evaluate_rules(addresses["address_id"], offers_in_scope(needed, horizon.date()), funding_rules)
     results = attach_by_position(addresses, service, funding)
-    results["no_offer"] = unmentioned(results["address_id"], everything)
+    results["no_offer"] = unmentioned(results["address_id"], mentioned)
+    named = [frame["address_id"].astype(str) for frame in objections.values() if len(frame)]
+    results["contested"] = member(results["address_id"].astype(str), pd.concat(named) if named else [])
     entry = Accounting("best service", len(addresses), len(service),
-                       note=f"planned supply counted until {horizon.date().isoformat()}")
+                       note=f"planned supply counted until {horizon.date().isoformat()}"
+                            + (f"; {int(gone.sum())} offers withdrawn by objections" if gone.any() else ""))
     return StageResult({"results": results, "planned_until": horizon.date().isoformat()}, [entry])
 
 
@@ -452,6 +490,12 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
                         "min_accepted_share": an.min_accepted_share},
                        inputs=(p.path,), after=("addresses",), per_partition=True, reusable=True)
                  for p in cfg.providers]
+    layers: list[Stage] = []
+    for o in cfg.objections:  # each layer sees the offers of the deliveries and of the layers before it
+        layers.append(Stage(objections_stage_name(o), stage_objections, ("addresses", "rejected_ids", "offers"),
+                            ("offers", "withdrawals", "objections"), {"objections": o, "aliases": cfg.aliases},
+                            inputs=(o.path,), after=("addresses", *(s.name for s in providers + layers)),
+                            per_partition=True, reusable=True))
     groups, thresholds = list(an.groups), an.thresholds_mbps
     return [
         Stage("boundaries", stage_boundaries, (), ("boundaries", "locator"), {"section": b, "crs": crs},
@@ -466,10 +510,12 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
                       *(s.path for s in (cfg.businesses, cfg.sites) if s is not None)), after=("boundaries",),
               per_partition=True, reusable=True),
         *providers,
-        Stage("service", stage_service, ("addresses", "offers"), ("results", "planned_until"),
+        *layers,
+        Stage("service", stage_service, ("addresses", "offers", "withdrawals", "objections"),
+              ("results", "planned_until"),
               {"groups": an.groups, "horizon_years": an.planned_horizon_years, "reference_date": reference_date,
                "funding_rules": cfg.funding_rules},
-              after=("addresses", *(p.name for p in providers)), per_partition=True, reusable=True),
+              after=("addresses", *(p.name for p in providers + layers)), per_partition=True, reusable=True),
         Stage("counts", stage_counts, ("results", "unallocated", "boundaries"),
               ("counts", "grid_counts", "sites", "forgotten", "totals"),
               {"thresholds": thresholds, "groups": groups, "flags": funding_flags(cfg), "grid": cfg.output.grid},
@@ -480,7 +526,7 @@ def plan(cfg: RunConfig, reference_date: date, duplicate_ids: frozenset[str] = f
 
 
 #: The stages that only read and check inputs (``bbcov validate``).
-VALIDATION_STAGES = ("boundaries", "addresses", "provider")
+VALIDATION_STAGES = ("boundaries", "addresses", "provider", "objections")
 
 
 def _sum_counts(parts: list[pd.DataFrame]) -> pd.DataFrame:
