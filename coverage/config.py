@@ -113,7 +113,7 @@ class LocatedListConfig:
 class ObjectionsConfig:
     """[[objections]]: a table (CSV/XLSX/Parquet) of objections and their decisions (Stellungnahmen),
     located like provider table records (address_id, or street + house_number [+ postcode]); accepted
-    ones are applied as their own layer on top of the deliveries (see :mod:`coverage.objections`)."""
+    ones are applied as their own layer on top of the deliveries (see :mod:`coverage.sources.objections`)."""
 
     path: Path
     columns: Mapping[str, str] = field(default_factory=dict)

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.funding import FundingRule, disqualifying_offers
-from coverage.model import OfferStatus
-from coverage.objections import OBJECTION_METHOD
+from coverage.model import OBJECTION_METHOD, OfferStatus
 from coverage.technology import Technology
 from coverage.text import terminal_text
 

@@ -246,3 +246,11 @@ class RasterDelivery:
     status: OfferStatus
     planned_date: str
     source: str
+
+
+#: The match method of the offers the objections layer adds.
+OBJECTION_METHOD = "objection"
+#: The columns of objections.csv (one row per objection that reached an address).
+OBJECTION_COLUMNS = ("source", "row", "address_id", "claim", "provider", "technology", "down_mbps", "up_mbps",
+                     "status", "planned_date", "submitted_by", "evidence", "decision", "decided_by", "decided_on",
+                     "matched_by", "applied")

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from coverage import quarantine as q
 from coverage.households import UNALLOCATED_COLUMNS
-from coverage.objections import read_back, withdrawals_of
+from coverage.sources.objections import read_back, withdrawals_of
 from pipelines.stages import Accounting, Stage, StageResult, address_keys
 
 log = logging.getLogger(__name__)

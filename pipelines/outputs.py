@@ -17,7 +17,7 @@ from shapely import box
 from coverage.config import RunConfig
 from coverage.crs import INSPIRE_GRID_CRS
 from coverage.grid import band_names, dense_band, finish_grid, grid_layout
-from coverage.objections import OBJECTION_COLUMNS
+from coverage.model import OBJECTION_COLUMNS
 from pipelines import io
 from pipelines.cache import ADDRESSES_FILE, OBJECTIONS_FILE, OFFERS_FILE, UNALLOCATED_FILE
 from pipelines.execute import Ledger

@@ -45,12 +45,12 @@ from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import member, same_strings
 from coverage.model import Boundaries
-from coverage.objections import link_objections, objection_offers, read_objections, withdrawals_of, withdrawn
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.address_lists import Linked, link_businesses, link_sites
 from coverage.sources.addresses import read_addresses
 from coverage.sources.bkg import boundaries_from_gemeinden, read_bkg_bundle
+from coverage.sources.objections import link_objections, objection_offers, read_objections, withdrawals_of, withdrawn
 from coverage.sources.providers import read_provider_polygons, read_provider_raster, read_provider_table
 from coverage.sources.tables import apply_column_map
 from coverage.sources.vector import read_vector
@@ -113,7 +113,7 @@ class RunState:
     offers: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: per objections file: the accepted withdrawals (``address_id, provider, source``) the service stage applies
     withdrawals: dict[str, pd.DataFrame] = field(default_factory=dict)
-    #: per objections file: every objection placed at an address (coverage.objections.OBJECTION_COLUMNS)
+    #: per objections file: every objection placed at an address (coverage.model.OBJECTION_COLUMNS)
     objections: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the addresses with their best service per group, funding verdicts and ``no_offer``
     results: gpd.GeoDataFrame | None = None

@@ -26,7 +26,7 @@ from coverage.config import ObjectionsConfig, ProviderConfig
 from coverage.errors import SchemaError
 from coverage.match import empty_offers, link_table_records
 from coverage.membership import StringLookup
-from coverage.model import OFFER_COLUMNS, ProviderFormat
+from coverage.model import OBJECTION_COLUMNS, OBJECTION_METHOD, OFFER_COLUMNS, ProviderFormat
 from coverage.quarantine import RowFilter
 from coverage.sources.providers import _offer_fields
 from coverage.sources.tables import apply_column_map, read_text_table, reject_unreadable
@@ -34,12 +34,6 @@ from coverage.technology import Technology
 
 CLAIMS = ("offer", "no_offer")
 DECISIONS = ("accepted", "rejected", "pending")
-#: The match method of the offers the objections layer adds.
-OBJECTION_METHOD = "objection"
-#: The columns of objections.csv (one row per objection that reached an address).
-OBJECTION_COLUMNS = ("source", "row", "address_id", "claim", "provider", "technology", "down_mbps", "up_mbps",
-                     "status", "planned_date", "submitted_by", "evidence", "decision", "decided_by", "decided_on",
-                     "matched_by", "applied")
 _TEXT = ("claim", "provider", "submitted_by", "evidence", "decision", "decided_by", "decided_on", "address_id",
          "street", "house_number", "postcode", "locality", "ags")
 
