@@ -12,17 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from coverage.columns import constant
 from coverage.config import LocatedListConfig
-from coverage.crs import check_coordinate_units, parse_crs, to_crs
-from coverage.errors import InputDataError, SchemaError
-from coverage.numbers import parse_numbers
+from coverage.errors import SchemaError
 from coverage.quarantine import RowFilter
-from coverage.sources.providers import LOCATORS
+from coverage.sources.providers import locate_records
 from coverage.sources.tables import apply_column_map, read_text_table, reject_unreadable
 
 log = logging.getLogger(__name__)
@@ -30,9 +27,6 @@ log = logging.getLogger(__name__)
 #: parses the section's value columns of (frame, decimal) into columns indexed like the frame,
 #: rejecting bad rows into the RowFilter
 ValueParser = Callable[[pd.DataFrame, str | None, RowFilter], dict[str, pd.Series]]
-
-_NONE, _ID, _XY, _ADDRESS = 0, 1, 2, 3
-ADDRESS_FIELDS = ("street", "house_number", "postcode", "locality", "ags")
 
 
 def read_located_table(cfg: LocatedListConfig, section: str, working_crs: object, values: ValueParser,
@@ -66,35 +60,8 @@ def read_located_table(cfg: LocatedListConfig, section: str, working_crs: object
         return frame[col].astype("string").str.strip().fillna("").astype(object)
 
     out = pd.DataFrame(parsed, index=frame.index)
-    out["address_id"] = text("address_id")
-    locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _ID, _NONE).astype(np.int8)
-    x, unsure_x = parse_numbers(text("x"), table.decimal) if has_xy else (None, None)
-    y, unsure_y = parse_numbers(text("y"), table.decimal) if has_xy else (None, None)
-    if unsure_x is not None and unsure_y is not None:
-        checks.reject(unsure_x, "x", "ambiguous_number")
-        checks.reject(unsure_y, "y", "ambiguous_number")
-    if x is not None and y is not None:
-        if cfg.crs is None:
-            raise InputDataError(f'{path}: coordinates in columns x/y need a CRS: set [{section}] crs = "EPSG:…"')
-        free = pd.Series(locator == _NONE, index=frame.index)
-        bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
-        checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
-        locator[(free & x.notna() & y.notna()).to_numpy()] = _XY
-    for col in ADDRESS_FIELDS:
-        out[col] = text(col)
-    street_ok = (out["street"] != "").to_numpy(dtype=bool) & (out["house_number"] != "").to_numpy(dtype=bool)
-    locator[(locator == _NONE) & street_ok] = _ADDRESS
-    checks.reject(pd.Series(locator == _NONE, index=frame.index), "address_id", "missing_locator")
-    out["x"], out["y"] = np.nan, np.nan
-    by_xy = locator == _XY
-    if x is not None and y is not None and by_xy.any():
-        xy_crs = parse_crs(str(cfg.crs), f"{section}.crs")
-        check_coordinate_units(x[by_xy].to_numpy(), y[by_xy].to_numpy(), xy_crs, str(path))
-        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=xy_crs)
-        pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
-        out["x"] = np.where(by_xy, pts.x.to_numpy(), np.nan)
-        out["y"] = np.where(by_xy, pts.y.to_numpy(), np.nan)
-    out["locator"] = pd.Categorical.from_codes(locator, LOCATORS)
+    locate_records(out, text, set(frame.columns), table.decimal, cfg.crs, working_crs, path, checks,
+                   f'set [{section}] crs = "EPSG:…"')
     out["source"] = constant(cfg.name, frame.index)
     out["source_row"] = rows
     records = out[checks.ok.to_numpy()].reset_index(drop=True)

@@ -114,6 +114,45 @@ _NO_LOCATOR, _BY_ID, _BY_XY, _BY_ADDRESS = 0, 1, 2, 3
 LOCATORS = ("", "address_id", "xy", "address")
 
 
+ADDRESS_FIELDS = ("street", "house_number", "postcode", "locality", "ags")
+
+
+def locate_records(out: pd.DataFrame, text: Callable[[str], pd.Series], columns: set[str], decimal: str | None,
+                   crs: str | None, working_crs: object, path: Path, checks: RowFilter, crs_hint: str) -> None:
+    """Give every record its locator (address_id, else x/y in the working CRS, else street address) and
+    the locator columns in ``out``; a row with none is rejected as ``missing_locator``. One rule for
+    provider records, business and site lists and objections alike."""
+    has_xy = {"x", "y"} <= columns
+    out["address_id"] = text("address_id")
+    locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _BY_ID, _NO_LOCATOR).astype(np.int8)
+    x, unsure_x = parse_numbers(text("x"), decimal) if has_xy else (None, None)
+    y, unsure_y = parse_numbers(text("y"), decimal) if has_xy else (None, None)
+    if x is not None and y is not None and unsure_x is not None and unsure_y is not None:
+        if crs is None:
+            raise InputDataError(f"{path}: coordinates in columns x/y need a CRS: {crs_hint}")
+        free = pd.Series(locator == _NO_LOCATOR, index=out.index)
+        checks.reject(free & unsure_x, "x", "ambiguous_number", values=lambda hit: text("x")[hit])
+        checks.reject(free & unsure_y, "y", "ambiguous_number", values=lambda hit: text("y")[hit])
+        bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
+        checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
+        locator[(free & x.notna() & y.notna()).to_numpy()] = _BY_XY
+    for col in ADDRESS_FIELDS:
+        out[col] = text(col)
+    street_ok = (out["street"] != "").to_numpy(dtype=bool) & (out["house_number"] != "").to_numpy(dtype=bool)
+    locator[(locator == _NO_LOCATOR) & street_ok] = _BY_ADDRESS
+    checks.reject(pd.Series(locator == _NO_LOCATOR, index=out.index), "address_id", "missing_locator")
+    out["x"], out["y"] = np.nan, np.nan
+    by_xy = locator == _BY_XY
+    if x is not None and y is not None and by_xy.any():
+        xy_crs = parse_crs(str(crs), f"{path} crs")
+        check_coordinate_units(x[by_xy].to_numpy(), y[by_xy].to_numpy(), xy_crs, str(path))
+        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=xy_crs)
+        pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
+        out["x"] = np.where(by_xy, pts.x.to_numpy(), np.nan)
+        out["y"] = np.where(by_xy, pts.y.to_numpy(), np.nan)
+    out["locator"] = pd.Categorical.from_codes(locator, LOCATORS)
+
+
 def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mapping[str, Technology]
                         ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Address-level deliveries (CSV/XLSX/Parquet). Returns (records, quarantine, rows read)."""
@@ -145,39 +184,9 @@ def read_provider_table(cfg: ProviderConfig, working_crs: object, aliases: Mappi
         return frame[col].astype("string").str.strip().fillna("")
 
     out = fields
-    out["address_id"] = text("address_id")
-    locator = np.where((out["address_id"] != "").to_numpy(dtype=bool), _BY_ID, _NO_LOCATOR).astype(np.int8)
-    x, unsure_x = parse_numbers(text("x"), table.decimal) if has_xy else (None, None)
-    y, unsure_y = parse_numbers(text("y"), table.decimal) if has_xy else (None, None)
-    if x is not None and y is not None and unsure_x is not None and unsure_y is not None:
-        if cfg.crs is None:
-            raise InputDataError(
-                f"{path}: coordinates in columns x/y need a CRS: set crs = \"EPSG:…\" for this provider")
-        free = pd.Series(locator == _NO_LOCATOR, index=frame.index)
-        checks.reject(free & unsure_x, "x", "ambiguous_number", values=lambda hit: text("x")[hit])
-        checks.reject(free & unsure_y, "y", "ambiguous_number", values=lambda hit: text("y")[hit])
-        bad_xy = free & ((text("x") != "") | (text("y") != "")) & (x.isna() | y.isna())
-        checks.reject(bad_xy, "x", "missing_coordinates", values=lambda hit: text("x")[hit] + " " + text("y")[hit])
-        locator[(free & x.notna() & y.notna()).to_numpy()] = _BY_XY
-    for col in ("street", "house_number", "postcode", "locality", "ags"):
-        out[col] = text(col)
-    if has_addr:
-        locator[(locator == _NO_LOCATOR) & (out["street"] != "").to_numpy(dtype=bool)
-                & (out["house_number"] != "").to_numpy(dtype=bool)] = _BY_ADDRESS
-    checks.reject(pd.Series(locator == _NO_LOCATOR, index=frame.index), "address_id", "missing_locator")
+    locate_records(out, text, set(frame.columns), table.decimal, cfg.crs, working_crs, path, checks,
+                   'set crs = "EPSG:…" for this provider')
     ok = checks.ok.to_numpy()
-    if x is not None and y is not None:
-        xy_crs = parse_crs(cfg.crs, f"{path} crs")
-        by_xy = locator == _BY_XY
-        check_coordinate_units(x[by_xy].to_numpy(), y[by_xy].to_numpy(), xy_crs, str(path))
-        pts = gpd.GeoSeries(gpd.points_from_xy(x.fillna(0), y.fillna(0)), crs=xy_crs)
-        pts = to_crs(gpd.GeoDataFrame(geometry=pts), working_crs, str(path)).geometry
-        out["x"] = np.where(by_xy, pts.x.to_numpy(), np.nan)
-        out["y"] = np.where(by_xy, pts.y.to_numpy(), np.nan)
-    else:
-        out["x"] = np.nan
-        out["y"] = np.nan
-    out["locator"] = pd.Categorical.from_codes(locator, LOCATORS)
     out["source"] = constant(cfg.name, frame.index)
     out["source_row"] = rows
     records = out if ok.all() else out[ok]
