@@ -5,6 +5,9 @@ side only (municipal mergers dissolve AGS between releases) are reported,
 never silently dropped. Shares are in percent; differences in percentage points.
 Household tables (``…_privat_…``) are compared with the run's ``share_ge_*``,
 business tables (``…_gew_…``) with its ``biz_share_ge_*`` (see :data:`KINDS`).
+The Kreis table (``2021_BBA_Kreisdaten.xls``) is compared per Kreis
+(:func:`compare_kreise_with_bba`): households, businesses and schools (the run's
+``school`` sites, best service of all technologies).
 """
 
 from __future__ import annotations
@@ -91,3 +94,55 @@ def summary_by_group(summary: pd.DataFrame) -> pd.DataFrame:
                 "mean_abs_diff_pp": float(np.average(s["mean_abs_diff_pp"])),
                 "gemeinden": int(s["gemeinden"].max())}), include_groups=False)
             .reset_index())
+
+
+def compare_kreise_with_bba(kreise: pd.DataFrame, sites_kreis: pd.DataFrame, kreis_long: pd.DataFrame,
+                            land: str | None = None) -> BBAComparison:
+    """Compare a run's ``coverage_kreis`` and ``sites_kreis`` tables with the Breitbandatlas Kreis table
+    (long form with a ``kind`` column: households, businesses, schools; :func:`read_bba_kreis_table`).
+
+    Households and businesses as in :func:`compare_with_bba` (per Kreis); schools: the run's
+    ``share_sites_ge_*`` of ``site_kind == "school"`` against the published school shares (group
+    ``all``), weighted by the run's school count. ``summary`` has a ``kind`` column and
+    ``kreise``, ``mean_abs_diff_pp``, ``max_abs_diff_pp``, ``run_share_total``, ``bba_share_weighted``.
+    """
+    bba = kreis_long[kreis_long["key"].str.len() == 5]
+    kreise = kreise.assign(krs_ags=kreise["krs_ags"].astype(str).str.zfill(5))
+    schools = sites_kreis[sites_kreis["site_kind"] == "school"]
+    schools = schools.assign(krs_ags=schools["krs_ags"].astype(str).str.zfill(5))
+    if land:
+        bba = bba[bba["key"].str.startswith(land)]
+        kreise = kreise[kreise["krs_ags"].str.startswith(land)]
+        schools = schools[schools["krs_ags"].str.startswith(land)]
+    runs = {"households": (kreise, "share_ge", "households"), "businesses": (kreise, "biz_share_ge", "businesses"),
+            "schools": (schools, "share_sites_ge", "sites")}
+    rows = []
+    for (kind, group, t), part in bba.groupby(["kind", "group", "threshold_mbps"], sort=True):
+        table, share, weight = runs[str(kind)]
+        col = f"{share}_{threshold_tag(t)}" + ("" if kind == "schools" else f"_{group}")
+        if col not in table or (kind == "schools" and group != "all"):
+            continue
+        run = table[["krs_ags", weight, col]].rename(columns={"krs_ags": "key", weight: "weight", col: "run_share"})
+        both = run.merge(part[["key", "share"]].rename(columns={"share": "bba_share"}), on="key", how="inner")
+        both = both[both["weight"] > 0]
+        rows.append(both.assign(kind=kind, group=group, threshold_mbps=t,
+                                diff_pp=both["run_share"] - both["bba_share"]))
+    cols = ["key", "weight", "run_share", "bba_share", "kind", "group", "threshold_mbps", "diff_pp"]
+    detail = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
+    summary = (detail.groupby(["kind", "group", "threshold_mbps"], sort=True)
+               .apply(_summarise_kreise, include_groups=False).reset_index()) if len(detail) else pd.DataFrame()
+    run_keys = set(kreise["krs_ags"])
+    bba_keys = set(bba["key"])
+    return BBAComparison(summary, detail, sorted(run_keys - bba_keys), sorted(bba_keys - run_keys))
+
+
+def _summarise_kreise(part: pd.DataFrame) -> pd.Series:
+    w = part["weight"].to_numpy(dtype=float)
+    absdiff = part["diff_pp"].abs()
+    return pd.Series({
+        "kreise": len(part),
+        "mean_abs_diff_pp": absdiff.mean(),
+        "max_abs_diff_pp": absdiff.max(),
+        "run_share_total": np.average(part["run_share"], weights=w),
+        "bba_share_weighted": np.average(part["bba_share"], weights=w),
+    })

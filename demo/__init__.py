@@ -13,7 +13,7 @@ and tests, never a statement about real addresses or networks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -23,12 +23,12 @@ import pandas as pd
 from coverage.model import Boundaries
 from demo.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
 from demo.businesses import place_businesses
-from demo.providers import PROVIDERS, generate_deliveries
-from demo.sites import place_sites
+from demo.providers import PROVIDERS, Deliveries, generate_deliveries
+from demo.sites import choose_schools, place_sites, school_curves, school_names
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-4"
+METHOD_VERSION = "synth-mv-5"
 ADDRESS_COLUMNS = (
     "address_id",
     "x",
@@ -73,6 +73,9 @@ def generate_demo(
     bba_biz: pd.DataFrame | None = None,
     later: Sequence[pd.DataFrame] = (),
     biz_thresholds: Sequence[float] = (),
+    businesses_total: float | None = None,
+    school_counts: Mapping[str, int] | None = None,
+    bba_kreis: pd.DataFrame | None = None,
 ) -> DemoData:
     """Generate addresses, sites and provider deliveries for the boundaries' Gemeinden.
 
@@ -86,15 +89,23 @@ def generate_demo(
     (:func:`demo.businesses.place_businesses`), against the offers of the business table's vintage:
     ``later`` are the household tables after ``bba_wide`` up to that vintage (oldest first), so
     every vintage of a seed has the same businesses at the same addresses.
+
+    ``businesses_total`` is the expected number of businesses over the whole Land
+    (:func:`demo.addresses.generate_addresses`). ``school_counts`` (Kreis AGS -> schools) places a
+    pool of candidate schools per Kreis; after the offers (of the business table's vintage) are
+    generated, those whose coverage matches the school columns of ``bba_kreis`` (the Breitbandatlas
+    Kreis table, long form, :func:`coverage.sources.breitbandatlas.read_bba_kreis_table`) at
+    ``biz_thresholds`` are kept and the others dropped with their offers (:func:`_keep_chosen_schools`).
     """
-    addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, kreise=kreise)
+    addr = generate_addresses(boundaries, grid_100m, grid_1km, rng, kreise=kreise, businesses_total=businesses_total)
     gem = boundaries.gemeinde
     ags = gem["ags"].to_numpy()
     if kreise is not None:
         ags = ags[np.isin(gem["krs_ags"].to_numpy(), list(kreise))]
-    sites = place_sites(addr, boundaries, rng, ags=ags)
+    sites = place_sites(addr, boundaries, rng, ags=ags, school_counts=school_counts)
     both = pd.concat(
-        [addr.assign(site_kind="", site_name=""), sites[[*addr.columns, "site_kind", "site_name"]]],
+        [addr.assign(site_kind="", site_name="", school_rank=-1),
+         sites[[*addr.columns, "site_kind", "site_name", "school_rank"]]],
         ignore_index=True,
     )
     both = finalise_addresses(spread_duplicates(both, gem, rng), gem, rng, prefix=prefix)
@@ -104,6 +115,11 @@ def generate_demo(
     deliveries = generate_deliveries(
         both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later
     )
+    candidates = int((both["school_rank"] >= 0).sum())
+    if school_counts is not None:
+        curves = school_curves(bba_kreis, biz_thresholds) if bba_kreis is not None else {}
+        both, deliveries = _keep_chosen_schools(both, deliveries, school_counts, curves,
+                                                dict(zip(gem["ags"], gem["name"], strict=True)))
     if bba_biz is not None:
         both["businesses"] = place_businesses(both, deliveries["reference_assignment"], bba_biz, biz_thresholds)
     counts = {
@@ -118,6 +134,7 @@ def generate_demo(
         "fibre_planned_rows": int((deliveries["fibre"]["status"] == "planned").sum()),
         "hfc_polygons": len(deliveries["hfc_polygons"]),
         "gemeinden_without_bba": len(deliveries["unmatched"]),
+        "school_candidates_dropped": candidates - int((both["school_rank"] >= 0).sum()),
     }
     for kind in ("gemeinde_office", "amt_office", "kreis_office", "school"):
         counts[kind] = int((both["site_kind"] == kind).sum())
@@ -132,3 +149,40 @@ def generate_demo(
         unmatched_gemeinden=deliveries["unmatched"],
         counts=counts,
     )
+
+
+def _keep_chosen_schools(
+    both: pd.DataFrame,
+    deliveries: Deliveries,
+    counts: Mapping[str, int],
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    names: Mapping[str, str],
+) -> tuple[pd.DataFrame, Deliveries]:
+    """Keep the candidate schools :func:`demo.sites.choose_schools` picks against the reference
+    offers (best download of any technology), name them, and drop the other candidates with
+    their DSL rows (by address_id) and fibre rows (by coordinates). Cable polygons and the mobile
+    raster are areas and stay as they are."""
+    cand = np.flatnonzero(both["school_rank"].to_numpy() >= 0)
+    ref = deliveries["reference_assignment"].set_index("address_id")
+    ref = ref.reindex(both["address_id"].to_numpy()[cand])
+    down = np.nan_to_num(ref[["dsl_down", "hfc_down", "fibre_down", "mobile_down"]].to_numpy(float)).max(axis=1)
+    cand_ags = both["ags"].to_numpy()[cand].astype(str)
+    keep = choose_schools(np.array([a[:5] for a in cand_ags]), both["school_rank"].to_numpy()[cand], down,
+                          counts, curves)
+    dropped = both.iloc[cand[~keep]]
+    out = both.drop(index=dropped.index)
+    chosen = both.index[cand[keep]]
+    out.loc[chosen, "site_name"] = school_names(out.loc[chosen, "ags"].astype(str), names)
+    gone = set(dropped["address_id"])
+    xy = pd.MultiIndex.from_frame(dropped[["x", "y"]])
+    fibre = deliveries["fibre"]
+    result: Deliveries = {
+        **deliveries,
+        "dsl": deliveries["dsl"][~deliveries["dsl"]["address_id"].isin(gone)].reset_index(drop=True),
+        "fibre": fibre[~pd.MultiIndex.from_frame(fibre[["x", "y"]]).isin(xy)].reset_index(drop=True),
+        "assignment": deliveries["assignment"][~deliveries["assignment"]["address_id"].isin(gone)],
+        "reference_assignment": deliveries["reference_assignment"][
+            ~deliveries["reference_assignment"]["address_id"].isin(gone)],
+    }
+    log.info("schools: %d of %d candidates kept (%d Kreise)", int(keep.sum()), len(cand), len(counts))
+    return out.reset_index(drop=True), result

@@ -18,7 +18,12 @@ Method (approximate on purpose; these are demo data, not a model of real address
    dwellings of the 100 m grid: ``dwellings × (1 − leerstandsquote/100)``, or ``× 0.95`` without
    a vacancy rate. 1 km cells with ``H > 0`` but no building in the 100 m grid get ``ceil(H/2)``
    points jittered in the whole 1 km cell (if its centre lies in the area).
-3. **Businesses**: Poisson, with a higher rate in dense 1 km cells. Not calibrated to anything.
+3. **Businesses**: Poisson, with a higher rate in dense 1 km cells. With ``businesses_total`` (the
+   MV demo: the business register's count, :data:`demo.businesses.MV_BUSINESS_LOCATIONS`) the rate
+   of an address is proportional to its households + :data:`BUSINESS_WEIGHT_PER_ADDRESS` (business
+   locations roughly follow the population; the constant stands for farms and workshops), scaled
+   so that the expected total over the whole area is that number. Approximate: real business
+   density varies (tourism on the coast, industry in towns).
 4. **Labels**: addresses sharing coordinates (several points pulled onto one coastline vertex) are
    spread by a few metres inside their Gemeinde. Streets are 200 m × 400 m blocks named from a
    fixed catalogue (big towns run out of names and get "Neue …"/"Alte …" variants); house numbers
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 
 MARGIN_M = 1.0
 DEFAULT_VACANCY = 0.05
+#: With ``businesses_total``: business rate ∝ households + this per address (see the module docstring).
+BUSINESS_WEIGHT_PER_ADDRESS = 0.5
 _KEY = 100_000  # cell key = col * _KEY + row, col/row = floor(coordinate / size)
 
 
@@ -181,8 +188,12 @@ def generate_addresses(
     rng: np.random.Generator,
     kreise: Sequence[str] | None = None,
     dwellings_per_address: float | None = None,
+    businesses_total: float | None = None,
 ) -> pd.DataFrame:
     """Address points with households for the Gemeinden of ``boundaries`` (optionally some Kreise).
+
+    ``businesses_total`` scales the Poisson business rates so that their sum over all addresses of
+    the area (before the ``kreise`` selection) is that number.
 
     ``dwellings_per_address`` splits multi-dwelling cells into several addresses
     (:func:`addresses_per_cell`); the default keeps one point per building (the MV method).
@@ -243,6 +254,9 @@ def generate_addresses(
     hh_size = np.where(np.isfinite(hh_size) & (hh_size > 0), hh_size, fallback)
     dens = density.reindex(key).fillna(0.0).to_numpy()
     rate = 0.02 + 0.3 * np.minimum(1.0, dens / 3000.0)
+    if businesses_total is not None:  # business locations follow the people: households + ½ per building
+        weight = households + BUSINESS_WEIGHT_PER_ADDRESS
+        rate = weight * (businesses_total / weight.sum()) if weight.sum() > 0 else rate
     out = pd.DataFrame(
         {
             "x": wx,

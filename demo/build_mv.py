@@ -45,9 +45,11 @@ import pandas as pd
 from coverage.crs import DEFAULT_WORKING_CRS, INSPIRE_GRID_CRS
 from coverage.errors import ConfigError, DataSourceError
 from coverage.sources.bkg import read_bkg_bundle
-from coverage.sources.breitbandatlas import bba_wide, read_bba_table
+from coverage.sources.breitbandatlas import bba_wide, read_bba_kreis_table, read_bba_table
 from coverage.sources.zensus import grid_bbox, read_grid_1km, read_grid_100m
 from demo import METHOD_VERSION, PROVIDERS, DemoData, generate_demo
+from demo.businesses import MV_BUSINESS_LOCATIONS
+from demo.sites import MV_SCHOOLS, school_counts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ VINTAGES = {
 #: The Breitbandatlas business (Gewerbe) table and its vintage: businesses are placed against that
 #: vintage's offers for every vintage (businesses do not move when networks are built).
 BUSINESS_TABLE = ("2021-06", "gemeinde_bezirke_gew_2021_mitte.csv")
+#: The Breitbandatlas Kreis table (2021): its school columns place the demo's schools (every vintage).
+KREIS_TABLE = "2021_BBA_Kreisdaten.xls"
 BOUNDARIES_DIR = "bkg-vg5000-2021"
 ZENSUS_1KM = "zensus2022/grid_1km.parquet"
 ZENSUS_100M = "zensus2022/grid_100m_buildings.parquet"
@@ -112,7 +116,8 @@ def build_demo(
     land = SCOPES[scope]
     reference_date = VINTAGES[vintage][1]
     paths = {**source_paths(sources, vintage),
-             "breitbandatlas_businesses": sources / "breitbandatlas" / BUSINESS_TABLE[1]}
+             "breitbandatlas_businesses": sources / "breitbandatlas" / BUSINESS_TABLE[1],
+             "breitbandatlas_kreise": sources / "breitbandatlas" / KREIS_TABLE}
     earlier_paths = {
         v: sources / "breitbandatlas" / VINTAGES[v][0] for v in sorted(VINTAGES) if v < vintage
     }
@@ -139,10 +144,13 @@ def build_demo(
     # the later ones up to the business table's vintage: its offers place the businesses (same in all vintages)
     later = [bba_wide(read_bba_table(later_paths[v])) for v in later_paths]
     biz = bba_wide(read_bba_table(paths["breitbandatlas_businesses"]))
+    kreis_table = read_bba_kreis_table(paths["breitbandatlas_kreise"])
+    schools = school_counts(boundaries, grid_1km, MV_SCHOOLS, kreise=kreise)
     rng = np.random.default_rng(seed)
     demo = generate_demo(
         boundaries, grid_100m, grid_1km, wide, rng, kreise=kreise, prefix=scope.upper(), earlier=earlier,
-        bba_biz=biz, later=later, biz_thresholds=THRESHOLDS,
+        bba_biz=biz, later=later, biz_thresholds=THRESHOLDS, businesses_total=MV_BUSINESS_LOCATIONS,
+        school_counts=schools, bba_kreis=kreis_table,
     )
 
     manifest = {

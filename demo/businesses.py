@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 #: Technology groups calibrated (columns ``{g}_down`` of the assignment; wired = their maximum).
 BUSINESS_GROUPS = ("dsl", "hfc", "fibre", "wired")
+#: Active business locations (Niederlassungen with employees or taxable turnover) in
+#: Mecklenburg-Vorpommern in 2021: 66,707 (statistical business register, Registerstand 30 Sep 2022;
+#: Statistisches Amt MV press release). The MV demo draws about this many businesses
+#: (:func:`demo.addresses.generate_addresses` ``businesses_total``). The Breitbandatlas does not say
+#: how many businesses its Gewerbe table counts, so this is the closest official figure, not its own.
+MV_BUSINESS_LOCATIONS = 66_707
 IPF_ITERATIONS = 40
 POLISH_MOVES = 400
 PRIOR_PER_ADDRESS = 0.1

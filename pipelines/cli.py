@@ -138,10 +138,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_compare_bba(args: argparse.Namespace) -> int:
     from coverage.compare import KINDS, compare_with_bba, kind_of_file, summary_by_group
-    from coverage.sources.breitbandatlas import read_bba_table
+    from coverage.sources.breitbandatlas import is_kreis_table, read_bba_table
     from pipelines import io
 
     run_dir = _resolve_run(args.run, args.config)
+    if is_kreis_table(args.file):
+        return _compare_bba_kreise(args, run_dir)
     gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     bba = read_bba_table(args.file)
     land = args.land or str(gemeinden["ags"].str[:2].mode().iloc[0])
@@ -169,6 +171,45 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
         print(summary_by_group(result.summary).round(2).to_string(index=False))
     print(f"\nGemeinden only in the run: {len(result.only_in_run)}; only in the Breitbandatlas table: "
           f"{len(result.only_in_bba)} (AGS changed by municipal mergers; listed in {out})")
+    return EXIT_OK
+
+
+def _compare_bba_kreise(args: argparse.Namespace, run_dir: Path) -> int:
+    """compare-bba with the Kreis table (.xls): households, businesses and schools per Kreis."""
+    from coverage.compare import compare_kreise_with_bba
+    from coverage.sources.breitbandatlas import read_bba_kreis_table
+    from pipelines import io
+
+    kreise = pd.read_csv(run_dir / "tables" / "coverage_kreis.csv", dtype={"krs_ags": str, "land": str})
+    sites_path = run_dir / "tables" / "sites_kreis.csv"
+    sites = (pd.read_csv(sites_path, dtype={"krs_ags": str}) if sites_path.exists()
+             else pd.DataFrame(columns=["krs_ags", "site_kind", "sites"]))
+    land = args.land or str(kreise["krs_ags"].str[:2].mode().iloc[0])
+    result = compare_kreise_with_bba(kreise, sites, read_bba_kreis_table(args.file), land=land)
+    if result.summary.empty:
+        print("no common Kreise or thresholds to compare")
+        return EXIT_INPUT
+    out = run_dir / "compare" if args.out is None else args.out
+    stem = Path(args.file).stem
+    io.write_csv(out / f"bba_{stem}_summary.csv", result.summary)
+    io.write_csv(out / f"bba_{stem}_kreise.csv", result.detail)
+    by_group = (result.summary.groupby(["kind", "group"], sort=True)
+                .agg(thresholds=("threshold_mbps", lambda t: ", ".join(f"{v:g}" for v in t)),
+                     mean_abs_diff_pp=("mean_abs_diff_pp", "mean"), max_abs_diff_pp=("max_abs_diff_pp", "max"),
+                     kreise=("kreise", "max"))
+                .reset_index())
+    with pd.option_context("display.width", 160, "display.max_rows", 300):
+        print(f"Compared per Kreis (households, businesses, schools) with {args.file} (Land {land}); shares in %, "
+              "differences in percentage points")
+        print(result.summary.round(2).to_string(index=False))
+        print()
+        print(by_group.round(2).to_string(index=False))
+        schools = result.detail[result.detail["kind"] == "schools"]
+        if len(schools):
+            print("\nSchools per Kreis (run):")
+            print(schools.groupby("key")["weight"].first().astype(int).to_string())
+    print(f"\nKreise only in the run: {len(result.only_in_run)}; only in the Breitbandatlas table: "
+          f"{len(result.only_in_bba)}")
     return EXIT_OK
 
 
@@ -349,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "run and a published Breitbandatlas Gemeinde table (households or, for a "
                                       "Gewerbe table, businesses).")
     cmp_.add_argument("run", help="run folder, run id or 'latest' (e.g. data/processed/latest)")
-    cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv)")
+    cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv), or "
+                      "the Kreis table 2021_BBA_Kreisdaten.xls (households, businesses and schools per Kreis)")
     cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
     cmp_.add_argument("--kind", choices=["households", "businesses"],
                       help="compare household shares (share_ge_*) or business shares (biz_share_ge_*); default: "

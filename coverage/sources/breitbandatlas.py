@@ -94,3 +94,48 @@ def bba_wide(long: pd.DataFrame) -> pd.DataFrame:
     wide = long.assign(col=cols).pivot_table(index="key", columns="col", values="share", aggfunc="first")
     wide.columns.name = None
     return wide.reset_index()
+
+
+#: Kreis table (``2021_BBA_Kreisdaten.xls``) column prefixes and group words -> (kind, group).
+KREIS_KINDS = {"priv": "households", "gew": "businesses", "schulen": "schools"}
+_KREIS_GROUPS = {"alle_tech": "all", "lg_tech": "wired", "dsl": "dsl", "catv": "hfc", "ftthb": "fibre"}
+_KREIS_RE = re.compile(r"^(?P<kind>priv|gew|schulen)_(?P<group>alle_tech|lg_tech|dsl|catv|ftthb)_(?P<t>\d+)$")
+
+
+def is_kreis_table(path: str | Path) -> bool:
+    """True for the Breitbandatlas Kreis table (a legacy ``.xls`` workbook, ``2021_BBA_Kreisdaten.xls``)."""
+    return Path(path).suffix.casefold() == ".xls"
+
+
+def read_bba_kreis_table(path: str | Path) -> pd.DataFrame:
+    """Read the Kreis table into ``key, kind, group, threshold_mbps, share`` (``kind``: households,
+    businesses or schools; key = 5-digit Kreis AGS).
+
+    The workbook's first sheet has a ``krs`` column and ``{priv|gew|schulen}_{group}_{t}`` share
+    columns (e.g. ``schulen_alle_tech_1000``); other columns (name, geometry sizes) are ignored.
+    """
+    import xlrd
+    from xlrd.biffh import XLRDError
+
+    path = Path(path)
+    try:
+        sheet = xlrd.open_workbook(str(path)).sheet_by_index(0)
+    except (OSError, XLRDError) as exc:
+        raise DataSourceError(f"{path}: not a readable Breitbandatlas Kreis table ({one_line(exc)})") from exc
+    if sheet.nrows < 1:
+        raise SchemaError(f"{path}: the Kreis table's first sheet is empty")
+    header = [str(v).strip() for v in sheet.row_values(0)]
+    if "krs" not in header:
+        raise SchemaError(f"{path}: no 'krs' column in the Kreis table's header {header[:5]}…")
+    parsed = {i: m for i, m in ((i, _KREIS_RE.match(h)) for i, h in enumerate(header)) if m}
+    if not parsed:
+        raise SchemaError(f"{path}: no column looks like a Kreis share ('schulen_alle_tech_16', 'priv_dsl_50')")
+    key_col = header.index("krs")
+    keys = [str(v).strip().split(".")[0].zfill(5) for v in sheet.col_values(key_col, 1)]
+    long = []
+    for i, m in parsed.items():
+        values = pd.to_numeric(pd.Series(sheet.col_values(i, 1), dtype=object).replace("", None), errors="coerce")
+        long.append(pd.DataFrame({"key": keys, "kind": KREIS_KINDS[m["kind"]], "group": _KREIS_GROUPS[m["group"]],
+                                  "threshold_mbps": float(m["t"]), "share": values.to_numpy(float)}))
+    out = pd.concat(long, ignore_index=True)
+    return out.dropna(subset=["share"]).reset_index(drop=True)
