@@ -1,8 +1,8 @@
 """Place the demo's businesses so that their shares match the published Breitbandatlas Gewerbe table.
 
-The addresses' Poisson business counts (:func:`demo.addresses.generate_addresses`, rate growing with
-density) know nothing of the offers, so their business-weighted shares were 7–14 pp off the published
-business shares per Gemeinde. This module keeps the **number of businesses of each Gemeinde** as drawn
+The addresses' Poisson business counts (:func:`demo.addresses.generate_addresses`; in MV about
+:data:`MV_BUSINESS_LOCATIONS` in all, at a rate ∝ households + ½ per address) know nothing of the offers,
+so their business-weighted shares were 7–14 pp off the published business shares per Gemeinde. This module keeps the **number of businesses of each Gemeinde** as drawn
 and only chooses **which addresses** hold them, after the offers are generated (method, per Gemeinde
 with a row in the business table):
 
@@ -20,7 +20,9 @@ with a row in the business table):
 
 Sites (offices, schools) never hold businesses; Gemeinden without a row keep the drawn businesses. No
 random draws are made: the result depends only on the drawn businesses and the offers it is given.
-With few businesses a Gemeinde's shares can only be met up to one business (e.g. 10 pp with 10).
+With few businesses a Gemeinde's shares can only be met up to one business (e.g. 10 pp with 10); with
+the register's count the median Gemeinde has 26. Where a published share needs a class none of the
+Gemeinde's addresses has (the offers are calibrated to households), it cannot be met at all.
 """
 
 from __future__ import annotations

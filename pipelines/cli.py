@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare-bba", help="compare a run's Gemeinde shares with a Breitbandatlas table",
                           description="Mean absolute differences per technology group and threshold between a "
                                       "run and a published Breitbandatlas Gemeinde table (households or, for a "
-                                      "Gewerbe table, businesses).")
+                                      "Gewerbe table, businesses), or per Kreis against the Kreis table (.xls: "
+                                      "households, businesses and schools).")
     cmp_.add_argument("run", help="run folder, run id or 'latest' (e.g. data/processed/latest)")
     cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv), or "
                       "the Kreis table 2021_BBA_Kreisdaten.xls (households, businesses and schools per Kreis)")
