@@ -2,8 +2,9 @@
 
 The addresses' Poisson business counts (:func:`demo.addresses.generate_addresses`; in MV about
 :data:`MV_BUSINESS_LOCATIONS` in all, at a rate ∝ households + ½ per address) know nothing of the offers,
-so their business-weighted shares were 7–14 pp off the published business shares per Gemeinde. This module keeps the **number of businesses of each Gemeinde** as drawn
-and only chooses **which addresses** hold them, after the offers are generated (method, per Gemeinde
+so their business-weighted shares were 7–14 pp off the published business shares per Gemeinde. This
+module keeps the **number of businesses of each Gemeinde** as drawn and only chooses **which addresses**
+hold them, after the offers are generated (method, per Gemeinde
 with a row in the business table):
 
 1. Features: for each group (dsl, hfc, fibre and wired = their union) and each published threshold
