@@ -178,8 +178,9 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     ``results``: the run's addresses (x, y or a point geometry, ags, street, house_number, households,
     site_kind, best_down_<g>, best_tech_<g>, best_provider_all, best_up_all, plan_best_down_all,
     fund_<rule>, fund_<rule>_plan, contested); ``rules``: (name, label) of the funding rules;
-    ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None. Text columns are dictionary-encoded once over all
-    addresses, so each Gemeinde's file holds small integers and its own short string tables."""
+    ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None. Text columns are
+    dictionary-encoded once over all addresses, so each Gemeinde's file holds small integers and its
+    own short string tables."""
     n = len(results)
     order = np.argsort(results["ags"].astype(str).to_numpy(), kind="stable")
     r = results.iloc[order]
