@@ -76,13 +76,27 @@ def read_tree_lines(path: Path, level: str = "gemeinde") -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=["area", "kind", "x0", "y0", "x1", "y1"])
     area, kind, blobs = zip(*rows, strict=True)
+    return pd.DataFrame({"area": np.asarray(area, dtype=object), "kind": np.asarray(kind, dtype=object),
+                         **dict(zip(("x0", "y0", "x1", "y1"), _endpoints(list(blobs)).T, strict=True))})
+
+
+def _endpoints(blobs: list[bytes]) -> np.ndarray:
+    """(n, 4) first and last point of each line. Two-point little-endian lines (what the cost estimate
+    writes) of one blob size are read straight from the bytes; anything else through shapely."""
+    sizes = {len(b) for b in blobs}
+    if len(sizes) == 1:
+        size = sizes.pop()
+        buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), size)
+        off = 8 + _ENVELOPE.get((int(buf[0, 3]) >> 1) & 0b111, 0)
+        head = buf[:, off:off + 9].copy()
+        if size == off + 41 and (buf[:, 3] == buf[0, 3]).all() and (head[:, 0] == 1).all() \
+                and (head[:, 1:5].view("<u4")[:, 0] == 2).all() and (head[:, 5:9].view("<u4")[:, 0] == 2).all():
+            return buf[:, off + 9:off + 41].copy().view("<f8").reshape(len(blobs), 4)
     geoms = shapely.from_wkb(np.asarray([_wkb(b) for b in blobs], dtype=object))
     coords, index = shapely.get_coordinates(geoms, return_index=True)
     first = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
     last = np.r_[first[1:] - 1, len(index) - 1]
-    return pd.DataFrame({"area": np.asarray(area, dtype=object), "kind": np.asarray(kind, dtype=object),
-                         "x0": coords[first, 0], "y0": coords[first, 1],
-                         "x1": coords[last, 0], "y1": coords[last, 1]})
+    return np.column_stack([coords[first], coords[last]])
 
 
 def write_layers(out_dir: Path, gem: pd.DataFrame, groups: Sequence[str], thresholds: Sequence[float],

@@ -165,10 +165,26 @@ def address_class(best_down_all: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Dictionary encoding: code per row (-1 for missing) and the distinct texts."""
-    codes, uniques = pd.factorize(series.astype("object").where(series.notna(), None), sort=False)
-    return codes.astype(np.int32), [str(u) for u in uniques]
+#: The characters of the column codes: ``#`` … ``~`` without the backslash (91; JSON needs no escape).
+CODE_CHARS = bytes(c for c in range(35, 127) if c != 92)
+_BASE = len(CODE_CHARS)
+
+
+def _encode(values: pd.Series) -> tuple[bytes, int, list[Any]]:
+    """A column as fixed-width codes: ``k`` characters per row (base 91 digits of the row's index into
+    the value table), the bytes of all rows, and the table (``None`` first when values are missing).
+    The whole column at once; a Gemeinde's part is a slice of the bytes."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    table: list[Any] = [None, *pd.Series(uniques).tolist()]
+    idx = codes.astype(np.int64) + 1  # missing (-1) -> 0
+    k = 1
+    while _BASE ** k < len(table):
+        k += 1
+    digits = np.empty((len(idx), k), dtype=np.uint8)
+    lut = np.frombuffer(CODE_CHARS, dtype=np.uint8)
+    for j in range(k):
+        digits[:, j] = lut[(idx // _BASE ** (k - 1 - j)) % _BASE]
+    return digits.tobytes(), k, [x.item() if isinstance(x, np.generic) else x for x in table]
 
 
 def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[tuple[str, str]],
@@ -178,9 +194,12 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     ``results``: the run's addresses (x, y or a point geometry, ags, street, house_number, households,
     site_kind, best_down_<g>, best_tech_<g>, best_provider_all, best_up_all, plan_best_down_all,
     fund_<rule>, fund_<rule>_plan, contested); ``rules``: (name, label) of the funding rules;
-    ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None. Text columns are
-    dictionary-encoded once over all addresses, so each Gemeinde's file holds small integers and its
-    own short string tables."""
+    ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None.
+
+    Per Gemeinde: ``n`` addresses, ``ox``/``oy`` (an origin in whole metres) and ``x``/``y`` relative to
+    it, ``a`` street and number, and ``cols``: every other column as ``{"k": width, "s": codes, "v":
+    table}`` (see :func:`_encode`; ``static/map.js`` decodes them). Encoded once over all addresses,
+    so the per-Gemeinde work is slicing."""
     n = len(results)
     order = np.argsort(results["ags"].astype(str).to_numpy(), kind="stable")
     r = results.iloc[order]
@@ -191,70 +210,60 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     else:  # the run's in-memory results carry points, addresses.parquet x/y
         pts = np.asarray(r.geometry.values, dtype=object)
         x, y = shapely.get_x(pts), shapely.get_y(pts)
-    cols: dict[str, np.ndarray] = {
-        "x": np.round(x).astype(np.int64),
-        "y": np.round(y).astype(np.int64),
-        "c": address_class(r["best_down_all"].to_numpy(dtype="float64")),
-        "h": np.round(pd.to_numeric(r["households"], errors="coerce").fillna(0).to_numpy(), 1),
-    }
-    site = r["site_kind"].notna() & (r["site_kind"].astype("object") != "") if "site_kind" in r else None
-    cols["s"] = site.to_numpy(dtype=np.int8) if site is not None else np.zeros(n, np.int8)
-    cols["k"] = (r["contested"].fillna(False).to_numpy(dtype=bool).astype(np.int8) if "contested" in r
-                 else np.zeros(n, np.int8))
-    texts: dict[str, list[str]] = {}
-    street = (r["street"].fillna("").astype(str) + " " + r["house_number"].fillna("").astype(str)).str.strip()
-    cols["a"], texts["a"] = _codes(street)
-    tech_codes, techs = _codes(pd.concat([r[f"best_tech_{g}"].astype("object") for g in groups],
-                                         ignore_index=True))
-    texts["techs"] = techs
-    for i, g in enumerate(groups):
-        down = r[f"best_down_{g}"].to_numpy(dtype="float64")
-        cols[f"d_{g}"] = np.where(np.isfinite(down), np.round(down), -1).astype(np.int64)
-        cols[f"t_{g}"] = tech_codes[i * n:(i + 1) * n]
-    up = r["best_up_all"].to_numpy(dtype="float64") if "best_up_all" in r else np.full(n, np.nan)
-    cols["u"] = np.where(np.isfinite(up), np.round(up), -1).astype(np.int64)
-    plan = r["plan_best_down_all"].to_numpy(dtype="float64") if "plan_best_down_all" in r else np.full(n, np.nan)
-    cols["pd"] = np.where(np.isfinite(plan), np.round(plan), -1).astype(np.int64)
-    if "best_provider_all" in r:
-        cols["p"], texts["providers"] = _codes(r["best_provider_all"])
+    xi, yi = np.round(x).astype(np.int64), np.round(y).astype(np.int64)
+    starts = bounds[:-1]
+    ox = np.minimum.reduceat(xi, starts) if n else np.zeros(0, np.int64)
+    oy = np.minimum.reduceat(yi, starts) if n else np.zeros(0, np.int64)
+    rep = np.repeat(np.arange(len(starts)), np.diff(bounds))
+    lists = {"x": (xi - ox[rep]).tolist(), "y": (yi - oy[rep]).tolist(),
+             "a": (r["street"].fillna("").astype(str) + " " + r["house_number"].fillna("").astype(str))
+             .str.strip().tolist()}
+
+    def down(col: str) -> pd.Series:
+        v = r[col].to_numpy(dtype="float64") if col in r.columns else np.full(n, np.nan)
+        return pd.Series(np.where(np.isfinite(v), np.round(v), np.nan))
+
+    columns: dict[str, pd.Series] = {
+        "c": pd.Series(address_class(r["best_down_all"].to_numpy(dtype="float64"))),
+        "h": pd.Series(np.round(pd.to_numeric(r["households"], errors="coerce").fillna(0).to_numpy(), 1)),
+        "s": pd.Series((r["site_kind"].notna() & (r["site_kind"].astype("object") != "")).to_numpy(dtype=np.int8)
+                       if "site_kind" in r.columns else np.zeros(n, np.int8)),
+        "k": pd.Series(r["contested"].fillna(False).to_numpy(dtype=bool).astype(np.int8) if "contested" in r.columns
+                       else np.zeros(n, np.int8)),
+        "u": down("best_up_all"), "pd": down("plan_best_down_all")}
+    for g in groups:
+        columns[f"d_{g}"] = down(f"best_down_{g}")
+        columns[f"t_{g}"] = pd.Series(r[f"best_tech_{g}"].astype("object").to_numpy())
+    if "best_provider_all" in r.columns:
+        columns["p"] = pd.Series(r["best_provider_all"].astype("object").to_numpy())
     fund = np.zeros(n, np.int64)
     fund_plan = np.zeros(n, np.int64)
     for i, (name, _label) in enumerate(rules):
-        if f"fund_{name}" in r:
+        if f"fund_{name}" in r.columns:
             fund |= r[f"fund_{name}"].fillna(False).to_numpy(dtype=bool).astype(np.int64) << i
-        if f"fund_{name}_plan" in r:
+        if f"fund_{name}_plan" in r.columns:
             fund_plan |= r[f"fund_{name}_plan"].fillna(False).to_numpy(dtype=bool).astype(np.int64) << i
-    cols["f"], cols["fp"] = fund, fund_plan
-    lists = {k: v.tolist() for k, v in cols.items()}  # one conversion per column, sliced per Gemeinde below
+    columns["f"], columns["fp"] = pd.Series(fund), pd.Series(fund_plan)
+    encoded = {name: _encode(col) for name, col in columns.items()}
     trees = _tree_by_area(tree)
+    meta = {"groups": [[g, GROUP_LABELS.get(g, g)] for g in groups], "rules": [label for _name, label in rules]}
     out: dict[str, dict[str, Any]] = {}
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+    for i, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
         key = ags[lo]
-        rec: dict[str, Any] = {k: v[lo:hi] for k, v in lists.items()}
-        # Per-file string tables: re-number the codes of this Gemeinde's rows.
-        for col, table in (("a", "a"), ("p", "providers")):
-            if col in rec:
-                rec[col], rec[f"{col}_text"] = _renumber(cols[col][lo:hi], texts[table])
-        rec["techs"] = techs
-        rec["groups"] = [[g, GROUP_LABELS.get(g, g)] for g in groups]
-        rec["rules"] = [label for _name, label in rules]
+        o = (int(ox[i]), int(oy[i]))
+        rec: dict[str, Any] = {"n": hi - lo, "ox": o[0], "oy": o[1], **{k: v[lo:hi] for k, v in lists.items()},
+                               "cols": {name: {"k": k, "s": data[lo * k:hi * k].decode("ascii"), "v": table}
+                                        for name, (data, k, table) in encoded.items()}, **meta}
         if key in trees:
-            rec["tree"], rec["tree_kind"] = trees[key]
+            xy, kind = trees[key]
+            rec["tree"] = (xy - np.tile(np.asarray(o, dtype=np.int64), 2)).reshape(-1).tolist()
+            rec["tree_kind"] = kind
         out[key] = rec
     return out
 
 
-def _renumber(codes: np.ndarray, table: Sequence[str]) -> tuple[list[int], list[str]]:
-    used, inverse = np.unique(codes, return_inverse=True)
-    keep = used >= 0
-    texts = [table[int(c)] for c in used[keep]]
-    shift = int((~keep).sum())  # -1 (missing), if present, sorts first
-    new = inverse.astype(np.int64) - shift
-    return new.tolist(), texts
-
-
-def _tree_by_area(tree: pd.DataFrame | None) -> dict[str, tuple[list[int], list[int]]]:
-    """Area key -> (flat x0, y0, x1, y1 coordinates in whole metres, kind per line: 0 tree, 1 link)."""
+def _tree_by_area(tree: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Area key -> ((lines, 4) x0, y0, x1, y1 in whole metres, kind per line: 0 tree, 1 link)."""
     if tree is None or len(tree) == 0:
         return {}
     area = tree["area"].astype(str).to_numpy()
@@ -263,5 +272,5 @@ def _tree_by_area(tree: pd.DataFrame | None) -> dict[str, tuple[list[int], list[
     xy = np.round(tree[["x0", "y0", "x1", "y1"]].to_numpy(dtype="float64")[order]).astype(np.int64)
     kind = (tree["kind"].astype(str).to_numpy()[order] != "tree").astype(np.int8)
     cut = np.flatnonzero(np.r_[True, area[1:] != area[:-1], True])
-    return {area[lo]: (xy[lo:hi].reshape(-1).tolist(), kind[lo:hi].tolist())
+    return {area[lo]: (xy[lo:hi], kind[lo:hi].tolist())
             for lo, hi in zip(cut[:-1].tolist(), cut[1:].tolist(), strict=True)}

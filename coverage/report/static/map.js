@@ -259,20 +259,37 @@
   }
 
   // ---------------------------------------------------------------- address tooltips
+  function decode(d) {  // columns of coverage.report.pagemap.address_data: base-91 codes into value tables
+    if (d.decoded) { return d; }
+    Object.keys(d.cols).forEach(function (name) {
+      var col = d.cols[name], k = col.k, s = col.s, v = col.v, out = new Array(d.n);
+      for (var i = 0; i < d.n; i++) {
+        var code = 0;
+        for (var j = 0; j < k; j++) { var c = s.charCodeAt(i * k + j); code = code * 91 + (c - 35 - (c > 92 ? 1 : 0)); }
+        out[i] = v[code];
+      }
+      d[name] = out;
+    });
+    for (var i = 0; i < d.n; i++) { d.x[i] += d.ox; d.y[i] += d.oy; }
+    if (d.tree) { for (var t = 0; t < d.tree.length; t += 2) { d.tree[t] += d.ox; d.tree[t + 1] += d.oy; } }
+    d.decoded = true;
+    return d;
+  }
+  function speed(v) { return v === null || v === undefined ? "kein Angebot" : num(v) + " Mbit/s"; }
   function addressText(d, i) {
-    var lines = [d.a_text[d.a[i]] || "(ohne Straße)"];
+    var lines = [d.a[i] || "(ohne Straße)"];
     lines.push("Haushalte: " + nf0.format(d.h[i]));
     d.groups.forEach(function (g) {
       var down = d["d_" + g[0]][i], tech = d["t_" + g[0]][i];
-      var line = g[1] + ": " + (down < 0 ? "kein Angebot" : num(down) + " Mbit/s");
-      if (g[0] === "all" && down >= 0) {
-        if (d.u[i] >= 0) { line = g[1] + ": " + num(down) + "/" + num(d.u[i]) + " Mbit/s"; }
-        if (d.p && d.p[i] >= 0) { line += ", " + d.p_text[d.p[i]]; }
+      var line = g[1] + ": " + speed(down);
+      if (g[0] === "all" && down !== null) {
+        if (d.u[i] !== null) { line = g[1] + ": " + num(down) + "/" + num(d.u[i]) + " Mbit/s"; }
+        if (d.p && d.p[i]) { line += ", " + d.p[i]; }
       }
-      if (down >= 0 && tech >= 0) { line += " (" + d.techs[tech] + ")"; }
+      if (down !== null && tech) { line += " (" + tech + ")"; }
       lines.push(line);
     });
-    lines.push("Mit geplantem Ausbau (alle): " + (d.pd[i] < 0 ? "kein Angebot" : num(d.pd[i]) + " Mbit/s"));
+    lines.push("Mit geplantem Ausbau (alle): " + speed(d.pd[i]));
     var f = [];
     d.rules.forEach(function (label, b) {
       f.push(label + ": " + ((d.f[i] >> b) & 1 ? "ja" : "nein") + " / " + ((d.fp[i] >> b) & 1 ? "ja" : "nein"));
@@ -357,7 +374,7 @@
         left--;
         if (left === 0) {
           B.addr = B.addr || {};
-          addrData = addrKeys.map(function (k) { return B.addr[k]; }).filter(Boolean);
+          addrData = addrKeys.map(function (k) { return B.addr[k]; }).filter(Boolean).map(decode);
           fig.setAttribute("data-addresses", String(addrData.reduce(function (n, d) { return n + d.x.length; }, 0)));
           var cbs = pending; pending = null;
           cbs.forEach(function (cb) { cb(); });
