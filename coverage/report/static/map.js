@@ -4,7 +4,7 @@
    - Internal atlas: the addresses of the page on a canvas (class by the best current download over all
      technologies), sites and contested addresses marked, the cost-estimate tree as lines.
    - Zoom (wheel, buttons) and pan (drag) by the SVG's viewBox; the canvases follow.
-   Data come from scripts next to the pages that assign window.BBCOV.* (loaded with <script src>, which
+   Data come from scripts next to the pages that assign window.BBCOV.* (added as script elements, which
    works from file://); every text from them is set with textContent, never as HTML. */
 (function () {
   "use strict";
