@@ -45,7 +45,8 @@ def main(argv: list[str]) -> None:
             window.BBCOV.map.set({mode: 'share', group: g, t: '1000'}, () => done(performance.now() - t)); })""")
         grid = page.evaluate("""() => new Promise(done => { const t = performance.now();
             window.BBCOV.map.set({mode: 'grid'}, () => {
-              const wait = () => window.BBCOV.grid ? done(performance.now() - t) : setTimeout(wait, 5); wait(); }); })""")
+              const wait = () => window.BBCOV.grid ? done(performance.now() - t) : setTimeout(wait, 5);
+              wait(); }); })""")
         browser.close()
     print(f"{page_path.name}: {n} addresses; first address draw (load + draw) {first:.0f} ms; "
           f"redraw on zoom {redraw:.0f} ms; layer switch {switch:.0f} ms; grid layer (load + draw) {grid:.0f} ms")
