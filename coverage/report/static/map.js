@@ -151,7 +151,7 @@
       counts[c < 0 ? counts.length - 1 : c]++;
       var path = g.querySelector("path"), title = g.querySelector("title");
       path.setAttribute("fill", c < 0 ? classes.nodata[0] : classes.colours[c]);
-      path.setAttribute("fill-opacity", gridMode ? "0" : "1");
+      path.setAttribute("fill-opacity", gridMode ? "0" : state.addr ? "0.35" : "1");  // points stay visible
       g.setAttribute("data-class", c < 0 ? "nodata" : String(c));
       g.setAttribute("data-layer", id);
       var text = a.n + "\n" + layer.label + ": " + pct(v);
