@@ -44,7 +44,7 @@ from coverage.report.geometry import MapGeometry
 from coverage.report.maps import column_label, format_date
 from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
-from pipelines import export, io
+from pipelines import export, io, map_data
 from pipelines.processes import die_with_parent
 from pipelines.runner import RunRecord
 
@@ -140,6 +140,38 @@ def _page_map_column(gem: pd.DataFrame) -> str:
 
 
 _PAGE_LINK = "../gemeinde/{key}.html"  # from kreis/, amt/ and gemeinde/ pages alike
+#: At most this many place names per page map (largest Gemeinden first, none overlapping).
+MAX_LABELS = 40
+OVERVIEW_LABELS = 30
+
+
+def _interactive_blocks(out_dir: Path, blocks: dict[tuple[str, str], MapBlock], gem: pd.DataFrame, column: str,
+                        cfg: RunConfig, results: pd.DataFrame | None, run_dir: Path | None, map_crs: object,
+                        public: bool) -> tuple[list[str], dict[str, str]]:
+    """Write the page maps' data files (layers; grid and addresses in the internal atlas only) and give
+    every page map its ``data-map-*`` attributes; returns the files and the overview's attributes."""
+    groups, thresholds = list(cfg.analysis.groups), list(cfg.analysis.thresholds_mbps)
+    written = [] if public else map_data.write_grid(out_dir, run_dir, map_crs, thresholds, groups)
+    grid = bool(written)
+    written.append(map_data.write_layers(out_dir, gem, groups, thresholds, column, grid))
+    with_addr: set[str] = set()
+    with_tree: set[str] = set()
+    if not public and results is not None:
+        files, with_tree = map_data.write_addresses(out_dir, results, run_dir, groups,
+                                                    [(r.name, r.label) for r in cfg.funding_rules])
+        written += files
+        with_addr = {Path(f).stem for f in files}
+    members = {k: sorted(set(part["ags"].astype(str)) & with_addr)
+               for k, part in gem.groupby(gem["vwg_ars"].astype(str), sort=False)}
+    for (level, key), block in list(blocks.items()):
+        keys: list[str] = []
+        if level == "gemeinde":
+            keys = [key] if key in with_addr else []
+        elif level == "amt":
+            keys = members.get(key, [])
+        data = map_data.figure_data("../", grid, keys, bool(set(keys) & with_tree), column)
+        blocks[(level, key)] = dataclasses.replace(block, data=data)
+    return written, dict(map_data.figure_data("", grid, [], False, column))
 
 
 def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[str, str], column: str,
@@ -160,7 +192,7 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[st
             name = f"maps/{level}_{key}"
             # One drawing, two forms: linked inline on the page, unlinked as the map file.
             drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
-                                  context_link_template=_PAGE_LINK, label=f"Karte: {label}")
+                                  context_link_template=_PAGE_LINK, label=f"Karte: {label}", max_labels=MAX_LABELS)
             io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
             written.append(f"{name}.svg")
             png = ""
@@ -187,7 +219,7 @@ def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str,
         subset = by_amt[str(row["vwg_ars"])]
         svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
                            context_link_template=_PAGE_LINK, highlight=key, max_width=520, max_height=420,
-                           label=f"Lagekarte: {label}")
+                           label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
         blocks[("gemeinde", key)] = MapBlock(
             svg=svg, legend=legend_entries(subset, column), legend_title=f"{label}, je Gemeinde",
             caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="",
@@ -288,6 +320,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     # Everything the report takes from the run is read here; the functions below get plain values.
     cfg, state = record.cfg, record.state
     tables, boundaries, sites = state.tables, state.boundaries, state.sites
+    results = None if record.partitioned else state.results  # the address layer needs them in memory
     assert tables is not None and boundaries is not None
     quarantine, changes, created = record.quarantine, record.changes, record.created
     inputs = record.inputs
@@ -363,6 +396,20 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["page maps"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        files, overview_data = _interactive_blocks(out_dir, blocks, gem, column, cfg, results, record.run_dir,
+                                                   geometry.crs, public)
+        written += files
+        label = column_label(column)
+        overview_map = draw_area_map(geometry, gem, "gemeinde", column, link_template="gemeinde/{key}.html",
+                                     label=f"Karte: {label}", max_labels=OVERVIEW_LABELS)
+        interactive = {"svg": overview_map.svg(), "legend": legend_entries(gem, column),
+                       "legend_title": f"{label}, je Gemeinde", "data": overview_data,
+                       "caption": "Interaktive Karte: Ebene, Technologie und Schwelle oben wählen",
+                       "hint": "Mausrad oder +/− vergrößert, Ziehen verschiebt; ein Klick auf eine Gemeinde öffnet "
+                               "ihre Seite."}
+        timings["map data"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
         written += _write_area_pages(out_dir, data, tables, blocks)
         timings["area pages"] = time.perf_counter() - t0
 
@@ -379,7 +426,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     io.write_text(out_dir / "index.html", render_overview(
         tables, svgs, meta, sites=None if public else sites, links=True, map_files=map_files,
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
-        changes="changes.html" if changes else None))
+        changes="changes.html" if changes else None, interactive=interactive))
     written.append("index.html")
     timings["total"] = time.perf_counter() - t_all
     log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],

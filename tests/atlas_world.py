@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage.config import config_from_dict
 from coverage.sources.bkg import read_bkg_bundle
@@ -23,6 +26,9 @@ from pipelines.stages import Accounting, RunState
 from tests.test_report import BKG, EVIL, GROUPS, make_tables
 
 FORMULA = '=HYPERLINK("http://x","y")'
+STREET_EVIL = '</script><script>alert("Straße")</script>'
+#: best current download (all technologies) cycled through the addresses: every address class occurs
+DOWNS = (1000.0, 250.0, 50.0, 16.0, np.nan, 100.0, 30.0)
 RULES = ("white", "grey", "gigabit_2023", "gigabit_2024")
 RULE_BASE = {"white": 30, "grey": 100, "gigabit_2023": 1000, "gigabit_2024": 1000}
 KINDS = {"gemeinde_office": "Gemeindeverwaltung", "amt_office": "Amtsverwaltung",
@@ -123,9 +129,70 @@ def make_sites(gem: pd.DataFrame, amt: pd.DataFrame, kreis: pd.DataFrame, seed: 
     return sites
 
 
-def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None) -> RunRecord:
+def make_results(boundaries, per_gemeinde: int = 5, seed: int = 5) -> gpd.GeoDataFrame:
+    """``per_gemeinde`` addresses inside each Gemeinde (every second Gemeinde one more), as the service
+    stage leaves them: best service per group, funding verdicts, a site and an objection here and there."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, g in enumerate(boundaries.gemeinde.itertuples(index=False)):
+        geom = g.geometry
+        x0, y0, x1, y1 = geom.bounds
+        want = per_gemeinde + i % 2
+        xs = rng.uniform(x0, x1, 400)
+        ys = rng.uniform(y0, y1, 400)
+        inside = shapely.contains_xy(geom, xs, ys)
+        for x, y in list(zip(xs[inside], ys[inside], strict=True))[:want]:
+            rows.append({"ags": g.ags, "vwg_ars": g.vwg_ars, "krs_ags": g.krs_ags, "land": g.land, "x": x, "y": y})
+    r = pd.DataFrame(rows)
+    n = len(r)
+    r.insert(0, "address_id", [f"A{i:06d}" for i in range(n)])
+    r["street"] = [STREET_EVIL if i == 0 else f"Dorfstraße {i % 7}" for i in range(n)]
+    r["house_number"] = [str(i % 40 + 1) for i in range(n)]
+    r["households"] = (np.arange(n) % 4 + 1).astype(float)
+    r["site_kind"] = np.where(np.arange(n) % 9 == 0, "school", None)
+    down_all = np.asarray([DOWNS[i % len(DOWNS)] for i in range(n)])
+    for g in GROUPS:
+        down = down_all if g == "all" else np.where(np.arange(n) % 3 == 0, np.nan, np.minimum(down_all, 100.0))
+        r[f"best_down_{g}"] = down
+        r[f"best_tech_{g}"] = np.where(np.isfinite(down), "ftth" if g in ("all", "fibre") else "vdsl", None)
+    r["best_up_all"] = down_all / 10
+    r["best_provider_all"] = np.where(np.isfinite(down_all), "Küstennetz <fiktiv>", None)
+    r["plan_best_down_all"] = np.fmax(down_all, 1000.0)
+    for rule in RULES:
+        r[f"fund_{rule}"] = ~(np.nan_to_num(down_all) >= RULE_BASE[rule])
+        r[f"fund_{rule}_plan"] = False
+    r["contested"] = np.arange(n) % 11 == 3
+    return gpd.GeoDataFrame(r, geometry=gpd.points_from_xy(r["x"], r["y"]), crs=boundaries.gemeinde.crs
+                            ).drop(columns=["x", "y"])
+
+
+def write_run_files(run_dir: Path, results: gpd.GeoDataFrame, thresholds: list[float]) -> None:
+    """What the run folder holds for the page maps: the 100 m grid and the cost-estimate lines (a
+    chain through each Gemeinde's eligible addresses, and a link from its first to its last address)."""
+    from coverage.grid import finish_grid, grid_counts
+    from pipelines.outputs import write_grid
+
+    x, y = shapely.get_x(results.geometry.values), shapely.get_y(results.geometry.values)
+    counts = grid_counts(x, y, results.crs, results, thresholds, GROUPS)
+    write_grid(finish_grid(counts, thresholds, GROUPS), thresholds, GROUPS, run_dir)
+    lines = []
+    for ags, part in results[results["fund_gigabit_2024"]].groupby("ags"):
+        pts = list(zip(shapely.get_x(part.geometry.values), shapely.get_y(part.geometry.values), strict=True))
+        lines += [{"level": "gemeinde", "area": ags, "kind": "tree", "length_m": 1.0,
+                   "geometry": shapely.LineString([a, b])} for a, b in pairwise(pts)]
+        lines.append({"level": "gemeinde", "area": ags, "kind": "link", "length_m": 1.0,
+                      "geometry": shapely.LineString([pts[0], (pts[0][0] + 300, pts[0][1] + 300)])})
+    lines.append({"level": "amt", "area": "x", "kind": "tree", "length_m": 1.0,
+                  "geometry": shapely.LineString([(0, 0), (1, 1)])})  # other levels are not drawn
+    (run_dir / "costs").mkdir(parents=True, exist_ok=True)
+    gpd.GeoDataFrame(lines, crs=results.crs).to_file(run_dir / "costs" / "costs_tree.gpkg", layer="costs_tree",
+                                                    driver="GPKG", engine="pyogrio")
+
+
+def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None, addresses: bool = False) -> RunRecord:
     """A run's record as the runner hands it to the report: MV boundaries (or one Kreis of them,
-    by its 5-digit key), consistent random tables, sites, quarantine and accounting."""
+    by its 5-digit key), consistent random tables, sites, quarantine and accounting; with
+    ``addresses`` also per-address results and a run folder with a grid and cost-estimate lines."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "addresses.csv").write_text("address_id;x;y\n", encoding="utf-8")
     (root / "run.toml").write_text(CONFIG, encoding="utf-8")
@@ -151,5 +218,10 @@ def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None) -> RunR
                                 Accounting("provider dsl.csv", 51, 50, {"unknown_technology": 1}, note="50 offers")])
     inputs = [file_fingerprint(p) for p in (cfg.boundaries.path, cfg.addresses.path)]
     state = RunState(boundaries=boundaries, tables=tables, sites=sites)
+    run_dir = None
+    if addresses:
+        state.results = make_results(boundaries)
+        run_dir = root / "run"
+        write_run_files(run_dir, state.results, list(cfg.analysis.thresholds_mbps))
     return RunRecord(cfg, "run-test", "2026-11-22T10:15:00+01:00", date(2021, 6, 30), state, ledger, inputs,
-                     quarantine=quarantine)
+                     quarantine=quarantine, run_dir=run_dir)

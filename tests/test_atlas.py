@@ -12,6 +12,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.runner import file_fingerprint
 from tests.atlas_world import EVIL
 
@@ -173,3 +175,53 @@ def test_gewerbe_sections(mv_atlas):
     section = index.split('<section id="gewerbe">')[1].split("</section>")[0]
     assert f"{format_int(land['businesses'])} Unternehmen" in section
     assert format_percent(land["biz_share_ge_100_all"]) in section
+
+
+def _js_json(path: Path, prefix: str) -> dict:
+    import json
+
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text.split(prefix, 1)[1].rstrip(";\n"))
+
+
+def test_page_maps_share_one_layer_file_with_the_tables_values(mv_atlas):
+    from coverage.report.pagemap import layer_values
+
+    out, record, written = mv_atlas
+    gem = record.state.tables["gemeinde"]
+    layers = _js_json(out / "maps" / "layers.js", "window.BBCOV.layers=")
+    assert "maps/layers.js" in written and "<" not in (out / "maps" / "layers.js").read_text(encoding="utf-8")
+    ids = [x["id"] for x in layers["layers"]]
+    assert len([i for i in ids if i.startswith("share_ge_")]) == 8 * 6 and ids[-4:] == [
+        "fund_white", "fund_white_plan", "fund_grey", "fund_grey_plan"]
+    assert set(layers["areas"]) == set(gem["ags"].astype(str))
+    row = gem[gem["households"] > 0].iloc[3]
+    want = layer_values(gem[gem["ags"] == row["ags"]], layers["layers"])[0]
+    got = layers["areas"][str(row["ags"])]["v"]
+    assert np.allclose(np.array(got, dtype=float), want, atol=0.051, equal_nan=True)
+    assert layers["areas"][str(gem.loc[gem["name"] == EVIL, "ags"].iloc[0])]["n"] == EVIL  # escaped, intact
+    # no run folder: neither grid nor addresses in this atlas; every page map points at the layer file
+    assert not (out / "addr").exists() and not (out / "maps" / "grid.js").exists()
+    for page in [out / "index.html", out / "kreis" / "13003.html", *sorted((out / "amt").glob("*.html"))[:3]]:
+        text = page.read_text(encoding="utf-8")
+        m = re.search(r'data-map-layers="([^"]+)"', text)
+        assert m and (page.parent / m.group(1)).resolve() == (out / "maps" / "layers.js").resolve(), page
+        assert "data-map-addr=" not in text
+
+
+def test_page_maps_label_the_largest_gemeinden_without_overlap(mv_atlas):
+    out, record, _ = mv_atlas
+    gem = record.state.tables["gemeinde"]
+    page = (out / "kreis" / "13071.html").read_text(encoding="utf-8")
+    labels = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="middle">([^<]*)</text>',
+                        page.split('class="labels"')[1].split("</g>")[0])
+    assert 5 <= len(labels) <= 40
+    members = gem[gem["krs_ags"] == "13071"].sort_values("households", ascending=False)
+    assert html.escape(str(members["name"].iloc[0])) in [t for *_xy, t in labels]  # the largest is named
+    boxes = [(float(x) - len(html.unescape(t)) * 3 - 2, float(y) - 11, float(x) + len(html.unescape(t)) * 3 + 2,
+              float(y) + 3) for x, y, t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert index.split('id="karte"')[1].count("<text ") <= 30

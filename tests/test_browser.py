@@ -44,7 +44,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    record = build_mv_record(root / "in", kreis=KREIS)
+    record = build_mv_record(root / "in", kreis=KREIS, addresses=True)
     out = root / "reports" / "run-browser"
     out.mkdir(parents=True)
     render_report(record, out)
@@ -250,3 +250,143 @@ def test_hostile_names_are_inert_in_the_browser(watched, atlas):
     watched.open("index.html")
     watched.page.fill('input[data-filter-for="tabelle-aemter"]', "<script>")
     watched.check_clean()  # no dialog opened, no request to http://x
+
+
+# --------------------------------------------------------------------------- the interactive page map
+
+def _wait_map(page) -> None:
+    page.wait_for_selector("figure[data-map-layers][data-ready]", state="attached")
+
+
+def _fill(page, ags: str) -> tuple[str, str]:
+    g = page.locator(f'#karte g.area[data-key="{ags}"]')
+    return g.locator("path").get_attribute("fill"), g.locator("title").text_content()
+
+
+def test_layer_switch_changes_fills_to_the_expected_classes(watched, atlas):
+    import numpy as np
+
+    from coverage.report.maps import classify, share_classes
+    from coverage.report.pagemap import spot_classes
+
+    _, record = atlas
+    gem = record.state.tables["gemeinde"]
+    row = gem[gem["households"] > 0].iloc[5]
+    ags = str(row["ags"])
+    watched.open(f"amt/{row['vwg_ars']}.html")
+    page = watched.page
+    _wait_map(page)
+    share = share_classes()
+    before = _fill(page, ags)[0]
+    assert before == share.colours[classify([row["share_ge_100_all"]], share)[0]]
+    page.select_option('#karte [data-ctl="group"]', "fibre")
+    page.select_option('#karte [data-ctl="t"]', "1000")
+    fill, title = _fill(page, ags)
+    assert fill == share.colours[classify([row["share_ge_1000_fibre"]], share)[0]]
+    assert "1000 Mbit/s (Glasfaser" in title or "1000 Mbit/s (" in title
+    assert "≥ 1000 Mbit/s" in page.locator("#karte .legend-title").first.inner_text()
+    # every area of the page got the class of its own value
+    members = gem[gem["vwg_ars"] == row["vwg_ars"]]
+    got = page.eval_on_selector_all("#karte g.area", "gs => gs.map(g => [g.dataset.key, g.dataset.class])")
+    want = {str(k): ("nodata" if c < 0 else str(c)) for k, c in
+            zip(members["ags"], classify(members["share_ge_1000_fibre"], share), strict=True)}
+    assert dict(got) == want
+    # white/grey spots: the share of households in grey spots with planned supply, in the spot palette
+    page.select_option('#karte [data-ctl="mode"]', "spot")
+    page.select_option('#karte [data-ctl="spot"]', "grey_plan")
+    spot = spot_classes()
+    value = 100 * row["hh_fund_grey_plan"] / row["households"]
+    fill, title = _fill(page, ags)
+    assert fill == spot.colours[classify([value], spot)[0]]
+    assert "Graue Flecken mit geplantem Ausbau" in title
+    assert page.locator('#karte [data-ctl="group"]').is_hidden()
+    assert np.isclose(float(title.split(": ")[1].split("\u00a0%")[0].replace(",", ".")), value, atol=0.051)
+    watched.check_clean()
+
+
+def test_grid_layer_draws_the_runs_cells(watched, atlas):
+    _, record = atlas
+    watched.open("index.html")
+    page = watched.page
+    _wait_map(page)
+    page.select_option('#karte [data-ctl="mode"]', "grid")
+    page.wait_for_function("() => window.BBCOV.grid && window.BBCOV.grid.x.length > 0")
+    coloured = page.evaluate("""() => { const c = document.querySelector('#karte canvas.map-under');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) n++; } return n; }""")
+    assert coloured > 0
+    assert page.locator("#karte g.area path[fill-opacity='0']").count() == page.locator("#karte g.area").count()
+    cells = page.evaluate("() => window.BBCOV.grid.x.length")
+    import pyogrio
+
+    assert cells == len(pyogrio.read_dataframe(record.run_dir / "grid" / "grid_100m.gpkg", read_geometry=False))
+    watched.check_clean()
+
+
+def _pixel(page, x: float, y: float) -> str:
+    return page.evaluate("""([x, y]) => { const p = window.BBCOV.map.screen(x, y);
+        const c = document.querySelector('#karte canvas.map-over'); const r = window.devicePixelRatio || 1;
+        const d = c.getContext('2d').getImageData(Math.round(p[0] * r), Math.round(p[1] * r), 1, 1).data;
+        return '#' + [d[0], d[1], d[2]].map(v => v.toString(16).padStart(2, '0')).join(''); }""", [x, y])
+
+
+def test_address_layer_shows_exactly_the_gemeindes_addresses_in_their_colours(watched, atlas):
+    import numpy as np
+    import shapely as sh
+
+    from coverage.report.pagemap import ADDRESS_CLASSES, address_class
+    from tests.atlas_world import STREET_EVIL
+
+    _, record = atlas
+    res = record.state.results
+    first = res.iloc[0]  # its street is the hostile one
+    ags = str(first["ags"])
+    mine = res[res["ags"] == ags]
+    watched.open(f"gemeinde/{ags}.html")
+    page = watched.page
+    _wait_map(page)
+    page.check('#karte [data-ctl="addr"]')
+    page.wait_for_selector("#karte[data-addresses], figure[data-addresses]", state="attached")
+    assert page.locator("figure[data-map-layers]").get_attribute("data-addresses") == str(len(mine))
+    xs = np.round(sh.get_x(mine.geometry.values)).astype(int)
+    ys = np.round(sh.get_y(mine.geometry.values)).astype(int)
+    got = page.evaluate(f"() => {{ const d = window.BBCOV.addr['{ags}']; return d.x.map((x, i) => [x, d.y[i]]); }}")
+    assert sorted(map(tuple, got)) == sorted(zip(xs.tolist(), ys.tolist(), strict=True))
+    classes = address_class(mine["best_down_all"].to_numpy())
+    # the point's centre pixel has its class colour (the overlay canvas draws nothing else there)
+    for x, y, c in zip(xs.tolist(), ys.tolist(), classes.tolist(), strict=True):
+        assert _pixel(page, x, y) == ADDRESS_CLASSES[c][1], (x, y, c)
+    legend = page.locator("#karte .legend-addresses").inner_text()
+    assert "alle Technologien" in legend and "kein Angebot" in legend
+    # the tooltip of the hostile street shows it as text
+    page.locator("#karte svg.atlas-map").scroll_into_view_if_needed()
+    p = page.evaluate(f"() => window.BBCOV.map.screen({xs[0]}, {ys[0]})")
+    box = page.locator("#karte svg.atlas-map").bounding_box()
+    page.mouse.move(box["x"] + p[0], box["y"] + p[1])
+    tip = page.locator("#karte .map-tip")
+    assert STREET_EVIL in tip.inner_text()
+    assert "Förderfähig" in tip.inner_text()
+    # the cost-estimate tree: the Gemeinde's lines (a chain through its eligible addresses and one link)
+    page.check('#karte [data-ctl="tree"]')
+    kinds = page.evaluate(f"() => window.BBCOV.addr['{ags}'].tree_kind")
+    eligible = int(mine["fund_gigabit_2024"].sum())
+    assert sorted(kinds) == [0] * (eligible - 1) + [1]
+    watched.check_clean()
+
+
+def test_amt_page_loads_the_addresses_of_all_its_gemeinden(watched, atlas):
+    _, record = atlas
+    res = record.state.results
+    gem = record.state.tables["gemeinde"]
+    amt = gem.groupby("vwg_ars").size().sort_values(ascending=False).index[0]
+    watched.open(f"amt/{amt}.html")
+    page = watched.page
+    _wait_map(page)
+    page.check('#karte [data-ctl="addr"]')
+    page.wait_for_selector("figure[data-addresses]", state="attached")
+    n = int((res["vwg_ars"] == amt).sum())
+    assert page.locator("figure[data-map-layers]").get_attribute("data-addresses") == str(n)
+    # zooming in keeps area links working
+    page.locator('#karte button[data-zoom="in"]').click()
+    assert page.locator("#karte svg.atlas-map").get_attribute("viewBox") != "0 0"
+    watched.check_clean()

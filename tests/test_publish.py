@@ -214,6 +214,10 @@ def test_public_atlas_shows_only_published_figures(atlases):
             assert not ids.search(text), path.name
         assert str(root) not in text and "/tmp/" not in text, path.name
     assert not (public / "changes.html").exists()
+    # the page maps: the layer file of the published figures, no address layer, no grid
+    assert (public / "maps" / "layers.js").is_file() and not (public / "addr").exists()
+    assert not (public / "maps" / "grid.js").exists()
+    assert all("data-map-addr=" not in p.read_text(encoding="utf-8") for p in public.rglob("*.html"))
     prov = (public / "provenance.html").read_text(encoding="utf-8")
     assert "tabelle-quarantaene" not in prov and "SHA-256" not in prov and "dsl.csv" not in prov
     assert "Geheimhaltung" in prov and "dominiert" in prov
@@ -233,6 +237,10 @@ def test_internal_provenance_shows_paths_relative_to_the_config(atlases):
     assert ">addresses.csv<" in page and ">dsl.csv<" in page
     assert str(root) not in page.split('id="konfiguration"')[0]
     assert "Boddenkabel (fiktiv)" in page  # the internal atlas keeps its configuration
+    # the internal atlas has the address layer: one file per Gemeinde with addresses, and the grid
+    assert (internal / "addr" / "13000001.js").is_file() and (internal / "maps" / "grid.js").is_file()
+    assert 'data-map-addr="[&#34;13000001&#34;]"' in (internal / "gemeinde" / "13000001.html").read_text(
+        encoding="utf-8")
 
 
 NS = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",

@@ -49,6 +49,8 @@ class MapBlock:
     png: str = ""
     svg_file: str = ""
     hint: str = ""
+    #: ``data-map-*`` attributes of the figure for ``static/map.js`` (layer, grid and address files)
+    data: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: 
         "attributions": [str(x) for x in meta.get("attributions", [])],
         "disclosure_note": str(meta.get("disclosure_note") or ""),
         "css": Markup(_static("report.css")),
-        "js": Markup(_static("tables.js")),
+        "js": Markup(_static("tables.js") + "\n" + _static("map.js")),
     }
 
 
@@ -290,7 +292,7 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
     if map_block is not None:
         block = {"svg": Markup(map_block.svg), "legend": map_block.legend, "legend_title": map_block.legend_title,
                  "caption": map_block.caption, "png": map_block.png, "svg_file": map_block.svg_file,
-                 "hint": map_block.hint}
+                 "hint": map_block.hint, "data": dict(map_block.data)}
     context.update({
         "card_items": _cards(row, None if public else sites),
         "map": block,

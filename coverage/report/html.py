@@ -333,6 +333,7 @@ def render_overview(
     downloads: Sequence[Mapping[str, str]] = (),
     provenance: str | None = None,
     changes: str | None = None,
+    interactive: Mapping[str, object] | None = None,
 ) -> str:
     """Render ``index.html``: headline figures, inlined maps, Kreis and Amt tables, top-25 Gemeinden.
 
@@ -344,6 +345,8 @@ def render_overview(
     ``map_files``: caption -> {"png": path, "svg_file": path} offered next to each map;
     ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page;
     ``changes``: path of the "Veränderungen" page, when there is a previous run to compare with.
+    ``interactive``: the interactive map of all Gemeinden (svg, legend, legend_title, caption, data: the
+    ``data-map-*`` attributes for ``static/map.js``), shown above the static maps.
     The "Gewerbe" section (business shares per group and threshold) appears when the tables have them.
     White/grey-spot headline figures appear when the land table has ``hh_fund_white``/``hh_fund_grey``.
     Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
@@ -389,6 +392,7 @@ def render_overview(
         "provenance": provenance or "",
         "changes": changes or "",
         "maps": maps,
+        "interactive": ({**interactive, "svg": Markup(str(interactive["svg"]))} if interactive else None),
         "kreis_table": kreis_table,
         "amt_table": amt_table,
         "top_table": top_table,
@@ -398,6 +402,6 @@ def render_overview(
         "disclosure_note": str(meta.get("disclosure_note") or ""),
         "n": {lvl: len(tables[lvl]) for lvl in LEVEL_KEYS},
         "css": Markup(_static("report.css")),
-        "js": Markup(_static("tables.js")),
+        "js": Markup(_static("tables.js") + "\n" + _static("map.js")),
     }
     return _environment().get_template("index.html.j2").render(**context)

@@ -107,6 +107,9 @@ class AreaMap:
     context: tuple[tuple[str, str | None], ...]
     areas: tuple[tuple[str, str | None], ...]
     borders: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    #: data -> SVG user units (x0, y1, s): read by ``static/map.js`` to place grid cells and addresses
+    frame: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def svg(self, *, standalone: bool = False, links: bool = True) -> str:
         """``standalone=True``: document with XML declaration and namespace (for a ``.svg`` file);
@@ -117,8 +120,10 @@ class AreaMap:
             out.append('<?xml version="1.0" encoding="utf-8"?>\n')
         ns = f' xmlns="{SVG_NS}"' if standalone else ""
         aria = f' role="img" aria-label="{_esc(self.label)}"' if self.label else ""
+        x0, y1, sc = self.frame
         out.append(f'<svg{ns} class="atlas-map" viewBox="0 0 {self.width:g} {self.height:g}" '
-                   f'width="{self.width:g}" height="{self.height:g}"{aria}>')
+                   f'width="{self.width:g}" height="{self.height:g}"{aria} '
+                   f'data-x0="{x0:.2f}" data-y1="{y1:.2f}" data-s="{sc:.8g}">')
         out.append(f'<rect width="{self.width:g}" height="{self.height:g}" fill="#ffffff"/>')
         out.append(f'<g class="context" fill="{CONTEXT_FACE}" stroke="{CONTEXT_EDGE}" stroke-width="0.6">')
         out += [_linked(item, href, links) for item, href in self.context]
@@ -129,7 +134,12 @@ class AreaMap:
         # Borders of the administrative levels above, over the fills, never catching the mouse.
         out.append('<g class="borders" fill="none" pointer-events="none">')
         out += self.borders
-        out.append("</g></svg>")
+        out.append("</g>")
+        if self.labels:
+            out.append('<g class="labels" pointer-events="none">')
+            out += self.labels
+            out.append("</g>")
+        out.append("</svg>")
         return "".join(out)
 
 
@@ -214,6 +224,44 @@ def _border_paths(map_geometry: MapGeometry, level: str, fr: _Frame, view: Seque
     return out
 
 
+#: Approximate advance of one character of the label font (11 px sans-serif), for collision tests.
+_CHAR_W = 6.0
+_LABEL_PX = 11
+
+
+def _place_labels(look: AreaLookup, keys: list[str], weights: np.ndarray, fr: _Frame, max_labels: int,
+                  anchors: dict[str, tuple[float, float]]) -> list[str]:
+    """Names of the largest areas (by ``weights``, e.g. households) that fit without overlapping,
+    at a point inside each area; at most ``max_labels``. Greedy: a label is kept when its box
+    touches no box kept before it and lies inside the map."""
+    order = np.argsort(-np.nan_to_num(weights, nan=0.0), kind="stable")
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[str] = []
+    for i in order.tolist():
+        if len(out) >= max_labels:
+            break
+        k = keys[i]
+        name = str(look.name_by_key.get(k, k))
+        x, y = anchors[k]
+        px, py = (x - fr.x0) * fr.s, (fr.y1 - y) * fr.s
+        w, h = len(name) * _CHAR_W + 4, _LABEL_PX + 3
+        box = (px - w / 2, py - h / 2, px + w / 2, py + h / 2)
+        if box[0] < 0 or box[1] < 0 or box[2] > fr.width or box[3] > fr.height:
+            continue
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+            continue
+        placed.append(box)
+        out.append(f'<text x="{px:.1f}" y="{py + 4:.1f}" text-anchor="middle">{_esc(name)}</text>')
+    return out
+
+
+def _anchors(geom_by_key: dict, keys: list[str]) -> dict[str, tuple[float, float]]:
+    """A point inside each area (vectorised ``point_on_surface``)."""
+    pts = shapely.get_coordinates(shapely.point_on_surface(np.asarray([geom_by_key[k] for k in keys],
+                                                                       dtype=object)))
+    return {k: (float(x), float(y)) for k, (x, y) in zip(keys, pts.tolist(), strict=True)}
+
+
 def draw_area_map(
     map_geometry: MapGeometry,
     table: pd.DataFrame,
@@ -229,8 +277,12 @@ def draw_area_map(
     max_width: float = 760,
     max_height: float = 620,
     margin: float = 0.04,
+    max_labels: int = 0,
 ) -> AreaMap:
-    """Draw the map of :func:`area_map_svg` once; its :meth:`AreaMap.svg` gives the inline and file forms."""
+    """Draw the map of :func:`area_map_svg` once; its :meth:`AreaMap.svg` gives the inline and file forms.
+
+    ``max_labels`` > 0 labels up to that many areas of the table with their names, largest
+    (households, else area) first, leaving out those that would overlap."""
     if tooltip_columns is None:
         tooltip_columns = _default_tooltip_columns(table, value_column)
     key = _check_table(table, level, value_column, tooltip_columns)
@@ -247,7 +299,13 @@ def draw_area_map(
     context = _context_items(look, set(keys), _in_view(look.bounds, view), fr, context_link_template)
     areas = _area_items(table, keys, cls, classes, fr, geom_by_key, tooltip_columns, link_template, level, key)
     borders = _border_paths(map_geometry, level, fr, view, highlight, geom_by_key)
-    return AreaMap(fr.width, fr.height, label, tuple(context), tuple(areas), tuple(borders))
+    labels: list[str] = []
+    if max_labels > 0:
+        weights = (pd.to_numeric(table["households"], errors="coerce").to_numpy(dtype="float64")
+                   if "households" in table.columns else shapely.area(np.asarray([geom_by_key[k] for k in keys])))
+        labels = _place_labels(look, keys, weights, fr, max_labels, _anchors(geom_by_key, keys))
+    return AreaMap(fr.width, fr.height, label, tuple(context), tuple(areas), tuple(borders), tuple(labels),
+                   (fr.x0, fr.y1, fr.s))
 
 
 def area_map_svg(
@@ -266,6 +324,7 @@ def area_map_svg(
     max_height: float = 620,
     margin: float = 0.04,
     standalone: bool = False,
+    max_labels: int = 0,
 ) -> str:
     """Choropleth of the areas in ``table`` (one row per area of ``level``), neighbours in grey.
 
@@ -280,5 +339,5 @@ def area_map_svg(
     drawn = draw_area_map(map_geometry, table, level, value_column, link_template=link_template,
                           context_link_template=context_link_template, highlight=highlight, classes=classes,
                           tooltip_columns=tooltip_columns, label=label, max_width=max_width,
-                          max_height=max_height, margin=margin)
+                          max_height=max_height, margin=margin, max_labels=max_labels)
     return drawn.svg(standalone=standalone)
