@@ -22,11 +22,13 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from coverage.columns import concat_frames
 from coverage.config import RunConfig
 from coverage.costs import ESTIMATE_NOTE, area_costs
 from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
+from coverage.sources.objections import withdrawn
 from pipelines import io
 from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE
 from pipelines.outputs import flat_addresses
@@ -175,6 +177,9 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
         offers = pd.read_parquet(run_dir / OFFERS_FILE, columns=["address_id", *OFFER_FIELDS, "status"])
     else:
         addresses, offers = flat_addresses(state.results), state.all_offers()
+        if state.withdrawals:  # an offer an accepted objection withdrew decides no verdict
+            gone = withdrawn(offers, concat_frames(list(state.withdrawals.values())), addresses["address_id"])
+            offers = offers[~gone]
     return write_funding_outputs(cfg, addresses, offers, state.tables, run_dir)
 
 
