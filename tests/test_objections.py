@@ -125,8 +125,13 @@ def test_explain_shows_the_objections_and_what_they_changed(runs, capsys):
     assert "Objections (1):" in out
     assert ("objections.csv row 5: no_offer Küstennetz (fiktiv) — accepted by Amt Eins on 2022-03-04 "
             "(submitted by Bürger; evidence: Vertragsablehnung): applied, withdrew 1 offer(s)") in out
+    assert "effect: the accepted objections changed this address' best service or funding verdicts" in out
+    assert main(["explain", "A2", "--run", str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "1000/1000 Mbit/s ftth (Stadtwerke (fiktiv)) [added by objection, objections.csv]" in out
     assert main(["explain", "A3", "--run", str(runs[1])]) == 0
     out = capsys.readouterr().out
+    assert "effect: no change of best service or funding verdicts" in out
     assert "Objections (2):" in out
     assert "rejected by Amt Zwei on 2022-03-02 (submitted by Gemeinde Zwei; evidence: Foto): not applied" in out
     assert "pending (submitted by Bürger; evidence: E-Mail): not applied" in out
@@ -206,3 +211,41 @@ def test_a_delivery_change_is_the_deliveries_doing(runs, tmp_path):
     gem = pd.read_csv(tmp_path / "changes" / "changes_gemeinde.csv", dtype={"ags": str})
     row = gem[(gem["group"] == "dsl") & (gem["threshold_mbps"] == 100) & (gem["hh_ge_delta"] != 0)]
     assert row[["hh_ge_delta", "hh_ge_delta_deliveries", "hh_ge_delta_objections"]].values.tolist() == [[5, 5, 0]]
+
+
+def test_atlas_pages_show_the_objections_and_link_the_lists(runs, tmp_path):
+    """The report places the run's eligible lists and objections.csv under downloads/; the Amt and
+    Gemeinde pages count contested and objection-changed addresses and link both files."""
+    import re
+
+    from coverage.funding import DEFAULT_RULES
+    from coverage.model import LEVEL_KEYS
+    from coverage.report.atlas import atlas_data, render_area_page
+    from pipelines.report import SITE_COLUMNS, funding_downloads
+
+    run = runs[1]
+    files = funding_downloads(run, tmp_path)
+    assert files == {"130000001": "downloads/eligible/130000001.csv", "130000002": "downloads/eligible/130000002.csv",
+                     "objections": "downloads/objections.csv"}
+    assert (tmp_path / files["objections"]).read_bytes() == (run / "objections.csv").read_bytes()
+    eligible = pd.read_csv(tmp_path / files["130000001"], dtype=str).set_index("address_id")
+    assert eligible["contested"].to_dict() == {"A1": "true", "A2": "true", "A3": "true"}
+    assert eligible["objection_changed"].to_dict() == {"A1": "true", "A2": "true", "A3": "false"}
+    keys = dict.fromkeys(LEVEL_KEYS.values(), str)
+    tables = {level: pd.read_csv(run / "tables" / f"coverage_{level}.csv", dtype=keys).copy() for level in LEVEL_KEYS}
+    sites = pd.DataFrame({c: pd.Series(dtype="object") for c in SITE_COLUMNS})
+    data = atlas_data(tables, sites, DEFAULT_RULES, {"groups": ["all"], "thresholds": [30, 100],
+                                                      "funding_files": files})
+    html = render_area_page(data, "amt", "130000001", None)
+    section = html[html.index('<section id="stellungnahmen">'):]
+    section = section[:section.index("</section>")]
+    assert "<h2>Stellungnahmen</h2>" in section
+    values = re.findall(r'card-value">([^<]*)<', section)
+    assert values == ["3", "2"]  # A1, A2, A3 contested in this Amt; A1 and A2 changed
+    assert "10 Haushalte" in section and "5 Haushalte" in section
+    links = re.findall(r'href="([^"]+)"', section)
+    assert links == ["../downloads/eligible/130000001.csv", "../downloads/objections.csv"]
+    for link in links:  # they resolve from amt/<key>.html inside the report folder
+        assert (tmp_path / "amt" / link).resolve().is_file()
+    without = atlas_data(tables, sites, DEFAULT_RULES, {"groups": ["all"], "thresholds": [30, 100]})
+    assert 'id="stellungnahmen"' not in render_area_page(without, "kreis", "13000", None)
