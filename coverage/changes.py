@@ -187,5 +187,8 @@ def split_by_cause(table: pd.DataFrame, deltas: pd.DataFrame | None, key: str) -
     out = table.assign(**{key: table[key].astype(str), "threshold_mbps": table["threshold_mbps"].astype("float64")})
     out = out.merge(deltas, on=[key, "group", "threshold_mbps"], how="left")
     out["hh_ge_delta_objections"] = out["hh_ge_delta_objections"].fillna(0.0)
-    out["hh_ge_delta_deliveries"] = out["hh_ge_delta"] - out["hh_ge_delta_objections"]
+    rest = (out["hh_ge_delta"] - out["hh_ge_delta_objections"]).to_numpy(dtype="float64")
+    # fractional (Zensus) households: a difference of two equal sums is rounding noise (1e-13), not a change
+    scale = np.maximum(1.0, np.abs(out["hh_ge_delta"].to_numpy(dtype="float64")))
+    out["hh_ge_delta_deliveries"] = np.where(np.abs(rest) <= 1e-9 * scale, 0.0, rest)
     return out

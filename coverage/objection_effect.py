@@ -64,17 +64,17 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return a.astype(str).to_numpy() == b.astype(str).to_numpy()
 
 
-def changed_by_objections(address_ids: pd.Series, delivered: pd.DataFrame, touched: np.ndarray,
+def changed_by_objections(address_ids: pd.Series, offers: pd.DataFrame, delivered: np.ndarray, touched: np.ndarray,
                           service: pd.DataFrame, funding: pd.DataFrame,
                           groups: Mapping[str, Sequence[Technology]], planned_until: date,
                           rules: Iterable[FundingRule]) -> np.ndarray:
     """Boolean per address: accepted objections changed its best download, upload or technology (any
     group, current or planned) or a funding verdict, compared with the deliveries alone.
 
-    ``delivered``: the deliveries' offers before any withdrawal (``addr`` positions into
-    ``address_ids``); ``touched``: positions of the addresses an objection added an offer to or withdrew
-    one from (only these can differ); ``service`` / ``funding``: the stage's results with objections,
-    in address order.
+    ``offers``: every offer before any withdrawal (``addr`` positions into ``address_ids``), ``delivered``
+    the mask of the deliveries' ones among them; ``touched``: positions of the addresses an objection added
+    an offer to or withdrew one from (only these can differ; without any, nothing is computed or copied);
+    ``service`` / ``funding``: the stage's results with objections, in address order.
     """
     changed = np.zeros(len(address_ids), dtype=bool)
     touched = np.unique(np.asarray(touched, dtype=np.int64))
@@ -82,8 +82,8 @@ def changed_by_objections(address_ids: pd.Series, delivered: pd.DataFrame, touch
         return changed
     remap = np.full(len(address_ids), -1, dtype=np.int64)
     remap[touched] = np.arange(len(touched))
-    pos = delivered["addr"].to_numpy(dtype=np.int64)
-    here = delivered[remap[pos] >= 0].copy()
+    pos = offers["addr"].to_numpy(dtype=np.int64)
+    here = offers[delivered & (remap[pos] >= 0)].copy()  # only the touched addresses' offers are copied
     here["addr"] = remap[here["addr"].to_numpy(dtype=np.int64)]
     ids = address_ids.iloc[touched].reset_index(drop=True)
     alone = best_service(ids, here.reset_index(drop=True), groups, planned_until=planned_until)

@@ -379,7 +379,7 @@ def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame
     added = objection_offer_mask(mentioned)
     addr = mentioned["addr"].to_numpy(dtype=np.int64)
     touched = np.concatenate([addr[added], addr[gone]])
-    changed = changed_by_objections(ids, mentioned[~added], touched, service, funding, groups, horizon.date(),
+    changed = changed_by_objections(ids, mentioned, ~added, touched, service, funding, groups, horizon.date(),
                                     funding_rules)
     results = attach_by_position(addresses, service, funding)
     results["no_offer"] = unmentioned(results["address_id"], mentioned)
