@@ -284,6 +284,13 @@ def main() -> int:
                   f"this process and {a['cpu_workers_s']} s in the map workers (budget: 60 s each), peak RSS "
                   f"{a['peak_rss_mb']:,} MB; load average {a['load']:.2f} at the end", ""]
         print("\n".join(lines[-4:]), flush=True)
+    latest = ROOT / "data" / "processed" / "latest"
+    if "mv" in args.datasets.split(",") and (latest / "addresses.parquet").is_file():
+        from benchmarks.bench_mst import measure
+
+        lines += ["### Cost estimate: one MST over all eligible MV addresses (`python -m benchmarks.bench_mst`)", "",
+                  measure(latest) + " (budget: 30 s on 2 cores)", ""]
+        print("\n".join(lines[-3:]), flush=True)
     (ROOT / "benchmarks" / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written to {ROOT / 'benchmarks' / 'results.md'}")
     return 0

@@ -77,6 +77,9 @@ def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequenc
                 col = f"{prefix}best_{what}_{g}"
                 if col in a.columns:
                     out[col] = a[col].to_numpy() if what == "down" else a[col].astype(str).to_numpy()
+    for c in ("contested", "objection_changed"):  # Stellungnahmen: named in one / changed the verdicts here
+        if c in a.columns:
+            out[c] = a[c].to_numpy(dtype=bool)
     decided = deciding_offers(a["address_id"], offers, rules)
     for rule in rules:
         out[f"fund_{rule.name}"] = a[f"fund_{rule.name}"].to_numpy(dtype=bool)

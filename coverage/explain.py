@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.funding import FundingRule, disqualifying_offers
-from coverage.model import OBJECTION_METHOD, OfferStatus
+from coverage.model import OBJECTION_METHOD, OBJECTION_SOURCE_PREFIX, OfferStatus
 from coverage.technology import Technology
 from coverage.text import terminal_text
 
@@ -82,12 +82,19 @@ def explain_address(address: pd.Series, offers: pd.DataFrame, groups: Mapping[st
                      f"{o.source} | matched by {how}" + (f" | withdrawn by {gone}" if gone else ""))
     if len(objections):
         lines += _objection_lines(objections, withdrawn_by)
+        if "objection_changed" in a:
+            lines.append("  effect: " + ("the accepted objections changed this address' best service or funding "
+                                         "verdicts (compared with the deliveries alone)" if a["objection_changed"]
+                                         else "no change of best service or funding verdicts"))
     offers = offers[(withdrawn_by == "").to_numpy()]
     lines.append("Best service per group (current; with planned supply until " + planned_until + "):")
     for g in groups:
         cur = (f"{_speed(a[f'best_down_{g}'], a[f'best_up_{g}'])} {a[f'best_tech_{g}']} "
                f"({a[f'best_provider_{g}'] or '-'})") if a[f"best_tech_{g}"] != "none" else "no service"
         plan = a[f"plan_best_down_{g}"]
+        source = str(a.get(f"best_source_{g}", ""))
+        if source.startswith(OBJECTION_SOURCE_PREFIX):  # the winning offer is one an accepted objection added
+            cur += f" [added by objection, {source.removeprefix(OBJECTION_SOURCE_PREFIX)}]"
         lines.append(f"  {g:<7} {cur}" + (f"; planned {plan:g} Mbit/s" if plan > a[f"best_down_{g}"] else ""))
     lines.append("Funding rules:")
     current = offers[offers["status"] == OfferStatus.CURRENT]

@@ -14,7 +14,7 @@ of :data:`coverage.technology.DEFAULT_GROUPS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
@@ -254,3 +254,19 @@ OBJECTION_METHOD = "objection"
 OBJECTION_COLUMNS = ("source", "row", "address_id", "claim", "provider", "technology", "down_mbps", "up_mbps",
                      "status", "planned_date", "submitted_by", "evidence", "decision", "decided_by", "decided_on",
                      "matched_by", "applied")
+
+#: ``best_source_{g}`` values of offers an accepted objection added: this prefix and the objections file's name
+#: (deliveries' offers carry the delivery's name, which never starts with it: names are file names).
+OBJECTION_SOURCE_PREFIX = "objection:"
+#: Per-address boolean columns of the service stage's results about objections (column contract):
+#: ``contested`` an objection (any decision) names the address; ``objection_withdrew`` an accepted
+#: withdrawal removed at least one delivery offer there; ``objection_changed`` accepted objections changed
+#: its best download/upload/technology (any group, current or planned) or a funding verdict, compared with
+#: the deliveries alone.
+OBJECTION_RESULT_COLUMNS = ("contested", "objection_withdrew", "objection_changed")
+
+
+def source_columns(groups: Iterable[str]) -> list[str]:
+    """``{p}best_source_{g}``: per group and scope, the source of the winning offer (categorical text): the
+    delivery's name, ``objection:<objections file>``, or "" where the group has no offer."""
+    return [f"{p}best_source_{g}" for p in ("", "plan_") for g in groups]

@@ -134,10 +134,11 @@ def _better(dj, uj, db, ub):
 
 
 @njit(cache=True, parallel=True)
-def _best_kernel(start, down, upk, up, tmask, prov, tech, flags, n_scopes, n_groups, thresholds):
+def _best_kernel(start, down, upk, up, tmask, prov, tech, flags, n_scopes, n_groups, thresholds, src, want_src):
     """Per (scope, group) row r = scope * n_groups + group and address: best offer and provider counts.
 
-    Offer arrays are in address order (``start`` are the CSR offsets).
+    Offer arrays are in address order (``start`` are the CSR offsets). With ``want_src`` the code in
+    ``src`` of each winning offer (its source) is returned too (-1: no offer), else an empty array.
     """
     n = len(start) - 1
     nr = n_scopes * n_groups
@@ -147,6 +148,7 @@ def _best_kernel(start, down, upk, up, tmask, prov, tech, flags, n_scopes, n_gro
     n_best = np.zeros((nr, n), dtype=np.int32)
     first_prov = np.full((nr, n), -1, dtype=np.int32)
     n_ge = np.zeros((len(thresholds) * n_groups, n), dtype=np.int32)
+    best_src = np.full((nr if want_src else 0, n if want_src else 0), -1, dtype=np.int16)
     for a in prange(n):
         lo, hi = start[a], start[a + 1]
         for s in range(n_scopes):
@@ -165,6 +167,8 @@ def _best_kernel(start, down, upk, up, tmask, prov, tech, flags, n_scopes, n_gro
                 best_down[r, a] = bd
                 best_up[r, a] = up[bi]
                 best_tech[r, a] = tech[bi]
+                if want_src:
+                    best_src[r, a] = src[bi]
                 cnt = 0
                 low = -1
                 for j in range(lo, hi):
@@ -194,7 +198,7 @@ def _best_kernel(start, down, upk, up, tmask, prov, tech, flags, n_scopes, n_gro
                                 if not seen:
                                     c += 1
                         n_ge[ti * n_groups + g, a] = c
-    return best_down, best_up, best_tech, n_best, first_prov, n_ge
+    return best_down, best_up, best_tech, n_best, first_prov, n_ge, best_src
 
 
 @njit(cache=True, parallel=True)
@@ -262,13 +266,15 @@ def _provider_lists(n_best, first_prov, prov_names, multi_codes) -> tuple[list, 
 
 
 def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[str, Sequence[Technology]],
-                 planned_until: date | None = None) -> pd.DataFrame:
+                 planned_until: date | None = None, sources: pd.Series | None = None) -> pd.DataFrame:
     """One row per address (same order as ``address_ids``) with best service per group.
 
     Columns per group ``g`` and prefix ``p`` in ("", "plan_"): ``{p}best_down_{g}``,
     ``{p}best_up_{g}``, ``{p}best_tech_{g}``, ``{p}best_provider_{g}`` (all
     providers giving that best download, ``; ``-joined) and, unprefixed only,
-    ``n_prov_ge{t}_{g}`` for t in 30 and 100.
+    ``n_prov_ge{t}_{g}`` for t in 30 and 100. With ``sources`` (one label per offer, in the
+    offers' order), also ``{p}best_source_{g}``: the label of the winning offer (the one whose
+    down/up/technology are reported), "" where the group has no offer.
     """
     ids = address_ids.reset_index(drop=True)
     n = len(ids)
@@ -296,11 +302,19 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
     tmask_sorted = group_bits[tech]
     prov_sorted = prov_code[order].astype(np.int32)
     flags_sorted = flags[order].astype(np.int8)
-    del order, tech_code, prov_code, flags
+    del tech_code, prov_code, flags
     thresholds = np.asarray(PROVIDER_COUNT_THRESHOLDS, dtype=np.float64)
-    best_down, best_up, best_tech, n_best, first_prov, n_ge = _best_kernel(
-        start, down, upk, up, tmask_sorted, prov_sorted, tech, flags_sorted, 2, len(group_names), thresholds)
-    del up, upk, tech
+    if sources is not None:
+        src_code, src_names = factorize_sorted(sources.reset_index(drop=True))
+        if len(src_names) > np.iinfo(np.int16).max:
+            raise ValueError("best_service: at most 32767 distinct offer sources")
+        src_sorted = src_code[order].astype(np.int16)
+    else:
+        src_sorted, src_names = np.zeros(0, dtype=np.int16), pd.Index([])
+    best_down, best_up, best_tech, n_best, first_prov, n_ge, best_src = _best_kernel(
+        start, down, upk, up, tmask_sorted, prov_sorted, tech, flags_sorted, 2, len(group_names), thresholds,
+        src_sorted, sources is not None)
+    del up, upk, tech, src_sorted, order
 
     tech_dictionary = [*tech_names, NO_SERVICE]
     columns: dict[str, object] = {}
@@ -320,6 +334,9 @@ def best_service(address_ids: pd.Series, offers: pd.DataFrame, groups: Mapping[s
             tcodes = np.where(best_tech[r] >= 0, best_tech[r], len(tech_names))
             columns[f"{prefix}best_tech_{group}"] = _categorical(tech_dictionary, tcodes)
             columns[f"{prefix}best_provider_{group}"] = _categorical(dictionary, pcodes)
+            if sources is not None:
+                scodes = np.where(best_src[r] >= 0, best_src[r], len(src_names)).astype(np.int64)
+                columns[f"{prefix}best_source_{group}"] = _categorical([*map(str, src_names), ""], scodes)
             if prefix == "":
                 for ti, t in enumerate(PROVIDER_COUNT_THRESHOLDS):
                     columns[f"n_prov_ge{t}_{group}"] = n_ge[ti * len(group_names) + g]

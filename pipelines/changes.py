@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from coverage.changes import address_changes, address_list_changes, area_changes, funding_changes, provider_changes
+from coverage.changes import (
+    BY_OBJECTIONS,
+    address_changes,
+    address_list_changes,
+    area_changes,
+    funding_changes,
+    objection_deltas,
+    provider_changes,
+    split_by_cause,
+)
 from coverage.model import LEVEL_KEYS
 from pipelines import io
 
@@ -62,12 +71,17 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
     written = []
     summary: dict = {"run_a": a.run_id, "run_b": b.run_id, "tolerance_pp": tolerance_pp}
     areas = {}
+    moved = (address_changes(a.addresses, b.addresses, thresholds, groups)
+             if a.addresses is not None and b.addresses is not None else None)
     for level, key in LEVEL_KEYS.items():
-        table = areas[level] = area_changes(a.tables[level], b.tables[level], key, thresholds, groups, tolerance_pp)
+        table = area_changes(a.tables[level], b.tables[level], key, thresholds, groups, tolerance_pp)
+        deltas = (objection_deltas(moved, b.addresses, key, thresholds)
+                  if moved is not None and b.addresses is not None else None)
+        table = areas[level] = split_by_cause(table, deltas, key)
         io.write_csv(out / f"changes_{level}.csv", table)
         written.append(f"changes_{level}.csv")
         summary[f"noteworthy_{level}"] = int(table["noteworthy"].sum())
-    if a.addresses is None or b.addresses is None:
+    if moved is None or a.addresses is None or b.addresses is None:
         summary["address_level"] = "not compared: partitioned run (areas only)"
         io.write_json(out / "summary.json", summary)
         if keep is not None:
@@ -75,7 +89,6 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
                                                                      "addresses_b", "change"]),
                         summary=summary, tolerance_pp=tolerance_pp)
         return [*written, "summary.json"]
-    moved = address_changes(a.addresses, b.addresses, thresholds, groups)
     listed = address_list_changes(a.addresses, b.addresses)
     providers = provider_changes(a.offers, b.offers)
     flags = [c for c in b.addresses.columns if c.startswith("fund_")]
@@ -94,6 +107,12 @@ def write_change_report(a: RunData, b: RunData, out: Path, tolerance_pp: float =
         "providers_disappeared": providers.loc[providers["change"] == "disappeared", ["provider", "technology"]]
         .values.tolist(),
         "funding_changes": len(funding),
+        # what the objections layer changed (the rest: deliveries and the address list)
+        "addresses_gained_by_objections": {g: int(((moved["group"] == g) & (moved["direction"] == "gained")
+                                                   & (moved["cause"] == BY_OBJECTIONS)).sum()) for g in groups},
+        "addresses_lost_by_objections": {g: int(((moved["group"] == g) & (moved["direction"] == "lost")
+                                                 & (moved["cause"] == BY_OBJECTIONS)).sum()) for g in groups},
+        "funding_changes_by_objections": int((funding["cause"] == BY_OBJECTIONS).sum()),
     })
     io.write_json(out / "summary.json", summary)
     if keep is not None:

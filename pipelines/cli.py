@@ -244,7 +244,13 @@ def cmd_eligible(args: argparse.Namespace) -> int:
 
     from coverage.config import config_from_dict, load_config
     from coverage.eligible import area_catalog, area_mask, eligible_list, list_labels, resolve_area
-    from pipelines.funding_outputs import gemeinde_names, project_polygons, write_list
+    from pipelines.funding_outputs import (
+        gemeinde_names,
+        project_polygons,
+        run_withdrawals,
+        without_withdrawn,
+        write_list,
+    )
     from pipelines.runner import read_manifest
 
     if args.out.suffix.lower() not in (".xlsx", ".csv", ".gpkg"):
@@ -267,6 +273,7 @@ def cmd_eligible(args: argparse.Namespace) -> int:
         chosen = chosen[chosen[f"fund_{args.rule}" + ("_plan" if args.plan else "")].to_numpy(dtype=bool)]
     offers = pd.read_parquet(run_dir / "offers.parquet", filters=[("address_id", "in", chosen["address_id"].tolist())]
                              ) if len(chosen) else pd.read_parquet(run_dir / "offers.parquet").head(0)
+    offers = without_withdrawn(offers, run_withdrawals(run_dir), addresses["address_id"])
     groups = list(cfg.analysis.groups)
     frame = eligible_list(chosen, offers, groups, cfg.funding_rules, gemeinde_names(tables))
     write_list(args.out, frame, list_labels(list(frame.columns), groups, cfg.funding_rules),

@@ -156,18 +156,25 @@ def _link_or_write_csv(path: Path, frame: pd.DataFrame, same: Path | None) -> No
     download appears whole like every output; across file systems the link fails and the file
     is written.
     """
-    if same is not None and same.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.link-{os.getpid()}{path.suffix}")
-        try:
-            tmp.unlink(missing_ok=True)
-            os.link(same, tmp)
-            os.replace(tmp, path)
-            return
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            log.info("%s: no hard link to %s (%s), written instead", path.name, same, exc.strerror or exc)
+    if same is not None and same.is_file() and link_file(path, same):
+        return
     io.write_csv(path, frame)
+
+
+def link_file(path: Path, same: Path) -> bool:
+    """Make ``path`` a hard link of ``same`` (under a temporary name, renamed into place); False when
+    the file system refuses (another device), and the caller writes the file instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.link-{os.getpid()}{path.suffix}")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(same, tmp)
+        os.replace(tmp, path)
+        return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.info("%s: no hard link to %s (%s), written instead", path.name, same, exc.strerror or exc)
+        return False
 
 
 def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame,

@@ -22,13 +22,15 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from coverage.columns import concat_frames
 from coverage.config import RunConfig
 from coverage.costs import ESTIMATE_NOTE, area_costs
 from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
+from coverage.sources.objections import withdrawn
 from pipelines import io
-from pipelines.cache import ADDRESSES_FILE, OFFERS_FILE
+from pipelines.cache import ADDRESSES_FILE, OBJECTIONS_FILE, OFFERS_FILE
 from pipelines.outputs import flat_addresses
 from pipelines.stages import RunState
 
@@ -175,7 +177,28 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
         offers = pd.read_parquet(run_dir / OFFERS_FILE, columns=["address_id", *OFFER_FIELDS, "status"])
     else:
         addresses, offers = flat_addresses(state.results), state.all_offers()
+        if state.withdrawals:
+            offers = without_withdrawn(offers, concat_frames(list(state.withdrawals.values())),
+                                       addresses["address_id"])
     return write_funding_outputs(cfg, addresses, offers, state.tables, run_dir)
+
+
+def without_withdrawn(offers: pd.DataFrame, withdrawals: pd.DataFrame, address_ids: pd.Series) -> pd.DataFrame:
+    """The offers an accepted objection did not withdraw: a withdrawn offer decides no verdict in a list.
+    ``offers`` need their ``addr`` positions into ``address_ids`` (offers.parquet of a single run has them)."""
+    if not len(withdrawals) or not len(offers) or "addr" not in offers.columns:
+        return offers
+    return offers[~withdrawn(offers, withdrawals, address_ids)]
+
+
+def run_withdrawals(run_dir: Path) -> pd.DataFrame:
+    """The accepted withdrawals of a run, from its objections.csv (none without one)."""
+    path = run_dir / OBJECTIONS_FILE
+    if not path.exists():
+        return pd.DataFrame(columns=["address_id", "provider"])
+    listed = pd.read_csv(path, dtype=str, keep_default_na=False)
+    applied = (listed["claim"] == "no_offer") & (listed["applied"].str.casefold() == "true")
+    return listed.loc[applied, ["address_id", "provider"]].reset_index(drop=True)
 
 
 def write_funding_outputs(cfg: RunConfig, addresses: pd.DataFrame, offers: pd.DataFrame,

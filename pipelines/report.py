@@ -313,6 +313,21 @@ def _public_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame]) -> list
     return written
 
 
+def funding_downloads(run_dir: Path | None, out_dir: Path) -> dict[str, str]:
+    """The run's eligible-address lists (``eligible/<vwg_ars>.csv``) and ``objections.csv`` under
+    ``downloads/`` as hard links (a copy across file systems), so the Amt pages' links work when the
+    report folder is opened alone. Returns ``{vwg_ars or "objections": path relative to out_dir}``."""
+    if run_dir is None:
+        return {}
+    found = {f.stem: (f, f"downloads/eligible/{f.name}") for f in sorted((run_dir / "eligible").glob("*.csv"))}
+    if (run_dir / "objections.csv").is_file():
+        found["objections"] = (run_dir / "objections.csv", "downloads/objections.csv")
+    for source, rel in found.values():
+        if not export.link_file(out_dir / rel, source):
+            io.write_bytes(out_dir / rel, source.read_bytes())
+    return {key: rel for key, (_, rel) in found.items()}
+
+
 def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     """Render the atlas of a run (as the runner hands it over, in memory) into ``out_dir``;
     return the written paths (relative to ``out_dir``)."""
@@ -350,7 +365,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     geometry = prepare_map_geometry(boundaries)
     timings["geometry"] = time.perf_counter() - t0
     attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
-    meta = {"run_id": run_id, "created": created, "data_date": data_date,
+    funding_files = {} if public else funding_downloads(record.run_dir, out_dir)
+    meta = {"funding_files": funding_files,
+            "run_id": run_id, "created": created, "data_date": data_date,
             "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
             "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
             "attributions": attributions, "public": public,
@@ -372,7 +389,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         else:
             downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
                                                data_boundaries, same_files)
-        written += downloads
+        if "objections" in funding_files:
+            downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
+        written += downloads + [rel for key, rel in funding_files.items() if key != "objections"]
         timings["downloads"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -45,6 +45,12 @@ from coverage.locate import Locator, locate_addresses
 from coverage.match import empty_offers, link_polygons, link_table_records, sample_raster
 from coverage.membership import member, same_strings
 from coverage.model import Boundaries
+from coverage.objection_effect import (
+    changed_by_objections,
+    check_objection_columns,
+    objection_offer_mask,
+    offer_sources,
+)
 from coverage.service import best_service, offers_in_scope, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.address_lists import Linked, link_businesses, link_sites
@@ -357,21 +363,31 @@ def attach_by_position(addresses: gpd.GeoDataFrame, *per_address: pd.DataFrame) 
 def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame],
                   withdrawals: dict[str, pd.DataFrame], objections: dict[str, pd.DataFrame], groups: Any,
                   horizon_years: float, reference_date: date, funding_rules: Any) -> StageResult:
-    """Best current and planned service per technology group, funding verdicts, ``no_offer`` (no delivery
-    mentions the address) and ``contested`` (an objection names it); accepted withdrawals are applied first."""
+    """Best current and planned service per technology group (with the source of each winning offer),
+    funding verdicts, ``no_offer`` (no delivery mentions the address) and the objection columns of
+    :data:`coverage.model.OBJECTION_RESULT_COLUMNS`; accepted withdrawals are applied first."""
     horizon = pd.Timestamp(reference_date) + pd.DateOffset(days=round(365.25 * horizon_years))
     mentioned = concat_offers(offers)
     gone = withdrawn(mentioned, concat_frames(list(withdrawals.values())) if withdrawals else
                      pd.DataFrame(columns=["address_id", "provider"]), addresses["address_id"])
     everything = mentioned[~gone].reset_index(drop=True) if gone.any() else mentioned
-    service = best_service(addresses["address_id"], everything, groups, planned_until=horizon.date())
+    ids = addresses["address_id"]
+    service = best_service(ids, everything, groups, planned_until=horizon.date(), sources=offer_sources(everything))
     # Funding needs neither ids nor names: filtering only these columns keeps the scope split cheap.
     needed = everything[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
-    funding = evaluate_rules(addresses["address_id"], offers_in_scope(needed, horizon.date()), funding_rules)
+    funding = evaluate_rules(ids, offers_in_scope(needed, horizon.date()), funding_rules)
+    added = objection_offer_mask(mentioned)
+    addr = mentioned["addr"].to_numpy(dtype=np.int64)
+    touched = np.concatenate([addr[added], addr[gone]])
+    changed = changed_by_objections(ids, mentioned, ~added, touched, service, funding, groups, horizon.date(),
+                                    funding_rules)
     results = attach_by_position(addresses, service, funding)
     results["no_offer"] = unmentioned(results["address_id"], mentioned)
     named = [frame["address_id"].astype(str) for frame in objections.values() if len(frame)]
     results["contested"] = member(results["address_id"].astype(str), pd.concat(named) if named else [])
+    results["objection_withdrew"] = np.isin(np.arange(len(results)), addr[gone])
+    results["objection_changed"] = changed
+    check_objection_columns(results, groups)
     entry = Accounting("best service", len(addresses), len(service),
                        note=f"planned supply counted until {horizon.date().isoformat()}"
                             + (f"; {int(gone.sum())} offers withdrawn by objections" if gone.any() else ""))
@@ -379,8 +395,10 @@ def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame
 
 
 def funding_flags(cfg: RunConfig) -> list[str]:
-    """Boolean per-address columns counted per area (households and addresses)."""
-    return ["no_offer"] + [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
+    """Boolean per-address columns counted per area (households and addresses); with [[objections]] also
+    ``contested`` and ``objection_changed`` (what accepted objections changed)."""
+    flags = ["no_offer"] + [f"fund_{r.name}{suffix}" for r in cfg.funding_rules for suffix in ("", "_plan")]
+    return [*flags, "contested", "objection_changed"] if cfg.objections else flags
 
 
 def forgotten_addresses(addresses: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:

@@ -272,3 +272,28 @@ def test_gemeinde_counts_equal_reference(world, fractional, categorical):
     kwargs = {"prefixes": ("", "plan_"), "flags": ["fund_white"]}
     pd.testing.assert_frame_equal(gemeinde_counts(addresses, *args, **kwargs),
                                   ref_gemeinde_counts(addresses, *args, **kwargs))
+
+
+def test_best_source_names_the_winning_offer(world):
+    """``sources`` labels every offer; ``best_source_{g}`` is the label of the offer the reference picks
+    (highest download, then upload, unknown upload last, first in input order on a full tie)."""
+    ids, offers = world
+    ids = ids[:5000]  # a slice of the random world keeps the test fast
+    offers = offers[offers["address_id"].astype(str).isin(set(ids.astype(str)))].reset_index(drop=True)
+    labels = pd.Series([f"o{i % 20000}" for i in range(len(offers))])  # at most 32767 distinct sources
+    new = best_service(ids, offers, DEFAULT_GROUPS, planned_until=HORIZON, sources=labels)
+    plain_cols = [c for c in new.columns if "best_source" not in c]
+    pd.testing.assert_frame_equal(new[plain_cols], best_service(ids, offers, DEFAULT_GROUPS, planned_until=HORIZON))
+    index = pd.Index(ids.astype(str))
+    for prefix, scope in ref_offers_in_scope(offers, HORIZON).items():
+        for group, techs in DEFAULT_GROUPS.items():
+            sel = scope[scope["technology"].astype(str).isin([t.value for t in techs])]
+            pos = index.get_indexer(sel["address_id"].astype(str))
+            sel, pos = sel[pos >= 0], pos[pos >= 0]
+            up = np.nan_to_num(sel["up_mbps"].to_numpy(dtype="float64"), nan=-1.0)
+            order = np.lexsort((-up, -sel["down_mbps"].to_numpy(dtype="float64"), pos))
+            first = order[np.unique(pos[order], return_index=True)[1]]
+            expected = np.full(len(ids), "", dtype=object)
+            expected[pos[first]] = labels.to_numpy()[sel.index.to_numpy()[first]]
+            got = new[f"{prefix}best_source_{group}"].astype(str).to_numpy()
+            assert (got == expected).all(), (prefix, group, int((got != expected).sum()))

@@ -233,6 +233,36 @@ class _SubTable(TypedDict):
     table: dict
 
 
+_OBJECTION_CARDS = (("addr_contested", "hh_contested", "Adressen mit Stellungnahme",
+                     "jede Entscheidung (angenommen, abgelehnt, offen); Haushalte dort"),
+                    ("addr_objection_changed", "hh_objection_changed", "Durch Stellungnahmen geändert",
+                     "Adressen, deren Versorgung oder Förderfähigkeit angenommene Stellungnahmen änderten"))
+
+
+def objections_section(data: AtlasData, level: str, row: pd.Series) -> dict | None:
+    """The "Stellungnahmen" section of a Gemeinde or Amt page: contested addresses and those accepted
+    objections changed (with their households), links to the Amt's eligible-address list and to
+    objections.csv (under downloads/, where the report placed them); None when there is nothing to show."""
+    if level not in ("gemeinde", "amt"):
+        return None
+    files = data.meta.get("funding_files", {}) or {}
+    cards = [{"label": label, "value": format_int(row[addr]),
+              "note": f"{format_int(row[hh])} Haushalte · {note}"}
+             for addr, hh, label, note in _OBJECTION_CARDS if addr in row.index and hh in row.index]
+    amt = str(row["vwg_ars"]) if level == "gemeinde" else str(row[LEVEL_KEYS["amt"]])
+    links = []
+    if amt in files:
+        what = "dieses Amts" if level == "amt" else f"des Amts {_name(data, 'amt', amt)}"
+        links.append({"label": f"Adressliste zur Förderung {what} (CSV: jede Adresse mit Förderfähigkeit, "
+                               "entscheidendem Angebot und Stellungnahmen)", "href": ROOT + files[amt]})
+    if "objections" in files:
+        links.append({"label": "Alle Stellungnahmen mit Entscheidung (objections.csv)",
+                      "href": ROOT + files["objections"]})
+    if not cards and not links:
+        return None
+    return {"heading": "Stellungnahmen" if cards else "Adressliste zur Förderung", "cards": cards, "links": links}
+
+
 def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock | None) -> str:
     """HTML of the page of one Kreis, Amt or Gemeinde (``level``/``key``), for ``<level>/<key>.html``."""
     if level not in ("kreis", "amt", "gemeinde"):
@@ -283,6 +313,9 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
     sections += [{"id": t["section"], "label": t["heading"]} for t in sub_tables]
     public = bool(data.meta.get("public"))  # the public atlas has no sites (addresses, providers)
     sections.append({"id": "foerderung", "label": "Förderung"})
+    objections = None if public else objections_section(data, level, row)
+    if objections is not None:
+        sections.append({"id": "stellungnahmen", "label": objections["heading"]})
     if not public:
         sections.append({"id": "standorte", "label": "Standorte"})
     bez = str(row.get("bez", "") or "") if "bez" in row.index else ""
@@ -301,6 +334,7 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
         "sub_tables": sub_tables,
         "funding_table": _funding_table(row, data.rules, "tabelle-foerderung"),
         "sites_table": None if public else _sites_table(sites, "tabelle-standorte"),
+        "objections": objections,
     })
     return _environment().get_template("area.html.j2").render(**context)
 

@@ -34,6 +34,13 @@ def render_changes(data: AtlasData, areas: Mapping[str, pd.DataFrame], providers
         {"label": "Geänderte Förderklassen", "value": format_int(summary.get("funding_changes", 0)),
          "note": "Adresse × Förderregel"},
     ]
+    if "funding_changes_by_objections" in summary:  # addresses were compared: the objections' part
+        by_gain = summary.get("addresses_gained_by_objections", {}).get("all", 0)
+        by_loss = summary.get("addresses_lost_by_objections", {}).get("all", 0)
+        cards.append({"label": "Davon durch Stellungnahmen",
+                      "value": f"{format_int(by_gain)} / {format_int(by_loss)} / "
+                               f"{format_int(summary['funding_changes_by_objections'])}",
+                      "note": "Verbesserung / Verschlechterung / Förderklassen; der Rest durch Lieferungen"})
     tables = []
     tolerance = f"{tolerance_pp:g}".replace(".", ",")
     for level, key, heading, singular, link in LEVELS:
@@ -46,6 +53,9 @@ def render_changes(data: AtlasData, areas: Mapping[str, pd.DataFrame], providers
         columns = [_Column(singular, "name", "text"), _Column("Schwelle", "what", "text"),
                    _Column("Anteil vorher", "share_a", "pct"), _Column("Anteil jetzt", "share_b", "pct"),
                    _Column("Veränderung", "delta_pp", "pp"), _Column("Haushalte mehr/weniger", "hh_ge_delta", "int")]
+        if "hh_ge_delta_objections" in shown and shown["hh_ge_delta_objections"].notna().any():
+            columns += [_Column("davon durch Lieferungen", "hh_ge_delta_deliveries", "int"),
+                        _Column("davon durch Stellungnahmen", "hh_ge_delta_objections", "int")]
         table = {"id": f"tabelle-veraenderungen-{level}", "columns": columns,
                  "rows": _rows(shown, columns, links={"name": (key, link)}), "total": None}
         tables.append({"section": f"veraenderungen-{level}", "heading": heading, "table": table,

@@ -24,12 +24,29 @@ _PLAIN = {
 _COUNT_RE = re.compile(r"^(plan_)?(share_ge|hh_ge|hh_lt|biz_share_ge|biz_ge)_(\d+(?:\.\d+)?)_([a-z]+)$")
 _FUND_RE = re.compile(r"^(hh|addr|biz)_fund_([a-z0-9_]+?)(_plan)?$")
 _SITES_RE = re.compile(r"^(share_)?sites_ge_(\d+(?:\.\d+)?)$")
+#: Objections (Stellungnahmen): per-address flags and their counts per area.
+_OBJECTION_LABELS = {
+    "contested": "Stellungnahme liegt vor", "objection_withdrew": "Angebot durch Stellungnahme zurückgezogen",
+    "objection_changed": "Durch Stellungnahme geändert",
+    "addr_contested": "Adressen mit Stellungnahme", "hh_contested": "Haushalte an Adressen mit Stellungnahme",
+    "biz_contested": "Unternehmen an Adressen mit Stellungnahme",
+    "addr_objection_changed": "Adressen, durch Stellungnahmen geändert",
+    "hh_objection_changed": "Haushalte, durch Stellungnahmen geändert",
+    "biz_objection_changed": "Unternehmen, durch Stellungnahmen geändert",
+}
+_SOURCE_RE = re.compile(r"^(plan_)?best_source_([a-z][a-z0-9_]*)$")
 
 
 def german_label(column: str, rule_labels: Mapping[str, str] | None = None) -> str:
     """``plan_share_ge_100_all`` -> ``Anteil ≥ 100 Mbit/s (alle Technologien), mit Planung``."""
     if column in _PLAIN:
         return _PLAIN[column]
+    if column in _OBJECTION_LABELS:
+        return _OBJECTION_LABELS[column]
+    m = _SOURCE_RE.match(column)
+    if m:
+        return (f"Quelle des besten Angebots ({GROUP_LABELS.get(m.group(2), m.group(2))})"
+                + (", mit Planung" if m.group(1) else ""))
     m = _COUNT_RE.match(column)
     if m:
         plan, kind, t, group = m.groups()
