@@ -38,13 +38,14 @@ from coverage.disclosure import (
     LICENCE_NAME,
     LICENCE_URL,
     MERGED,
+    REPORT_COLUMNS,
     Suppression,
     best_offer_providers,
     grid_cell_counts,
     grid_units,
     protect_all,
     published,
-    report_rows,
+    report_frame,
 )
 from coverage.errors import ConfigError, CoverageError
 from coverage.model import LEVEL_KEYS, LEVELS
@@ -187,26 +188,26 @@ def _corner(ids: pd.Series, axis: str) -> np.ndarray:
 def _boundaries(cfg: RunConfig, manifest: dict[str, Any]) -> Any:
     """The run's boundaries, read again from its input (which must be the file the run read)."""
     from pipelines.fingerprint import file_fingerprint
-    from pipelines.stages import stage_boundaries
+    from pipelines.stages import read_boundaries
 
     path = cfg.boundaries.path
     recorded = next((i for i in manifest.get("inputs", []) if i.get("path") == str(path)), None)
     if recorded is not None and recorded.get("sha256") != file_fingerprint(path).get("sha256"):
         raise CoverageError(f"boundaries {path.name}: changed or missing since run {manifest['run_id']}; "
                             "the package needs the areas the run used (run it again)")
-    return stage_boundaries(section=cfg.boundaries, crs=cfg.analysis.working_crs).outputs["boundaries"]
+    return read_boundaries(cfg.boundaries, cfg.analysis.working_crs)
 
 
 def _report(s: Suppression, tables: dict[str, pd.DataFrame], merged_units: pd.Series) -> pd.DataFrame:
-    rows = []
+    parts = []
     for level, key in LEVEL_KEYS.items():
         names = tables[level].astype({key: str}).set_index(key)["display_name"].astype(str).to_dict()
-        rows += report_rows(level, s.reason[level], names)
-    rows.append({"level": "grid_100m", "id": "", "name": "", "reason": MERGED,
-                 "figures": f"{merged_units.nunique()} 1-km-Zellen aus 100-m-Zellen mit zu wenigen Adressen"})
-    for name in GRID_LAYERS:
-        rows += report_rows(name, s.reason[name])
-    return pd.DataFrame(rows, columns=["level", "id", "name", "reason", "figures"])
+        parts.append(report_frame(level, s.reason[level], names))
+    parts.append(pd.DataFrame([{"level": "grid_100m", "id": "", "name": "", "reason": MERGED, "figures":
+                                f"{merged_units.nunique()} 1-km-Zellen aus 100-m-Zellen mit zu wenigen Adressen"}],
+                              columns=REPORT_COLUMNS, dtype=str))
+    parts += [report_frame(name, s.reason[name]) for name in GRID_LAYERS]
+    return pd.concat(parts, ignore_index=True)
 
 
 def _attributions(pc: PublishConfig, cfg: RunConfig, manifest: dict[str, Any]) -> tuple[str, ...]:
