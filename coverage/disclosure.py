@@ -95,29 +95,49 @@ def share_of(column: str) -> tuple[str, str] | None:
 
 def best_offer_providers(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Mapping[str, Sequence[str]]
                          ) -> dict[str, pd.DataFrame]:
-    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider).
+    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider),
+    with ``row``, the address's position in ``addresses`` (so that sums need no lookup by id).
 
-    ``addresses``: address_id and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``: address_id,
-    provider, technology, down_mbps, status."""
-    current = offers[offers["status"].astype(str) == "current"]
+    ``addresses``: address_id (unique) and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``:
+    address_id, provider, technology, down_mbps, status. Pairs come in the order of the offers, then the
+    run's own best providers in address order; each pair once."""
+    ids = _unique_ids(addresses)
+    current = offers[(offers["status"].astype(str) == "current").to_numpy()]
+    at = ids.get_indexer(current["address_id"].astype(str))  # -1: an offer for no address of the frame
+    technology = current["technology"].astype(str)
+    provider_codes, provider_names = pd.factorize(current["provider"].astype(str))
+    down = current["down_mbps"].to_numpy(float)
     out = {}
     for g, techs in groups.items():
         col = f"best_down_{g}"
         if col not in addresses:
             continue
-        best = addresses[["address_id", col]].rename(columns={col: "best"})
-        best = best[best["best"].fillna(0) > 0]
-        in_group = current[current["technology"].astype(str).isin({str(t) for t in techs})]
-        pairs = in_group[["address_id", "provider", "down_mbps"]].merge(best, on="address_id")
-        pairs = pairs.loc[np.isclose(pairs["down_mbps"].to_numpy(float), pairs["best"].to_numpy(float),
-                                     rtol=1e-9, atol=1e-9), ["address_id", "provider"]]
+        best = addresses[col].to_numpy(float)
+        served = np.nan_to_num(best, nan=0.0) > 0
+        take = technology.isin({str(t) for t in techs}).to_numpy() & (at >= 0)
+        rows = at[take]
+        keep = served[rows] & np.isclose(down[take], best[rows], rtol=1e-9, atol=1e-9)
+        pair_rows, pair_providers = [rows[keep]], [provider_codes[take][keep]]
+        names = pd.Index(provider_names)
         if f"best_provider_{g}" in addresses:
-            own = addresses.loc[addresses[col].fillna(0) > 0, ["address_id", f"best_provider_{g}"]]
-            own = own.rename(columns={f"best_provider_{g}": "provider"})
-            pairs = pd.concat([pairs, own[own["provider"].astype(str) != ""]])
-        pairs = pairs.astype({"address_id": str, "provider": str})
-        out[g] = pairs.drop_duplicates().reset_index(drop=True)
+            own_codes, own_names = pd.factorize(addresses[f"best_provider_{g}"].astype(str))
+            mine = served & (own_names[own_codes] != "") & (own_codes >= 0) if len(own_names) else served & False
+            names = names.append(pd.Index(own_names).difference(names, sort=False))
+            pair_rows.append(np.flatnonzero(mine))
+            pair_providers.append(names.get_indexer(own_names)[own_codes[mine]])
+        code = np.concatenate(pair_providers)
+        pairs = pd.DataFrame({"row": np.concatenate(pair_rows), "code": code}).drop_duplicates()
+        out[g] = pd.DataFrame({"address_id": ids.take(pairs["row"].to_numpy()).astype(str),
+                               "provider": names.take(pairs["code"].to_numpy()).astype(str),
+                               "row": pairs["row"].to_numpy()})
     return out
+
+
+def _unique_ids(addresses: pd.DataFrame) -> pd.Index:
+    ids = pd.Index(addresses["address_id"].astype(str))
+    if not ids.is_unique:
+        raise ValueError("disclosure control needs unique address ids (a run's addresses have them)")
+    return ids
 
 
 def dominance_shares(units: pd.Series, addresses: pd.DataFrame, pairs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -127,22 +147,24 @@ def dominance_shares(units: pd.Series, addresses: pd.DataFrame, pairs: Mapping[s
 
     Sums run over integer codes (unit, provider) in the order of the addresses (totals) and of the pairs
     (per provider), as a merge of the pairs with the addresses on address_id would order them."""
-    unit_codes, unit_keys = pd.factorize(units.astype(str).to_numpy(), sort=True)
-    ids = pd.Index(addresses["address_id"].astype(str))
-    if not ids.is_unique:
-        raise ValueError("dominance shares need unique address ids")
+    unit_codes, unit_keys = pd.factorize(pd.Series(units).astype(str), sort=True)  # Arrow strings: fast
     weights = {"hh": addresses["households"].to_numpy(float),
                "biz": (addresses["businesses"].to_numpy(float) if "businesses" in addresses
                        else np.zeros(len(addresses)))}
     weights = {k: np.nan_to_num(w, nan=0.0) for k, w in weights.items()}
     index = pd.Index(np.asarray(unit_keys, dtype=object).astype(str), name="unit")
     columns = {}
+    ids: pd.Index | None = None
     for g, p in pairs.items():
-        at = ids.get_indexer(p["address_id"].astype(str))
+        if "row" in p:
+            at = p["row"].to_numpy(np.int64)
+        else:  # pairs made elsewhere: find their addresses by id
+            ids = _unique_ids(addresses) if ids is None else ids
+            at = ids.get_indexer(p["address_id"].astype(str))
         known = at >= 0  # pairs of addresses not in the frame count for nothing (as an inner merge)
         at = at[known]
-        provider = pd.factorize(p["provider"].astype(str).to_numpy()[known])[0]
-        served = np.zeros(len(ids), dtype=bool)
+        provider = pd.factorize(p["provider"].astype(str))[0][known]
+        served = np.zeros(len(addresses), dtype=bool)
         served[at] = True
         rows = np.flatnonzero(served)
         for kind, w in weights.items():
@@ -181,7 +203,7 @@ def primary(counts: pd.DataFrame, dominance: pd.DataFrame | None, rules: Disclos
                 continue
             hit = (dom[key].to_numpy(float) > rules.dominance_share) & ~small
             reason[hit, j] = DOMINANCE
-    return pd.DataFrame(reason, index=counts.index, columns=counts.columns, dtype=str)
+    return pd.DataFrame(reason, index=counts.index, columns=counts.columns, dtype=object)
 
 
 def complementary(s: Suppression, sums: Sequence[tuple[str, str, np.ndarray]]) -> None:
@@ -220,7 +242,7 @@ def complementary(s: Suppression, sums: Sequence[tuple[str, str, np.ndarray]]) -
                 sup[parent][alone] = True
                 reason[parent][alone, j] = COMPLEMENTARY
     for lv in levels:
-        s.reason[lv] = pd.DataFrame(reason[lv], index=s.reason[lv].index, columns=s.reason[lv].columns, dtype=str)
+        s.reason[lv] = pd.DataFrame(reason[lv], index=s.reason[lv].index, columns=s.reason[lv].columns, dtype=object)
 
 
 def round_counts(values: np.ndarray, round_to: int) -> np.ndarray:
@@ -271,8 +293,10 @@ def report_frame(level: str, reason: pd.DataFrame, names: Mapping[str, str] | No
     """:func:`report_rows` as a frame (columns :data:`REPORT_COLUMNS`), in unit order, then reason order."""
     values = reason.to_numpy(dtype=object)
     columns = np.array([str(c) for c in reason.columns], dtype=object)
-    units, whys, figures = [], [], []
-    for rank, why in enumerate((MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY)):
+    units: list[np.ndarray] = []
+    whys: list[np.ndarray] = []
+    figures: list[np.ndarray] = []
+    for k, why in enumerate((MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY)):
         hit = values == why
         n = hit.sum(axis=1)
         rows = np.flatnonzero(n > 0)
@@ -286,7 +310,7 @@ def report_frame(level: str, reason: pd.DataFrame, names: Mapping[str, str] | No
                                for p in patterns], dtype=object)
             text[part] = joined[inverse.reshape(-1)]
         units.append(rows)
-        whys.append(np.full(len(rows), rank))
+        whys.append(np.full(len(rows), k))
         figures.append(text)
     if not units:
         return pd.DataFrame(columns=REPORT_COLUMNS, dtype=str)

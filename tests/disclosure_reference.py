@@ -121,3 +121,30 @@ def dominance_shares(units: pd.Series, addresses: pd.DataFrame, pairs: Mapping[s
             columns[(kind, g)] = share
     index = pd.Index(sorted(frame["unit"].unique()), name="unit")
     return pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
+
+
+def best_offer_providers(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Mapping[str, Sequence[str]]
+                         ) -> dict[str, pd.DataFrame]:
+    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider).
+
+    ``addresses``: address_id and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``: address_id,
+    provider, technology, down_mbps, status."""
+    current = offers[offers["status"].astype(str) == "current"]
+    out = {}
+    for g, techs in groups.items():
+        col = f"best_down_{g}"
+        if col not in addresses:
+            continue
+        best = addresses[["address_id", col]].rename(columns={col: "best"})
+        best = best[best["best"].fillna(0) > 0]
+        in_group = current[current["technology"].astype(str).isin({str(t) for t in techs})]
+        pairs = in_group[["address_id", "provider", "down_mbps"]].merge(best, on="address_id")
+        pairs = pairs.loc[np.isclose(pairs["down_mbps"].to_numpy(float), pairs["best"].to_numpy(float),
+                                     rtol=1e-9, atol=1e-9), ["address_id", "provider"]]
+        if f"best_provider_{g}" in addresses:
+            own = addresses.loc[addresses[col].fillna(0) > 0, ["address_id", f"best_provider_{g}"]]
+            own = own.rename(columns={f"best_provider_{g}": "provider"})
+            pairs = pd.concat([pairs, own[own["provider"].astype(str) != ""]])
+        pairs = pairs.astype({"address_id": str, "provider": str})
+        out[g] = pairs.drop_duplicates().reset_index(drop=True)
+    return out

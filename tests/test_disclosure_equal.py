@@ -90,14 +90,20 @@ def _grid(addresses, rules):
     return {"grid_100m": (cells[~is_1km], unit), "grid_1km": (cells[is_1km], unit)}
 
 
-def _both(tables, addresses, offers, rules, grid, monkeypatch):
-    pairs = best_offer_providers(addresses, offers, GROUPS)
+def _both(tables, addresses, offers, rules, grid, monkeypatch, groups=GROUPS):
+    """(vectorised, reference) suppression of the same world."""
+    pairs = best_offer_providers(addresses, offers, groups)
+    old_pairs = reference.best_offer_providers(addresses, offers, groups)
+    assert list(pairs) == list(old_pairs)
+    for g, frame in pairs.items():
+        pd.testing.assert_frame_equal(frame.drop(columns="row"), old_pairs[g])
+        assert (frame["address_id"].to_numpy() == addresses["address_id"].to_numpy()[frame["row"]]).all()
     new = protect_all(tables, addresses, pairs, rules, grid)
     with monkeypatch.context() as m:
         m.setattr(disclosure, "primary", reference.primary)
         m.setattr(disclosure, "complementary", reference.complementary)
         m.setattr(disclosure, "dominance_shares", reference.dominance_shares)
-        old = protect_all(tables, addresses, pairs, rules, grid)
+        old = protect_all(tables, addresses, old_pairs, rules, grid)
     return new, old
 
 
@@ -115,13 +121,7 @@ def _assert_equal(new, old, rules):
 def test_hand_made_case_equals_the_reference(monkeypatch):
     tables, addresses, offers = hand_made()
     rules = DisclosureRules(5, 10, 0.85)
-    pairs = best_offer_providers(addresses, offers, {"fibre": ("FTTH",)})
-    new = protect_all(tables, addresses, pairs, rules)
-    with monkeypatch.context() as m:
-        m.setattr(disclosure, "primary", reference.primary)
-        m.setattr(disclosure, "complementary", reference.complementary)
-        m.setattr(disclosure, "dominance_shares", reference.dominance_shares)
-        old = protect_all(tables, addresses, pairs, rules)
+    new, old = _both(tables, addresses, offers, rules, None, monkeypatch, {"fibre": ("FTTH",)})
     _assert_equal(new, old, rules)
 
 

@@ -6,12 +6,7 @@ Every expected figure below is worked out by hand in the comments.
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -30,9 +25,8 @@ from coverage.disclosure import (
 )
 from coverage.sections import DisclosureRules
 from pipelines.cli import main
+from tests.ogcapi_server import serving
 from tests.world import write_world
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # --- the hand-made case ------------------------------------------------------------------------------
 # Amt A: G1 3 addresses (1 hh each), G2 20 addresses (1 hh), G3 12 addresses (2 hh); Amt B: G4 30 addresses.
@@ -277,33 +271,10 @@ def test_iso_metadata_holds_every_mandatory_element(package, dataset):
 
 # --- the OGC API – Features service ---------------------------------------------------------------------
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(package):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "serve", str(package), "--port", str(port)],
-                            cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):  # at most ~30 s for pygeoapi to start
-            if proc.poll() is not None:
-                pytest.fail(f"bbcov serve stopped: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/conformance?f=json", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.25)
+    with serving(package) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stderr.close()
 
 
 def test_owslib_reads_the_service(server):
