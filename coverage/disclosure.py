@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,53 +95,86 @@ def share_of(column: str) -> tuple[str, str] | None:
 
 def best_offer_providers(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Mapping[str, Sequence[str]]
                          ) -> dict[str, pd.DataFrame]:
-    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider).
+    """Per group: (address_id, provider) pairs of every served address's best offers (ties: every provider),
+    with ``row``, the address's position in ``addresses`` (so that sums need no lookup by id).
 
-    ``addresses``: address_id and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``: address_id,
-    provider, technology, down_mbps, status."""
-    current = offers[offers["status"].astype(str) == "current"]
+    ``addresses``: address_id (unique) and ``best_down_{g}`` (optionally ``best_provider_{g}``); ``offers``:
+    address_id, provider, technology, down_mbps, status. Pairs come in the order of the offers, then the
+    run's own best providers in address order; each pair once."""
+    ids = _unique_ids(addresses)
+    current = offers[(offers["status"].astype(str) == "current").to_numpy()]
+    at = ids.get_indexer(current["address_id"].astype(str))  # -1: an offer for no address of the frame
+    technology = current["technology"].astype(str)
+    provider_codes, provider_names = pd.factorize(current["provider"].astype(str))
+    down = current["down_mbps"].to_numpy(float)
     out = {}
     for g, techs in groups.items():
         col = f"best_down_{g}"
         if col not in addresses:
             continue
-        best = addresses[["address_id", col]].rename(columns={col: "best"})
-        best = best[best["best"].fillna(0) > 0]
-        in_group = current[current["technology"].astype(str).isin({str(t) for t in techs})]
-        pairs = in_group[["address_id", "provider", "down_mbps"]].merge(best, on="address_id")
-        pairs = pairs.loc[np.isclose(pairs["down_mbps"].to_numpy(float), pairs["best"].to_numpy(float),
-                                     rtol=1e-9, atol=1e-9), ["address_id", "provider"]]
+        best = addresses[col].to_numpy(float)
+        served = np.nan_to_num(best, nan=0.0) > 0
+        take = technology.isin({str(t) for t in techs}).to_numpy() & (at >= 0)
+        rows = at[take]
+        keep = served[rows] & np.isclose(down[take], best[rows], rtol=1e-9, atol=1e-9)
+        pair_rows, pair_providers = [rows[keep]], [provider_codes[take][keep]]
+        names = pd.Index(provider_names)
         if f"best_provider_{g}" in addresses:
-            own = addresses.loc[addresses[col].fillna(0) > 0, ["address_id", f"best_provider_{g}"]]
-            own = own.rename(columns={f"best_provider_{g}": "provider"})
-            pairs = pd.concat([pairs, own[own["provider"].astype(str) != ""]])
-        pairs = pairs.astype({"address_id": str, "provider": str})
-        out[g] = pairs.drop_duplicates().reset_index(drop=True)
+            own_codes, own_names = pd.factorize(addresses[f"best_provider_{g}"].astype(str))
+            mine = served & (own_names[own_codes] != "") & (own_codes >= 0) if len(own_names) else served & False
+            names = names.append(pd.Index(own_names).difference(names, sort=False))
+            pair_rows.append(np.flatnonzero(mine))
+            pair_providers.append(names.get_indexer(own_names)[own_codes[mine]])
+        code = np.concatenate(pair_providers)
+        pairs = pd.DataFrame({"row": np.concatenate(pair_rows), "code": code}).drop_duplicates()
+        out[g] = pd.DataFrame({"address_id": ids.take(pairs["row"].to_numpy()).astype(str),
+                               "provider": names.take(pairs["code"].to_numpy()).astype(str),
+                               "row": pairs["row"].to_numpy()})
     return out
+
+
+def _unique_ids(addresses: pd.DataFrame) -> pd.Index:
+    ids = pd.Index(addresses["address_id"].astype(str))
+    if not ids.is_unique:
+        raise ValueError("disclosure control needs unique address ids (a run's addresses have them)")
+    return ids
 
 
 def dominance_shares(units: pd.Series, addresses: pd.DataFrame, pairs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Per unit (index: the unit keys of ``units``, aligned with ``addresses``): columns ``(kind, group)``,
     the largest share of one provider in the served households (kind hh) or businesses (kind biz); NaN where
-    nothing is served."""
-    frame = pd.DataFrame({"unit": units.astype(str).to_numpy(), "address_id": addresses["address_id"].astype(str),
-                          "hh": addresses["households"].to_numpy(float),
-                          "biz": (addresses["businesses"] if "businesses" in addresses else pd.Series(
-                              0.0, index=addresses.index)).to_numpy(float)})
-    frame = frame.fillna({"hh": 0.0, "biz": 0.0})
+    nothing is served.
+
+    Sums run over integer codes (unit, provider) in the order of the addresses (totals) and of the pairs
+    (per provider), as a merge of the pairs with the addresses on address_id would order them."""
+    unit_codes, unit_keys = pd.factorize(pd.Series(units).astype(str), sort=True)  # Arrow strings: fast
+    weights = {"hh": addresses["households"].to_numpy(float),
+               "biz": (addresses["businesses"].to_numpy(float) if "businesses" in addresses
+                       else np.zeros(len(addresses)))}
+    weights = {k: np.nan_to_num(w, nan=0.0) for k, w in weights.items()}
+    index = pd.Index(np.asarray(unit_keys, dtype=object).astype(str), name="unit")
     columns = {}
+    ids: pd.Index | None = None
     for g, p in pairs.items():
-        served_ids = p["address_id"].drop_duplicates()
-        served = frame[frame["address_id"].isin(served_ids)]
-        by_provider = p.merge(served, on="address_id")
-        for kind in ("hh", "biz"):
-            total = served.groupby("unit")[kind].sum()
-            top = by_provider.groupby(["unit", "provider"])[kind].sum().groupby(level="unit").max()
+        if "row" in p:
+            at = p["row"].to_numpy(np.int64)
+        else:  # pairs made elsewhere: find their addresses by id
+            ids = _unique_ids(addresses) if ids is None else ids
+            at = ids.get_indexer(p["address_id"].astype(str))
+        known = at >= 0  # pairs of addresses not in the frame count for nothing (as an inner merge)
+        at = at[known]
+        provider = pd.factorize(p["provider"].astype(str))[0][known]
+        served = np.zeros(len(addresses), dtype=bool)
+        served[at] = True
+        rows = np.flatnonzero(served)
+        for kind, w in weights.items():
+            total = pd.Series(w[rows]).groupby(unit_codes[rows]).sum()
+            by_provider = pd.Series(w[at]).groupby([unit_codes[at], provider]).sum()
+            top = by_provider.groupby(level=0).max()
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = (top.reindex(total.index) / total).where(total > 0)
-            columns[(kind, g)] = share
-    index = pd.Index(sorted(frame["unit"].unique()), name="unit")
-    return pd.DataFrame({k: v.reindex(index) for k, v in columns.items()}, index=index)
+            columns[(kind, g)] = pd.Series(share.reindex(np.arange(len(index))).to_numpy(), index=index)
+    return pd.DataFrame(columns, index=index)
 
 
 # --- suppression -------------------------------------------------------------------------------------
@@ -158,47 +192,57 @@ class Suppression:
 
 def primary(counts: pd.DataFrame, dominance: pd.DataFrame | None, rules: DisclosureRules) -> pd.DataFrame:
     """Reasons of the primary suppressions of one level: min_addresses, then dominance."""
-    reason = pd.DataFrame("", index=counts.index, columns=counts.columns)
+    reason = np.full(counts.shape, "", dtype=object)
     small = counts["addresses"].to_numpy(float) < rules.min_addresses
-    reason.loc[small, :] = MIN_ADDRESSES
+    reason[small, :] = MIN_ADDRESSES
     if dominance is not None:
         dom = dominance.reindex(counts.index)
-        for c in counts.columns:
+        for j, c in enumerate(counts.columns):
             key = figure_group(c)
             if key is None or key not in dom.columns:
                 continue
             hit = (dom[key].to_numpy(float) > rules.dominance_share) & ~small
-            reason.loc[hit, c] = DOMINANCE
-    return reason
+            reason[hit, j] = DOMINANCE
+    return pd.DataFrame(reason, index=counts.index, columns=counts.columns, dtype=object)
 
 
 def complementary(s: Suppression, sums: Sequence[tuple[str, str, np.ndarray]]) -> None:
     """Suppress second terms until no published sum has exactly one suppressed term (see the module text).
 
-    ``sums``: (child level, parent level, parent position of every child row)."""
-    columns = list(next(iter(s.counts.values())).columns)
-    for c in columns:
-        sup = {lv: (s.reason[lv][c] != "").to_numpy().copy() for lv in s.counts}
-        val = {lv: s.counts[lv][c].to_numpy(float) for lv in s.counts}
-        keys = {lv: np.array([str(k) for k in s.counts[lv].index]) for lv in s.counts}
+    ``sums``: (child level, parent level, parent position of every child row). Per figure and sum, every
+    parent with exactly one unknown term is settled at once (its second term is picked among its own
+    children, so the parents do not influence each other); the sums are visited in turn until none changes.
+    """
+    levels = list(s.counts)
+    columns = list(s.counts[levels[0]].columns)
+    reason = {lv: s.reason[lv].to_numpy(dtype=object, copy=True) for lv in levels}
+    keys = {lv: np.array([str(k) for k in s.counts[lv].index], dtype=str) for lv in levels}
+    values = {lv: s.counts[lv].to_numpy(float) for lv in levels}
+    for j in range(len(columns)):
+        sup = {lv: reason[lv][:, j] != "" for lv in levels}
         changed = True
         while changed:
             changed = False
             for child, parent, pos in sums:
-                n_parent = len(sup[parent])
-                unknown = np.bincount(pos[sup[child]], minlength=n_parent) + sup[parent]
-                for p in np.flatnonzero(unknown == 1):
-                    rows = np.flatnonzero((pos == p) & ~sup[child])
-                    if len(rows):
-                        v = val[child][rows]
-                        order = np.lexsort((keys[child][rows], v, ~(v > 0)))
-                        pick = rows[order[0]]
-                        sup[child][pick] = True
-                        s.reason[child].iloc[pick, s.reason[child].columns.get_loc(c)] = COMPLEMENTARY
-                    else:
-                        sup[parent][p] = True
-                        s.reason[parent].iloc[p, s.reason[parent].columns.get_loc(c)] = COMPLEMENTARY
-                    changed = True
+                unknown = np.bincount(pos[sup[child]], minlength=len(sup[parent])) + sup[parent]
+                single = unknown == 1
+                if not single.any():
+                    continue
+                changed = True
+                rows = np.flatnonzero(single[pos] & ~sup[child])  # children still published of those parents
+                v = values[child][rows, j]
+                rows = rows[np.lexsort((keys[child][rows], v, ~(v > 0), pos[rows]))]
+                first = np.ones(len(rows), dtype=bool)
+                first[1:] = pos[rows[1:]] != pos[rows[:-1]]
+                picks = rows[first]  # per parent: the smallest positive count, then smallest count, then key
+                sup[child][picks] = True
+                reason[child][picks, j] = COMPLEMENTARY
+                alone = single.copy()  # parents without a published child: the total itself
+                alone[pos[picks]] = False
+                sup[parent][alone] = True
+                reason[parent][alone, j] = COMPLEMENTARY
+    for lv in levels:
+        s.reason[lv] = pd.DataFrame(reason[lv], index=s.reason[lv].index, columns=s.reason[lv].columns, dtype=object)
 
 
 def round_counts(values: np.ndarray, round_to: int) -> np.ndarray:
@@ -208,22 +252,20 @@ def round_counts(values: np.ndarray, round_to: int) -> np.ndarray:
 
 def published(counts: pd.DataFrame, reason: pd.DataFrame, rules: DisclosureRules) -> pd.DataFrame:
     """Rounded counts, suppressed cells empty, shares (percent, one decimal) from the rounded counts."""
-    out = pd.DataFrame(index=counts.index)
-    rounded = {}
-    for c in counts.columns:
-        r = round_counts(counts[c].to_numpy(float), rules.round_to)
-        r[(reason[c] != "").to_numpy()] = np.nan
-        rounded[c] = r
-        out[c] = pd.array(np.where(np.isnan(r), 0, r).astype(np.int64), dtype="Int64")
-        out.loc[np.isnan(r), c] = pd.NA
-    for c in counts.columns:
+    rounded = round_counts(counts.to_numpy(float), rules.round_to)
+    rounded[(reason[list(counts.columns)] != "").to_numpy()] = np.nan
+    missing = np.isnan(rounded)
+    whole = np.where(missing, 0, rounded).astype(np.int64)
+    position = {c: j for j, c in enumerate(counts.columns)}
+    data: dict[str, Any] = {c: pd.arrays.IntegerArray(whole[:, j], missing[:, j]) for c, j in position.items()}
+    for c, j in position.items():
         share = share_of(c)
-        if share is None or share[1] not in rounded:
+        if share is None or share[1] not in position:
             continue
-        den = rounded[share[1]]
+        den = rounded[:, position[share[1]]]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[share[0]] = np.round(np.where(den > 0, 100.0 * rounded[c] / den, np.nan), 1)
-    return out[_ordered(list(out.columns))]
+            data[share[0]] = np.round(np.where(den > 0, 100.0 * rounded[:, j] / den, np.nan), 1)
+    return pd.DataFrame({c: data[c] for c in _ordered(list(data))}, index=counts.index)
 
 
 def _ordered(columns: list[str]) -> list[str]:
@@ -241,14 +283,44 @@ def _ordered(columns: list[str]) -> list[str]:
 
 def report_rows(level: str, reason: pd.DataFrame, names: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """One row per (unit, reason): the figures suppressed for it ("all" when every one is)."""
-    rows = []
-    for key, r in reason.iterrows():
-        for why in (MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY):
-            cols = [c for c, v in r.items() if v == why]
-            if cols:
-                rows.append({"level": level, "id": str(key), "name": (names or {}).get(str(key), ""),
-                             "reason": why, "figures": "all" if len(cols) == len(r) else ";".join(cols)})
-    return rows
+    return report_frame(level, reason, names).to_dict("records")
+
+
+REPORT_COLUMNS = ["level", "id", "name", "reason", "figures"]
+
+
+def report_frame(level: str, reason: pd.DataFrame, names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """:func:`report_rows` as a frame (columns :data:`REPORT_COLUMNS`), in unit order, then reason order."""
+    values = reason.to_numpy(dtype=object)
+    columns = np.array([str(c) for c in reason.columns], dtype=object)
+    units: list[np.ndarray] = []
+    whys: list[np.ndarray] = []
+    figures: list[np.ndarray] = []
+    for k, why in enumerate((MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY)):
+        hit = values == why
+        n = hit.sum(axis=1)
+        rows = np.flatnonzero(n > 0)
+        if not len(rows):
+            continue
+        text = np.full(len(rows), "all", dtype=object)
+        part = n[rows] < values.shape[1]
+        if part.any():  # the figures of one pattern are joined once, however many units share it
+            patterns, inverse = np.unique(np.packbits(hit[rows[part]], axis=1), axis=0, return_inverse=True)
+            joined = np.array([";".join(columns[np.unpackbits(p, count=len(columns)).astype(bool)])
+                               for p in patterns], dtype=object)
+            text[part] = joined[inverse.reshape(-1)]
+        units.append(rows)
+        whys.append(np.full(len(rows), k))
+        figures.append(text)
+    if not units:
+        return pd.DataFrame(columns=REPORT_COLUMNS, dtype=str)
+    unit, rank, text = np.concatenate(units), np.concatenate(whys), np.concatenate(figures)
+    order = np.lexsort((rank, unit))
+    ids = np.array([str(k) for k in reason.index], dtype=object)[unit[order]]
+    why_names = np.array([MIN_ADDRESSES, DOMINANCE, COMPLEMENTARY], dtype=object)
+    return pd.DataFrame({"level": level, "id": ids,
+                         "name": [names.get(k, "") for k in ids] if names else "",
+                         "reason": why_names[rank[order]], "figures": text[order]}, columns=REPORT_COLUMNS, dtype=str)
 
 
 # --- areas -------------------------------------------------------------------------------------------

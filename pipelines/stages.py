@@ -162,8 +162,9 @@ class StageResult:
 
 # --- the stage functions -------------------------------------------------------------------------
 
-def stage_boundaries(*, section: Any, crs: Any) -> StageResult:
-    """Gemeinden, Ämter, Kreise and Land from a BKG bundle or a Gemeinde layer, and their locator."""
+def read_boundaries(section: Any, crs: Any) -> Boundaries:
+    """The areas of ``[boundaries]`` (a BKG bundle or a Gemeinde layer, one Land, the chosen areas), as the
+    run reads them; ``bbcov publish`` reads them so again, without building the locator."""
     if section.format == "bkg":
         boundaries = read_bkg_bundle(section.path, crs, land=section.land)
     else:
@@ -171,7 +172,12 @@ def stage_boundaries(*, section: Any, crs: Any) -> StageResult:
         if section.land and "ags" in gem:
             gem = gem[gem["ags"].astype(str).str.zfill(8).str[:2] == section.land.zfill(2)]
         boundaries = boundaries_from_gemeinden(gem, crs, str(section.path))
-    boundaries = boundaries.subset(section.areas)
+    return boundaries.subset(section.areas)
+
+
+def stage_boundaries(*, section: Any, crs: Any) -> StageResult:
+    """Gemeinden, Ämter, Kreise and Land from a BKG bundle or a Gemeinde layer, and their locator."""
+    boundaries = read_boundaries(section, crs)
     n = len(boundaries.gemeinde)
     entry = Accounting("boundaries", n, len(boundaries.hierarchy()),
                        note=f"{len(boundaries.amt)} Ämter, {len(boundaries.kreis)} Kreise")

@@ -6,12 +6,7 @@ Every expected figure below is worked out by hand in the comments.
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -24,15 +19,16 @@ from coverage.disclosure import (
     DOMINANCE,
     MIN_ADDRESSES,
     best_offer_providers,
+    grid_cell_counts,
+    grid_units,
     protect_all,
     published,
     round_counts,
 )
 from coverage.sections import DisclosureRules
 from pipelines.cli import main
+from tests.ogcapi_server import serving
 from tests.world import write_world
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # --- the hand-made case ------------------------------------------------------------------------------
 # Amt A: G1 3 addresses (1 hh each), G2 20 addresses (1 hh), G3 12 addresses (2 hh); Amt B: G4 30 addresses.
@@ -104,6 +100,28 @@ def test_a_suppressed_gemeinde_cannot_be_recovered_from_its_amt(case):
         for amt, members in gem.groupby("vwg_ars").groups.items():
             hidden = int((r.loc[members, col] != "").sum()) + int(s.reason["amt"].loc[amt, col] != "")
             assert hidden != 1, (amt, col)
+
+
+def test_a_grid_cell_dominated_by_one_provider_is_suppressed():
+    # G4's 30 addresses in one 100 m cell (all fibre from P1: dominated); G2's 20 in another (P1 and P2
+    # half each: published); G1's 3 and G3's 12 together in a third (P1 serves 3 + 6 of 3 + 24 households).
+    tables, addresses, offers = hand_made()
+    cell = {"G1": (4_500_150, 3_500_150), "G2": (4_500_350, 3_500_150), "G3": (4_500_150, 3_500_150),
+            "G4": (4_500_550, 3_500_150)}
+    east = addresses["ags"].map(lambda a: cell[a][0]).to_numpy(float)
+    north = addresses["ags"].map(lambda a: cell[a][1]).to_numpy(float)
+    rules = DisclosureRules(5, 10, 0.85)
+    unit, resolution = grid_units(east, north, rules.min_addresses)
+    assert (resolution == 100).all()  # every cell has 5 or more addresses
+    cells = grid_cell_counts(unit, addresses, [100.0], ["fibre"])
+    pairs = best_offer_providers(addresses, offers, {"fibre": ("FTTH",)})
+    s = protect_all(tables, addresses, pairs, rules, {"grid_100m": (cells, unit), "grid_1km": (cells.iloc[:0], unit)})
+    r = s.reason["grid_100m"]
+    g4, g2, g13 = (unit[addresses["ags"] == a].iloc[0] for a in ("G4", "G2", "G1"))
+    assert r.loc[g4, "hh_ge_100_fibre"] == DOMINANCE and r.loc[g4, "households"] == ""
+    assert r.loc[g2, "hh_ge_100_fibre"] != DOMINANCE and r.loc[g13, "hh_ge_100_fibre"] != DOMINANCE
+    out = published(s.counts["grid_100m"], r, rules)
+    assert pd.isna(out.loc[g4, "hh_ge_100_fibre"]) and out.loc[g4, "households"] == 30
 
 
 def test_rounding_and_shares_from_rounded_counts(case):
@@ -285,33 +303,10 @@ def test_iso_metadata_holds_every_mandatory_element(package, dataset):
 
 # --- the OGC API – Features service ---------------------------------------------------------------------
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(package):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "serve", str(package), "--port", str(port)],
-                            cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):  # at most ~30 s for pygeoapi to start
-            if proc.poll() is not None:
-                pytest.fail(f"bbcov serve stopped: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/conformance?f=json", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.25)
+    with serving(package) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stderr.close()
 
 
 def test_owslib_reads_the_service(server):
