@@ -64,7 +64,8 @@ REASONS_DE: dict[str, tuple[str, str]] = {
                           "(z. B. addresses.max_households)."),
     "upload_above_download": ("Upload über Download", "Der Upload übersteigt den Download um mehr als den "
                               "zulässigen Faktor."),
-    "unknown_technology": ("unbekannte Technologie", "Die Technologiebezeichnung steht nicht in der Zuordnungstabelle."),
+    "unknown_technology": ("unbekannte Technologie",
+                           "Die Technologiebezeichnung steht nicht in der Zuordnungstabelle."),
     "bad_status": ("unbekannter Status", "Der Status ist weder „current“ (aktuell) noch „planned“ (geplant)."),
     "bad_date": ("kein Datum", "planned_date ist kein Datum."),
     "missing_coordinates": ("Koordinaten fehlen", "Keine verwendbaren Koordinaten oder leere Geometrie."),

@@ -43,10 +43,10 @@ from coverage.model import GROUP_LABELS, LEVEL_KEYS, Boundaries, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
 from coverage.report.changes_page import render_changes, render_no_changes
-from coverage.report.html import scope_name
-from coverage.report.search import search_files
 from coverage.report.geometry import MapGeometry
+from coverage.report.html import scope_name, scope_title
 from coverage.report.maps import column_label, format_date
+from coverage.report.search import search_files
 from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io
@@ -245,11 +245,13 @@ def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addres
         io.write_text(out_dir / path, text)
         sizes[path] = (out_dir / path).stat().st_size
     parts = [p for p in files if p != "search/index.js"]
+    addressed = ", no addresses"
+    if parts and addresses is not None:
+        addressed = (f", {len(addresses)} addresses in {len(parts)} parts of {sum(sizes[p] for p in parts) / 1e6:.1f} "
+                     f"MB (largest {max(sizes[p] for p in parts) / 1e3:.0f} kB)")
     log.info("report: search index of %d areas written (%s)%s (%.1f s)",
              sum(len(tables[lvl]) for lvl in ("kreis", "amt", "gemeinde")), _size(out_dir / "search/index.js"),
-             f", {len(addresses)} addresses in {len(parts)} parts of {sum(sizes[p] for p in parts) / 1e6:.1f} MB "
-             f"(largest {max(sizes[p] for p in parts) / 1e3:.0f} kB)".replace(".", ",") if parts else ", no addresses",
-             time.perf_counter() - t0)
+             addressed, time.perf_counter() - t0)
     return list(files)
 
 
@@ -365,9 +367,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     timings["geometry"] = time.perf_counter() - t0
     attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
     scope = scope_name(tables)
-    title = cfg.report.title
-    if title == ReportConfig.title:  # the default title names the run's scope (one Amt, one Kreis, the Land)
-        title = f"{title} {scope}"
+    title = scope_title(cfg.report.title, tables, ReportConfig.title)  # the default title names the scope
     search_addr = None if public else search_addresses(record)
     log.info("report: writing the atlas of %s (%d Kreise, %d Ämter, %d Gemeinden) into %s", scope,
              len(tables["kreis"]), len(tables["amt"]), len(tables["gemeinde"]), out_dir)

@@ -306,7 +306,7 @@ def test_search_fold_and_id_hash_agree_with_python(watched):
 
 
 def test_address_search_opens_the_gemeinde_with_the_address_in_the_fragment(watched, atlas):
-    out, record = atlas
+    _out, record = atlas
     gem = record.state.tables["gemeinde"]
     ags = gem.loc[gem["name"] == GUESTROW, "ags"].iloc[0]
     watched.open("index.html")

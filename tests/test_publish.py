@@ -213,7 +213,8 @@ def test_public_atlas_shows_only_published_figures(atlases):
         if path.suffix != ".png":  # binary: two bytes can spell "A2"
             assert not ids.search(text), path.name
         assert str(root) not in text and "/tmp/" not in text, path.name
-    assert not (public / "changes.html").exists()
+    changes = (public / "changes.html").read_text(encoding="utf-8")  # says why it compares nothing
+    assert "Noch nichts zu vergleichen" in changes and "öffentliche Fassung" in changes
     prov = (public / "provenance.html").read_text(encoding="utf-8")
     assert "tabelle-quarantaene" not in prov and "SHA-256" not in prov and "dsl.csv" not in prov
     assert "Geheimhaltung" in prov and "dominiert" in prov
@@ -224,6 +225,15 @@ def test_public_atlas_shows_only_published_figures(atlases):
     assert "aus Geheimhaltungsgründen unterdrückt" in g1 and "Standorte (Verwaltungen" not in g1
     gem = pd.read_csv(public / "downloads" / "coverage_gemeinde.csv", dtype={"ags": str}).set_index("ags")
     assert pd.isna(gem.loc["13000001", "hh_ge_100_all"]) and gem.loc["13000001", "households"] == 5
+
+
+def test_only_the_internal_search_index_holds_addresses(atlases):
+    public, internal = atlases
+    index = (public / "search" / "index.js").read_text(encoding="utf-8")
+    assert '"addresses":null' in index and '"gemeinde/13000001.html"' in index
+    assert sorted(p.name for p in (public / "search").iterdir()) == ["index.js"]
+    texts = "".join(p.read_text(encoding="utf-8") for p in (internal / "search").glob("*.js"))
+    assert all(f"A{i}\t" in texts for i in range(1, 5)) and '"addresses":{' in texts  # ids in the id parts
 
 
 def test_internal_provenance_shows_paths_relative_to_the_config(atlases):

@@ -14,6 +14,7 @@ from coverage.report.search import (
     fold,
     fold_variants,
     id_part,
+    id_parts,
     search_files,
     street_part,
 )
@@ -86,10 +87,19 @@ def test_address_parts_hold_every_address_once_per_kind():
     for p in range(3):  # each id is in the part its hash names
         for line in _assigned(files[f"search/id_{p}.js"]).split("\n"):
             assert id_part(line.split("\t")[0], 3) == p
-    assert "MV-0000003\t13072049\tÜber der Mühle 4, 18273 Güstrow" in lines
+    # an id line says where its address is: street part, street, number
+    line = next(x for x in lines if x.startswith("MV-0000003\t")).split("\t")
+    street = _assigned(files[f"search/str_{line[1]}.js"])[int(line[2])]
+    assert street[:3] == ["Über der Mühle", "18273 Güstrow", "13072049"]
+    assert street[4][2 * int(line[3]):2 * int(line[3]) + 2] == ["4", "MV-0000003"]
 
 
 def test_without_addresses_the_index_has_none():
     files = search_files(_tables(), None)
     assert list(files) == ["search/index.js"]
     assert '"addresses":null' in files["search/index.js"]
+
+
+def test_id_parts_equal_id_part_one_by_one():
+    ids = ["MV-0000001", "a", "", "Ägidienstraße-7", "x" * 40, "ẞ", "日本"]
+    assert id_parts(ids, 53).tolist() == [id_part(i, 53) for i in ids]

@@ -343,9 +343,10 @@ def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: s
                        columns=["path", "files", "bytes", "sha256"])
     inp_cols = [_Column("Datei / Ordner", "path", "text"), _Column("Dateien", "files", "int"),
                 _Column("Bytes", "bytes", "int"), _Column("SHA-256", "sha256", "text")]
-    acc = pd.DataFrame([{"stage": stage_label(str(a.get("stage", ""))), "rows_in": a.get("rows_in"), "rows_out": a.get("rows_out"),
-                         "quarantined": sum((a.get("quarantined") or {}).values()),
-                         "reasons": ", ".join(f"{reason_label(str(k))}: {v}" for k, v in (a.get("quarantined") or {}).items()),
+    acc = pd.DataFrame([{"stage": stage_label(str(a.get("stage", ""))), "rows_in": a.get("rows_in"),
+                         "rows_out": a.get("rows_out"), "quarantined": sum((a.get("quarantined") or {}).values()),
+                         "reasons": ", ".join(f"{reason_label(str(k))}: {v}"
+                                              for k, v in (a.get("quarantined") or {}).items()),
                          "balanced": "ja" if a.get("balanced", True) else "NEIN",
                          "note": note_label(str(a.get("note") or ""))}
                         for a in accounting],

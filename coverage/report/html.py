@@ -249,6 +249,12 @@ def scope_name(tables: Mapping[str, pd.DataFrame]) -> str:
     return str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
 
 
+def scope_title(title: str, tables: Mapping[str, pd.DataFrame], default: str = "Breitbandversorgung") -> str:
+    """The atlas title: the configured ``title``, or, if it is the ``default`` ([report] title not set),
+    the default followed by :func:`scope_name` ("Breitbandversorgung Amt Neverin")."""
+    return f"{title} {scope_name(tables)}" if title == default else title
+
+
 def empty_gemeinden(gem: pd.DataFrame) -> pd.DataFrame:
     """The Gemeinden of the run without any address in the address data (all their figures are 0 or
     empty, which is not the same as unserved); empty when the table has no ``addresses`` column."""

@@ -7,6 +7,10 @@ from collections.abc import Iterable, Mapping
 
 from coverage.model import GROUP_LABELS
 from coverage.quarantine import REASONS_DE
+from coverage.technology import TECHNOLOGY_LABELS, technology_label
+
+__all__ = ["TECHNOLOGY_LABELS", "german_label", "german_labels", "note_label", "reason_label", "stage_label",
+           "technology_label"]
 
 _PLAIN = {
     "ags": "AGS", "vwg_ars": "ARS Amt", "krs_ags": "Kreisschlüssel", "land": "Land",
@@ -69,19 +73,6 @@ def german_labels(columns: Iterable[str], rule_labels: Mapping[str, str] | None 
     return out
 
 
-#: Access technologies (coverage.technology.Technology values) as planners say them.
-TECHNOLOGY_LABELS = {"ftth": "Glasfaser (FTTH)", "fttb": "Glasfaser (FTTB)", "dsl": "DSL", "hfc": "Kabel (HFC)",
-                     "fwa": "Richtfunk/FWA", "lte": "Mobilfunk (LTE)", "5g": "Mobilfunk (5G)",
-                     "satellite": "Satellit", "none": "keine", "": ""}
-
-
-def technology_label(value: object) -> str:
-    """``"ftth"`` -> ``"Glasfaser (FTTH)"``; an unknown word is shown as it is."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return TECHNOLOGY_LABELS.get(str(value).strip().lower(), str(value))
-
-
 def reason_label(code: str, long: bool = False) -> str:
     """A quarantine reason code in German: the short reason, or (``long``) its explanation."""
     short, explanation = REASONS_DE.get(code, (code, code))
@@ -128,8 +119,10 @@ _NOTES = tuple((re.compile(p), r) for p, r in (
     (r"addresses with a site_kind", "Adressen mit Standortart"),
     (r"(\d+) businesses at (\d+) addresses", r"\1 Unternehmen an \2 Adressen"),
     (r"(\d+) sites \(", r"\1 Standorte ("),
-    (r"([\d.]+) households estimated from (\d+) Zensus 1 km cells", r"\1 Haushalte aus \2 Zensus-1-km-Zellen geschätzt"),
-    (r"(\d+) spread evenly, (\d+) moved to the nearest address", r"\1 gleich verteilt, \2 zur nächsten Adresse verschoben"),
+    (r"([\d.]+) households estimated from (\d+) Zensus 1 km cells",
+     r"\1 Haushalte aus \2 Zensus-1-km-Zellen geschätzt"),
+    (r"(\d+) spread evenly, (\d+) moved to the nearest address",
+     r"\1 gleich verteilt, \2 zur nächsten Adresse verschoben"),
     (r"([\d.]+) unallocated from (\d+) cells", r"\1 nicht zugeordnet aus \2 Zellen"),
     (r"(\d+) cells without estimate \((\d+) inhabitants, (\d+) addresses get none\)",
      r"\1 Zellen ohne Schätzung (\2 Einwohner, \3 Adressen ohne Haushalte)"),

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from coverage.model import LEVEL_KEYS
@@ -32,8 +33,10 @@ LEVEL_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
 def fold(text: object) -> str:
     """``"Güstrow, Barlach-Straße"`` -> ``"gustrow barlach strasse"``: the form queries and names are
     compared in (lower case, ß as ss, diacritics dropped, every run of non-letters one space)."""
-    s = str(text).lower().replace("ß", "ss")
-    s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+    s = str(text).lower()
+    if not s.isascii():  # (the fast path: most ids and many names are ASCII)
+        s = s.replace("ß", "ss")
+        s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", s).strip()
 
 
@@ -52,6 +55,19 @@ def id_part(address_id: object, parts: int) -> int:
     for ch in fold(address_id):
         h = ((h ^ ord(ch)) * 0x01000193) & 0xFFFFFFFF
     return h % parts
+
+
+def id_parts(address_ids: list[str], parts: int) -> np.ndarray:
+    """:func:`id_part` of many ids at once (numpy over the code points, one step per character)."""
+    folded = np.array([fold(i) for i in address_ids] or [""], dtype=str)
+    width = max(1, folded.dtype.itemsize // 4)
+    codes = folded.astype(f"<U{width}").view(np.uint32).reshape(len(folded), width).astype(np.uint64)
+    lengths = np.char.str_len(folded)
+    h = np.full(len(folded), 0x811C9DC5, dtype=np.uint64)
+    for j in range(width):
+        step = ((h ^ codes[:, j]) * np.uint64(0x01000193)) & np.uint64(0xFFFFFFFF)
+        h = np.where(j < lengths, step, h)
+    return (h % np.uint64(parts)).astype(np.int64)[:len(address_ids)]
 
 
 def street_part(street: object) -> str:
@@ -93,24 +109,34 @@ def area_entries(tables: Mapping[str, pd.DataFrame]) -> list[list[str]]:
 
 
 def address_parts(addresses: pd.DataFrame) -> tuple[dict[str, list], dict[int, str], int]:
-    """The address index: per street part the streets ([street, postcode + locality, ags, search keys,
-    [house number, address id, …]]), per id part the lines ``address_id<TAB>ags<TAB>label``, and the
-    number of id parts. ``addresses``: address_id, street, house_number, postcode, locality, ags."""
+    """The address index: per street part its streets ([street, postcode + locality, ags, search keys,
+    [house number, address id, …]]), per id part the lines ``address_id<TAB>street part<TAB>street
+    index<TAB>number index`` (where the address is in its street part), and the number of id parts.
+    ``addresses``: address_id, street, house_number, postcode, locality, ags."""
     a = addresses[["address_id", "street", "house_number", "postcode", "locality", "ags"]].astype("string").fillna("")
-    a = a.assign(place=(a["postcode"] + " " + a["locality"]).str.strip())
+    frame = pd.DataFrame({"id": a["address_id"], "street": a["street"], "hn": a["house_number"],
+                          "place": (a["postcode"] + " " + a["locality"]).str.strip(), "ags": a["ags"]})
+    frame = frame.sort_values(["street", "place", "ags"], kind="stable")
+    ids, streets, numbers, places, ags = (frame[c].tolist() for c in ("id", "street", "hn", "place", "ags"))
+    parts = max(1, math.ceil(len(frame) / ADDRESSES_PER_ID_PART))
     by_street: dict[str, list] = {}
-    for (street, place, ags), group in a.groupby(["street", "place", "ags"], sort=True):
-        flat = [v for pair in zip(group["house_number"].tolist(), group["address_id"].tolist(), strict=True)
-                for v in pair]
-        by_street.setdefault(street_part(street), []).append(
-            [street, place, ags, "|".join(fold_variants(street)), flat])
-    parts = max(1, math.ceil(len(a) / ADDRESSES_PER_ID_PART))
-    label = (a["street"] + " " + a["house_number"]).str.strip() + ", " + a["place"]
-    lines = a["address_id"] + "\t" + a["ags"] + "\t" + label.str.strip(", ").str.replace("\t", " ")
-    part_of = [id_part(i, parts) for i in a["address_id"].tolist()]
     by_id: dict[int, list[str]] = {}
-    for part, line in zip(part_of, lines.tolist(), strict=True):
-        by_id.setdefault(part, []).append(line)
+    previous: tuple[str, str, str] | None = None
+    entry: list = []
+    part, index = "", 0
+    where: list[str] = []
+    for i, address_id in enumerate(ids):
+        key = (streets[i], places[i], ags[i])
+        if key != previous:  # the next street (of one place and Gemeinde)
+            part = street_part(streets[i])
+            streets_of_part = by_street.setdefault(part, [])
+            entry = [streets[i], places[i], ags[i], "|".join(fold_variants(streets[i])), []]
+            streets_of_part.append(entry)
+            index, previous = len(streets_of_part) - 1, key
+        entry[4] += [numbers[i], address_id]
+        where.append(f"{part}\t{index}\t{len(entry[4]) // 2 - 1}")
+    for address_id, loc, p in zip(ids, where, id_parts(ids, parts).tolist(), strict=True):
+        by_id.setdefault(p, []).append(f"{address_id.replace(chr(10), ' ')}\t{loc}")
     return by_street, {p: "\n".join(v) for p, v in by_id.items()}, parts
 
 

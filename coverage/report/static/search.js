@@ -1,6 +1,6 @@
 /* bbcov atlas search: Kreise, Ämter, Gemeinden (and addresses in the internal atlas) by name or key.
    Plain JS, no dependencies, no network: the index is search/index.js (window.BBCOV_SEARCH, loaded by
-   every page); address parts (search/str_*.js, search/id_*.js) are loaded on demand by <script>
+   every page); address parts (search/str_*.js, search/id_*.js) are loaded on demand by script-element
    insertion, which also works from file://. fold() must stay equal to coverage/report/search.py. */
 (function () {
   "use strict";
@@ -121,12 +121,30 @@
     if (!pending) { callback([]); return; }
     function finish() {
       var hits = [];
+      /* an id line names where the address is: street part, street, number (the part has the label) */
+      var refs = [];
       if (idKey !== null && window.BBCOV_IDS && window.BBCOV_IDS[idKey]) {
         window.BBCOV_IDS[idKey].split("\n").forEach(function (line) {
           var f = line.split("\t");
-          if (fold(f[0]) === q) { hits.push(addressHit(index, f[0], f[1], f[2], 0)); }
+          if (fold(f[0]) === q) { refs.push(f); }
         });
       }
+      var missing = refs.map(function (f) { return "search/str_" + f[1] + ".js"; })
+        .filter(function (p) { return loaded[p] !== "done"; });
+      if (missing.length) {
+        var left = missing.length;
+        missing.forEach(function (p) { loadPart(root, p, function () { left -= 1; if (left === 0) { finish(); } }); });
+        return;
+      }
+      refs.forEach(function (f) {
+        var st = ((window.BBCOV_STREETS || {})[f[1]] || [])[parseInt(f[2], 10)];
+        if (!st) { return; }
+        var n = parseInt(f[3], 10);
+        var label = (st[0] + " " + st[4][2 * n]).trim() + (st[1] ? ", " + st[1] : "");
+        hits.push(addressHit(index, f[0], st[2], label, 0));
+      });
+      var byId = {};
+      refs.forEach(function (f) { byId[f[0]] = true; });
       var wanted = [parsed.street, collapsed(parsed.street)];
       streetKeys.forEach(function (k) {
         var streets = (window.BBCOV_STREETS || {})[k] || [];
@@ -146,7 +164,7 @@
           var numbers = st[4];
           for (var i = 0; i < numbers.length && hits.length < 200; i += 2) {
             var hn = fold(numbers[i]).replace(/ /g, "");
-            if (parsed.number && hn.indexOf(parsed.number) !== 0) { continue; }
+            if ((parsed.number && hn.indexOf(parsed.number) !== 0) || byId[numbers[i + 1]]) { continue; }
             var exact = parsed.number && hn === parsed.number ? 0 : 1;
             var label = (st[0] + " " + numbers[i]).trim() + (st[1] ? ", " + st[1] : "");
             hits.push(addressHit(index, numbers[i + 1], st[2], label, 10 + s * 2 + exact));
