@@ -233,7 +233,8 @@ def test_only_the_internal_search_index_holds_addresses(atlases):
     assert '"addresses":null' in index and '"gemeinde/13000001.html"' in index
     assert sorted(p.name for p in (public / "search").iterdir()) == ["index.js"]
     texts = "".join(p.read_text(encoding="utf-8") for p in (internal / "search").glob("*.js"))
-    assert all(f"A{i}\t" in texts for i in range(1, 5)) and '"addresses":{' in texts  # ids in the id parts
+    # the id parts hold every located address id (JSON writes the tab after each as \t)
+    assert all(f"A{i}\\t" in texts for i in range(1, 5)) and '"addresses":{' in texts
 
 
 def test_internal_provenance_shows_paths_relative_to_the_config(atlases):
