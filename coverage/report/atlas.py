@@ -119,8 +119,11 @@ def _name(data: AtlasData, level: str, key: str) -> str:
 
 
 def home_crumb(data: AtlasData, root: str = "") -> dict[str, str]:
-    """The first breadcrumb: the overview, named after the run's scope (see :func:`scope_name`)."""
-    return {"label": scope_name(data.tables), "href": f"{root}index.html"}
+    """The first breadcrumb: the overview, named after the Land; "Übersicht" when the run covers one Kreis or
+    Amt (:func:`scope_name`), whose own crumb follows."""
+    land = data.tables["land"]
+    whole = len(data.tables["kreis"]) > 1 and len(land) == 1
+    return {"label": scope_name(data.tables) if whole else "Übersicht", "href": f"{root}index.html"}
 
 
 def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
