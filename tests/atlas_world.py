@@ -129,12 +129,12 @@ STREETS = ("Lindenstraße", "Über der Mühle", "Am Markt")
 
 def make_addresses(gem: pd.DataFrame) -> gpd.GeoDataFrame:
     """Up to three addresses per Gemeinde with addresses (the search index reads id, street, number,
-    postcode, locality, ags): street ``STREETS[i]``, house number ``i + 1``, id ``AD<ags><i>``; the
+    postcode, locality, ags): street ``STREETS[i]``, house number ``i + 1``, id ``AD-<ags>-<i>``; the
     first address's street is :data:`EVIL` (the index must carry it as data, never as markup)."""
     rows = []
     for g in gem.itertuples(index=False):
         for i in range(min(3, int(g.addresses))):
-            rows.append({"address_id": f"AD{g.ags}{i}", "street": STREETS[i], "house_number": str(i + 1),
+            rows.append({"address_id": f"AD-{g.ags}-{i}", "street": STREETS[i], "house_number": str(i + 1),
                          "postcode": "17000", "locality": str(g.name), "ags": str(g.ags)})
     frame = pd.DataFrame(rows)
     frame.loc[0, "street"] = EVIL

@@ -314,7 +314,7 @@ def test_address_search_opens_the_gemeinde_with_the_address_in_the_fragment(watc
     assert len(hits) == 10 and all(h.startswith("Über der Mühle 2, 17000 ") for h in hits)  # one per Gemeinde
     # with the place after the number: exactly the one address
     assert _search(watched.page, "Über der Mühle 2, Guestrow") == ["Über der Mühle 2, 17000 Güstrow"]
-    address = f"AD{ags}1"
+    address = f"AD-{ags}-1"
     assert _search(watched.page, address.lower()) == ["Über der Mühle 2, 17000 Güstrow"]  # the address id
     with watched.page.expect_navigation():
         watched.page.press("#atlas-suche", "Enter")

@@ -12,6 +12,7 @@ from coverage.report.search import (
     ADDRESSES_PER_ID_PART,
     area_entries,
     fold,
+    fold_many,
     fold_variants,
     id_part,
     id_parts,
@@ -103,3 +104,8 @@ def test_without_addresses_the_index_has_none():
 def test_id_parts_equal_id_part_one_by_one():
     ids = ["MV-0000001", "a", "", "Ägidienstraße-7", "x" * 40, "ẞ", "日本"]
     assert id_parts(ids, 53).tolist() == [id_part(i, 53) for i in ids]
+
+
+def test_fold_many_equals_fold():
+    values = pd.Series(["Güstrow", "MV-0000001", "  Bad_Doberan ", "STRAẞE 1", "", "Łódź"])
+    assert fold_many(values) == [fold(v) for v in values]

@@ -57,9 +57,19 @@ def id_part(address_id: object, parts: int) -> int:
     return h % parts
 
 
+def fold_many(values: pd.Series) -> list[str]:
+    """:func:`fold` of many values: vectorised for ASCII text, :func:`fold` itself for the rest."""
+    text = values.astype(str)
+    ascii_ = text.map(str.isascii).to_numpy(dtype=bool)
+    out = text.str.lower().str.replace(r"[\W_]+", " ", regex=True).str.strip().tolist()
+    for i in np.flatnonzero(~ascii_).tolist():
+        out[i] = fold(text.iat[i])
+    return out
+
+
 def id_parts(address_ids: list[str], parts: int) -> np.ndarray:
     """:func:`id_part` of many ids at once (numpy over the code points, one step per character)."""
-    folded = np.array([fold(i) for i in address_ids] or [""], dtype=str)
+    folded = np.array(fold_many(pd.Series(address_ids, dtype=object)) or [""], dtype=str)
     width = max(1, folded.dtype.itemsize // 4)
     codes = folded.astype(f"<U{width}").view(np.uint32).reshape(len(folded), width).astype(np.uint64)
     lengths = np.char.str_len(folded)
@@ -114,29 +124,33 @@ def address_parts(addresses: pd.DataFrame) -> tuple[dict[str, list], dict[int, s
     index<TAB>number index`` (where the address is in its street part), and the number of id parts.
     ``addresses``: address_id, street, house_number, postcode, locality, ags."""
     a = addresses[["address_id", "street", "house_number", "postcode", "locality", "ags"]].astype("string").fillna("")
-    frame = pd.DataFrame({"id": a["address_id"], "street": a["street"], "hn": a["house_number"],
-                          "place": (a["postcode"] + " " + a["locality"]).str.strip(), "ags": a["ags"]})
-    frame = frame.sort_values(["street", "place", "ags"], kind="stable")
-    ids, streets, numbers, places, ags = (frame[c].tolist() for c in ("id", "street", "hn", "place", "ags"))
-    parts = max(1, math.ceil(len(frame) / ADDRESSES_PER_ID_PART))
+    frame = pd.DataFrame({"id": a["address_id"].str.replace("\n", " "), "street": a["street"],
+                          "hn": a["house_number"], "place": (a["postcode"] + " " + a["locality"]).str.strip(),
+                          "ags": a["ags"]})
+    frame = frame.sort_values(["street", "place", "ags"], kind="stable").reset_index(drop=True)
+    n = len(frame)
+    code = frame.groupby(["street", "place", "ags"], sort=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if n else np.array([], dtype=int)
+    ends = np.r_[starts[1:], n]
+    ids, numbers = frame["id"].tolist(), frame["hn"].tolist()
+    first = frame.iloc[starts]
+    g_street, g_place, g_ags = first["street"].tolist(), first["place"].tolist(), first["ags"].tolist()
+    g_part = [street_part(x) for x in g_street]
+    g_index = pd.Series(g_part, dtype=object).groupby(g_part, sort=False).cumcount().to_numpy()
     by_street: dict[str, list] = {}
+    for k in range(len(starts)):
+        flat = [v for pair in zip(numbers[starts[k]:ends[k]], ids[starts[k]:ends[k]], strict=True) for v in pair]
+        by_street.setdefault(g_part[k], []).append(
+            [g_street[k], g_place[k], g_ags[k], "|".join(fold_variants(g_street[k])), flat])
+    group = np.repeat(np.arange(len(starts)), ends - starts)
+    position = np.arange(n) - starts[group] if n else np.array([], dtype=int)
+    part_of_row = np.asarray(g_part, dtype=object)[group] if n else np.array([], dtype=object)
+    lines = (frame["id"].astype(object) + "\t" + part_of_row + "\t" + g_index[group].astype(str).astype(object)
+             + "\t" + position.astype(str).astype(object)).tolist()
+    parts = max(1, math.ceil(n / ADDRESSES_PER_ID_PART))
     by_id: dict[int, list[str]] = {}
-    previous: tuple[str, str, str] | None = None
-    entry: list = []
-    part, index = "", 0
-    where: list[str] = []
-    for i, address_id in enumerate(ids):
-        key = (streets[i], places[i], ags[i])
-        if key != previous:  # the next street (of one place and Gemeinde)
-            part = street_part(streets[i])
-            streets_of_part = by_street.setdefault(part, [])
-            entry = [streets[i], places[i], ags[i], "|".join(fold_variants(streets[i])), []]
-            streets_of_part.append(entry)
-            index, previous = len(streets_of_part) - 1, key
-        entry[4] += [numbers[i], address_id]
-        where.append(f"{part}\t{index}\t{len(entry[4]) // 2 - 1}")
-    for address_id, loc, p in zip(ids, where, id_parts(ids, parts).tolist(), strict=True):
-        by_id.setdefault(p, []).append(f"{address_id.replace(chr(10), ' ')}\t{loc}")
+    for line, p in zip(lines, id_parts(ids, parts).tolist(), strict=True):
+        by_id.setdefault(p, []).append(line)
     return by_street, {p: "\n".join(v) for p, v in by_id.items()}, parts
 
 

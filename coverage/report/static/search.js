@@ -114,7 +114,7 @@
         streetKeys.push(key);
       }
     });
-    var idKey = q.indexOf(" ") === -1 ? String(idPart(q, info.id_parts)) : null;
+    var idKey = String(idPart(q, info.id_parts));  /* ids fold like names ("MV-0000001": "mv 0000001") */
     var paths = streetKeys.map(function (k) { return "search/str_" + k + ".js"; });
     if (idKey !== null) { paths.push("search/id_" + idKey + ".js"); }
     var pending = paths.length;
