@@ -248,13 +248,15 @@ def test_a_one_amt_run_is_headed_with_its_amt(tmp_path):
     from pipelines.report import shown_names
     from tests.atlas_world import build_mv_record
 
-    record = build_mv_record(tmp_path, kreis="130715152")  # boundaries.areas: the one Amt Friedland
-    tables = shown_names(record.state.tables)
-    assert scope_name(tables) == "Amt Friedland"
-    assert scope_title("Breitbandversorgung", tables) == "Breitbandversorgung Amt Friedland"
+    record = build_mv_record(tmp_path, kreis="130715159")  # boundaries.areas: the one Amt Röbel-Müritz
+    bez = record.state.boundaries.amt.set_index("vwg_ars")["bez"]  # the run's tables carry BKG's bez
+    tables = shown_names({**record.state.tables, "amt": record.state.tables["amt"].assign(
+        bez=record.state.tables["amt"]["vwg_ars"].map(bez))})
+    assert scope_name(tables) == "Amt Röbel-Müritz"
+    assert scope_title("Breitbandversorgung", tables) == "Breitbandversorgung Amt Röbel-Müritz"
     assert scope_title("Mein Atlas", tables) == "Mein Atlas"  # a configured title is kept
     page = render_overview(tables, {}, {"title": scope_title("Breitbandversorgung", tables)}, links=True)
-    assert "<h1>Breitbandversorgung Amt Friedland</h1>" in page
-    assert "<h2>Kennzahlen Amt Friedland</h2>" in page and "Mecklenburg-Vorpommern" not in page.split("</h2>")[0]
+    assert "<h1>Breitbandversorgung Amt Röbel-Müritz</h1>" in page
+    assert "<h2>Kennzahlen Amt Röbel-Müritz</h2>" in page and "Mecklenburg-Vorpommern" not in page.split("</h2>")[0]
     one_kreis = shown_names(build_mv_record(tmp_path / "k", kreis="13071").state.tables)
     assert scope_name(one_kreis) == "Landkreis Mecklenburgische Seenplatte"
