@@ -87,7 +87,7 @@ GROUP_LABELS = {
     "dsl": "DSL",
     "hfc": "Kabel (HFC)",
     "fibre": "Glasfaser (FTTH/B)",
-    "mobile": "Mobilfunk",
+    "mobile": "Mobilfunk (LTE/5G)",
 }
 
 

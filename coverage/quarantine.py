@@ -50,6 +50,54 @@ REASONS = {
     "no_offer_to_withdraw": "an accepted no_offer objection naming a provider without an offer at that address",
 }
 
+#: The reason codes in German, for the atlas (short reason, explanation); same keys as :data:`REASONS`.
+REASONS_DE: dict[str, tuple[str, str]] = {
+    "missing_value": ("Wert fehlt", "Eine Pflichtzelle ist leer."),
+    "bad_number": ("keine Zahl", "Eine Zahl lässt sich nicht lesen."),
+    "ambiguous_number": ("mehrdeutige Zahl", "Der Wert hängt von der Schreibweise ab (1.000 oder 1,000) und die "
+                         "Spalte klärt sie nicht, oder er widerspricht der Schreibweise der Spalte (1.5 neben 16,5)."),
+    "bad_row": ("fehlerhafte Zeile", "Die Zeile hat mehr Felder als die Kopfzeile."),
+    "bad_encoding": ("falsche Zeichenkodierung", "Eine Zelle enthält Bytes, die in einer UTF-8-Datei kein UTF-8 sind."),
+    "negative_value": ("negativer Wert", "Eine Anzahl oder Bandbreite ist negativ."),
+    "absurd_speed": ("unplausible Bandbreite", "Die Bandbreite liegt über dem plausiblen Höchstwert."),
+    "implausible_value": ("unplausible Anzahl", "Eine Anzahl liegt über dem plausiblen Höchstwert "
+                          "(z. B. addresses.max_households)."),
+    "upload_above_download": ("Upload über Download", "Der Upload übersteigt den Download um mehr als den "
+                              "zulässigen Faktor."),
+    "unknown_technology": ("unbekannte Technologie",
+                           "Die Technologiebezeichnung steht nicht in der Zuordnungstabelle."),
+    "bad_status": ("unbekannter Status", "Der Status ist weder „current“ (aktuell) noch „planned“ (geplant)."),
+    "bad_date": ("kein Datum", "planned_date ist kein Datum."),
+    "missing_coordinates": ("Koordinaten fehlen", "Keine verwendbaren Koordinaten oder leere Geometrie."),
+    "not_a_point": ("kein Punkt", "Die Geometrie einer Adresse ist kein Punkt."),
+    "bad_utm_zone": ("falsche UTM-Zone", "Der Ostwert einer HK-DE-Zeile hat keine UTM-Zone 31, 32 oder 33 "
+                     "(seine ersten beiden Ziffern)."),
+    "deleted_record": ("gelöschte Adresse", "Ein HK-DE-Änderungssatz löscht seine Adresse (NBA = L)."),
+    "invalid_geometry": ("ungültige Geometrie", "Ein Polygon ist geometrisch ungültig."),
+    "duplicate_address_id": ("doppelte Adress-ID", "Die Adress-ID kam weiter oben in der Datei schon vor."),
+    "outside_municipalities": ("außerhalb der Gemeinden", "Der Punkt liegt weiter als die Toleranz von jeder "
+                               "Gemeinde entfernt."),
+    "unknown_address": ("unbekannte Adresse", "Ein Anbietersatz nennt eine Adress-ID, die nicht im "
+                        "Adressbestand steht."),
+    "address_quarantined": ("Adresse in Quarantäne", "Ein Anbietersatz nennt eine Adresse, die selbst in "
+                            "Quarantäne steht."),
+    "no_address_nearby": ("keine Adresse in der Nähe", "Ein Anbietersatz hat keine Adresse innerhalb der "
+                          "Zuordnungsentfernung."),
+    "address_not_found": ("Anschrift nicht gefunden", "Die Anschrift eines Anbietersatzes passt zu keiner Adresse."),
+    "ambiguous_address": ("Anschrift mehrdeutig", "Die Anschrift eines Anbietersatzes passt zu mehreren Adressen "
+                          "(PLZ, Ort oder AGS ergänzen)."),
+    "missing_locator": ("keine Ortsangabe", "Ein Anbietersatz hat weder Adress-ID noch Koordinaten noch Anschrift."),
+    "unknown_site_kind": ("unbekannte Standortart", "site_kind einer [sites]-Zeile ist weder gemeinde_office, "
+                          "amt_office, kreis_office noch school."),
+    "duplicate_site": ("doppelter Standort", "Eine [sites]-Zeile nennt eine Adresse, die eine frühere Zeile "
+                       "schon zum Standort gemacht hat."),
+    "unknown_claim": ("unbekannte Einwendung", "Die Einwendung ist weder „offer“ (Angebot) noch „no_offer“ "
+                      "(kein Angebot)."),
+    "unknown_decision": ("unbekannte Entscheidung", "Die Entscheidung ist weder accepted, rejected noch pending."),
+    "no_offer_to_withdraw": ("kein Angebot zum Zurückziehen", "Eine angenommene Einwendung „no_offer“ nennt einen "
+                             "Anbieter ohne Angebot an dieser Adresse."),
+}
+
 
 def empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS})

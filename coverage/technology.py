@@ -25,6 +25,20 @@ class Technology(StrEnum):
     SATELLITE = "satellite"
 
 
+#: The technologies as planners say them (pages, ``bbcov explain``); ``none`` is "no service".
+TECHNOLOGY_LABELS: dict[str, str] = {
+    "ftth": "Glasfaser (FTTH)", "fttb": "Glasfaser (FTTB)", "dsl": "DSL", "vdsl": "DSL (VDSL)", "hfc": "Kabel (HFC)",
+    "fwa": "Richtfunk/FWA", "lte": "Mobilfunk (LTE)", "5g": "Mobilfunk (5G)", "satellite": "Satellit",
+    "none": "keine", "": ""}
+
+
+def technology_label(value: object) -> str:
+    """``"ftth"`` -> ``"Glasfaser (FTTH)"``; an unknown word is shown as it is."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return TECHNOLOGY_LABELS.get(str(value).strip().lower(), str(value))
+
+
 #: Technology groups as the Breitbandatlas reports them. ``all`` excludes satellite.
 DEFAULT_GROUPS: dict[str, tuple[Technology, ...]] = {
     "all": (Technology.DSL, Technology.HFC, Technology.FTTB, Technology.FTTH,

@@ -7,6 +7,9 @@
     kreis/<krs_ags>.html       one page per Kreis, with its map
     amt/<vwg_ars>.html         one page per Amt, with its map
     gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
+    changes.html               changes since the previous run (on a first run: that there is nothing to compare)
+    search/index.js            the search index of every page (areas); internal profile also address parts
+                               search/str_<xy>.js (by street) and search/id_<n>.js (by address id)
     maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps)
     downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg; the plain CSVs that
                                the run folder holds too are hard links of the run's files (one inode,
@@ -33,18 +36,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from coverage.config import RunConfig
+from coverage.config import ReportConfig, RunConfig
 from coverage.disclosure import report_rows
 from coverage.errors import CoverageError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, Boundaries, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
 from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
-from coverage.report.changes_page import render_changes
+from coverage.report.changes_page import render_changes, render_no_changes
 from coverage.report.geometry import MapGeometry
+from coverage.report.html import scope_name, scope_title
 from coverage.report.maps import column_label, format_date
+from coverage.report.search import search_files
 from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
+from pipelines.cache import ADDRESSES_FILE
 from pipelines.processes import die_with_parent
 from pipelines.runner import RunRecord
 
@@ -228,16 +234,57 @@ def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str,
     return blocks
 
 
+_PAGE_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
+
+
 def _write_area_pages(out_dir: Path, data: AtlasData, tables: Mapping[str, pd.DataFrame],
                       blocks: Mapping[tuple[str, str], MapBlock]) -> list[str]:
     written = []
     for level in ("kreis", "amt", "gemeinde"):
+        t0 = time.perf_counter()
         key_col = {"kreis": "krs_ags", "amt": "vwg_ars", "gemeinde": "ags"}[level]
-        for key in tables[level][key_col].astype(str):
+        keys = tables[level][key_col].astype(str)
+        for key in keys:
             html = render_area_page(data, level, key, blocks.get((level, key)))
             io.write_text(out_dir / level / f"{key}.html", html)
             written.append(f"{level}/{key}.html")
+        log.info("report: %d %s pages written (%.1f s)", len(keys), _PAGE_WORDS[level], time.perf_counter() - t0)
     return written
+
+
+SEARCH_ADDRESS_COLUMNS = ["address_id", "street", "house_number", "postcode", "locality", "ags"]
+
+
+def search_addresses(record: RunRecord) -> pd.DataFrame | None:
+    """The run's addresses for the search index (address_id, street, house number, postcode, locality,
+    ags): from memory, else the run folder's addresses.parquet; None when neither has them."""
+    for frame in (record.state.results, record.state.addresses):
+        if frame is not None and all(c in frame.columns for c in SEARCH_ADDRESS_COLUMNS):
+            return pd.DataFrame(frame[SEARCH_ADDRESS_COLUMNS])
+    path = record.run_dir / ADDRESSES_FILE if record.run_dir is not None else None
+    if path is not None and path.exists():
+        return pd.read_parquet(path, columns=SEARCH_ADDRESS_COLUMNS)
+    return None
+
+
+def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addresses: pd.DataFrame | None
+                       ) -> list[str]:
+    """Write the search index files (see :func:`coverage.report.search.search_files`) and log their size."""
+    t0 = time.perf_counter()
+    files = search_files(tables, addresses)
+    sizes = {}
+    for path, text in files.items():
+        io.write_text(out_dir / path, text)
+        sizes[path] = (out_dir / path).stat().st_size
+    parts = [p for p in files if p != "search/index.js"]
+    addressed = ", no addresses"
+    if parts and addresses is not None:
+        addressed = (f", {len(addresses)} addresses in {len(parts)} parts of {sum(sizes[p] for p in parts) / 1e6:.1f} "
+                     f"MB (largest {max(sizes[p] for p in parts) / 1e3:.0f} kB)")
+    log.info("report: search index of %d areas written (%s)%s (%.1f s)",
+             sum(len(tables[lvl]) for lvl in ("kreis", "amt", "gemeinde")), _size(out_dir / "search/index.js"),
+             addressed, time.perf_counter() - t0)
+    return list(files)
 
 
 def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[str]:
@@ -363,12 +410,20 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     timings: dict[str, float] = {"inputs": time.perf_counter() - t_all}
     t0 = time.perf_counter()
     geometry = prepare_map_geometry(boundaries)
+    for level in LEVEL_KEYS:  # fill the lookup cache now: the worker pool pickles `geometry` in a feeder
+        geometry.lookup(level)  # thread, and a cache filled meanwhile fails it ("dictionary changed size")
     timings["geometry"] = time.perf_counter() - t0
     attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
     funding_files = {} if public else funding_downloads(record.run_dir, out_dir)
+    scope = scope_name(tables)
+    title = scope_title(cfg.report.title, tables, ReportConfig.title)  # the default title names the scope
+    search_addr = None if public else search_addresses(record)
+    log.info("report: writing the atlas of %s (%d Kreise, %d Ämter, %d Gemeinden) into %s", scope,
+             len(tables["kreis"]), len(tables["amt"]), len(tables["gemeinde"]), out_dir)
     meta = {"funding_files": funding_files,
             "run_id": run_id, "created": created, "data_date": data_date,
-            "boundaries_date": boundaries.valid_date, "title": cfg.report.title,
+            "boundaries_date": boundaries.valid_date, "title": title, "scope": scope,
+            "search_addresses": search_addr is not None and len(search_addr) > 0,
             "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
             "attributions": attributions, "public": public,
             "disclosure_note": disclosure_note(cfg.publish.rules) if public else ""}
@@ -393,6 +448,11 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
             downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
         written += downloads + [rel for key, rel in funding_files.items() if key != "objections"]
         timings["downloads"] = time.perf_counter() - t0
+        log.info("report: %d downloads written (%.1f s)", len(downloads), timings["downloads"])
+
+        t0 = time.perf_counter()
+        written += write_search_index(out_dir, tables, search_addr)
+        timings["search index"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         data = atlas_data(tables, sites, cfg.funding_rules, meta)
@@ -413,6 +473,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         blocks.update(_locator_maps(geometry, gem, column,
                                     {k: b.png for (level, k), b in blocks.items() if level == "kreis"}))
         timings["page maps"] = time.perf_counter() - t0
+        log.info("report: %d page maps drawn, %d map files written (%.1f s)", len(blocks), len(map_svgs),
+                 timings["page maps"])
 
         t0 = time.perf_counter()
         files, overview_data = _interactive_blocks(out_dir, blocks, gem, column, cfg, results, record.run_dir,
@@ -433,19 +495,23 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["area pages"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        log.info("report: waiting for %d print maps (overview and Kreis maps, matplotlib)", len(pending))
         written += _write_finished_maps(out_dir, pending)
         timings["waiting for matplotlib maps"] = time.perf_counter() - t0
+        log.info("report: %d print maps written (%.1f s)", len(pending), timings["waiting for matplotlib maps"])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
     if changes:
         io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
                                                               changes["summary"], changes["tolerance_pp"]))
-        written.append("changes.html")
+    else:  # a first run (or the public atlas) says why there is nothing to compare
+        io.write_text(out_dir / "changes.html", render_no_changes(data, "public" if public else "first_run"))
+    written.append("changes.html")
     io.write_text(out_dir / "index.html", render_overview(
         tables, svgs, meta, sites=None if public else sites, links=True, map_files=map_files,
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
-        changes="changes.html" if changes else None, interactive=interactive))
+        changes="changes.html", interactive=interactive))
     written.append("index.html")
     timings["total"] = time.perf_counter() - t_all
     log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],

@@ -189,10 +189,27 @@ def write_run_files(run_dir: Path, results: gpd.GeoDataFrame, thresholds: list[f
                                                     driver="GPKG", engine="pyogrio")
 
 
+STREETS = ("Lindenstraße", "Über der Mühle", "Am Markt")
+
+
+def make_addresses(gem: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Up to three addresses per Gemeinde with addresses (the search index reads id, street, number,
+    postcode, locality, ags): street ``STREETS[i]``, house number ``i + 1``, id ``AD-<ags>-<i>``; the
+    first address's street is :data:`EVIL` (the index must carry it as data, never as markup)."""
+    rows = []
+    for g in gem.itertuples(index=False):
+        for i in range(min(3, int(g.addresses))):
+            rows.append({"address_id": f"AD-{g.ags}-{i}", "street": STREETS[i], "house_number": str(i + 1),
+                         "postcode": "17000", "locality": str(g.name), "ags": str(g.ags)})
+    frame = pd.DataFrame(rows)
+    frame.loc[0, "street"] = EVIL
+    return gpd.GeoDataFrame(frame)
+
+
 def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None, addresses: bool = False) -> RunRecord:
     """A run's record as the runner hands it to the report: MV boundaries (or one Kreis of them,
-    by its 5-digit key), consistent random tables, sites, quarantine and accounting; with
-    ``addresses`` also per-address results and a run folder with a grid and cost-estimate lines."""
+    by its 5-digit key), consistent random tables, sites, addresses (for the search index), quarantine and
+    accounting; with ``addresses`` also per-address results and a run folder with a grid and cost lines."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "addresses.csv").write_text("address_id;x;y\n", encoding="utf-8")
     (root / "run.toml").write_text(CONFIG, encoding="utf-8")
@@ -217,7 +234,7 @@ def build_mv_record(root: Path, seed: int = 7, kreis: str | None = None, address
                                 Accounting("read addresses.csv", 102, 100, {"bad_number": 2}),
                                 Accounting("provider dsl.csv", 51, 50, {"unknown_technology": 1}, note="50 offers")])
     inputs = [file_fingerprint(p) for p in (cfg.boundaries.path, cfg.addresses.path)]
-    state = RunState(boundaries=boundaries, tables=tables, sites=sites)
+    state = RunState(boundaries=boundaries, tables=tables, sites=sites, addresses=make_addresses(gem))
     run_dir = None
     if addresses:
         state.results = make_results(boundaries)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import shapely
 
+from coverage.report.search import fold, id_part
 from pipelines.report import render_report
 from tests.atlas_world import EVIL, FORMULA, build_mv_record
 
@@ -41,10 +42,24 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+GUESTROW = "Güstrow"  # a Gemeinde of the test Kreis is renamed so (the real one is in Landkreis Rostock)
+
+
+def _rename_guestrow(record) -> str:
+    """Name a Gemeinde with addresses (not one of the hostile names) "Güstrow"; return its key."""
+    gem = record.state.tables["gemeinde"]
+    row = gem.index[(gem["addresses"] > 0) & ~gem["name"].isin([EVIL, FORMULA])][5]
+    gem.loc[row, ["name", "display_name"]] = GUESTROW
+    addresses = record.state.addresses
+    addresses.loc[addresses["ags"] == gem.at[row, "ags"], "locality"] = GUESTROW
+    return str(gem.at[row, "ags"])
+
+
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     record = build_mv_record(root / "in", kreis=KREIS, addresses=True)
+    _rename_guestrow(record)
     out = root / "reports" / "run-browser"
     out.mkdir(parents=True)
     render_report(record, out)
@@ -390,3 +405,74 @@ def test_amt_page_loads_the_addresses_of_all_its_gemeinden(watched, atlas):
     page.locator('#karte button[data-zoom="in"]').click()
     assert page.locator("#karte svg.atlas-map").get_attribute("viewBox") != "0 0"
     watched.check_clean()
+def _search(page, text: str) -> list[str]:
+    """Type ``text`` into the header search and return the result labels once they settle."""
+    page.fill("#atlas-suche", text)
+    page.wait_for_function("() => !document.querySelector('form.atlas-search').hasAttribute('data-loading')")
+    return page.eval_on_selector_all(".search-results li a", "links => links.map(a => a.textContent)")
+
+
+def test_search_gustrow_enter_opens_guestrow(watched, atlas):
+    _, record = atlas
+    gem = record.state.tables["gemeinde"]
+    ags = gem.loc[gem["name"] == GUESTROW, "ags"].iloc[0]
+    amt = record.state.tables["amt"]["vwg_ars"].iloc[3]
+    watched.open(f"amt/{amt}.html")  # a page one folder down: links start with ../
+    assert _search(watched.page, "guestrow")[0] == GUESTROW
+    watched.page.fill("#atlas-suche", "")
+    watched.page.type("#atlas-suche", "Gustrow")
+    with watched.page.expect_navigation():
+        watched.page.press("#atlas-suche", "Enter")
+    assert watched.page.url == f"{watched.base}gemeinde/{ags}.html"
+    assert watched.page.locator("h1").inner_text() == GUESTROW
+    # by key, from the overview: the Kreis key finds the Kreis first
+    watched.open("index.html")
+    labels = _search(watched.page, KREIS)
+    assert labels[0] == record.state.tables["kreis"]["name"].iloc[0] or labels[0].endswith("Seenplatte")
+    assert _search(watched.page, "xqzzy") == []
+    assert watched.page.locator(".search-status").inner_text() == "Kein Treffer"
+    watched.check_clean()
+
+
+def test_search_fold_and_id_hash_agree_with_python(watched):
+    watched.open("index.html")
+    words = ["Güstrow", "STRAẞE 12a", "Sankt-Ägidien", "Łódź", "  Bad  Doberan ", "MV-0000001", "Amt_Neverin"]
+    folded = watched.page.evaluate("words => words.map(w => window.bbcovSearch.fold(w))", words)
+    assert folded == [fold(w) for w in words]
+    parts = watched.page.evaluate("words => words.map(w => window.bbcovSearch.idPart(w, 53))", words)
+    assert parts == [id_part(w, 53) for w in words]
+
+
+def test_address_search_opens_the_gemeinde_with_the_address_in_the_fragment(watched, atlas):
+    _out, record = atlas
+    gem = record.state.tables["gemeinde"]
+    ags = gem.loc[gem["name"] == GUESTROW, "ags"].iloc[0]
+    watched.open("index.html")
+    hits = _search(watched.page, "ueber der muehle 2")  # spelled-out umlauts, street and house number
+    assert len(hits) == 10 and all(h.startswith("Über der Mühle 2, 17000 ") for h in hits)  # one per Gemeinde
+    # with the place after the number: exactly the one address
+    assert _search(watched.page, "Über der Mühle 2, Guestrow") == ["Über der Mühle 2, 17000 Güstrow"]
+    address = f"AD-{ags}-1"
+    assert _search(watched.page, address.lower()) == ["Über der Mühle 2, 17000 Güstrow"]  # the address id
+    with watched.page.expect_navigation():
+        watched.page.press("#atlas-suche", "Enter")
+    assert watched.page.url == f"{watched.base}gemeinde/{ags}.html#adresse={address}"
+    loaded = [u for u in watched.requests if "/search/" in u]
+    assert any("/search/str_ub.js" in u for u in loaded) and any("/search/id_" in u for u in loaded)
+    watched.check_clean()
+
+
+def test_search_works_from_file_urls(browser, atlas):
+    """Opened from disk (file://), the index and the address parts load by <script>, no fetch."""
+    out, _ = atlas
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        assert _search(page, "Gustrow")[0] == GUESTROW
+        assert _search(page, "Lindenstr 1 Gustrow") == ["Lindenstraße 1, 17000 Güstrow"]
+        assert errors == []
+    finally:
+        context.close()

@@ -4,6 +4,7 @@ Every number asserted below can be checked by hand from the files written here.
 """
 
 import json
+import re
 
 import geopandas as gpd
 import numpy as np
@@ -97,18 +98,21 @@ def test_user_mistake_is_one_line_and_exit_code_2(tmp_path, capsys):
 def test_explain_lists_offers_best_service_and_funding_reasons(run_dir, capsys):
     assert main(["explain", "A1", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "Offers (3):" in out
-    assert "Glasfaser eG (fiktiv) | ftth | 1000/500 Mbit/s | current | fibre.csv | matched by xy 0.0 m" in out
-    assert "Hansefunk (fiktiv) | lte | 40/? Mbit/s | current | mobile.tif | matched by raster" in out
-    assert "all     1000/500 Mbit/s ftth (Glasfaser eG (fiktiv))" in out
-    assert ("Weißer Fleck (< 30 Mbit/s): not eligible — disqualified by Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s; "
-            "Küstennetz (fiktiv) dsl 50/10 Mbit/s\n") in out
+    assert "Angebote (3):" in out
+    assert ("Glasfaser eG (fiktiv) | Glasfaser (FTTH) | 1000/500 Mbit/s | aktuell | fibre.csv | "
+            "zugeordnet über Koordinaten 0,0 m") in out
+    assert "Hansefunk (fiktiv) | Mobilfunk (LTE) | 40/? Mbit/s | aktuell | mobile.tif | zugeordnet über Raster" in out
+    assert re.search(r"\n  alle Technologien +1000/500 Mbit/s Glasfaser \(FTTH\) \(Glasfaser eG \(fiktiv\)\)\n", out)
+    assert ("Weißer Fleck (< 30 Mbit/s): nicht förderfähig — ausgeschlossen durch Glasfaser eG (fiktiv) "
+            "Glasfaser (FTTH) 1000/500 Mbit/s; Küstennetz (fiktiv) DSL 50/10 Mbit/s\n") in out
+    assert "Offers" not in out and "eligible" not in out and "matched" not in out
     # Only the fibre offer meets 300/150; DSL 50/10 is not named as a reason.
-    assert ("Gigabit-Richtlinie 2024 (Änderung): not eligible — disqualified by "
-            "Glasfaser eG (fiktiv) ftth 1000/500 Mbit/s\n") in out
+    assert ("Gigabit-Richtlinie 2024 (Änderung): nicht förderfähig — ausgeschlossen durch "
+            "Glasfaser eG (fiktiv) Glasfaser (FTTH) 1000/500 Mbit/s\n") in out
     assert main(["explain", "A3", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "Gigabit-Richtlinie 2023: eligible" in out and "Gigabit-Richtlinie 2023 (mit Planung): not eligible" in out
+    assert "Gigabit-Richtlinie 2023: förderfähig" in out
+    assert "Gigabit-Richtlinie 2023 (mit Planung): nicht förderfähig" in out
     assert main(["explain", "NOPE", "--run", str(run_dir)]) == 2
     assert "NOPE: no such address" in capsys.readouterr().err
 
@@ -165,7 +169,7 @@ def test_explain_and_diff_find_the_runs_of_a_config(run_dir, tmp_path, monkeypat
     assert main(["explain", "A1"]) == 2
     assert "latest: not a run folder" in capsys.readouterr().err
     assert main(["explain", "A1", "--config", str(config)]) == 0
-    assert "Offers (3):" in capsys.readouterr().out
+    assert "Angebote (3):" in capsys.readouterr().out
     run_id = run_dir.resolve().name
     assert main(["diff", run_id, "latest", "--config", str(config), "--out", str(tmp_path / "d")]) == 0
     assert f"changes {run_id} -> {run_id}" in capsys.readouterr().out

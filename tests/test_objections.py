@@ -120,21 +120,23 @@ def test_bad_rows_are_quarantined_with_their_reason(runs):
 def test_explain_shows_the_objections_and_what_they_changed(runs, capsys):
     assert main(["explain", "A1", "--run", str(runs[1])]) == 0
     out = capsys.readouterr().out
-    assert ("Küstennetz (fiktiv) | dsl | 50/10 Mbit/s | current | dsl.csv | matched by address_id"
-            " | withdrawn by objections.csv row 5") in out
-    assert "Objections (1):" in out
-    assert ("objections.csv row 5: no_offer Küstennetz (fiktiv) — accepted by Amt Eins on 2022-03-04 "
-            "(submitted by Bürger; evidence: Vertragsablehnung): applied, withdrew 1 offer(s)") in out
-    assert "effect: the accepted objections changed this address' best service or funding verdicts" in out
+    assert ("Küstennetz (fiktiv) | DSL | 50/10 Mbit/s | aktuell | dsl.csv | zugeordnet über Adress-ID"
+            " | zurückgezogen durch objections.csv Zeile 5") in out
+    assert "Einwendungen (1):" in out
+    assert ("objections.csv Zeile 5: kein Angebot Küstennetz (fiktiv) — angenommen von Amt Eins am 2022-03-04 "
+            "(eingereicht von Bürger; Nachweis: Vertragsablehnung): angewandt, 1 Angebot(e) zurückgezogen") in out
+    assert "Wirkung: die angenommenen Einwendungen haben die beste Versorgung oder ein Förderurteil" in out
     assert main(["explain", "A2", "--run", str(runs[1])]) == 0
     out = capsys.readouterr().out
-    assert "1000/1000 Mbit/s ftth (Stadtwerke (fiktiv)) [added by objection, objections.csv]" in out
+    assert ("1000/1000 Mbit/s Glasfaser (FTTH) (Stadtwerke (fiktiv)) [durch Einwendung hinzugefügt, "
+            "objections.csv]") in out
     assert main(["explain", "A3", "--run", str(runs[1])]) == 0
     out = capsys.readouterr().out
-    assert "effect: no change of best service or funding verdicts" in out
-    assert "Objections (2):" in out
-    assert "rejected by Amt Zwei on 2022-03-02 (submitted by Gemeinde Zwei; evidence: Foto): not applied" in out
-    assert "pending (submitted by Bürger; evidence: E-Mail): not applied" in out
+    assert "Wirkung: keine Änderung der besten Versorgung oder der Förderurteile" in out
+    assert "Einwendungen (2):" in out
+    assert ("abgelehnt von Amt Zwei am 2022-03-02 (eingereicht von Gemeinde Zwei; Nachweis: Foto): "
+            "nicht angewandt") in out
+    assert "offen (eingereicht von Bürger; Nachweis: E-Mail): nicht angewandt" in out
 
 
 def test_the_objections_stage_is_reused_with_its_withdrawals(tmp_path):

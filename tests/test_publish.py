@@ -231,7 +231,8 @@ def test_public_atlas_shows_only_published_figures(atlases):
         if path.suffix != ".png":  # binary: two bytes can spell "A2"
             assert not ids.search(text), path.name
         assert str(root) not in text and "/tmp/" not in text, path.name
-    assert not (public / "changes.html").exists()
+    changes = (public / "changes.html").read_text(encoding="utf-8")  # says why it compares nothing
+    assert "Noch nichts zu vergleichen" in changes and "öffentliche Fassung" in changes
     # the page maps: the layer file of the published figures, no address layer, no grid
     assert (public / "maps" / "layers.js").is_file() and not (public / "addr").exists()
     assert not (public / "maps" / "grid.js").exists()
@@ -246,6 +247,16 @@ def test_public_atlas_shows_only_published_figures(atlases):
     assert "aus Geheimhaltungsgründen unterdrückt" in g1 and "Standorte (Verwaltungen" not in g1
     gem = pd.read_csv(public / "downloads" / "coverage_gemeinde.csv", dtype={"ags": str}).set_index("ags")
     assert pd.isna(gem.loc["13000001", "hh_ge_100_all"]) and gem.loc["13000001", "households"] == 5
+
+
+def test_only_the_internal_search_index_holds_addresses(atlases):
+    public, internal = atlases
+    index = (public / "search" / "index.js").read_text(encoding="utf-8")
+    assert '"addresses":null' in index and '"gemeinde/13000001.html"' in index
+    assert sorted(p.name for p in (public / "search").iterdir()) == ["index.js"]
+    texts = "".join(p.read_text(encoding="utf-8") for p in (internal / "search").glob("*.js"))
+    # the id parts hold every located address id (JSON writes the tab after each as \t)
+    assert all(f"A{i}\\t" in texts for i in range(1, 5)) and '"addresses":{' in texts
 
 
 def test_internal_provenance_shows_paths_relative_to_the_config(atlases):

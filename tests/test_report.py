@@ -241,10 +241,11 @@ def test_html_offline_and_escaped(html):
     assert "http://" not in html and "https://" not in html
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert html.count("<script>") == 1  # the inlined tables.js
+    assert html.count("<script>") == 2  # the inlined tables.js and search.js (plus the index: <script src>)
+    assert html.count("<script") == 3 and '<script src="search/index.js">' in html
     # the only <link> is the empty inline favicon (so browsers do not request /favicon.ico)
     assert html.count("<link") == 1 and '<link rel="icon" href="data:,">' in html
-    assert "@import" not in html and "src=" not in html
+    assert "@import" not in html and "src=" not in html.replace('<script src="search/index.js">', "")
 
 
 def test_html_content(html, tables):

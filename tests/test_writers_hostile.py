@@ -113,12 +113,12 @@ def test_explain_prints_no_escape_sequences(hostile_run, capsys):
     run_dir, _ = hostile_run
     assert main(["explain", "A1", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"  {PROVIDER_SHOWN} | dsl | 50/10 Mbit/s | current | dsl.csv | matched by address_id\n" in out
-    assert f"  dsl     50/10 Mbit/s dsl ({PROVIDER_SHOWN})\n" in out
+    assert f"  {PROVIDER_SHOWN} | DSL | 50/10 Mbit/s | aktuell | dsl.csv | zugeordnet über Adress-ID\n" in out
+    assert re.search(r"\n  DSL +" + re.escape(f"50/10 Mbit/s DSL ({PROVIDER_SHOWN})\n"), out)
     assert main(["explain", "A4", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Adresse A4: Markt\\x00 4, Drei\n")
-    assert f"  households 0, businesses 0, site: school {HOSTILE_SHOWN}\n" in out
+    assert f"  Haushalte 0, Unternehmen 0, Standort: Schule {HOSTILE_SHOWN}\n" in out
     assert "\x1b" not in out and not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", out)
 
 

@@ -29,9 +29,12 @@ from coverage.report.html import (
     _static,
     _t,
     business_table,
+    empty_list,
     funding_cards,
+    scope_name,
     sites_card,
 )
+from coverage.report.labels import note_label, reason_label, stage_label, technology_label
 from coverage.report.maps import format_date, format_int, format_percent
 
 LEVEL_WORDS = {"gemeinde": "Gemeinde", "amt": "Amt", "kreis": "Kreis", "land": "Land"}
@@ -105,8 +108,10 @@ def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: 
         "boundaries_date": format_date(meta.get("boundaries_date")),
         "attributions": [str(x) for x in meta.get("attributions", [])],
         "disclosure_note": str(meta.get("disclosure_note") or ""),
-        "css": Markup(_static("report.css")),
+        "css": Markup(_static("report.css") + _static("atlas.css")),
         "js": Markup(_static("tables.js") + "\n" + _static("map.js")),
+        "search_js": Markup(_static("search.js")),
+        "search_addresses": bool(meta.get("search_addresses")),
     }
 
 
@@ -115,9 +120,16 @@ def _name(data: AtlasData, level: str, key: str) -> str:
     return str(idx.at[key, "name"]) if key in idx.index else key
 
 
-def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
+def home_crumb(data: AtlasData, root: str = "") -> dict[str, str]:
+    """The first breadcrumb: the overview, named after the Land; "Übersicht" when the run covers one Kreis or
+    Amt (:func:`scope_name`), whose own crumb follows."""
     land = data.tables["land"]
-    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": f"{ROOT}index.html"}]
+    whole = len(data.tables["kreis"]) > 1 and len(land) == 1
+    return {"label": scope_name(data.tables) if whole else "Übersicht", "href": f"{root}index.html"}
+
+
+def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
+    crumbs = [home_crumb(data, ROOT)]
     if level in ("amt", "gemeinde"):
         k = str(row["krs_ags"])
         crumbs.append({"label": _name(data, "kreis", k), "href": f"{ROOT}kreis/{k}.html"})
@@ -207,6 +219,7 @@ SITE_COLUMNS = (("Art", "site_kind_label", "text"), ("Standort", "site_name", "t
 
 
 def _sites_table(s: pd.DataFrame, tid: str) -> dict:
+    s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
     cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
     links = {"gemeinde_name": ("ags", ROOT + "gemeinde/{key}.html")}
     return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None}
@@ -335,6 +348,10 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
         "funding_table": _funding_table(row, data.rules, "tabelle-foerderung"),
         "sites_table": None if public else _sites_table(sites, "tabelle-standorte"),
         "objections": objections,
+        "no_addresses": level == "gemeinde" and "addresses" in row.index and not (
+            pd.to_numeric(row["addresses"], errors="coerce") > 0),
+        "empty_gemeinden": empty_list(gem[gem[key_col].astype(str) == key], ROOT + "gemeinde/{key}.html")
+        if level in ("kreis", "amt") else [],
     })
     return _environment().get_template("area.html.j2").render(**context)
 
@@ -365,10 +382,12 @@ def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: s
                        columns=["path", "files", "bytes", "sha256"])
     inp_cols = [_Column("Datei / Ordner", "path", "text"), _Column("Dateien", "files", "int"),
                 _Column("Bytes", "bytes", "int"), _Column("SHA-256", "sha256", "text")]
-    acc = pd.DataFrame([{"stage": a.get("stage", ""), "rows_in": a.get("rows_in"), "rows_out": a.get("rows_out"),
-                         "quarantined": sum((a.get("quarantined") or {}).values()),
-                         "reasons": ", ".join(f"{k}: {v}" for k, v in (a.get("quarantined") or {}).items()),
-                         "balanced": "ja" if a.get("balanced", True) else "NEIN", "note": a.get("note", "")}
+    acc = pd.DataFrame([{"stage": stage_label(str(a.get("stage", ""))), "rows_in": a.get("rows_in"),
+                         "rows_out": a.get("rows_out"), "quarantined": sum((a.get("quarantined") or {}).values()),
+                         "reasons": ", ".join(f"{reason_label(str(k))}: {v}"
+                                              for k, v in (a.get("quarantined") or {}).items()),
+                         "balanced": "ja" if a.get("balanced", True) else "NEIN",
+                         "note": note_label(str(a.get("note") or ""))}
                         for a in accounting],
                        columns=["stage", "rows_in", "rows_out", "quarantined", "reasons", "balanced", "note"])
     acc_cols = [_Column("Stufe", "stage", "text"), _Column("Zeilen ein", "rows_in", "int"),
@@ -376,11 +395,13 @@ def render_provenance(data: AtlasData, inputs: Sequence[Mapping], config_text: s
                 _Column("Gründe", "reasons", "text"), _Column("ausgeglichen", "balanced", "text"),
                 _Column("Hinweis", "note", "text")]
     qs = quarantine_summary(quarantine)
+    # German for the reader: the reason in words and its explanation (the codes and the original
+    # detail stay in the downloads)
+    qs = qs.assign(detail=qs["reason"].map(lambda r: reason_label(str(r), long=True)),
+                   reason=qs["reason"].map(lambda r: reason_label(str(r))))
     q_cols = [_Column("Quelle", "source", "text"), _Column("Grund", "reason", "text"),
               _Column("Erläuterung", "detail", "text"), _Column("Zeilen", "count", "int")]
-    land = data.tables["land"]
-    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": "index.html"},
-              {"label": "Herkunft der Daten", "href": ""}]
+    crumbs = [home_crumb(data), {"label": "Herkunft der Daten", "href": ""}]
     sections = [{"id": "eingaben", "label": "Eingabedaten"}, {"id": "zeilen", "label": "Zeilenbilanz"},
                 {"id": "quarantaene", "label": "Quarantäne"}, {"id": "konfiguration", "label": "Konfiguration"}]
     context = _base_context(data, "Herkunft der Daten", "Eingaben, Zeilenbilanz und Konfiguration des Laufs",
@@ -405,9 +426,7 @@ _REASON_WORDS = {"min_addresses": "zu wenige Adressen", "dominance": "ein Anbiet
 
 
 def _render_public_provenance(data: AtlasData, suppressed: pd.DataFrame) -> str:
-    land = data.tables["land"]
-    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": "index.html"},
-              {"label": "Herkunft der Daten", "href": ""}]
+    crumbs = [home_crumb(data), {"label": "Herkunft der Daten", "href": ""}]
     frame = suppressed.assign(level=suppressed["level"].map(lambda v: LEVEL_WORDS.get(str(v), str(v))),
                               reason=suppressed["reason"].map(lambda v: _REASON_WORDS.get(str(v), str(v))))
     cols = [_Column("Ebene", "level", "text"), _Column("Grund", "reason", "text"),

@@ -6,14 +6,15 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from coverage.report.atlas import AtlasData, _base_context
+from coverage.model import GROUP_LABELS
+from coverage.report.atlas import AtlasData, _base_context, home_crumb
 from coverage.report.html import _Column, _environment, _rows
+from coverage.report.labels import technology_label
 from coverage.report.maps import format_int
 
 #: (threshold, group) pairs shown on the page; the CSV files hold all of them.
 SHOWN = ((30, "all"), (100, "all"), (1000, "all"), (1000, "fibre"))
-GROUP_WORDS = {"all": "alle Technologien", "fibre": "Glasfaser", "wired": "leitungsgebunden", "dsl": "DSL",
-               "hfc": "Kabel", "mobile": "Mobilfunk"}
+GROUP_WORDS = GROUP_LABELS
 LEVELS = (("kreis", "krs_ags", "Kreise", "Kreis", "kreis/{key}.html"),
           ("amt", "vwg_ars", "Ämter", "Amt", "amt/{key}.html"),
           ("gemeinde", "ags", "Gemeinden", "Gemeinde", "gemeinde/{key}.html"))
@@ -60,19 +61,37 @@ def render_changes(data: AtlasData, areas: Mapping[str, pd.DataFrame], providers
                  "rows": _rows(shown, columns, links={"name": (key, link)}), "total": None}
         tables.append({"section": f"veraenderungen-{level}", "heading": heading, "table": table,
                        "caption": f"{heading} mit Veränderungen über ±{tolerance} Prozentpunkte"})
-    prov = providers.assign(change_de=providers["change"].map(
+    prov = providers.assign(technology=providers["technology"].map(technology_label), change_de=providers["change"].map(
         {"appeared": "neu", "disappeared": "entfallen", "changed": "verändert", "unchanged": "unverändert"}))
     prov_cols = [_Column("Anbieter", "provider", "text"), _Column("Technologie", "technology", "text"),
                  _Column("Adressen vorher", "addresses_a", "int"), _Column("Adressen jetzt", "addresses_b", "int"),
                  _Column("Veränderung", "change_de", "text")]
-    land = data.tables["land"]
-    crumbs = [{"label": str(land["name"].iloc[0]) if len(land) == 1 else "Übersicht", "href": "index.html"},
-              {"label": "Veränderungen", "href": ""}]
+    crumbs = [home_crumb(data), {"label": "Veränderungen", "href": ""}]
     sections = [{"id": "ueberblick", "label": "Überblick"}] + [
         {"id": t["section"], "label": t["heading"]} for t in tables] + [{"id": "anbieter", "label": "Anbieter"}]
     context = _base_context(data, "Veränderungen", "gegenüber dem vorigen Lauf", crumbs, "", sections)
-    context.update({"previous_run": str(summary.get("run_a", "")), "tolerance": tolerance,
+    context.update({"first_run": None, "previous_run": str(summary.get("run_a", "")), "tolerance": tolerance,
                     "card_items": cards, "area_tables": tables,
                     "provider_table": {"id": "tabelle-anbieter", "columns": prov_cols, "rows": _rows(prov, prov_cols),
                                        "total": None}})
+    return _environment().get_template("changes.html.j2").render(**context)
+
+
+#: Why a run's atlas has nothing to compare (the text of the first-run page).
+NO_COMPARISON = {
+    "first_run": "Dies ist der erste Lauf mit diesen Ausgabeordnern: Es gibt noch keinen vorigen Lauf, mit dem er "
+                 "verglichen werden könnte. Ab dem nächsten Lauf zeigt diese Seite, was sich seitdem geändert hat – "
+                 "je Kreis, Amt und Gemeinde, je Anbieter und Technologie.",
+    "public": "Die öffentliche Fassung des Atlas enthält keinen Vergleich mit dem vorigen Lauf: Er beruht auf "
+              "Adressen und Anbieterdaten, die nicht veröffentlicht werden. Der interne Atlas zeigt ihn.",
+}
+
+
+def render_no_changes(data: AtlasData, why: str) -> str:
+    """``changes.html`` of a run without a comparison (``why``: a key of :data:`NO_COMPARISON`)."""
+    crumbs = [home_crumb(data), {"label": "Veränderungen", "href": ""}]
+    context = _base_context(data, "Veränderungen", "gegenüber dem vorigen Lauf", crumbs, "",
+                            [{"id": "ueberblick", "label": "Überblick"}])
+    context.update({"first_run": NO_COMPARISON[why], "previous_run": "", "tolerance": "", "card_items": [],
+                    "area_tables": [], "provider_table": None})
     return _environment().get_template("changes.html.j2").render(**context)

@@ -236,6 +236,41 @@ def business_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[f
     return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
 
 
+def scope_name(tables: Mapping[str, pd.DataFrame]) -> str:
+    """What the run covers, as its pages are headed: the one Amt ("Amt Neverin", an amtsfreie Gemeinde by
+    its name), the one Kreis ("Landkreis Rostock"), else the Land ("Mecklenburg-Vorpommern")."""
+    kreis, amt, land = tables["kreis"], tables["amt"], tables["land"]
+    if len(kreis) == 1 and len(amt) == 1:
+        row = amt.iloc[0]
+        bez = str(row.get("bez", "") or "")
+        return f"Amt {row['name']}" if bez == "Amt" and not str(row["name"]).startswith("Amt ") else str(row["name"])
+    if len(kreis) == 1:
+        return str(kreis["name"].iloc[0])
+    return str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
+
+
+def scope_title(title: str, tables: Mapping[str, pd.DataFrame], default: str = "Breitbandversorgung") -> str:
+    """The atlas title: the configured ``title``, or, if it is the ``default`` ([report] title not set),
+    the default followed by :func:`scope_name` ("Breitbandversorgung Amt Neverin")."""
+    return f"{title} {scope_name(tables)}" if title == default else title
+
+
+def empty_gemeinden(gem: pd.DataFrame) -> pd.DataFrame:
+    """The Gemeinden of the run without any address in the address data (all their figures are 0 or
+    empty, which is not the same as unserved); empty when the table has no ``addresses`` column."""
+    if "addresses" not in gem.columns:
+        return gem.iloc[:0]
+    n = pd.to_numeric(gem["addresses"], errors="coerce").fillna(0)
+    return gem[(n == 0).to_numpy()].sort_values("name", key=lambda c: c.astype(str).str.lower())
+
+
+def empty_list(gem: pd.DataFrame, link: str) -> list[dict[str, str]]:
+    """:func:`empty_gemeinden` as name and link (``link``: ``str.format`` template with ``{key}``)."""
+    e = empty_gemeinden(gem)
+    return [{"name": str(n), "href": link.format(key=quote(str(k), safe=""))}
+            for n, k in zip(e["name"], e["ags"], strict=True)]
+
+
 def _headline_cards(land: pd.DataFrame, thresholds: Sequence[float], lt: str,
                     sites: pd.DataFrame | None) -> list[dict[str, str]]:
     """Households, shares at the headline thresholds, underserved, white/grey spots, sites (sums over ``land``)."""
@@ -334,6 +369,7 @@ def render_overview(
     provenance: str | None = None,
     changes: str | None = None,
     interactive: Mapping[str, object] | None = None,
+    empty_link: str | None = None,
 ) -> str:
     """Render ``index.html``: headline figures, inlined maps, Kreis and Amt tables, top-25 Gemeinden.
 
@@ -344,9 +380,11 @@ def render_overview(
     ``links``: link table rows to the atlas pages ``kreis/…``, ``amt/…``, ``gemeinde/…``;
     ``map_files``: caption -> {"png": path, "svg_file": path} offered next to each map;
     ``downloads``: dicts with label, href, size; ``provenance``: path of the provenance page;
-    ``changes``: path of the "Veränderungen" page, when there is a previous run to compare with.
     ``interactive``: the interactive map of all Gemeinden (svg, legend, legend_title, caption, data: the
     ``data-map-*`` attributes for ``static/map.js``), shown above the static maps.
+    ``changes``: path of the "Veränderungen" page (on a first run it says that there is nothing to compare);
+    ``empty_link``: link template of the Gemeinde pages for the warning about Gemeinden without addresses
+    (default: pages when ``links``, else plain names).
     The "Gewerbe" section (business shares per group and threshold) appears when the tables have them.
     White/grey-spot headline figures appear when the land table has ``hh_fund_white``/``hh_fund_grey``.
     Returns one self-contained HTML5 document (CSS and JS inlined, no external URL).
@@ -375,9 +413,11 @@ def render_overview(
     biz_table = business_table(biz, [str(g) for g in meta.get("groups", [])],
                                [float(t) for t in meta.get("thresholds", [])], "tabelle-gewerbe")
 
-    land_name = str(land["name"].iloc[0]) if len(land) == 1 else "Gebiet"
+    land_name = scope_name(tables)
+    empty = empty_list(gem, empty_link or ("gemeinde/{key}.html" if links else ""))
     context = {
         "title": str(meta.get("title") or f"Breitbandversorgung {land_name}"),
+        "empty_gemeinden": empty,
         "land_name": land_name,
         "run_id": str(meta.get("run_id", "")),
         "created": _format_timestamp(meta.get("created")),
@@ -401,7 +441,9 @@ def render_overview(
         "underserved_t": UNDERSERVED_T,
         "disclosure_note": str(meta.get("disclosure_note") or ""),
         "n": {lvl: len(tables[lvl]) for lvl in LEVEL_KEYS},
-        "css": Markup(_static("report.css")),
+        "css": Markup(_static("report.css") + _static("atlas.css")),
         "js": Markup(_static("tables.js") + "\n" + _static("map.js")),
+        "search_js": Markup(_static("search.js")),
+        "search_addresses": bool(meta.get("search_addresses")),
     }
     return _environment().get_template("index.html.j2").render(**context)
