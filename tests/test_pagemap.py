@@ -74,7 +74,7 @@ def test_address_data_per_gemeinde_with_encoded_columns_and_tree():
     assert "<" not in js_assign("addr", "2", out["2"])
     two = _decode(out["2"])
     assert two["x"] == [10, 30] and two["y"] == [1, 4] and two["c"] == [0, 2] and two["k"] == [0, 1]
-    assert two["a"] == ["Weg 1", ""] and two["p"] == ["P1", "P2"] and two["t_all"] == ["ftth", "vdsl"]
+    assert two["a"] == ["Weg 1", ""] and two["p"] == ["P1", "P2"] and two["t_all"] == ["Glasfaser (FTTH)", "DSL (VDSL)"]
     assert two["d_all"] == [1000.0, 50.0] and two["u"] == [200.0, 10.0]
     assert two["f"] == [0, 2] and two["fp"] == [0, 0] and out["2"]["rules"] == ["Weiß", "Grau"]
     assert two["tree"] == [10, 1, 30, 4, 30, 4, 99, 9] and out["2"]["tree_kind"] == [0, 1]

@@ -28,6 +28,7 @@ import shapely
 
 from coverage.model import GROUP_LABELS, threshold_tag
 from coverage.report.maps import SHARE_BREAKS, Classes, classify, share_classes
+from coverage.technology import technology_label
 
 #: White/grey spots (rule name, label): households without a fixed-network offer at the rule's level.
 SPOTS = (("white", "Weiße Flecken (Haushalte ohne Festnetz ≥ 30 Mbit/s)"),
@@ -187,6 +188,12 @@ def _encode(values: pd.Series) -> tuple[bytes, int, list[Any]]:
     return digits.tobytes(), k, [x.item() if isinstance(x, np.generic) else x for x in table]
 
 
+def _tech_labels(values: pd.Series) -> np.ndarray:
+    """Technology keys as planners read them ("ftth" -> "Glasfaser (FTTH)"), labelled once per distinct key."""
+    keys, inverse = np.unique(values.astype("object").fillna("").astype(str).to_numpy(), return_inverse=True)
+    return np.array([technology_label(k) for k in keys], dtype=object)[inverse]
+
+
 def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[tuple[str, str]],
                  tree: pd.DataFrame | None = None) -> dict[str, dict[str, Any]]:
     """Per Gemeinde (``ags``) its addresses as columns for the map (see the module doc).
@@ -233,7 +240,7 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
         "u": down("best_up_all"), "pd": down("plan_best_down_all")}
     for g in groups:
         columns[f"d_{g}"] = down(f"best_down_{g}")
-        columns[f"t_{g}"] = pd.Series(r[f"best_tech_{g}"].astype("object").to_numpy())
+        columns[f"t_{g}"] = pd.Series(_tech_labels(r[f"best_tech_{g}"]))
     if "best_provider_all" in r.columns:
         columns["p"] = pd.Series(r["best_provider_all"].astype("object").to_numpy())
     fund = np.zeros(n, np.int64)
