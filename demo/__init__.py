@@ -24,6 +24,7 @@ from coverage.model import Boundaries
 from demo.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
 from demo.businesses import place_businesses
 from demo.providers import PROVIDERS, generate_deliveries
+from demo.run_households import run_households
 from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,11 @@ def generate_demo(
     amt_of = dict(zip(gem["ags"], gem["vwg_ars"], strict=True))
     amt_kind = dict(zip(boundaries.amt["vwg_ars"], boundaries.amt["bez"], strict=True))
     amt_of = {a: v for a, v in amt_of.items() if amt_kind.get(v) == "Amt"}
+    # calibrate against the households the demo run will count (its Zensus estimate), not our own column
+    weights = run_households(both, boundaries, grid_1km, grid_100m)
     deliveries = generate_deliveries(
-        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later
+        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later,
+        weights=weights,
     )
     if bba_biz is not None:
         both["businesses"] = place_businesses(both, deliveries["reference_assignment"], bba_biz, biz_thresholds)
