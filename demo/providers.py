@@ -44,7 +44,8 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    no household over a threshold it may not cross; elsewhere it is clipped to just below the next
    threshold above the cell's slowest wired household (e.g. 6–15 Mbit/s where DSL is < 16).
    Where the generated wired falls short of the published one (see 3), mobile may lift households
-   up to the published "all". Unpopulated pixels of the raster get uncalibrated values.
+   up to the published "all" at thresholds below :data:`MOBILE_FILL_BELOW` (30 Mbit/s).
+   Unpopulated pixels of the raster get uncalibrated values.
 7. Vintages (:func:`generate_deliveries` ``earlier``): all random draws (scores, noise, the product
    inside a class per address/cell, the invented mobile speed) come first and do not depend on the
    Breitbandatlas table. Cable and mobile cells are ordered by the levels (Mbit/s) they had in the
@@ -97,6 +98,8 @@ MOBILE_TOWN = (50, 151)
 NEST_RANGE = 8.0
 NEST_ITERATIONS = 12
 MOBILE_RURAL = (10, 51)
+#: Mobile fills "all" where the generated wired falls short only at thresholds below this (Mbit/s).
+MOBILE_FILL_BELOW = 30.0
 
 
 def _thresholds(wide: pd.DataFrame, group: str) -> list[tuple[float, str]]:
@@ -555,9 +558,13 @@ def calibrate_mobile(
         t = t_all[j]
         below = np.bincount(inv, hh * (wired < t), ncell)
         ours = 100.0 - 100.0 * np.bincount(codes, hh * (wired < t), ngem) / np.maximum(gem_hh, 1e-9)
-        # lift by the published gap all − wired, or more where the generated wired falls short of the
-        # published one (a published wired above DSL + cable + fibre counts other wired technologies)
-        gap = np.nan_to_num(np.maximum(s_all[:, j] - s_w[:, j], s_all[:, j] - ours), nan=0.0)
+        # lift by the published gap all − wired; below MOBILE_FILL_BELOW also where the generated wired
+        # falls short of the published one (a published wired above DSL + cable + fibre counts other
+        # wired technologies); never to gigabit speeds for that
+        gap = s_all[:, j] - s_w[:, j]
+        if t < MOBILE_FILL_BELOW:
+            gap = np.maximum(gap, s_all[:, j] - ours)
+        gap = np.nan_to_num(gap, nan=0.0)
         target = np.clip(s_all[:, j] - ours, 0.0, np.maximum(gap, 0.0)) / 100.0 * gem_hh
         have = np.bincount(cg, below * (lift >= j), ngem)
         need = target - have

@@ -194,11 +194,13 @@ def _abs_diffs(shares: pd.DataFrame, bba: pd.DataFrame, group: str, target: pd.D
     return pd.DataFrame(diffs)
 
 
-def _assert_per_gemeinde(diffs: pd.DataFrame, name: str, within: float = 0.95) -> None:
-    """Issue 19's bound: within 5 pp at every threshold for >= 95 % of the Gemeinden, never above 10 pp."""
+def _assert_per_gemeinde(diffs: pd.DataFrame, name: str, within: float = 0.95, exempt=()) -> None:
+    """Issue 19's bound: within 5 pp at every threshold for >= 95 % of the Gemeinden, never above 10 pp
+    (``exempt``: Gemeinden left out of the 10 pp bound, see the caller)."""
     worst = diffs.max(axis=1)
     assert (worst <= 5.0).mean() >= within, (name, worst.sort_values().tail(8).round(1).to_dict())
-    assert worst.max() <= 10.0, (name, worst.sort_values().tail(5).round(1).to_dict())
+    rest = worst.drop(index=list(exempt), errors="ignore")
+    assert rest.max() <= 10.0, (name, rest.sort_values().tail(5).round(1).to_dict())
 
 
 def _union_cap(bba: pd.DataFrame, thresholds) -> pd.DataFrame:
@@ -452,10 +454,16 @@ def test_calibration_wired_and_all_combinations(demo, counted, bba):
     all_err = _compare(all_shares, bba, "all")
     assert wired_err < 0.5, wired_err
     assert all_err < 0.5, all_err
-    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired"), "wired")
-    _assert_per_gemeinde(_abs_diffs(all_shares, bba, "all"), "all")
-    # the > 10 pp bound holds for wired against what DSL + cable + fibre can reach
-    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired", _union_cap(bba, thresholds)), "wired (cap)")
+    # Gemeinden whose published wired share exceeds DSL + cable + fibre by > 5 pp (other wired
+    # technologies): no placement of the three reaches it; 3 in MV, 2021-06
+    cap = _union_cap(bba, thresholds)
+    over = (bba[[f"share_ge_{t}_wired" for t in thresholds]].to_numpy() - cap.to_numpy()).max(axis=1) > 5
+    exempt = set(bba.index[over])
+    assert len(exempt & set(wired_shares.index)) <= 5, exempt
+    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired"), "wired", exempt=exempt)
+    _assert_per_gemeinde(_abs_diffs(all_shares, bba, "all"), "all", exempt=exempt)
+    # against what DSL + cable + fibre can reach, the 10 pp bound holds for every Gemeinde
+    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired", cap), "wired (cap)")
     for group, down in (("dsl", d), ("fibre", f), ("hfc", h)):
         t_g = [t for t in thresholds if f"share_ge_{t:g}_{group}" in bba.columns]
         one = _shares(addr.assign(down=down.to_numpy(float)), t_g)
@@ -519,7 +527,8 @@ def test_vintages_consistent(tmp_path, boundaries):
         for j in range(len(thresholds)):
             lost |= (a[name] > j) & (b[name] <= j) & ~fell[:, j]
         assert (lost & served).mean() < 0.005, (name, (lost & served).mean())
-        assert not (lost & ~served).any(), name  # sites and empty addresses keep their class
+        if name != "hfc":  # cable is per 100 m cell: an address without households follows its cell
+            assert not (lost & ~served).any(), name  # sites and empty addresses keep their class
     gained = {name: float((b[name] > a[name]).mean()) for name in a}
     assert gained["dsl"] > 0.05 and gained["hfc"] > 0.05 and gained["fibre"] > 0.002, gained  # real changes
 
