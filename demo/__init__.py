@@ -29,7 +29,7 @@ from demo.sites import place_sites
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-4"
+METHOD_VERSION = "synth-mv-5"  # 5: issue 19 (per-threshold union placement, Zensus households)
 ADDRESS_COLUMNS = (
     "address_id",
     "x",
