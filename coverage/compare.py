@@ -146,3 +146,18 @@ def _summarise_kreise(part: pd.DataFrame) -> pd.Series:
         "run_share_total": np.average(part["run_share"], weights=w),
         "bba_share_weighted": np.average(part["bba_share"], weights=w),
     })
+def spread_by_group(detail: pd.DataFrame) -> pd.DataFrame:
+    """Per technology group: mean, 95th percentile and maximum of the absolute differences over all
+    (Gemeinde, threshold) pairs, and how many Gemeinden are off by more than 5 / 10 pp at some threshold
+    (the means hide single Gemeinden far off)."""
+    if detail.empty:
+        return pd.DataFrame(columns=["group", "gemeinden", "mean_abs_diff_pp", "p95_abs_diff_pp", "max_abs_diff_pp",
+                                     "gemeinden_over_5pp", "gemeinden_over_10pp"])
+    absdiff = detail.assign(abs_pp=detail["diff_pp"].abs())
+    worst = absdiff.groupby(["group", "key"])["abs_pp"].max()
+    out = absdiff.groupby("group")["abs_pp"].agg(
+        mean_abs_diff_pp="mean", p95_abs_diff_pp=lambda v: float(np.quantile(v, 0.95)), max_abs_diff_pp="max")
+    out.insert(0, "gemeinden", worst.groupby(level="group").size())
+    out["gemeinden_over_5pp"] = (worst > 5).groupby(level="group").sum()
+    out["gemeinden_over_10pp"] = (worst > 10).groupby(level="group").sum()
+    return out.reset_index()

@@ -24,11 +24,13 @@ from coverage.model import Boundaries
 from demo.addresses import area_polygon, finalise_addresses, generate_addresses, spread_duplicates
 from demo.businesses import place_businesses
 from demo.providers import PROVIDERS, Deliveries, generate_deliveries
+from demo.run_households import run_households
 from demo.sites import choose_schools, place_sites, school_curves, school_names
 
 log = logging.getLogger(__name__)
 
-METHOD_VERSION = "synth-mv-5"
+METHOD_VERSION = "synth-mv-6"  # 6: issue 19 (per-threshold union placement, Zensus households; schools chosen
+#                               to the Kreis table, businesses at the register's count)
 ADDRESS_COLUMNS = (
     "address_id",
     "x",
@@ -112,8 +114,11 @@ def generate_demo(
     amt_of = dict(zip(gem["ags"], gem["vwg_ars"], strict=True))
     amt_kind = dict(zip(boundaries.amt["vwg_ars"], boundaries.amt["bez"], strict=True))
     amt_of = {a: v for a, v in amt_of.items() if amt_kind.get(v) == "Amt"}
+    # calibrate against the households the demo run will count (its Zensus estimate), not our own column
+    weights = run_households(both, boundaries, grid_1km, grid_100m)
     deliveries = generate_deliveries(
-        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later
+        both, bba_wide, gem.crs, rng, amt_of, area_polygon(boundaries), earlier=earlier, later=later,
+        weights=weights,
     )
     candidates = int((both["school_rank"] >= 0).sum())
     if school_counts is not None:

@@ -11,20 +11,23 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    - DSL: minus the distance to a fictional exchange at the household-weighted centre of the
      Gemeinde's densest 1 km cell, plus noise per 100 m cell (sd 150 m) and per address (20 m);
    - HFC (cable) and FTTH/B: independent 500 m cluster noise plus 100 m cell noise.
-   The shared score makes fast technologies nest (cable, fibre and vectoring DSL in the same
-   places) roughly as much as the published "wired" union shows; ``w`` was chosen by a small grid
-   search on the wired error.
-2. Addresses of a Gemeinde are walked in descending score; with ``c`` the household fraction up to
-   the middle of the address, the address gets the highest published class ``t`` with
-   ``share_ge_t > 100 c``. This reproduces each single-technology share up to household granularity
-   (one address' households). HFC and mobile are assigned per 100 m cell (all addresses of a cell get
-   the same class, the cell counts for the Gemeinde holding most of its households), so their shares
-   are reproduced up to one cell's households and cells split by a Gemeinde border.
-3. Order: DSL, fibre, then HFC. HFC's cell order is ``score + λ_g · overlap`` (overlap = the
-   cell's household fraction already served by DSL/fibre at the wired thresholds), with one
-   ``λ_g`` per Gemeinde found by bisection so that the union dsl ∪ hfc ∪ fibre ("wired") matches
-   the published wired shares summed over the thresholds (:func:`nested_classes`). One ``λ`` per
-   Gemeinde cannot fit every threshold, so "wired" stays approximate (about 1 pp).
+   The scores say where a technology goes *first*; how much of it overlaps the others is set by step 3.
+2. Households are those the demo run will count (its Zensus estimate, :mod:`demo.run_households`).
+   HFC (cable) and mobile are assigned per 100 m cell (all addresses of a cell get the same class,
+   the cell counts for the Gemeinde holding most of its households) by quantile mapping: cells of a
+   Gemeinde walked in descending score; with ``c`` the household fraction up to the middle of the
+   cell, it gets the highest published class ``t`` with ``share_ge_t > 100 c``
+   (:func:`quantile_classes`). Their shares are reproduced up to one cell's households.
+3. Order: HFC, then DSL, then fibre, both per address by :func:`union_classes`: the addresses are
+   put into *bins* by the best speed of the technologies already placed, one small linear programme
+   per Gemeinde decides how many households of each class go into each bin (class sizes exactly the
+   published ones; the union DSL ∪ HFC ∪ fibre, "wired", as close as possible to the published
+   wired share at *every* threshold; DSL may stay below it by what fibre can still add), and inside
+   a bin the addresses are taken by descending score, carrying the rounding from bin to bin (an
+   address' households are indivisible; where the score order misses, the big addresses of a small
+   Gemeinde first). So single technologies and "wired" both match per Gemeinde up to household
+   granularity, except where the published wired share exceeds DSL + cable + fibre (other wired
+   technologies the table does not list separately; three MV Gemeinden by more than 5 pp).
 4. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
    of a threshold). Uploads: DSL ≈ down/10, HFC ≈ down/20 (≤ 50), fibre down/2.
 5. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
@@ -40,13 +43,16 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    values. A cell keeps an invented speed (towns 50–150, rural 10–50 Mbit/s) only where that lifts
    no household over a threshold it may not cross; elsewhere it is clipped to just below the next
    threshold above the cell's slowest wired household (e.g. 6–15 Mbit/s where DSL is < 16).
+   Where the generated wired falls short of the published one (see 3), mobile may lift households
+   up to the published "all" at thresholds below :data:`MOBILE_FILL_BELOW` (30 Mbit/s).
    Unpopulated pixels of the raster get uncalibrated values.
 7. Vintages (:func:`generate_deliveries` ``earlier``): all random draws (scores, noise, the product
    inside a class per address/cell, the invented mobile speed) come first and do not depend on the
-   Breitbandatlas table, so DSL/fibre classes only rise where the published shares rise. Cable and
-   mobile cells are ordered by the levels (Mbit/s) they had in the earlier vintages before their
-   score (the per-vintage λ and "all" lifts only reorder cells of the same earlier level), so a
-   later vintage serves a superset wherever the published shares do not drop.
+   Breitbandatlas table. Cable and mobile cells are ordered by the levels (Mbit/s) they had in the
+   earlier vintages before their score; DSL and fibre carry each address' previous class as a
+   *floor* into :func:`union_classes` (the linear programme pays :data:`UNION_KEEP_WEIGHT` per
+   household of a class taken away, and those addresses are taken first in their bin), so a later
+   vintage keeps what an address had wherever the published shares do not drop.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ GROUPS = ("dsl", "hfc", "fibre", "mobile")
 #: Weight of the shared per-place score in each technology's score (rest: technology-specific).
 #: Chosen by a grid search over (dsl, hfc = fibre) in {0.3, 0.6, 0.8, 0.95}² minimising the
 #: mean abs "wired" error on the matched MV Gemeinden (2021-06): 0.95/0.95 gave 1.02 pp, 0.6/0.7 1.21.
+#: In MV the overlap is now set by :func:`union_classes`; the score still decides the places inside
+#: a bin. The Germany demo still nests cable by :func:`nested_classes`.
 SHARED_WEIGHT = {"dsl": 0.95, "hfc": 0.95, "fibre": 0.95}
 BASE_CLUSTER_SD = 0.7
 #: Mobile download offered at a cell where nothing limits it (towns, rural), before calibration.
@@ -90,6 +98,8 @@ MOBILE_TOWN = (50, 151)
 NEST_RANGE = 8.0
 NEST_ITERATIONS = 12
 MOBILE_RURAL = (10, 51)
+#: Mobile fills "all" where the generated wired falls short only at thresholds below this (Mbit/s).
+MOBILE_FILL_BELOW = 30.0
 
 
 def _thresholds(wide: pd.DataFrame, group: str) -> list[tuple[float, str]]:
@@ -253,6 +263,237 @@ def nested_classes(
     return error((lo + hi) / 2)[1]
 
 
+#: Weight of keeping a technology where its own score puts it, against the "wired" error (both in households).
+UNION_TIE_WEIGHT = 0.01
+#: Weight per household of an earlier vintage's class taken away, against the "wired" error.
+UNION_KEEP_WEIGHT = 2.0
+
+
+def union_classes(
+    codes: np.ndarray,
+    score: np.ndarray,
+    hh: np.ndarray,
+    thresholds: np.ndarray,
+    shares: np.ndarray,
+    other: np.ndarray,
+    wired: tuple[np.ndarray, np.ndarray],
+    room: np.ndarray | None = None,
+    floor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Class index 0..K per address (as :func:`quantile_classes`) whose union with ``other`` matches
+    the published "wired" shares at every wired threshold, not only on their sum.
+
+    ``room`` (% per Gemeinde × wired threshold, default 0) lets the union fall short of "wired"
+    by that much without penalty: what a technology placed later can still add.
+
+    ``floor`` (class index per address, default 0) is the class an address had in the previous
+    vintage: the households of class >= c per bin should not fall below those with floor >= c
+    (a soft constraint, :data:`UNION_KEEP_WEIGHT` per household short, so a vintage only takes a
+    class away where the published share fell), and inside a bin they are taken first.
+
+    ``other`` is each address' best download of the technologies already placed; it puts the
+    address in a *bin* (how many wired thresholds it already reaches). One small linear programme
+    per Gemeinde (solved together, block-diagonal, HiGHS) decides how many households of each class
+    go to each bin: the class sizes are the published ones exactly, a bin holds at most its
+    households, and the households a class adds to the union at each wired threshold (those in bins
+    below it) should equal the published wired share minus what ``other`` already reaches; it
+    minimises the summed absolute miss (households) plus :data:`UNION_TIE_WEIGHT` × the distance
+    from the allocation the score alone would give. Inside a bin the addresses are then taken by
+    descending ``score`` (quantile mapping), so the places stay those of the score where possible.
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    codes = np.asarray(codes, dtype=np.int64)
+    ngem, nk = shares.shape
+    hh = np.asarray(hh, float)
+    hh = np.where(np.bincount(codes, hh, ngem)[codes] > 0, hh, 1.0)  # a Gemeinde without households: by address
+    t_w, s_w = wired
+    nm = len(t_w)
+    nb = nm + 1
+    b = np.searchsorted(t_w, np.asarray(other, float), side="right")
+    q = codes * nb + b
+    cap = np.bincount(q, hh, ngem * nb).reshape(ngem, nb)
+    gem_hh = cap.sum(axis=1)
+    pct = np.c_[shares, np.zeros(ngem)] / 100.0 * gem_hh[:, None]
+    size = np.maximum(pct[:, :-1] - pct[:, 1:], 0.0)  # households per exact class 1..K
+    reach = np.searchsorted(t_w, thresholds, side="right")  # class c reaches wired thresholds i < reach[c-1]
+    fl = np.zeros(len(codes), dtype=np.int64) if floor is None else np.asarray(floor, dtype=np.int64)
+    natural = quantile_classes(codes, score + _PRIOR_STEP * fl, hh, shares)
+    n0 = np.zeros((ngem, nk, nb))
+    served = natural > 0
+    np.add.at(n0, (codes[served], natural[served] - 1, b[served]), hh[served])
+    already = cap[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # households with other >= t_w[i]
+    target = np.asarray(s_w, float) / 100.0 * gem_hh[:, None] - already
+    valid = ~np.isnan(target) & (gem_hh[:, None] > 0)
+    slack = np.zeros((ngem, nm)) if room is None else np.clip(np.nan_to_num(room), 0, None) / 100.0 * gem_hh[:, None]
+
+    # variables per Gemeinde: n[c, b], d+[c, b], d-[c, b] (n - n0 = d+ - d-), e+[i], e-[i], s[i]
+    # (gain - e+ + e- + s = target, 0 <= s <= room: a shortfall up to ``room`` is free), u[c, b]
+    # (households of an earlier class >= c+1 in bin b not kept)
+    nv = nk * nb
+    per = 4 * nv + 3 * nm
+    base = np.arange(ngem)[:, None] * per
+    cols_n = base + np.arange(nv)[None, :]  # ngem × nv, index c * nb + b
+    rows, cols, vals, rhs_eq = [], [], [], []
+    r = 0
+    # class sizes
+    for c in range(nk):
+        rr = r + np.arange(ngem)
+        for bb in range(nb):
+            rows.append(rr)
+            cols.append(cols_n[:, c * nb + bb])
+            vals.append(np.ones(ngem))
+        rhs_eq.append(size[:, c])
+        r += ngem
+    # n - d+ + d- = n0
+    for j in range(nv):
+        rr = r + np.arange(ngem)
+        rows += [rr, rr, rr]
+        cols += [cols_n[:, j], base[:, 0] + nv + j, base[:, 0] + 2 * nv + j]
+        vals += [np.ones(ngem), -np.ones(ngem), np.ones(ngem)]
+        c, bb = divmod(j, nb)
+        rhs_eq.append(n0[:, c, bb])
+        r += ngem
+    # gain at wired threshold i: classes reaching i, bins <= i; minus e+ plus e- = target
+    for i in range(nm):
+        g_ok = np.flatnonzero(valid[:, i])
+        rr = r + np.arange(len(g_ok))
+        for c in range(nk):
+            if reach[c] <= i:
+                continue
+            for bb in range(i + 1):
+                rows.append(rr)
+                cols.append(cols_n[g_ok, c * nb + bb])
+                vals.append(np.ones(len(g_ok)))
+        rows += [rr, rr, rr]
+        cols += [base[g_ok, 0] + 3 * nv + i, base[g_ok, 0] + 3 * nv + nm + i, base[g_ok, 0] + 3 * nv + 2 * nm + i]
+        vals += [-np.ones(len(g_ok)), np.ones(len(g_ok)), np.ones(len(g_ok))]
+        rhs_eq.append(np.nan_to_num(target[g_ok, i]))
+        r += len(g_ok)
+    a_eq = sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, ngem * per)
+    )
+    # bin capacities
+    crow = [np.arange(ngem) * nb + bb for bb in range(nb) for _ in range(nk)]
+    ccol = [cols_n[:, c * nb + bb] for bb in range(nb) for c in range(nk)]
+    cval = [np.ones(ngem) for _ in range(nb * nk)]
+    b_ub = [cap.ravel() * (1 + 1e-9) + 1e-9]
+    # keep: -sum_{c' >= c} n[c', b] - u[c, b] <= -(households with floor >= c+1 in bin b)
+    kept = np.zeros((ngem, nk, nb))
+    has = fl > 0
+    np.add.at(kept, (codes[has], np.minimum(fl[has], nk) - 1, b[has]), hh[has])
+    kept = kept[:, ::-1, :].cumsum(axis=1)[:, ::-1, :]
+    r_ub = ngem * nb
+    for c in range(nk):
+        for bb in range(nb):
+            rr = r_ub + np.arange(ngem)
+            for c2 in range(c, nk):
+                crow.append(rr)
+                ccol.append(cols_n[:, c2 * nb + bb])
+                cval.append(-np.ones(ngem))
+            crow.append(rr)
+            ccol.append(base[:, 0] + 3 * nv + 3 * nm + c * nb + bb)
+            cval.append(-np.ones(ngem))
+            b_ub.append(-kept[:, c, bb] * (1 - 1e-9))
+            r_ub += ngem
+    a_ub = sparse.csr_array(
+        (np.concatenate(cval), (np.concatenate(crow), np.concatenate(ccol))), shape=(r_ub, ngem * per)
+    )
+    cost = np.zeros(per)
+    cost[nv : 3 * nv] = UNION_TIE_WEIGHT
+    cost[3 * nv : 3 * nv + 2 * nm] = 1.0
+    cost[3 * nv + 3 * nm :] = UNION_KEEP_WEIGHT
+    upper = np.full((ngem, per), np.inf)
+    upper[:, 3 * nv + 2 * nm : 3 * nv + 3 * nm] = slack
+    res = linprog(
+        np.tile(cost, ngem), A_ub=a_ub, b_ub=np.concatenate(b_ub), A_eq=a_eq,
+        b_eq=np.concatenate(rhs_eq), bounds=np.c_[np.zeros(ngem * per), upper.ravel()], method="highs",
+    )
+    if res.status != 0:
+        log.warning("union placement: linear programme not solved (%s); score order kept", res.message)
+        return natural
+    n = res.x.reshape(ngem, per)[:, :nv].reshape(ngem, nk, nb)
+    return _realise_bins(n, codes, b, score, hh, cap, fl)
+
+
+def _realise_bins(
+    n: np.ndarray,
+    codes: np.ndarray,
+    b: np.ndarray,
+    score: np.ndarray,
+    hh: np.ndarray,
+    cap: np.ndarray,
+    floor: np.ndarray,
+) -> np.ndarray:
+    """Classes per address from households per (Gemeinde, class, bin) ``n``.
+
+    Inside a bin the addresses are taken by descending ``score``, highest class first
+    (:func:`_fill`), those with a higher ``floor`` (earlier class) first. Bins are filled in turn
+    and each carries the rounding of the ones before (an
+    address' households are indivisible), so a Gemeinde's class sizes miss by about half an address
+    at most, not half an address per bin."""
+    ngem, nk, nb = n.shape
+    above = n[:, ::-1, :].cumsum(axis=1)[:, ::-1, :]  # households of class >= c+1, per bin
+    order = np.lexsort((-np.asarray(score), -floor, codes))
+    carry = np.zeros((ngem, nk))
+    out = np.zeros(len(codes), dtype=np.int64)
+    for bb in range(nb):
+        rows = order[b[order] == bb]
+        want = np.minimum.accumulate(np.clip(above[:, :, bb] + carry, 0.0, cap[:, bb, None]), axis=1)
+        have = np.zeros(ngem)
+        for c in range(nk - 1, -1, -1):
+            free = rows[out[rows] == 0]
+            take = _fill(free, codes, hh, want[:, c] - have, floor)
+            out[take] = c + 1
+            have += np.bincount(codes[take], hh[take], ngem)
+            carry[:, c] += above[:, c, bb] - have
+    # addresses without households (sites) change no share: they keep their earlier class
+    return np.where(hh > 0, out, np.maximum(out, np.minimum(floor, nk)))
+
+
+def _fill(rows: np.ndarray, codes: np.ndarray, hh: np.ndarray, need: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Rows (sorted by Gemeinde, then preference) that meet each Gemeinde's ``need`` (households)
+    closely: :func:`_fill_in_order` in the preference order, or, where that misses by more, by
+    ``floor`` then descending households (big addresses of small Gemeinden first: a closer subset sum)."""
+    first = _fill_in_order(rows, codes, hh, need)
+    by_size = rows[np.lexsort((-hh[rows], -floor[rows], codes[rows]))]
+    second = _fill_in_order(by_size, codes, hh, need)
+    ngem = len(need)
+    miss1 = np.abs(need - np.bincount(codes[first], hh[first], ngem))
+    miss2 = np.abs(need - np.bincount(codes[second], hh[second], ngem))
+    better = miss2 < miss1 - 1e-9
+    return np.concatenate([first[~better[codes[first]]], second[better[codes[second]]]])
+
+
+def _fill_in_order(
+    rows: np.ndarray, codes: np.ndarray, hh: np.ndarray, need: np.ndarray, rounds: int = 3
+) -> np.ndarray:
+    """Rows taken in order until each Gemeinde's ``need`` is met: a row is taken if the households
+    before it plus half its own stay below the need; rows too large to fit are skipped so smaller
+    ones after them can still fill it."""
+    taken = []
+    rem = need.astype(float).copy()
+    cand = rows
+    for _ in range(rounds):
+        if not len(cand):
+            break
+        w = hh[cand]
+        cand = cand[w / 2 < rem[codes[cand]]]
+        if not len(cand):
+            break
+        g = codes[cand]
+        w = hh[cand]
+        cum = np.cumsum(w)
+        first = np.r_[True, g[1:] != g[:-1]]
+        start = np.maximum.accumulate(np.where(first, cum - w, 0.0))
+        inc = (cum - start - w / 2) < rem[g]
+        taken.append(cand[inc])
+        rem -= np.bincount(g[inc], w[inc], len(rem))
+        cand = cand[~inc]
+    return np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)
+
+
 def calibrate_mobile(
     cg: np.ndarray,
     inv: np.ndarray,
@@ -317,7 +558,13 @@ def calibrate_mobile(
         t = t_all[j]
         below = np.bincount(inv, hh * (wired < t), ncell)
         ours = 100.0 - 100.0 * np.bincount(codes, hh * (wired < t), ngem) / np.maximum(gem_hh, 1e-9)
-        gap = np.nan_to_num(s_all[:, j] - s_w[:, j], nan=0.0)
+        # lift by the published gap all − wired; below MOBILE_FILL_BELOW also where the generated wired
+        # falls short of the published one (a published wired above DSL + cable + fibre counts other
+        # wired technologies); never to gigabit speeds for that
+        gap = s_all[:, j] - s_w[:, j]
+        if t < MOBILE_FILL_BELOW:
+            gap = np.maximum(gap, s_all[:, j] - ours)
+        gap = np.nan_to_num(gap, nan=0.0)
         target = np.clip(s_all[:, j] - ours, 0.0, np.maximum(gap, 0.0)) / 100.0 * gem_hh
         have = np.bincount(cg, below * (lift >= j), ngem)
         need = target - have
@@ -430,6 +677,7 @@ def generate_deliveries(
     planned_amt_count: int = 3,
     earlier: Sequence[pd.DataFrame] = (),
     later: Sequence[pd.DataFrame] = (),
+    weights: np.ndarray | None = None,
 ) -> Deliveries:
     """Provider deliveries for ``addresses`` (needs address_id, x, y, ags, households, density, cell_1km).
 
@@ -447,11 +695,13 @@ def generate_deliveries(
     ``later`` are the tables of later vintages (oldest first), calibrated after ``bba`` in the same
     way; only their last assignment is returned (``reference_assignment``: the offers the demo's
     businesses are placed against, the same for every vintage). They draw nothing and change nothing else.
+    ``weights`` are the households per address the shares are calibrated against (default: the
+    ``households`` column); the MV demo passes the run's Zensus estimate (:mod:`demo.run_households`).
     """
     crs = CRS.from_user_input(crs)
     ags_all = np.sort(addresses["ags"].unique())
     codes = np.searchsorted(ags_all, addresses["ags"].to_numpy())
-    hh = addresses["households"].to_numpy(float)
+    hh = addresses["households"].to_numpy(float) if weights is None else np.asarray(weights, float)
     x3, y3 = _cells_3035(addresses, crs)
     cell100 = cell_key(x3, y3, 100)
     cluster500 = cell_key(x3, y3, 500)
@@ -569,7 +819,7 @@ def _calibrate_vintage(
     addresses = frame["addresses"]
     ags_all, codes, hh = frame["ags_all"], frame["codes"], frame["hh"]
     cg, chh, inv = cells["cg"], cells["chh"], cells["inv"]
-    hh_by_ags = addresses.groupby("ags")["households"].sum()
+    hh_by_ags = pd.Series(hh).groupby(addresses["ags"].to_numpy()).sum()
     unmatched: set[str] = set()
     shares_by_group = {}
     for group in (*GROUPS, "wired", "all"):
@@ -583,27 +833,43 @@ def _calibrate_vintage(
             "households": addresses["households"].to_numpy(),
         }
     )
-    t, s = shares_by_group["dsl"]
-    down = class_speeds(quantile_classes(codes, scores["dsl"], hh, s), t, PRODUCTS["dsl"], u=uniform["dsl"])
-    assign["dsl_down"] = down
-    assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
+    t_w, s_w = shares_by_group["wired"]
+    t_f, s_f = shares_by_group["fibre"]
+    fibre_at_w = np.c_[s_f, np.zeros(len(s_f))][:, np.minimum(np.searchsorted(t_f, t_w, side="left"), len(t_f))]
 
-    t, s = shares_by_group["fibre"]
-    down = class_speeds(quantile_classes(codes, scores["fibre"], hh, s), t, PRODUCTS["fibre"], u=uniform["fibre"])
-    assign["fibre_down"] = down
-    assign["fibre_up"] = down / 2
-
-    # HFC: per 100 m cell, last, its overlap with DSL/fibre tuned per Gemeinde to the published "wired"
-    t, s = shares_by_group["hfc"]
-    hkey = scores["hfc"]
-    if prior is not None:
-        hkey = hkey + _PRIOR_STEP * _prior_rank(prior["kc"], prior["kc_max"])
-    other = np.maximum(assign["dsl_down"].to_numpy(), assign["fibre_down"].to_numpy())
-    kc = nested_classes(cg, inv, hh, codes, hkey, chh, t, s, other, shares_by_group["wired"])
-    cdown = class_speeds(kc, t, PRODUCTS["hfc"], u=uniform["hfc"])
+    # HFC first: per 100 m cell, quantile mapping of its score; in a later vintage the earlier
+    # vintages' cells first, and the new cells nested (λ per Gemeinde, :func:`nested_classes`) with
+    # the previous vintage's DSL and fibre towards "wired", so that DSL and fibre can keep their places
+    t_c, s = shares_by_group["hfc"]
+    if prior is None:
+        kc = quantile_classes(cg, scores["hfc"], chh, s)
+    else:
+        hkey = scores["hfc"] + _PRIOR_STEP * _prior_rank(prior["kc"], prior["kc_max"])
+        before = np.maximum(prior["kd"], prior["kf"])
+        kc = nested_classes(cg, inv, hh, codes, hkey, chh, t_c, s, before, (t_w, s_w))
+    cdown = class_speeds(kc, t_c, PRODUCTS["hfc"], u=uniform["hfc"])
     cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
     assign["hfc_down"] = cdown[inv]
     assign["hfc_up"] = cup[inv]
+
+    # DSL: per address, placed against HFC so that the union reaches "wired" less at most what
+    # fibre (placed last) can still add
+    t, s = shares_by_group["dsl"]
+    dfloor = None if prior is None else np.searchsorted(t, prior["kd"], side="right")
+    kd = union_classes(
+        codes, scores["dsl"], hh, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w), room=fibre_at_w, floor=dfloor
+    )
+    down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
+    assign["dsl_down"] = down
+    assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
+
+    # fibre: per address, placed so that DSL ∪ HFC ∪ fibre matches "wired" at every threshold
+    ffloor = None if prior is None else np.searchsorted(t_f, prior["kf"], side="right")
+    other = np.maximum(assign["dsl_down"].to_numpy(), assign["hfc_down"].to_numpy())
+    kf = union_classes(codes, scores["fibre"], hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
+    down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
+    assign["fibre_down"] = down
+    assign["fibre_up"] = down / 2
 
     # mobile: per 100 m cell, calibrated against the wired speeds ("all" = wired ∪ mobile)
     wired = assign[["dsl_down", "hfc_down", "fibre_down"]].to_numpy().max(axis=1)
@@ -611,8 +877,11 @@ def _calibrate_vintage(
         cg, inv, hh, codes, wired, scores["mobile"], cells["town"], shares_by_group, rng, mobile_noise, prior
     )
     assign["mobile_down"] = mdown[inv]
-    state = {"kc": np.r_[0.0, t][kc], "km": mstate["km"], "lift": mstate["lift"]}
-    for key in ("kc", "km", "lift"):
+    state = {
+        "kc": np.r_[0.0, t_c][kc], "kd": np.r_[0.0, t][kd], "kf": np.r_[0.0, t_f][kf],
+        "km": mstate["km"], "lift": mstate["lift"],
+    }
+    for key in ("kc", "kd", "kf", "km", "lift"):
         state[f"{key}_max"] = state[key] if prior is None else np.maximum(state[key], prior[f"{key}_max"])
     return (assign, shares_by_group, unmatched), state
 

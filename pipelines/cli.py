@@ -137,7 +137,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_bba(args: argparse.Namespace) -> int:
-    from coverage.compare import KINDS, compare_with_bba, kind_of_file, summary_by_group
+    from coverage.compare import KINDS, compare_with_bba, kind_of_file, spread_by_group, summary_by_group
     from coverage.sources.breitbandatlas import is_kreis_table, read_bba_table
     from pipelines import io
 
@@ -169,6 +169,10 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
         print(result.summary.round(2).to_string(index=False))
         print()
         print(summary_by_group(result.summary).round(2).to_string(index=False))
+        print()
+        print("Per Gemeinde (absolute differences over all Gemeinden and thresholds; Gemeinden off by more "
+              "than 5 / 10 pp at some threshold):")
+        print(spread_by_group(result.detail).round(2).to_string(index=False))
     print(f"\nGemeinden only in the run: {len(result.only_in_run)}; only in the Breitbandatlas table: "
           f"{len(result.only_in_bba)} (AGS changed by municipal mergers; listed in {out})")
     return EXIT_OK

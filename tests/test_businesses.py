@@ -220,3 +220,22 @@ def test_compare_bba_kind_overrides_the_file_name(tmp_path):
     wired = summary.loc[("wired", 100.0)]
     assert wired["gemeinden"] == 2 and wired["mean_abs_diff_pp"] == pytest.approx(35.0)
     assert "bba_share_hh_weighted" in summary.columns
+
+
+def test_compare_bba_spread_per_group_counts_gemeinden_far_off(tmp_path, capsys):
+    """The per-Gemeinde spread: mean, 95th percentile, max and Gemeinden off by > 5 / > 10 pp."""
+    from coverage.compare import spread_by_group
+
+    detail = pd.DataFrame({
+        "key": ["A", "A", "B", "B", "C"], "group": ["wired"] * 4 + ["dsl"],
+        "threshold_mbps": [16.0, 100.0, 16.0, 100.0, 16.0], "diff_pp": [1.0, -12.0, 5.0, 0.0, 6.0]})
+    spread = spread_by_group(detail).set_index("group")
+    assert spread.loc["wired", "gemeinden"] == 2
+    assert spread.loc["wired", "mean_abs_diff_pp"] == pytest.approx(4.5)
+    assert spread.loc["wired", "max_abs_diff_pp"] == 12.0
+    assert spread.loc["wired", "p95_abs_diff_pp"] == pytest.approx(np.quantile([1, 12, 5, 0], 0.95))
+    # A is off by 12 at 100 (> 10); B by exactly 5 (not more); C by 6 (dsl)
+    assert (spread.loc["wired", "gemeinden_over_5pp"], spread.loc["wired", "gemeinden_over_10pp"]) == (1, 1)
+    assert (spread.loc["dsl", "gemeinden_over_5pp"], spread.loc["dsl", "gemeinden_over_10pp"]) == (1, 0)
+    _compare_cli(tmp_path)
+    assert "gemeinden_over_5pp" in capsys.readouterr().out

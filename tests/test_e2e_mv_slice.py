@@ -135,6 +135,14 @@ def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
     # business and site rows at those addresses are reported the same way
     lists = {name: int(pd.read_csv(slice_run / "corrupt" / name, dtype=str)["address_id"].isin(rejected_ids).sum())
              for name in ("businesses.csv", "sites.csv")}
+    # fibre is located by coordinates: its rows at a rejected address reach no address (if none is near)
+    addr = pd.read_csv(slice_run / "corrupt" / "addresses.csv", dtype={"address_id": str},
+                       usecols=["address_id", "x", "y"])
+    fib = pd.read_csv(slice_run / "corrupt" / "providers" / "fibre_seenplatte.csv", sep=";", decimal=",",
+                      encoding="utf-8-sig", usecols=["x", "y"])
+    at_rejected = fib.round(2).merge(addr[addr["address_id"].isin(rejected_ids)][["x", "y"]].round(2), on=["x", "y"])
+    fibre_lost = found.pop(("fibre_seenplatte.csv", "no_address_nearby"), 0)
+    assert fibre_lost <= len(at_rejected)
     assert found == {
         ("hauskoordinaten.txt", "bad_utm_zone"): 3,
         ("hauskoordinaten.txt", "duplicate_address_id"): 2,

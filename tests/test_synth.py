@@ -68,6 +68,27 @@ def located(demo, boundaries) -> gpd.GeoDataFrame:
     )
 
 
+def _zensus_households(points: gpd.GeoDataFrame, boundaries) -> np.ndarray:
+    """The households the demo run counts at ``points`` (site_kind, EPSG:25833): its Zensus estimate
+    (``[households] source = "zensus"`` in the demo config), by the library function the run uses."""
+    from coverage.households import estimate_households
+    from coverage.sources.zensus import grid_bbox, read_grid_1km, read_grid_100m
+
+    gem = boundaries.gemeinde
+    bbox = grid_bbox(gem.total_bounds, gem.crs, margin_m=1500.0)
+    g1 = read_grid_1km(DATA / "zensus2022" / "grid_1km.parquet", bbox)
+    g100 = read_grid_100m(DATA / "zensus2022" / "grid_100m_buildings.parquet", bbox)
+    hh, _, _ = estimate_households(points, g1, g100, gem, 1000.0, tolerance_m=500.0, land=boundaries.land)
+    return hh.to_numpy()
+
+
+@pytest.fixture(scope="module")
+def counted(located, boundaries) -> gpd.GeoDataFrame:
+    """``located`` with the households the demo run counts (:func:`_zensus_households`)."""
+    pts = located.drop(columns="households")
+    return pts.assign(households=_zensus_households(pts, boundaries))
+
+
 @pytest.fixture(scope="module")
 def bba() -> pd.DataFrame:
     return bba_wide(
@@ -166,17 +187,49 @@ def _shares(frame: pd.DataFrame, thresholds, down_col: str = "down") -> pd.DataF
 
 
 def _compare(shares: pd.DataFrame, bba: pd.DataFrame, group: str) -> float:
+    return float(np.nanmean(_abs_diffs(shares, bba, group).to_numpy()))
+
+
+def _abs_diffs(shares: pd.DataFrame, bba: pd.DataFrame, group: str, target: pd.DataFrame | None = None) -> pd.DataFrame:
+    """|generated − published| (pp) per matched Gemeinde × threshold (``target``: other published values)."""
     matched = shares.index.intersection(bba.index)
-    diffs = []
+    diffs = {}
     for t in shares.columns:
         col = f"share_ge_{t:g}_{group}"
-        diffs.append((shares.loc[matched, t] - bba.loc[matched, col]).abs())
-    return float(pd.concat(diffs).mean())
+        ref = bba.loc[matched, col] if target is None else target.loc[matched, t]
+        diffs[t] = (shares.loc[matched, t] - ref).abs()
+    return pd.DataFrame(diffs)
 
 
-def test_calibration_dsl_fibre_hfc_mobile(demo, located, bba):
+def _assert_per_gemeinde(diffs: pd.DataFrame, name: str, within: float = 0.95, exempt=()) -> None:
+    """Issue 19's bound: within 5 pp at every threshold for >= 95 % of the Gemeinden, and above 10 pp
+    in at most one (``exempt``: Gemeinden left out of the 10 pp bound, see the caller)."""
+    worst = diffs.max(axis=1)
+    assert (worst <= 5.0).mean() >= within, (name, worst.sort_values().tail(8).round(1).to_dict())
+    rest = worst.drop(index=list(exempt), errors="ignore")
+    # NOT fully met: with this test's seed one Gemeinde (13073079, cable and fibre both published at
+    # 28 %: one cable cell is a large part of it) is 13 pp off; the demo's seed 20210630 stays <= 10
+    assert (rest > 10.0).sum() <= 1, (name, rest.sort_values().tail(5).round(1).to_dict())
+
+
+def _union_cap(bba: pd.DataFrame, thresholds) -> pd.DataFrame:
+    """The published wired share, but at most DSL + cable + fibre published (a handful of Gemeinden
+    publish a wired share above that sum: other wired technologies the table does not list)."""
+    fibre_t = sorted(float(c.split("_")[2]) for c in bba.columns if c.startswith("share_ge_") and c.endswith("_fibre"))
+    out = {}
+    for t in thresholds:
+        ft = next((f for f in fibre_t if f >= t), None)
+        parts = [bba.get(f"share_ge_{t:g}_dsl"), bba.get(f"share_ge_{t:g}_hfc"),
+                 None if ft is None else bba[f"share_ge_{ft:g}_fibre"]]
+        total = sum(p.fillna(0) for p in parts if p is not None)
+        out[t] = np.minimum(bba[f"share_ge_{t:g}_wired"], np.minimum(total, 100.0))
+    return pd.DataFrame(out)
+
+
+def test_calibration_dsl_fibre_hfc_mobile(demo, counted, bba):
+    """Single technologies against the published shares, weighted by the households the run counts."""
     out, summary = demo
-    addr = pd.DataFrame(located[["address_id", "ags", "households", "x", "y"]])
+    addr = pd.DataFrame(counted[["address_id", "ags", "households", "x", "y"]])
     assert len(set(addr["ags"]) - set(bba.index)) == summary["gemeinden_without_bba"]
 
     dsl = pd.read_csv(out / "providers" / "dsl_kuestennetz.csv", sep=";", decimal=",", encoding="cp1252")
@@ -410,11 +463,12 @@ def test_bad_scope_and_vintage(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_calibration_wired_and_all_combinations(demo, located, bba):
+def test_calibration_wired_and_all_combinations(demo, counted, bba):
     """Union per address: wired = max(DSL csv, cable polygons, current fibre rows), all = max(wired,
-    mobile raster at the address cell); per-Gemeinde household shares vs the published ones."""
+    mobile raster at the address cell); per-Gemeinde shares of the households the run counts vs the
+    published ones: on average and per Gemeinde (issue 19's bounds)."""
     out, _ = demo
-    addr = pd.DataFrame(located[["address_id", "ags", "households", "x", "y"]]).reset_index(drop=True)
+    addr = pd.DataFrame(counted[["address_id", "ags", "households", "x", "y"]]).reset_index(drop=True)
     dsl = pd.read_csv(out / "providers" / "dsl_kuestennetz.csv", sep=";", decimal=",", encoding="cp1252")
     d = addr[["address_id"]].merge(dsl[["address_id", "down_mbps"]], on="address_id", how="left")["down_mbps"]
     fib = pd.read_csv(out / "providers" / "fibre_seenplatte.csv", sep=";", decimal=",", encoding="utf-8-sig")
@@ -437,10 +491,26 @@ def test_calibration_wired_and_all_combinations(demo, located, bba):
         mobile = band[row, col].astype(float)
     frame = addr.assign(wired=wired, all=np.fmax(wired, mobile))
     thresholds = [2, 16, 30, 50, 100, 200, 400, 1000]
-    wired_err = _compare(_shares(frame, thresholds, "wired"), bba, "wired")
-    all_err = _compare(_shares(frame, thresholds, "all"), bba, "all")
-    assert wired_err < 1.2, wired_err
-    assert all_err < 1.2, all_err
+    wired_shares = _shares(frame, thresholds, "wired")
+    all_shares = _shares(frame, thresholds, "all")
+    wired_err = _compare(wired_shares, bba, "wired")
+    all_err = _compare(all_shares, bba, "all")
+    assert wired_err < 0.5, wired_err
+    assert all_err < 0.5, all_err
+    # Gemeinden whose published wired share exceeds DSL + cable + fibre by > 5 pp (other wired
+    # technologies): no placement of the three reaches it; 3 in MV, 2021-06
+    cap = _union_cap(bba, thresholds)
+    over = (bba[[f"share_ge_{t}_wired" for t in thresholds]].to_numpy() - cap.to_numpy()).max(axis=1) > 5
+    exempt = set(bba.index[over])
+    assert len(exempt & set(wired_shares.index)) <= 5, exempt
+    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired"), "wired", exempt=exempt)
+    _assert_per_gemeinde(_abs_diffs(all_shares, bba, "all"), "all", exempt=exempt)
+    # against what DSL + cable + fibre can reach
+    _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired", cap), "wired (cap)")
+    for group, down in (("dsl", d), ("fibre", f), ("hfc", h)):
+        t_g = [t for t in thresholds if f"share_ge_{t:g}_{group}" in bba.columns]
+        one = _shares(addr.assign(down=down.to_numpy(float)), t_g)
+        _assert_per_gemeinde(_abs_diffs(one, bba, group), group)
     # mobile lifts households over 30 Mbit/s almost nowhere (the published all ≈ wired there)
     lifted = frame["households"].where((frame["all"] >= 30) & ~(frame["wired"] >= 30), 0).sum()
     assert lifted / frame["households"].sum() < 0.005
@@ -464,9 +534,10 @@ def _best_classes(out: Path, addr: pd.DataFrame, thresholds) -> dict[str, np.nda
     }
 
 
-def test_vintages_consistent(tmp_path):
-    """Same seed, 2019-12 vs 2021-06: identical addresses; almost no address loses a DSL, fibre or
-    cable class (losses only where the published Gemeinde share drops between the tables)."""
+def test_vintages_consistent(tmp_path, boundaries):
+    """Same seed, 2019-12 vs 2021-06: identical addresses; an address loses a DSL, fibre or cable
+    class almost only where the published share of its Gemeinde drops between the tables; the
+    2019 mobile shares match the 2019 table (mean within 2 pp)."""
     kreise = ("13075",)
     early, late = tmp_path / "v19", tmp_path / "v21"
     build_demo(DATA, early, vintage="2019-12", seed=SEED, kreise=kreise)
@@ -474,15 +545,41 @@ def test_vintages_consistent(tmp_path):
     assert (early / "addresses.csv").read_bytes() == (late / "addresses.csv").read_bytes()
     manifest = json.loads((late / "synth_manifest.json").read_text(encoding="utf-8"))
     assert sorted(manifest["earlier_vintages"]) == ["2019-12", "2020-06", "2020-12"]
-    addr = pd.read_csv(early / "addresses.csv", dtype={"address_id": str}, usecols=["address_id", "x", "y"])
+    addr = pd.read_csv(early / "addresses.csv", dtype={"address_id": str, "site_kind": str}, keep_default_na=False,
+                       usecols=["address_id", "x", "y", "site_kind"])
+    pts = gpd.GeoDataFrame(addr, geometry=gpd.points_from_xy(addr["x"], addr["y"]), crs="EPSG:25833")
+    pts = gpd.sjoin(pts, boundaries.gemeinde[["ags", "geometry"]], how="left", predicate="within")
+    addr = pd.DataFrame(pts.drop(columns=["geometry", "index_right"])).reset_index(drop=True)
+    addr["households"] = _zensus_households(pts.drop(columns=["ags", "index_right"]), boundaries)
+    tables = {v: bba_wide(read_bba_table(DATA / "breitbandatlas" / f"gemeinde_bezirke_privat_{v}.csv")).set_index("key")
+              for v in ("2019_ende", "2021_mitte")}
     thresholds = [2, 16, 30, 50, 100, 200, 400, 1000]
     a = _best_classes(early, addr, thresholds)
     b = _best_classes(late, addr, thresholds)
-    lost = {name: float((b[name] < a[name]).mean()) for name in a}
+    served = addr["households"].to_numpy() > 0
+    for name in a:
+        # a class lost at threshold t counts only where the published share at t did not drop
+        fell = np.zeros((len(addr), len(thresholds)), bool)
+        for j, t in enumerate(thresholds):
+            col = f"share_ge_{t}_{name}"
+            if col in tables["2019_ende"] and col in tables["2021_mitte"]:
+                before = tables["2019_ende"][col].reindex(addr["ags"]).to_numpy()
+                after = tables["2021_mitte"][col].reindex(addr["ags"]).to_numpy()
+                fell[:, j] = after < before
+        lost = np.zeros(len(addr), bool)
+        for j in range(len(thresholds)):
+            lost |= (a[name] > j) & (b[name] <= j) & ~fell[:, j]
+        assert (lost & served).mean() < 0.005, (name, (lost & served).mean())
+        if name != "hfc":  # cable is per 100 m cell: an address without households follows its cell
+            assert not (lost & ~served).any(), name  # sites and empty addresses keep their class
     gained = {name: float((b[name] > a[name]).mean()) for name in a}
-    assert lost["dsl"] < 0.005 and lost["fibre"] < 0.005, lost
-    assert lost["hfc"] < 0.01, lost
-    best_a = np.maximum.reduce(list(a.values()))
-    best_b = np.maximum.reduce(list(b.values()))
-    assert (best_b < best_a).mean() < 0.01, (best_b < best_a).mean()
     assert gained["dsl"] > 0.05 and gained["hfc"] > 0.05 and gained["fibre"] > 0.002, gained  # real changes
+
+    with rasterio.open(early / "providers" / "mobile_hansefunk.tif") as src:
+        band = src.read(1)
+        p3 = pts.to_crs(3035)
+        col = np.floor((p3.geometry.x.to_numpy() - src.transform.c) / 100).astype(int)
+        row = np.floor((src.transform.f - p3.geometry.y.to_numpy()) / 100).astype(int)
+        mobile = band[row, col].astype(float)
+    m = addr.assign(down=mobile)
+    assert _compare(_shares(m, [1, 2, 6]), tables["2019_ende"], "mobile") < 2.0
