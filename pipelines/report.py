@@ -9,13 +9,14 @@
     gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
     steckbrief/<level>_<key>.html  the print page ("Steckbrief") of each Kreis and Amt
     pdf/<level>_<key>.pdf      those printed by headless Chromium (``[report] pdf``, :mod:`pipelines.pdf`)
-    maps/*.svg, maps/*.png     the maps as files (PNG for print: overview, Kreis and Amt maps)
+    maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps; Amt maps with the PDFs)
     downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg; the plain CSVs that
                                the run folder holds too are hard links of the run's files (one inode,
                                not a second copy; a copy only across file systems)
 
-Map geometry is simplified once per run and shared by every map. The overview, Kreis and Amt
-print maps are drawn with matplotlib; the many page maps are written as SVG directly
+Map geometry is simplified once per run and shared by every map. The overview and Kreis
+print maps are drawn with matplotlib (an Amt's print map is Chromium's screenshot of its
+Steckbrief map, made with the PDFs); the many page maps are written as SVG directly
 from the simplified geometry (milliseconds each), see :mod:`coverage.report.svgmap`.
 The matplotlib maps, the workbook and the GeoPackage are made in up to two "spawn" worker
 processes while this process writes the CSV downloads and the pages (scripts calling
@@ -68,8 +69,6 @@ log = logging.getLogger(__name__)
 OVERVIEW_MAPS = ((30, "all"), (100, "all"), (1000, "all"), (1000, "fibre"), (100, "mobile"))
 #: The figure mapped on the Kreis, Amt and Gemeinde pages (falls back to the first share column).
 PAGE_MAP_COLUMN = "share_ge_100_all"
-#: resolution of the print PNGs (A4 width at 150 dpi for a Kreis; an Amt is smaller and gets less)
-PRINT_DPI = {"kreis": 150, "amt": 120}
 SITE_COLUMNS = ["address_id", "site_kind", "site_kind_label", "site_name", "street", "house_number", "postcode",
                 "locality", "ags", "vwg_ars", "krs_ags", "gemeinde_name", "amt_name", "kreis_name", "best_down",
                 "best_up", "best_tech", "best_provider", "plan_best_down", "service_class"]
@@ -159,10 +158,11 @@ _PAGE_LINK = "../gemeinde/{key}.html"  # from kreis/, amt/ and gemeinde/ pages a
 
 
 def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[str, str], str], column: str,
-               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor
-               ) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
-    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG of each
-    (matplotlib, in the worker processes); ``names``: (level, key) -> the area's name (map title).
+               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor,
+               screenshots: bool) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
+    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG of each Kreis
+    (matplotlib, in the worker processes) and, with ``screenshots`` (PDFs printed), the link to each Amt's
+    (made by :mod:`pipelines.pdf`); ``names``: (level, key) -> the area's name (map title).
 
     Returns the map blocks, the written SVG files and the PNGs still being drawn.
     """
@@ -180,12 +180,19 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[st
                                   context_link_template=_PAGE_LINK, label=f"Karte: {label}")
             io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
             written.append(f"{name}.svg")
-            # Every Kreis and Amt map has its print PNG (the page's "Karte als PNG" is this area's map).
-            opts = {"title": names.get((level, key), key), "legend_title": legend_title,
-                    "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
-                    "attributions": attributions, "data_date": data_date, "dpi": PRINT_DPI[level]}
-            pngs[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column, opts)
-            png = f"../{name}.png"
+            # The page's "Karte als PNG" is this area's own map: a Kreis's drawn with matplotlib (scale bar,
+            # north arrow), an Amt's the browser's screenshot of its Steckbrief map when PDFs are printed
+            # (116 more matplotlib maps cost ~0.3 s CPU each, more than all pages); else no PNG link.
+            png = ""
+            if level == "kreis":
+                opts = {"title": names.get((level, key), key), "legend_title": legend_title,
+                        "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
+                        "attributions": attributions, "data_date": data_date, "dpi": 150}
+                pngs[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
+                                                  opts)
+                png = f"../{name}.png"
+            elif screenshots:
+                png = f"../{name}.png"
             blocks[(level, key)] = MapBlock(svg=drawn.svg(), legend=legend_entries(subset, column),
                                             legend_title=legend_title, caption=f"{label} je Gemeinde", png=png,
                                             svg_file=f"../{name}.svg", hint=hint)
@@ -385,7 +392,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         column = _page_map_column(gem)
         names = {(level, str(k)): str(n) for level in ("kreis", "amt")
                  for k, n in zip(tables[level][LEVEL_KEYS[level]], tables[level]["name"], strict=True)}
-        blocks, map_svgs, pngs = _area_maps(geometry, gem, names, column, out_dir, attributions, data_date, pool)
+        blocks, map_svgs, pngs = _area_maps(geometry, gem, names, column, out_dir, attributions, data_date, pool,
+                                            cfg.report.pdf)
         written += map_svgs
         pending.update(pngs)
         blocks.update(_locator_maps(geometry, gem, column))
@@ -413,7 +421,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     if cfg.report.pdf:
         jobs = steckbrief_jobs(out_dir)
         timings["pdf"] = print_pdfs(jobs)
-        written += [str(pdf.relative_to(out_dir)) for _, pdf in jobs]
+        written += [str(p.relative_to(out_dir)) for job in jobs for p in job[1:] if p is not None]
     timings["total"] = time.perf_counter() - t_all
     log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],
              ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))

@@ -112,16 +112,16 @@ def printed(mv_atlas, tmp_path_factory):
     amt = str(gem.loc[gem["ags"].astype(str) == key, "vwg_ars"].iloc[0])
     kreis = str(gem.loc[gem["ags"].astype(str) == key, "krs_ags"].iloc[0])
     dest = tmp_path_factory.mktemp("pdf")
-    jobs = {"gemeinde": (out / "gemeinde" / f"{key}.html", dest / "gemeinde.pdf"),
-            "kreis": (out / "steckbrief" / f"kreis_{kreis}.html", dest / "kreis.pdf"),
-            "amt": (out / "steckbrief" / f"amt_{amt}.html", dest / "amt.pdf")}
+    jobs = {"gemeinde": (out / "gemeinde" / f"{key}.html", dest / "gemeinde.pdf", None),
+            "kreis": (out / "steckbrief" / f"kreis_{kreis}.html", dest / "kreis.pdf", None),
+            "amt": (out / "steckbrief" / f"amt_{amt}.html", dest / "amt.pdf", dest / "amt.png")}
     pdf.print_pdfs(list(jobs.values()))
     return jobs, {"gemeinde": key, "amt": amt, "kreis": kreis}, record
 
 
 def test_gemeinde_page_prints_on_a4_with_every_column(printed):
     jobs, _, _ = printed
-    page, printed_pdf = jobs["gemeinde"]
+    page, printed_pdf, _ = jobs["gemeinde"]
     info = _pdf_info(printed_pdf)
     assert "(A4)" in info["Page size"] and int(info["Pages"]) >= 2
     text = _pdf_text(printed_pdf)
@@ -137,7 +137,7 @@ def test_steckbrief_pdfs_of_a_kreis_and_an_amt(printed):
     jobs, keys, record = printed
     tables = record.state.tables
     for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
-        page, printed_pdf = jobs[level]
+        page, printed_pdf, _ = jobs[level]
         row = tables[level][tables[level][key_col].astype(str) == keys[level]].iloc[0]
         name = str(row["display_name"] if "display_name" in row.index else row["name"])
         info = _pdf_info(printed_pdf)
@@ -156,6 +156,19 @@ def test_steckbrief_pdfs_of_a_kreis_and_an_amt(printed):
         assert "<svg" in page.read_text(encoding="utf-8")  # the map is in the page, not fetched
 
 
+def test_amt_print_map_is_its_steckbrief_map(printed, mv_atlas):
+    """With the PDFs, an Amt's print PNG is the browser's picture of its own map and legend."""
+    from PIL import Image
+
+    jobs, keys, _ = printed
+    png = jobs["amt"][2]
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width >= 800  # device scale 2: sharp on A4
+    out, _, _ = mv_atlas
+    assert (out / "steckbrief" / f"amt_{keys['amt']}.html", out / "pdf" / f"amt_{keys['amt']}.pdf",
+            out / "maps" / f"amt_{keys['amt']}.png") in pdf.steckbrief_jobs(out)
+
+
 def test_every_area_has_a_steckbrief_and_it_is_offline(mv_atlas):
     out, record, written = mv_atlas
     tables = record.state.tables
@@ -171,7 +184,7 @@ def test_every_area_has_a_steckbrief_and_it_is_offline(mv_atlas):
 
 def test_png_links_show_the_map_they_name(mv_atlas):
     """Each "Karte als PNG" link opens an existing file of the page's own area; pages without a print map
-    of their own (Gemeinden) link none."""
+    of their own link none: Gemeinden, and Ämter in an atlas without PDFs (their PNG comes with them)."""
     out, record, _ = mv_atlas
     tables = record.state.tables
     checked = 0
@@ -179,14 +192,14 @@ def test_png_links_show_the_map_they_name(mv_atlas):
         for key in tables[level][key_col].astype(str):
             page = out / level / f"{key}.html"
             pngs = [href for href, text in _parse(page).links if href.endswith(".png") or "PNG" in text]
-            if level == "gemeinde":
+            if level != "kreis":
                 assert pngs == [], f"{page.name}: links a map that is not its own: {pngs}"
                 continue
             assert pngs == [f"../maps/{level}_{key}.png"], f"{level} {key}: {pngs}"
             target = (page.parent / html.unescape(pngs[0])).resolve()
             assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             checked += 1
-    assert checked == 8 + 116
+    assert checked == 8
 
 
 def test_report_command_prints_the_pdfs_of_an_atlas(mv_atlas, tmp_path, capsys):
