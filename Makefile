@@ -31,9 +31,10 @@ test: lint browser-deps
 bench: $(STAMP) demo-data
 	$(BIN)/python -m benchmarks.run
 
-# Headless Chromium for the browser tests of the HTML atlas (Debian package; needs root).
+# Headless Chromium for the browser tests and `bbcov report --pdf`, poppler-utils (pdfinfo, pdftotext) for the
+# print tests (Debian packages; needs root).
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@(command -v chromium && command -v pdftotext) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver poppler-utils >/dev/null)
 
 lint: $(STAMP)
 	$(BIN)/ruff check coverage pipelines demo tests benchmarks

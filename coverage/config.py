@@ -188,6 +188,9 @@ class ReportConfig:
     #: "public": only the figures `bbcov publish` publishes (same disclosure control, rules of [publish]),
     #: no sites, no provider names, no quarantine or configuration details
     profile: str = "internal"
+    #: also print one PDF "Steckbrief" per Kreis and Amt into reports/<run>/pdf/ (headless Chromium;
+    #: the same as `bbcov run --pdf`)
+    pdf: bool = False
 
     def __post_init__(self) -> None:
         if self.profile not in REPORT_PROFILES:
@@ -535,9 +538,9 @@ def _section(cls: type, raw: Mapping[str, Any], where: str, base_dir: Path):
         elif key == "band":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{where}.band: expected a band number (an integer ≥ 1), got {value!r}")
-        elif key == "grid":
+        elif key in ("grid", "pdf"):
             if not isinstance(value, bool):
-                raise ConfigError(f"{where}.grid: expected true or false")
+                raise ConfigError(f"{where}.{key}: expected true or false")
         elif key == "attributions":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.attributions: expected a list of strings")

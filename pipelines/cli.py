@@ -69,6 +69,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("no --config given and no demo data yet: building the MV demo into %s", DEMO_DIR)
             _build_demo(args.sources, DEMO_DIR, "2021-06", None)
     cfg = load_config(config)
+    if args.pdf:
+        cfg = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, pdf=True))
+    if cfg.report.pdf and not args.no_report:
+        from pipelines.pdf import require_chromium
+
+        require_chromium()  # before the stages run, not after minutes of work
     if args.no_grid:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, grid=False))
     result = run_pipeline(cfg, report=None if args.no_report else render_report, changes=changes_after_run,
@@ -86,6 +92,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"changes: {result.run_dir / 'changes'} (against {result.manifest['previous_run']})")
     if result.report_dir is not None:
         print(f"report:  {(cfg.output.reports_dir / 'latest' / 'index.html')}")
+    return EXIT_OK
+
+
+def _resolve_atlas(run: str, config: Path | None) -> Path:
+    """An atlas folder given as a path, or as ``latest`` / a run id under the reports folder of ``config``
+    (its ``[output] reports_dir``; without a config, ./reports as the demo writes it)."""
+    from coverage.config import load_config
+
+    reports = Path("reports") if config is None else load_config(config).output.reports_dir
+    for candidate in (reports / run, Path(run)):
+        if (candidate / "index.html").is_file():
+            return candidate.resolve()
+    raise CoverageError(f"{run}: not an atlas folder (no index.html); give a path, or 'latest' or a run id "
+                        f"under {reports}" + ("" if config else " (or --config FILE for its reports)"))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.lock import run_lock
+    from pipelines.pdf import print_pdfs, require_chromium, steckbrief_jobs
+
+    if not args.pdf:
+        raise CoverageError("bbcov report: give --pdf (the atlas itself is built by `bbcov run`; "
+                            "`bbcov run --force` rebuilds it)")
+    atlas = _resolve_atlas(args.run, args.config)
+    require_chromium()
+    jobs = steckbrief_jobs(atlas)
+    if not jobs:
+        raise CoverageError(f"{atlas}: the atlas has no Steckbrief pages (steckbrief/*.html; atlases built "
+                            "before they existed): rebuild it with `bbcov run --force`")
+    with run_lock(atlas.parent, args.wait):  # a run must not replace the atlas while it is printed
+        seconds = print_pdfs(jobs)
+    print(f"pdf: {len(jobs)} Steckbriefe in {atlas / 'pdf'} ({seconds:.1f} s)")
     return EXIT_OK
 
 
@@ -361,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sources", type=Path, default=DEFAULT_SOURCES,
                      help="open-data folder for building the demo (default: %(default)s or $BBCOV_SOURCES)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--pdf", action="store_true",
+                     help="also print a PDF Steckbrief per Kreis and Amt into reports/<run>/pdf/ (headless "
+                          "Chromium; the same as [report] pdf = true)")
     run.add_argument("--force", action="store_true", help="run every stage even if nothing changed")
     run.add_argument("--from", dest="from_stage", metavar="STAGE",
                      help="rerun this stage and every later one (boundaries, addresses, provider, service, aggregate)")
@@ -372,6 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait up to SECONDS for another run's lock instead of exiting with code 4")
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="print the PDF Steckbriefe (one per Kreis and Amt) of a finished run's atlas",
+                         description="Print the Steckbrief page of every Kreis and Amt of an atlas "
+                                     "(reports/<run>/steckbrief/) to reports/<run>/pdf/ with headless Chromium. "
+                                     "The atlas itself is built by `bbcov run` (with --pdf or [report] pdf = true "
+                                     "it prints the PDFs too).")
+    rep.add_argument("run", nargs="?", default="latest",
+                     help="atlas folder, or 'latest' or a run id under the reports folder (default: %(default)s)")
+    rep.add_argument("--config", type=Path, help="TOML run configuration whose [output] reports_dir to use "
+                                                  "(default: ./reports)")
+    rep.add_argument("--pdf", action="store_true", help="print the PDF Steckbriefe")
+    rep.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="wait up to SECONDS for a run's lock on the reports folder instead of exiting with code 4")
+    rep.set_defaults(func=cmd_report)
 
     validate = sub.add_parser("validate", help="read and check every input; print rows read/accepted/quarantined",
                               description="Read the boundaries, addresses and provider deliveries, locate and link "

@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import geopandas as gpd
@@ -179,11 +181,14 @@ def link_file(path: Path, same: Path) -> bool:
 
 def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame,
                     rules: Sequence[FundingRule], quarantine: pd.DataFrame | None,
-                    boundaries: Boundaries, same_files: Mapping[str, Path] | None = None) -> list[str]:
+                    boundaries: Boundaries, same_files: Mapping[str, Path] | None = None,
+                    pool: Executor | None = None, pending: dict[str, Future] | None = None) -> list[str]:
     """Write ``downloads/`` under ``out_dir``; return the written paths relative to ``out_dir``.
 
     ``same_files``: file stem (e.g. ``coverage_gemeinde``) -> a file that already holds the bytes of
     that plain CSV (the run folder's table); the download is then a hard link of it, not a copy.
+    ``pool``: the workbook and the GeoPackage (the slow two) are written by its worker processes while
+    the caller goes on; their futures (result None) are added to ``pending`` under their paths.
     """
     folder = out_dir / "downloads"
     frames = download_frames(tables, sites, rules, quarantine)
@@ -196,7 +201,23 @@ def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd
         _link_or_write_csv(folder / f"{stem}.csv", frame, same_files.get(stem))
         io.write_csv(folder / f"{stem}_de.csv", frame.rename(columns=labels), german=True)
         written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
-    write_workbook(folder / "coverage.xlsx", sheets)
-    write_geopackage(folder / "areas.gpkg", boundaries, tables)
-    written += ["downloads/coverage.xlsx", "downloads/areas.gpkg"]
+    slow: dict[str, Callable[[], None]] = {
+        "downloads/coverage.xlsx": functools.partial(_workbook_job, folder / "coverage.xlsx", sheets),
+        "downloads/areas.gpkg": functools.partial(_geopackage_job, folder / "areas.gpkg", boundaries, dict(tables))}
+    for rel, job in slow.items():
+        if pool is None:
+            job()
+        else:
+            if pending is None:
+                raise ValueError("write_downloads: a pool needs a pending dict for its futures")
+            pending[rel] = pool.submit(job)
+    written += list(slow)
     return written
+
+
+def _workbook_job(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, Mapping[str, str]]]) -> None:
+    write_workbook(path, sheets)  # None: nothing to send back from a worker process
+
+
+def _geopackage_job(path: Path, boundaries: Boundaries, tables: Mapping[str, pd.DataFrame]) -> None:
+    write_geopackage(path, boundaries, tables)

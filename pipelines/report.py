@@ -10,17 +10,21 @@
     changes.html               changes since the previous run (on a first run: that there is nothing to compare)
     search/index.js            the search index of every page (areas); internal profile also address parts
                                search/str_<xy>.js (by street) and search/id_<n>.js (by address id)
-    maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps)
+    steckbrief/<level>_<key>.html  the print page ("Steckbrief") of each Kreis and Amt
+    pdf/<level>_<key>.pdf      those printed by headless Chromium (``[report] pdf``, :mod:`pipelines.pdf`)
+    maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps; Amt maps with the PDFs)
     downloads/                 coverage.xlsx, CSV (plain and German), areas.gpkg; the plain CSVs that
                                the run folder holds too are hard links of the run's files (one inode,
                                not a second copy; a copy only across file systems)
 
 Map geometry is simplified once per run and shared by every map. The overview and Kreis
-print maps are drawn with matplotlib; the many page maps are written as SVG directly
+print maps are drawn with matplotlib (an Amt's print map is Chromium's screenshot of its
+Steckbrief map, made with the PDFs); the many page maps are written as SVG directly
 from the simplified geometry (milliseconds each), see :mod:`coverage.report.svgmap`.
-The matplotlib maps run in up to two "spawn" worker processes while this process writes
-the downloads and pages (scripts calling :func:`render_report` need the usual
-``if __name__ == "__main__":`` guard; the ``bbcov`` command has it).
+The matplotlib maps, the workbook and the GeoPackage are made in up to two "spawn" worker
+processes while this process writes the CSV downloads and the pages (scripts calling
+:func:`render_report` need the usual ``if __name__ == "__main__":`` guard; the ``bbcov``
+command has it).
 """
 
 from __future__ import annotations
@@ -41,7 +45,17 @@ from coverage.disclosure import report_rows
 from coverage.errors import CoverageError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, Boundaries, threshold_tag
 from coverage.report import choropleth_png, choropleth_svg, prepare_map_geometry, render_overview
-from coverage.report.atlas import AtlasData, MapBlock, atlas_data, render_area_page, render_provenance
+from coverage.report.atlas import (
+    STECKBRIEF_LEVELS,
+    AtlasData,
+    MapBlock,
+    area_page_context,
+    atlas_data,
+    render_area_page,
+    render_provenance,
+    render_steckbrief,
+    steckbrief_path,
+)
 from coverage.report.changes_page import render_changes, render_no_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.html import scope_name, scope_title
@@ -51,6 +65,7 @@ from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
 from pipelines.cache import ADDRESSES_FILE
+from pipelines.pdf import print_pdfs, require_chromium, steckbrief_jobs
 from pipelines.processes import die_with_parent
 from pipelines.runner import RunRecord
 
@@ -180,12 +195,14 @@ def _interactive_blocks(out_dir: Path, blocks: dict[tuple[str, str], MapBlock], 
     return written, dict(map_data.figure_data("", grid, [], False, column))
 
 
-def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[str, str], column: str,
-               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor
-               ) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
-    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG per Kreis.
+def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[str, str], str], column: str,
+               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor,
+               screenshots: bool) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
+    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG of each Kreis
+    (matplotlib, in the worker processes) and, with ``screenshots`` (PDFs printed), the link to each Amt's
+    (made by :mod:`pipelines.pdf`); ``names``: (level, key) -> the area's name (map title).
 
-    Returns the map blocks, the written SVG files and the Kreis PNGs still being drawn.
+    Returns the map blocks, the written SVG files and the PNGs still being drawn.
     """
     label = column_label(column)
     legend_title = f"{label}, je Gemeinde"
@@ -201,13 +218,18 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[st
                                   context_link_template=_PAGE_LINK, label=f"Karte: {label}", max_labels=MAX_LABELS)
             io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
             written.append(f"{name}.svg")
+            # The page's "Karte als PNG" is this area's own map: a Kreis's drawn with matplotlib (scale bar,
+            # north arrow), an Amt's the browser's screenshot of its Steckbrief map when PDFs are printed
+            # (116 more matplotlib maps cost ~0.3 s CPU each, more than all pages); else no PNG link.
             png = ""
             if level == "kreis":
-                opts = {"title": kreis_names.get(key, key), "legend_title": legend_title,
+                opts = {"title": names.get((level, key), key), "legend_title": legend_title,
                         "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
                         "attributions": attributions, "data_date": data_date, "dpi": 150}
                 pngs[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
                                                   opts)
+                png = f"../{name}.png"
+            elif screenshots:
                 png = f"../{name}.png"
             blocks[(level, key)] = MapBlock(svg=drawn.svg(), legend=legend_entries(subset, column),
                                             legend_title=legend_title, caption=f"{label} je Gemeinde", png=png,
@@ -215,9 +237,9 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, kreis_names: Mapping[st
     return blocks, written, pngs
 
 
-def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str,
-                  kreis_pngs: Mapping[str, str]) -> dict[tuple[str, str], MapBlock]:
-    """Per Gemeinde its Amt with the Gemeinde outlined; ``kreis_pngs``: Kreis key -> print map of its Kreis."""
+def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str) -> dict[tuple[str, str], MapBlock]:
+    """Per Gemeinde its Amt with the Gemeinde outlined. A Gemeinde has no print map of its own, so its
+    page links none (a link must show the map it names, not the Amt's or Kreis's)."""
     label = column_label(column)
     by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
     blocks: dict[tuple[str, str], MapBlock] = {}
@@ -228,8 +250,7 @@ def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str,
                            label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
         blocks[("gemeinde", key)] = MapBlock(
             svg=svg, legend=legend_entries(subset, column), legend_title=f"{label}, je Gemeinde",
-            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="",
-            png=kreis_pngs.get(str(row["krs_ags"]), ""),
+            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
             hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
     return blocks
 
@@ -238,14 +259,23 @@ _PAGE_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
 
 
 def _write_area_pages(out_dir: Path, data: AtlasData, tables: Mapping[str, pd.DataFrame],
-                      blocks: Mapping[tuple[str, str], MapBlock]) -> list[str]:
+                      blocks: Mapping[tuple[str, str], MapBlock], pdf: bool) -> list[str]:
+    """Every Kreis, Amt and Gemeinde page, and the print Steckbrief of each Kreis and Amt (linked from
+    its page, with its PDF when ``pdf``)."""
     written = []
     for level in ("kreis", "amt", "gemeinde"):
         t0 = time.perf_counter()
-        key_col = {"kreis": "krs_ags", "amt": "vwg_ars", "gemeinde": "ags"}[level]
-        keys = tables[level][key_col].astype(str)
+        keys = tables[level][LEVEL_KEYS[level]].astype(str)
         for key in keys:
-            html = render_area_page(data, level, key, blocks.get((level, key)))
+            links = None
+            block = blocks.get((level, key))
+            context = area_page_context(data, level, key, block)  # one for the page and its Steckbrief
+            if level in STECKBRIEF_LEVELS:
+                page = steckbrief_path(level, key)
+                io.write_text(out_dir / page, render_steckbrief(data, level, key, block, context))
+                written.append(page)
+                links = {"html": f"../{page}", "pdf": f"../pdf/{Path(page).stem}.pdf" if pdf else ""}
+            html = render_area_page(data, level, key, block, links, context)
             io.write_text(out_dir / level / f"{key}.html", html)
             written.append(f"{level}/{key}.html")
         log.info("report: %d %s pages written (%.1f s)", len(keys), _PAGE_WORDS[level], time.perf_counter() - t0)
@@ -288,14 +318,19 @@ def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addres
 
 
 def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[str]:
-    """Wait for the matplotlib maps and write them in the order they were started."""
+    """Wait for the worker processes' maps and downloads; write the maps in the order they were started
+    (a download's worker wrote its file itself: its result is None)."""
+    maps = []
     for path, future in pending.items():
         result = future.result()
+        if result is None:
+            continue
         if isinstance(result, bytes):
             io.write_bytes(out_dir / path, result)
         else:
             io.write_text(out_dir / path, result)
-    return list(pending)
+        maps.append(path)
+    return maps
 
 
 def shown_names(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -379,6 +414,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     """Render the atlas of a run (as the runner hands it over, in memory) into ``out_dir``;
     return the written paths (relative to ``out_dir``)."""
     t_all = time.perf_counter()
+    if record.cfg.report.pdf:
+        require_chromium()  # before any work: a missing Chromium is the user's to fix
     # Everything the report takes from the run is read here; the functions below get plain values.
     cfg, state = record.cfg, record.state
     tables, boundaries, sites = state.tables, state.boundaries, state.sites
@@ -442,8 +479,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         if public:
             downloads = _public_downloads(out_dir, downloads_tables)
         else:
+            # the workbook and GeoPackage are written by the workers (waited for with the maps)
             downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
-                                               data_boundaries, same_files)
+                                               data_boundaries, same_files, pool=pool, pending=pending)
         if "objections" in funding_files:
             downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
         written += downloads + [rel for key, rel in funding_files.items() if key != "objections"]
@@ -464,14 +502,13 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
 
         t0 = time.perf_counter()
         column = _page_map_column(gem)
-        kreis = tables["kreis"]
-        kreis_names = dict(zip(kreis["krs_ags"].astype(str), kreis["name"].astype(str), strict=True))
-        blocks, map_svgs, kreis_pngs = _area_maps(geometry, gem, kreis_names, column, out_dir, attributions,
-                                                  data_date, pool)
+        names = {(level, str(k)): str(n) for level in ("kreis", "amt")
+                 for k, n in zip(tables[level][LEVEL_KEYS[level]], tables[level]["name"], strict=True)}
+        blocks, map_svgs, pngs = _area_maps(geometry, gem, names, column, out_dir, attributions, data_date, pool,
+                                            cfg.report.pdf)
         written += map_svgs
-        pending.update(kreis_pngs)
-        blocks.update(_locator_maps(geometry, gem, column,
-                                    {k: b.png for (level, k), b in blocks.items() if level == "kreis"}))
+        pending.update(pngs)
+        blocks.update(_locator_maps(geometry, gem, column))
         timings["page maps"] = time.perf_counter() - t0
         log.info("report: %d page maps drawn, %d map files written (%.1f s)", len(blocks), len(map_svgs),
                  timings["page maps"])
@@ -491,14 +528,15 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["map data"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        written += _write_area_pages(out_dir, data, tables, blocks)
+        written += _write_area_pages(out_dir, data, tables, blocks, cfg.report.pdf)
         timings["area pages"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         log.info("report: waiting for %d print maps (overview and Kreis maps, matplotlib)", len(pending))
         written += _write_finished_maps(out_dir, pending)
-        timings["waiting for matplotlib maps"] = time.perf_counter() - t0
-        log.info("report: %d print maps written (%.1f s)", len(pending), timings["waiting for matplotlib maps"])
+        timings["waiting for the workers (maps, workbook, GeoPackage)"] = time.perf_counter() - t0
+        log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)", len(pending),
+                 timings["waiting for the workers (maps, workbook, GeoPackage)"])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
@@ -513,6 +551,10 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
         changes="changes.html", interactive=interactive))
     written.append("index.html")
+    if cfg.report.pdf:
+        jobs = steckbrief_jobs(out_dir)
+        timings["pdf"] = print_pdfs(jobs)
+        written += [str(p.relative_to(out_dir)) for job in jobs for p in job[1:] if p is not None]
     timings["total"] = time.perf_counter() - t_all
     log.info("report: %d files in %.1f s (%s)", len(written), timings["total"],
              ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))

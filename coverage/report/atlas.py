@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from coverage.disclosure import LICENCE_NAME, LICENCE_URL
 from coverage.errors import InputDataError
 from coverage.funding import FundingRule
 from coverage.model import GROUP_LABELS, LEVEL_KEYS
@@ -171,8 +172,7 @@ def _tech_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[floa
     cols += [_Column(f"≥ {_t(t)} Mbit/s", f"t{_t(t)}", "pct") for t in thresholds]
     if thresholds:
         cols.append(_Column(f"≥ {_t(thresholds[-1])} Mbit/s mit Planung", "plan", "pct"))
-    frame = pd.DataFrame.from_records(records, columns=["group", *[f"t{_t(t)}" for t in thresholds], "plan"])
-    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+    return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
 def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict:
@@ -185,20 +185,18 @@ def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> di
     cols = [_Column("Regel", "label", "text"), _Column("Kriterium", "describe", "text"),
             _Column("Haushalte", "hh", "int"), _Column("Adressen", "addr", "int"),
             _Column("Haushalte mit Planung", "hh_plan", "int"), _Column("Adressen mit Planung", "addr_plan", "int")]
-    frame = pd.DataFrame.from_records(records, columns=["label", "describe", "hh", "addr", "hh_plan", "addr_plan"])
-    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+    return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
 def _business_funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict | None:
     """Businesses at addresses eligible per funding rule (today and with planned supply); None without them."""
     if not any(f"biz_fund_{r.name}" in row.index for r in rules):
         return None
-    frame = pd.DataFrame.from_records(
-        [{"label": r.label, "biz": row.get(f"biz_fund_{r.name}", np.nan),
-          "biz_plan": row.get(f"biz_fund_{r.name}_plan", np.nan)} for r in rules], columns=["label", "biz", "biz_plan"])
+    records = [{"label": r.label, "biz": row.get(f"biz_fund_{r.name}", np.nan),
+                "biz_plan": row.get(f"biz_fund_{r.name}_plan", np.nan)} for r in rules]
     cols = [_Column("Regel", "label", "text"), _Column("Unternehmen", "biz", "int"),
             _Column("Unternehmen mit Planung", "biz_plan", "int")]
-    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+    return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
 def _business(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float],
@@ -222,7 +220,8 @@ def _sites_table(s: pd.DataFrame, tid: str) -> dict:
     s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
     cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
     links = {"gemeinde_name": ("ags", ROOT + "gemeinde/{key}.html")}
-    return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None}
+    # text-heavy (names, addresses, providers): printed on a landscape page
+    return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None, "wide": True}
 
 
 def _area_columns(thresholds: Sequence[float], has: set[str]) -> list[_Column]:
@@ -276,8 +275,38 @@ def objections_section(data: AtlasData, level: str, row: pd.Series) -> dict | No
     return {"heading": "Stellungnahmen" if cards else "Adressliste zur Förderung", "cards": cards, "links": links}
 
 
-def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock | None) -> str:
-    """HTML of the page of one Kreis, Amt or Gemeinde (``level``/``key``), for ``<level>/<key>.html``."""
+def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock | None,
+                     steckbrief: Mapping[str, str] | None = None, context: Mapping | None = None) -> str:
+    """HTML of the page of one Kreis, Amt or Gemeinde (``level``/``key``), for ``<level>/<key>.html``;
+    ``steckbrief``: links to its print page, {"html": …, "pdf": … or ""} (Kreis and Amt), if there is one;
+    ``context``: its :func:`area_page_context`, when the caller has it already (the Steckbrief shares it)."""
+    context = dict(context or area_page_context(data, level, key, map_block))
+    context["steckbrief"] = dict(steckbrief) if steckbrief else None
+    return _environment().get_template("area.html.j2").render(**context)
+
+
+#: Steckbrief pages: ``steckbrief/<level>_<key>.html`` (one folder below the atlas root, like the area pages)
+STECKBRIEF_LEVELS = ("kreis", "amt")
+
+
+def steckbrief_path(level: str, key: str) -> str:
+    return f"steckbrief/{level}_{key}.html"
+
+
+def render_steckbrief(data: AtlasData, level: str, key: str, map_block: MapBlock | None,
+                      context: Mapping | None = None) -> str:
+    """HTML of the print "Steckbrief" of a Kreis or Amt: the area page's figures laid out for A4 (map, key
+    figures, its Gemeinden, funding, sites, data date, attributions), see ``steckbrief.html.j2``;
+    ``context``: the area page's :func:`area_page_context`, if the caller has it."""
+    if level not in STECKBRIEF_LEVELS:
+        raise InputDataError(f"Steckbriefe exist for {' and '.join(STECKBRIEF_LEVELS)}, not {level!r}")
+    context = dict(context or area_page_context(data, level, key, map_block))
+    context["licence"] = f"{LICENCE_NAME} ({LICENCE_URL})"
+    return _environment().get_template("steckbrief.html.j2").render(**context)
+
+
+def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock | None) -> dict:
+    """Everything an area page shows (cards, map, tables), for the screen page and its print "Steckbrief"."""
     if level not in ("kreis", "amt", "gemeinde"):
         raise InputDataError(f"atlas pages exist for kreis, amt and gemeinde, not {level!r}")
     idx = data.indexed[level]
@@ -352,8 +381,9 @@ def render_area_page(data: AtlasData, level: str, key: str, map_block: MapBlock 
             pd.to_numeric(row["addresses"], errors="coerce") > 0),
         "empty_gemeinden": empty_list(gem[gem[key_col].astype(str) == key], ROOT + "gemeinde/{key}.html")
         if level in ("kreis", "amt") else [],
+        "level": level, "key": key, "level_word": LEVEL_WORDS[level],
     })
-    return _environment().get_template("area.html.j2").render(**context)
+    return context
 
 
 def quarantine_summary(quarantine: pd.DataFrame | None) -> pd.DataFrame:

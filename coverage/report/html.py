@@ -77,12 +77,18 @@ def _cell(col: _Column, value: object) -> _Cell:
     return _Cell(text, "" if raw is None else repr(round(raw, 6)), "num")
 
 
-def _rows(frame: pd.DataFrame, columns: Sequence[_Column],
+def _rows(frame: pd.DataFrame | Sequence[Mapping[str, object]], columns: Sequence[_Column],
           links: Mapping[str, tuple[str, str]] | None = None) -> list[list[_Cell]]:
-    """Table cells; ``links``: column -> (key column, ``str.format`` template with ``{key}``)."""
+    """Table cells of a frame or of records (dicts; the small tables of an area page are built as
+    records: a DataFrame per table cost more than its cells); ``links``: column -> (key column,
+    ``str.format`` template with ``{key}``)."""
     links = dict(links or {})
     cols = list(dict.fromkeys([c.column for c in columns] + [k for k, _ in links.values()]))
-    records = [dict(zip(cols, vals, strict=True)) for vals in frame[cols].astype(object).to_numpy().tolist()]
+    if isinstance(frame, pd.DataFrame):  # column by column: Python values without an object copy of the frame
+        records: Sequence[Mapping[str, object]] = [
+            dict(zip(cols, vals, strict=True)) for vals in zip(*(frame[c].tolist() for c in cols), strict=True)]
+    else:
+        records = frame
     rows = []
     for rec in records:
         row = []
@@ -232,8 +238,7 @@ def business_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[f
     cols = [_Column("Technologie", "group", "text")]
     cols += [_Column(f"≥ {_t(t)} Mbit/s", f"t{_t(t)}", "pct") for t in thresholds]
     cols.append(_Column(f"≥ {last} Mbit/s mit Planung", "plan", "pct"))
-    frame = pd.DataFrame.from_records(records, columns=["group", *[f"t{_t(t)}" for t in thresholds], "plan"])
-    return {"id": tid, "columns": cols, "rows": _rows(frame, cols), "total": None}
+    return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
 def scope_name(tables: Mapping[str, pd.DataFrame]) -> str:
