@@ -28,7 +28,12 @@ run: $(STAMP) demo-data
 test: lint browser-deps
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) demo-data
+# The bench extra: the DuckDB competitor's packages (not needed by bbcov itself).
+$(VENV)/.bench-installed: pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP) $(VENV)/.bench-installed demo-data
 	$(BIN)/python -m benchmarks.run
 
 # Headless Chromium for the browser tests of the HTML atlas (Debian package; needs root).
