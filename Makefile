@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pipelines.precompile  # numba kernels compiled now, not in the first run (cached on disk)
 	touch $(STAMP)
 
 # Builds the MV demo inputs from the real open data if they are missing (never committed).
