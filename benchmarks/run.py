@@ -2,11 +2,12 @@
 
 For each dataset: read addresses and provider records, locate (Gemeinde), link, best download per address and
 group, households at >= t per Gemeinde. The fast path is the project's code (grid point-in-polygon, integer-coded
-offers, compiled kernels); the naive path is geopandas ``sjoin`` + pandas ``merge``/``groupby``. Both must give
+offers, compiled kernels); the naive path is geopandas ``sjoin`` + pandas ``merge``/``groupby``; the DuckDB path
+is the SQL a user would write instead (benchmarks/duckdb_sql.py, DuckDB + spatial extension). All must give
 identical Gemeinde counts (checked, not assumed). Each path runs in its own process so peak RSS is its own.
 Writes ``benchmarks/results.md`` and prints the table. Not part of the tests; timings vary with load.
 
-    python -m benchmarks.run [--datasets mv,nrw,germany]
+    python -m benchmarks.run [--datasets mv,de1,de3,de8,germany,nrw] [--paths fast,duckdb,naive,atlas]
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DE = ROOT / "data/raw/de-2021-06/bbcov.toml"
+#: The Germany demo's config (``bbcov synth --scope germany --out data/raw/de-2021-06``); another build with
+#: the same layout can be named in BBCOV_BENCH_GERMANY.
+DE = Path(os.environ.get("BBCOV_BENCH_GERMANY") or ROOT / "data/raw/de-2021-06/bbcov.toml")
 DATASETS: dict[str, dict] = {
     "mv": {"config": ROOT / "data/raw/mv-2021-06/bbcov.toml", "label": "MV demo"},
     "nrw": {"config": DE, "lands": ("05",), "label": "Germany demo, NRW partition"},
@@ -298,13 +301,15 @@ def _differences(a: dict, b: dict) -> str:
 def _child(path: str, name: str) -> dict:
     """One path in its own process (its peak RSS is its own), with the load average before and after."""
     load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "benchmarks.run", "--child", path, name], cwd=ROOT,
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"benchmark {path} {name} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(process_s=round(time.perf_counter() - t0, 1), load=(load0, os.getloadavg()[0]))
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result.update(process_s=round(time.perf_counter() - t0, 1), load=(load0, os.getloadavg()[0]),
+                  cpu_s=round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1))
     return result
 
 
@@ -335,8 +340,8 @@ def main() -> int:
              f"{os.cpu_count()} cores; measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench` "
              f"(`python -m benchmarks.run --datasets {args.datasets} --paths {args.paths}`). Every path runs in its "
              "own process, one after the other; \"load\" is the 1-minute load average before → after it.", ""]
-    summary = ["| dataset | addresses | path | seconds | × bbcov | peak RSS (MB) | addresses/s | load |",
-               "|---|---|---|---|---|---|---|---|"]
+    summary = ["| dataset | addresses | path | seconds | × bbcov | CPU s (process) | × bbcov | peak RSS (MB) | "
+               "addresses/s | load |", "|---|---|---|---|---|---|---|---|---|---|"]
     failed = []
     for name in args.datasets.split(","):
         if not DATASETS[name]["config"].exists():
@@ -366,7 +371,9 @@ def main() -> int:
             res = results[path]
             total, n = _total(res), _rows(res, "read addresses")
             ratio = f"{total / _total(ref):.2f}" if ref else "–"
+            cpu = f"{res['cpu_s'] / ref['cpu_s']:.2f}" if ref else "–"
             summary.append(f"| {DATASETS[name]['label']} | {n:,} | {label} | {total:.1f} | {ratio} | "
+                           f"{res['cpu_s']} | {cpu} | "
                            f"{max(r['peak_rss_mb'] for r in res['timer']):,} | {round(n / total):,} | "
                            f"{res['load'][0]:.1f} → {res['load'][1]:.1f} |")
             if ref and path != "fast":
@@ -384,7 +391,10 @@ def main() -> int:
                   f"this process and {a['cpu_workers_s']} s in the map workers (budget: 60 s each), peak RSS "
                   f"{a['peak_rss_mb']:,} MB; load average {a['load'][0]:.2f} → {a['load'][1]:.2f}", ""]
         print("\n".join(lines[-4:]), flush=True)
-    head = ["## Side by side (seconds: every stage, boundaries included)", "", *summary, ""]
+    head = ["## Side by side", "",
+            "Seconds: the sum of every stage, boundaries included (wall clock). CPU s: user + system time of the "
+            "whole process (imports and start-up included; on a shared machine the figure that depends least on "
+            "the load).", "", *summary, ""]
     (ROOT / "benchmarks" / "results.md").write_text("\n".join([lines[0], "", *head, *lines[2:]]) + "\n",
                                                       encoding="utf-8")
     print(f"written to {ROOT / 'benchmarks' / 'results.md'}")
