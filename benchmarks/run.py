@@ -330,6 +330,7 @@ def main() -> int:
                         help=f"comma-separated, of {', '.join(DATASETS)} (missing inputs are skipped)")
     parser.add_argument("--paths", default="fast,duckdb,naive,atlas",
                         help="comma-separated, of fast, duckdb, naive, atlas (the MV run with the atlas)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md", help="results file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -395,9 +396,8 @@ def main() -> int:
             "Seconds: the sum of every stage, boundaries included (wall clock). CPU s: user + system time of the "
             "whole process (imports and start-up included; on a shared machine the figure that depends least on "
             "the load).", "", *summary, ""]
-    (ROOT / "benchmarks" / "results.md").write_text("\n".join([lines[0], "", *head, *lines[2:]]) + "\n",
-                                                      encoding="utf-8")
-    print(f"written to {ROOT / 'benchmarks' / 'results.md'}")
+    args.out.write_text("\n".join([lines[0], "", *head, *lines[2:]]) + "\n", encoding="utf-8")
+    print(f"written to {args.out}")
     if failed:
         print(f"Gemeinde counts differ from bbcov's: {failed}", file=sys.stderr)
         return 1
