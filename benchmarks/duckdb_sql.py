@@ -1,12 +1,13 @@
 """The competitor a user fluent in SQL would write instead of bbcov: DuckDB + its spatial extension (issue 15).
 
-Same numbers as ``benchmarks.run``'s other two paths: Gemeinden from the BKG shapefile (land areas, one Land
-if configured, reprojected to the working CRS), addresses located by point-in-polygon (smallest AGS where a
-point lies on a shared border; the nearest Gemeinde within 500 m for points outside every polygon, ties to
-the smaller AGS), provider records linked by ``address_id`` or to the nearest located address within the
-match distance, current offers only, best download per address and technology group, and households at every
-threshold per Gemeinde. No row validation and no quarantine (what bbcov adds). The extension is loaded from the
-PyPI package ``duckdb-extension-spatial`` (``pip install -e '.[bench]'``): no download at run time.
+Same numbers as ``benchmarks.run``'s other two paths: the Gemeinden as every path reads them (BKG bundle, land
+areas, one Land if configured, reprojected by pyproj; handed to DuckDB as WKB), addresses located by
+point-in-polygon (smallest AGS where a point lies on a shared border; the nearest Gemeinde within 500 m for
+points outside every polygon, ties to the smaller AGS), provider records linked by ``address_id`` or to the
+nearest located address within the match distance, current offers only, best download per address and
+technology group, and households at every threshold per Gemeinde. No row validation and no quarantine (what
+bbcov adds). The extension is loaded from the PyPI package ``duckdb-extension-spatial``
+(``pip install -e '.[bench]'``): no download at run time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from coverage.sources.bkg import LAND_GF, find_layer_sources
+import pandas as pd
+
+from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.vector import parquet_files
 from coverage.technology import alias_table
 
@@ -49,12 +52,13 @@ def run(cfg, thresholds, stage) -> object:
     """Run the pipeline in SQL; ``stage(name, rows, t0)`` records each step. Returns a DataFrame indexed by AGS."""
     con, crs = connect(), _epsg(cfg.analysis.working_crs)
     t0 = time.perf_counter()
-    gem_src = find_layer_sources(cfg.boundaries.path)["GEM"]
-    land = f"AND AGS LIKE '{str(cfg.boundaries.land).zfill(2)}%'" if cfg.boundaries.land else ""
-    con.execute(f"""CREATE TABLE gem AS SELECT AGS AS ags, ST_Union_Agg(ST_Transform(geom, '{_epsg(
-        Path(gem_src).with_suffix('.prj').read_text())}', '{crs}', always_xy := true)) AS geom
-        FROM ST_Read('{gem_src}') WHERE GF IN ({", ".join(map(str, LAND_GF))}) {land} GROUP BY AGS""")
-    stage("read Gemeinden (ST_Read, ST_Transform)", con.execute("SELECT count(*) FROM gem").fetchone()[0], t0)
+    # The Gemeinden reprojected by pyproj, as bbcov and the naive path have them: DuckDB's own ST_Transform (its
+    # embedded PROJ) picks another DHDN -> ETRS89 transformation, 0.6 m apart, and borders that move change the
+    # Gemeinde of a few addresses (5 of 2,069 Gemeinden differed in Länder 01-03 with ST_Read + ST_Transform).
+    gem = read_bkg_bundle(cfg.boundaries.path, cfg.analysis.working_crs, land=cfg.boundaries.land).gemeinde
+    con.register("gem_wkb", pd.DataFrame({"ags": gem["ags"].to_numpy(), "wkb": gem.geometry.to_wkb().to_numpy()}))
+    con.execute("CREATE TABLE gem AS SELECT ags, ST_GeomFromWKB(wkb) AS geom FROM gem_wkb")
+    stage("read Gemeinden (BKG bundle, reprojected)", len(gem), t0)
 
     t0 = time.perf_counter()
     a = cfg.addresses
