@@ -2,17 +2,19 @@
 
 For each dataset: read addresses and provider records, locate (Gemeinde), link, best download per address and
 group, households at >= t per Gemeinde. The fast path is the project's code (grid point-in-polygon, integer-coded
-offers, compiled kernels); the naive path is geopandas ``sjoin`` + pandas ``merge``/``groupby``. Both must give
+offers, compiled kernels); the naive path is geopandas ``sjoin`` + pandas ``merge``/``groupby``; the DuckDB path
+is the SQL a user would write instead (benchmarks/duckdb_sql.py, DuckDB + spatial extension). All must give
 identical Gemeinde counts (checked, not assumed). Each path runs in its own process so peak RSS is its own.
 Writes ``benchmarks/results.md`` and prints the table. Not part of the tests; timings vary with load.
 
-    python -m benchmarks.run [--datasets mv,nrw,germany]
+    python -m benchmarks.run [--datasets mv,de1,de3,de8,germany,nrw] [--paths fast,duckdb,naive,atlas]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -21,12 +23,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {
+#: The Germany demo's config (``bbcov synth --scope germany --out data/raw/de-2021-06``); another build with
+#: the same layout can be named in BBCOV_BENCH_GERMANY.
+DE = Path(os.environ.get("BBCOV_BENCH_GERMANY") or ROOT / "data/raw/de-2021-06/bbcov.toml")
+DATASETS: dict[str, dict] = {
     "mv": {"config": ROOT / "data/raw/mv-2021-06/bbcov.toml", "label": "MV demo"},
-    "nrw": {"config": ROOT / "data/raw/de-2021-06/bbcov.toml", "land": "land=05",
-            "label": "Germany-scale sample: NRW partition"},
-    "germany": {"config": ROOT / "data/raw/de-2021-06/bbcov.toml", "label": "Germany (all partitions)"},
+    "nrw": {"config": DE, "lands": ("05",), "label": "Germany demo, NRW partition"},
+    # How cost grows (issue 15): the first k Länder by key of the Germany demo.
+    "de1": {"config": DE, "lands": ("01",), "label": "Germany demo, 1 Land (01)"},
+    "de3": {"config": DE, "lands": ("01", "02", "03"), "label": "Germany demo, 3 Länder (01–03)"},
+    "de8": {"config": DE, "lands": tuple(f"{i:02d}" for i in range(1, 9)), "label": "Germany demo, 8 Länder (01–08)"},
+    "germany": {"config": DE, "label": "Germany demo, all 16 Länder"},
 }
+#: The naive path holds every table in memory at once (7 GB for NRW alone): above this many addresses it is not
+#: run, to keep every process under the 8 GB budget of this shared machine.
+NAIVE_MAX_ADDRESSES = 4_000_000
 THRESHOLDS = (2, 16, 30, 50, 100, 200, 400, 1000)
 
 
@@ -45,21 +56,39 @@ class Timer:
 
 
 def _inputs(name: str):
-    """Config with the dataset's address and provider paths narrowed to the chosen partition(s)."""
+    """The dataset's config; with ``lands``, its partitioned address and provider folders narrowed to those
+    Länder (``land=LL`` folders) through a folder of file links, so every path reads exactly the same files."""
+    import atexit
     import dataclasses
+    import shutil
+    import tempfile
 
     from coverage.config import load_config
 
     spec = DATASETS[name]
     cfg = load_config(spec["config"])
-    if "land" in spec:
-        land = spec["land"]
+    if "lands" in spec:
+        view = Path(tempfile.mkdtemp(prefix="bench-lands-"))
+        atexit.register(shutil.rmtree, view, ignore_errors=True)
+
+        def narrow(path: Path, kind: str) -> Path:  # links to files: pathlib's rglob does not follow linked folders
+            for land in spec["lands"]:
+                for f in sorted((path / f"land={land}").glob("*.parquet")):
+                    (view / kind / f"land={land}").mkdir(parents=True, exist_ok=True)
+                    (view / kind / f"land={land}" / f.name).symlink_to(f)
+            return view / kind
+
         cfg = dataclasses.replace(
-            cfg, addresses=dataclasses.replace(cfg.addresses, path=cfg.addresses.path / land),
-            providers=tuple(dataclasses.replace(p, path=p.path / land, label=p.name) if p.path.is_dir() else p
-                            for p in cfg.providers))
+            cfg, addresses=dataclasses.replace(cfg.addresses, path=narrow(cfg.addresses.path, "addresses")),
+            providers=tuple(dataclasses.replace(p, path=narrow(p.path, f"providers/{p.name}"), label=p.name)
+                            if p.path.is_dir() else p for p in cfg.providers))
+        if len(spec["lands"]) == 1:  # one partition: read it as one dataset, as the NRW sample always did
+            cfg = dataclasses.replace(
+                cfg, addresses=dataclasses.replace(cfg.addresses, path=cfg.addresses.path / f"land={spec['lands'][0]}"),
+                providers=tuple(dataclasses.replace(p, path=p.path / f"land={spec['lands'][0]}")
+                                if p.path.is_dir() else p for p in cfg.providers))
     if cfg.addresses.format == "hk-de":
-        # The MV demo's config reads HK-DE + Zensus (the real path); both benchmark paths read the
+        # The MV demo's config reads HK-DE + Zensus (the real path); all benchmark paths read the
         # generator's addresses.csv next to it, a table with households, as they always did.
         from coverage.config import AddressesConfig
 
@@ -82,7 +111,9 @@ def fast(name: str) -> dict:
     cfg = _inputs(name)
     crs = cfg.analysis.working_crs
     timer = Timer()
+    t0 = time.perf_counter()
     boundaries = read_bkg_bundle(cfg.boundaries.path, crs, land=cfg.boundaries.land)
+    timer.stage("read Gemeinden (BKG bundle, reprojected)", len(boundaries.gemeinde), t0)
     t0 = time.perf_counter()
     locator = Locator.build(boundaries.gemeinde)
     timer.stage("point-in-polygon index build", len(boundaries.gemeinde), t0)
@@ -136,7 +167,9 @@ def naive(name: str) -> dict:
     cfg = _inputs(name)
     crs = cfg.analysis.working_crs
     timer = Timer()
+    t0 = time.perf_counter()
     boundaries = read_bkg_bundle(cfg.boundaries.path, crs, land=cfg.boundaries.land)
+    timer.stage("read Gemeinden (BKG bundle, reprojected)", len(boundaries.gemeinde), t0)
     aliases = alias_table(cfg.technology_aliases)
     t0 = time.perf_counter()
     path = cfg.addresses.path
@@ -193,6 +226,15 @@ def naive(name: str) -> dict:
     return {"timer": _collapse(timer.rows), "counts": _digest(table)}
 
 
+def duckdb(name: str) -> dict:
+    """The DuckDB + spatial SQL pipeline of the same numbers (benchmarks/duckdb_sql.py)."""
+    from benchmarks.duckdb_sql import run
+
+    timer = Timer()
+    table = run(_inputs(name), THRESHOLDS, timer.stage)
+    return {"timer": _collapse(timer.rows), "counts": _digest(table)}
+
+
 def atlas(name: str) -> dict:
     """A whole run with the atlas into a temporary folder: wall and CPU seconds of the run and of the
     report (CPU of this process and of the map worker processes: on a shared machine CPU time is the
@@ -217,7 +259,7 @@ def atlas(name: str) -> dict:
     return {"wall_s": round(time.perf_counter() - t0, 1), "cpu_main_s": round(time.process_time() - c0, 1),
             "cpu_workers_s": round(children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime, 1),
             "report_s": timings.get("report"), "files": len(result.manifest["outputs"]),
-            "peak_rss_mb": round(_rss_mb()), "load": __import__("os").getloadavg()[0]}
+            "peak_rss_mb": round(_rss_mb())}
 
 
 def _collapse(rows: list[dict]) -> list[dict]:
@@ -235,54 +277,120 @@ def _collapse(rows: list[dict]) -> list[dict]:
 
 
 def _digest(table) -> dict:
-    cols = sorted(c for c in table.columns if c.startswith("hh_ge_"))
-    return {c: round(float(table[c].sum()), 3) for c in cols}
+    """Per Gemeinde: households and households at every threshold per group (Gemeinden whose figures are all
+    zero left out, so a Gemeinde without addresses compares equal to one not listed), and the column totals."""
+    cols = ["households", *sorted(c for c in table.columns if c.startswith("hh_ge_"))]
+    values = table[cols].astype("float64").round(3)
+    values = values[(values != 0).any(axis=1)]
+    return {"columns": cols, "per_ags": {str(k): list(v) for k, v in zip(values.index, values.to_numpy().tolist(),
+                                                                              strict=True)},
+            "totals": {c: round(float(values[c].sum()), 3) for c in cols}}
+
+
+def _differences(a: dict, b: dict) -> str:
+    """What differs between two digests, in one line (empty if the Gemeinde counts are identical)."""
+    if a["per_ags"] == b["per_ags"]:
+        return ""
+    only = sorted(set(a["per_ags"]) ^ set(b["per_ags"]))
+    diff = sorted(k for k in set(a["per_ags"]) & set(b["per_ags"]) if a["per_ags"][k] != b["per_ags"][k])
+    cols = {c: (a["totals"][c], b["totals"].get(c)) for c in a["columns"] if a["totals"][c] != b["totals"].get(c)}
+    return (f"{len(diff)} Gemeinden differ (first: {diff[:3]}), {len(only)} listed on one side only "
+            f"(first: {only[:3]}); totals that differ: {dict(list(cols.items())[:4])}")
 
 
 def _child(path: str, name: str) -> dict:
+    """One path in its own process (its peak RSS is its own), with the load average before and after."""
+    load0 = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "benchmarks.run", "--child", path, name], cwd=ROOT,
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"benchmark {path} {name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result.update(process_s=round(time.perf_counter() - t0, 1), load=(load0, os.getloadavg()[0]),
+                  cpu_s=round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1))
+    return result
+
+
+PATHS = (("fast", "bbcov"), ("duckdb", "DuckDB + spatial SQL"), ("naive", "naive geopandas/pandas"))
+
+
+def _total(res: dict) -> float:
+    return sum(r["seconds"] for r in res["timer"])
+
+
+def _rows(res: dict, stage: str) -> int:
+    return max((r["rows"] for r in res["timer"] if r["stage"].startswith(stage)), default=0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="mv,nrw")
+    parser.add_argument("--datasets", default="mv,de1,de3,de8,germany",
+                        help=f"comma-separated, of {', '.join(DATASETS)} (missing inputs are skipped)")
+    parser.add_argument("--paths", default="fast,duckdb,naive,atlas",
+                        help="comma-separated, of fast, duckdb, naive, atlas (the MV run with the atlas)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md", help="results file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         path, name = args.child
-        print(json.dumps({"fast": fast, "naive": naive, "atlas": atlas}[path](name)))
+        print(json.dumps({"fast": fast, "naive": naive, "duckdb": duckdb, "atlas": atlas}[path](name)))
         return 0
     lines = [f"Machine: {platform.machine()}, {platform.python_version()}, "
-             f"{__import__('os').cpu_count()} cores; measured {time.strftime('%Y-%m-%d')} with `make bench`.", ""]
+             f"{os.cpu_count()} cores; measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench` "
+             f"(`python -m benchmarks.run --datasets {args.datasets} --paths {args.paths}`). Every path runs in its "
+             "own process, one after the other; \"load\" is the 1-minute load average before → after it.", ""]
+    summary = ["| dataset | addresses | path | seconds | × bbcov | CPU s (process) | × bbcov | peak RSS (MB) | "
+               "addresses/s | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    failed = []
     for name in args.datasets.split(","):
         if not DATASETS[name]["config"].exists():
-            print(f"skipping {name}: {DATASETS[name]['config']} missing (build it with bbcov synth)")
+            print(f"skipping {name}: {DATASETS[name]['config']} missing (build it with bbcov synth)", flush=True)
             continue
-        f, n = _child("fast", name), _child("naive", name)
-        same = f["counts"] == n["counts"]
-        ft = sum(r["seconds"] for r in f["timer"] if "index build" not in r["stage"])
-        nt = sum(r["seconds"] for r in n["timer"])
+        results: dict[str, dict] = {}
+        for path, _ in PATHS:
+            if path not in args.paths.split(","):
+                continue
+            if path == "naive" and _rows(results.get("fast", {"timer": []}), "read addresses") > NAIVE_MAX_ADDRESSES:
+                print(f"{name}: naive path left out (more than {NAIVE_MAX_ADDRESSES:,} addresses: over 8 GB)")
+                continue
+            results[path] = _child(path, name)
+            print(f"{name} {path}: {_total(results[path]):.1f} s (load {results[path]['load'][0]:.1f} → "
+                  f"{results[path]['load'][1]:.1f})", flush=True)
+        ref = results.get("fast")
         lines += [f"### {DATASETS[name]['label']}", "",
                   "| path | stage | rows | seconds | rows/s | peak RSS (MB) |", "|---|---|---|---|---|---|"]
-        for label, res in (("bbcov", f), ("naive geopandas/pandas", n)):
-            lines += [f"| {label} | {r['stage']} | {r['rows']:,} | {r['seconds']} | "
-                      f"{(r['rows_per_s'] or 0):,} | {r['peak_rss_mb']:,} |" for r in res["timer"]]
-        lines += ["", f"Total (without index build): bbcov {ft:.1f} s, naive {nt:.1f} s, "
-                      f"speed-up {nt / ft:.1f}x; Gemeinde counts identical: {'yes' if same else 'NO'}", ""]
-        print("\n".join(lines[-(len(f['timer']) + len(n['timer']) + 6):]), flush=True)
-        if not same:
-            diff = {k: (v, n["counts"].get(k)) for k, v in f["counts"].items() if v != n["counts"].get(k)}
-            lines.append(f"Differences: {diff}")
-    if "mv" in args.datasets.split(",") and DATASETS["mv"]["config"].exists():
+        for path, label in PATHS:
+            if path in results:
+                lines += [f"| {label} | {r['stage']} | {r['rows']:,} | {r['seconds']} | "
+                          f"{(r['rows_per_s'] or 0):,} | {r['peak_rss_mb']:,} |" for r in results[path]["timer"]]
+        lines.append("")
+        for path, label in PATHS:
+            if path not in results:
+                continue
+            res = results[path]
+            total, n = _total(res), _rows(res, "read addresses")
+            ratio = f"{total / _total(ref):.2f}" if ref else "–"
+            cpu = f"{res['cpu_s'] / ref['cpu_s']:.2f}" if ref else "–"
+            summary.append(f"| {DATASETS[name]['label']} | {n:,} | {label} | {total:.1f} | {ratio} | "
+                           f"{res['cpu_s']} | {cpu} | "
+                           f"{max(r['peak_rss_mb'] for r in res['timer']):,} | {round(n / total):,} | "
+                           f"{res['load'][0]:.1f} → {res['load'][1]:.1f} |")
+            if ref and path != "fast":
+                diff = _differences(ref["counts"], res["counts"])
+                lines.append(f"- Gemeinde counts of {label} and bbcov ({len(ref['counts']['per_ags']):,} Gemeinden): "
+                             f"{'identical' if not diff else 'DIFFERENT: ' + diff}")
+                if diff:
+                    failed.append(f"{name}: {label}")
+        lines.append("")
+        print("\n".join(summary), flush=True)
+    if "atlas" in args.paths.split(",") and "mv" in args.datasets.split(",") and DATASETS["mv"]["config"].exists():
         a = _child("atlas", "mv")
         lines += ["### MV demo end to end with the atlas (`bbcov run --force`)", "",
                   f"{a['files']} files; wall {a['wall_s']} s (report {a['report_s']} s), CPU {a['cpu_main_s']} s in "
                   f"this process and {a['cpu_workers_s']} s in the map workers (budget: 60 s each), peak RSS "
-                  f"{a['peak_rss_mb']:,} MB; load average {a['load']:.2f} at the end", ""]
+                  f"{a['peak_rss_mb']:,} MB; load average {a['load'][0]:.2f} → {a['load'][1]:.2f}", ""]
         print("\n".join(lines[-4:]), flush=True)
     latest = ROOT / "data" / "processed" / "latest"
     if "mv" in args.datasets.split(",") and (latest / "addresses.parquet").is_file():
@@ -291,8 +399,15 @@ def main() -> int:
         lines += ["### Cost estimate: one MST over all eligible MV addresses (`python -m benchmarks.bench_mst`)", "",
                   measure(latest) + " (budget: 30 s on 2 cores)", ""]
         print("\n".join(lines[-3:]), flush=True)
-    (ROOT / "benchmarks" / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"written to {ROOT / 'benchmarks' / 'results.md'}")
+    head = ["## Side by side", "",
+            "Seconds: the sum of every stage, boundaries included (wall clock). CPU s: user + system time of the "
+            "whole process (imports and start-up included; on a shared machine the figure that depends least on "
+            "the load).", "", *summary, ""]
+    args.out.write_text("\n".join([lines[0], "", *head, *lines[2:]]) + "\n", encoding="utf-8")
+    print(f"written to {args.out}")
+    if failed:
+        print(f"Gemeinde counts differ from bbcov's: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
