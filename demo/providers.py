@@ -414,7 +414,11 @@ def union_classes(
         log.warning("union placement: linear programme not solved (%s); score order kept", res.message)
         return natural
     n = res.x.reshape(ngem, per)[:, :nv].reshape(ngem, nk, nb)
-    return _realise_bins(n, codes, b, score, hh, cap, fl)
+    out = _realise_bins(n, codes, b, score, hh, cap, fl)
+    # Addresses without households (sites) count for nothing in the bins, so filling them would put every
+    # site into the top class (all schools of Rostock at DSL 250); they get the class their score has
+    # among the households instead, and at least their earlier class.
+    return np.where(hh > 0, out, np.maximum(natural, np.minimum(fl, nk)))
 
 
 def _realise_bins(
