@@ -19,6 +19,7 @@ serialised by :func:`js_assign`, which escapes ``<``, ``>`` and ``&`` so no data
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -204,7 +205,8 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None.
 
     Per Gemeinde: ``n`` addresses, ``ox``/``oy`` (an origin in whole metres) and ``x``/``y`` relative to
-    it, ``a`` street and number, and ``cols``: every other column as ``{"k": width, "s": codes, "v":
+    it, ``a`` street and number, ``ip``/``i`` the address ids as their common prefix and the rest of each
+    (when ``results`` has ``address_id``; the search's ``#adresse=<id>`` finds the point by them), and ``cols``: every other column as ``{"k": width, "s": codes, "v":
     table}`` (see :func:`_encode`; ``static/map.js`` decodes them). Encoded once over all addresses,
     so the per-Gemeinde work is slicing."""
     n = len(results)
@@ -225,6 +227,7 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     lists = {"x": (xi - ox[rep]).tolist(), "y": (yi - oy[rep]).tolist(),
              "a": (r["street"].fillna("").astype(str) + " " + r["house_number"].fillna("").astype(str))
              .str.strip().tolist()}
+    ids = r["address_id"].astype("object").fillna("").astype(str).tolist() if "address_id" in r.columns else None
 
     def down(col: str) -> pd.Series:
         v = r[col].to_numpy(dtype="float64") if col in r.columns else np.full(n, np.nan)
@@ -261,12 +264,21 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
         rec: dict[str, Any] = {"n": hi - lo, "ox": o[0], "oy": o[1], **{k: v[lo:hi] for k, v in lists.items()},
                                "cols": {name: {"k": k, "s": data[lo * k:hi * k].decode("ascii"), "v": table}
                                         for name, (data, k, table) in encoded.items()}, **meta}
+        if ids is not None:
+            rec["ip"], rec["i"] = _prefixed(ids[lo:hi])
         if key in trees:
             xy, kind = trees[key]
             rec["tree"] = (xy - np.tile(np.asarray(o, dtype=np.int64), 2)).reshape(-1).tolist()
             rec["tree_kind"] = kind
         out[key] = rec
     return out
+
+
+def _prefixed(ids: list[str]) -> tuple[str, list[str]]:
+    """The ids' longest common prefix and the rest of each: ids of one Gemeinde often share most of
+    their characters ("MV-00012…"), so the list grows the address file by little."""
+    prefix = os.path.commonprefix(ids) if ids else ""
+    return prefix, [x[len(prefix):] for x in ids]
 
 
 def _tree_by_area(tree: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, list[int]]]:
