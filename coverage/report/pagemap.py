@@ -19,7 +19,6 @@ serialised by :func:`js_assign`, which escapes ``<``, ``>`` and ``&`` so no data
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -206,9 +205,9 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
 
     Per Gemeinde: ``n`` addresses, ``ox``/``oy`` (an origin in whole metres) and ``x``/``y`` relative to
     it, ``a`` street and number, ``ip``/``i`` the address ids as their common prefix and the rest of each
-    (when ``results`` has ``address_id``; the search's ``#adresse=<id>`` finds the point by them), and ``cols``: every other column as ``{"k": width, "s": codes, "v":
-    table}`` (see :func:`_encode`; ``static/map.js`` decodes them). Encoded once over all addresses,
-    so the per-Gemeinde work is slicing."""
+    (when ``results`` has ``address_id``; the search's ``#adresse=<id>`` finds the point by them), and
+    ``cols``: every other column as ``{"k": width, "s": codes, "v": table}`` (see :func:`_encode`;
+    ``static/map.js`` decodes them). Encoded once over all addresses, so the per-Gemeinde work is slicing."""
     n = len(results)
     order = np.argsort(results["ags"].astype(str).to_numpy(), kind="stable")
     r = results.iloc[order]
@@ -277,7 +276,13 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
 def _prefixed(ids: list[str]) -> tuple[str, list[str]]:
     """The ids' longest common prefix and the rest of each: ids of one Gemeinde often share most of
     their characters ("MV-00012…"), so the list grows the address file by little."""
-    prefix = os.path.commonprefix(ids) if ids else ""
+    if not ids:
+        return "", []
+    lo, hi = min(ids), max(ids)  # the common prefix of all strings is that of the least and the greatest
+    n = 0
+    while n < len(lo) and lo[n] == hi[n]:
+        n += 1
+    prefix = lo[:n]
     return prefix, [x[len(prefix):] for x in ids]
 
 
