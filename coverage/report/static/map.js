@@ -439,8 +439,9 @@
   function showTip(d, i, sx, sy) {
     tip.textContent = addressText(d, i);
     tip.style.left = Math.max(0, Math.min(sx + 12, svg.clientWidth - 260)) + "px";
-    tip.style.top = (sy + 12) + "px";
     tip.hidden = false;
+    var below = sy + 12, above = sy - 12 - tip.offsetHeight;  // above the point when it would leave the map
+    tip.style.top = (below + tip.offsetHeight > svg.clientHeight && above >= 0 ? above : below) + "px";
   }
   svg.addEventListener("pointerleave", function () { tip.hidden = true; });
   svg.addEventListener("click", function (ev) {  // a drag is not a click on an area
