@@ -462,6 +462,63 @@ def test_address_search_opens_the_gemeinde_with_the_address_in_the_fragment(watc
     watched.check_clean()
 
 
+def test_address_in_the_fragment_is_marked_on_the_map(watched, atlas):
+    """``#adresse=<id>`` (the search's hit) switches the addresses on, centres the map on the address,
+    rings it and says so; on hashchange an unknown (hostile) id says "nicht gefunden", as text."""
+    from urllib.parse import quote
+
+    from coverage.report.pagemap import ADDRESS_CLASSES, address_class
+    from tests.atlas_world import STREET_EVIL
+
+    _, record = atlas
+    res = record.state.results
+    first = res.iloc[0]  # its street is the hostile one
+    ags, address = str(first["ags"]), str(first["address_id"])
+    x, y = shapely.get_x(first.geometry), shapely.get_y(first.geometry)
+    watched.open(f"gemeinde/{ags}.html#adresse={quote(address)}")
+    page = watched.page
+    page.wait_for_selector("figure[data-marked]", state="attached")
+    fig = page.locator("figure[data-map-layers]")
+    assert fig.get_attribute("data-marked") == address
+    assert page.locator('#karte [data-ctl="addr"]').is_checked()
+    assert page.evaluate("() => window.BBCOV.map.state().addr") is True
+    assert page.locator("#karte svg.atlas-map").get_attribute("viewBox") != "0 0 " + " ".join(
+        page.evaluate("() => { const b = document.querySelector('#karte svg.atlas-map').viewBox.baseVal;"
+                      " return [String(b.width), String(b.height)]; }"))
+    p = page.evaluate(f"() => window.BBCOV.map.screen({x}, {y})")
+    box = page.locator("#karte svg.atlas-map").bounding_box()
+    assert 0 <= p[0] <= box["width"] and 0 <= p[1] <= box["height"], (p, box)
+    assert abs(p[0] - box["width"] / 2) < 2 and abs(p[1] - box["height"] / 2) < 2  # centred on it
+    view = page.viewport_size
+    assert 0 <= box["x"] + p[0] <= view["width"] and 0 <= box["y"] + p[1] <= view["height"]  # scrolled to it
+    klass = int(address_class(res["best_down_all"].to_numpy()[:1])[0])
+    assert _pixel(page, x, y) == ADDRESS_CLASSES[klass][1]  # the point keeps its colour, the ring is around it
+    ring = page.evaluate("""([x, y]) => { const p = window.BBCOV.map.screen(x, y);
+        const c = document.querySelector('#karte canvas.map-over'); const r = window.devicePixelRatio || 1;
+        const out = [];
+        for (let dx = 13; dx <= 17; dx++) {
+          const d = c.getContext('2d').getImageData(Math.round((p[0] + dx) * r), Math.round(p[1] * r), 1, 1).data;
+          out.push(d[0] + d[1] + d[2] === 0 && d[3] === 255); }
+        return out; }""", [x, y])
+    # zoomed to 1/6 of the width the points have a radius of 5.9 px: the mark's black ring lies 9 px further
+    # out (13.6-16.1 px from the centre), beyond the site ring (7.4-9.4 px) this school carries
+    assert any(ring), ring
+    status = page.locator("#karte .map-status").inner_text()
+    assert f"Adress-ID {address}" in status and "markiert" in status and STREET_EVIL in status
+    tip = page.locator("#karte .map-tip")
+    assert tip.is_visible() and f"Adress-ID: {address}" in tip.inner_text()
+    # the mouse over the map replaces the tooltip; an unknown id (hostile characters) is named as text
+    page.mouse.move(box["x"] + 2, box["y"] + p[1])
+    assert tip.is_hidden()
+    evil = '<img src=x onerror="alert(1)">'
+    page.evaluate("h => { window.location.hash = h; }", "adresse=" + quote(evil))
+    page.wait_for_function("() => document.querySelector('figure[data-map-layers]').getAttribute('data-marked') === ''")
+    assert page.locator("#karte .map-status").inner_text() == (
+        f"Adresse „{evil}“ nicht gefunden: nicht unter den Adressen dieser Karte.")
+    assert page.locator("#karte img").count() == 0
+    watched.check_clean()
+
+
 def test_search_works_from_file_urls(browser, atlas):
     """Opened from disk (file://), the index and the address parts load by <script>, no fetch."""
     out, _ = atlas

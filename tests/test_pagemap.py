@@ -83,6 +83,23 @@ def test_address_data_per_gemeinde_with_encoded_columns_and_tree():
     assert one["f"] == [3] and one["fp"] == [2] and "tree" not in out["1"]
 
 
+def test_address_ids_as_common_prefix_and_rest_escaped_as_data():
+    evil = '</script><img src=x onerror="alert(1)">'
+    res = pd.DataFrame({
+        "address_id": ["MV-0001203", "MV-0001217", evil, "MV-0001299"], "x": [1.0, 2.0, 3.0, 4.0],
+        "y": [1.0, 2.0, 3.0, 4.0], "ags": ["1", "1", "2", "1"], "street": ["A", "B", "C", "D"],
+        "house_number": ["1", "2", "3", "4"], "households": [1.0, 1.0, 1.0, 1.0], "best_down_all": [50.0] * 4,
+        "best_tech_all": ["vdsl"] * 4})
+    out = address_data(res, ["all"], [])
+    assert out["1"]["ip"] == "MV-00012" and out["1"]["i"] == ["03", "17", "99"]  # in row order, as x and y
+    assert [out["1"]["ip"] + rest for rest in out["1"]["i"]] == ["MV-0001203", "MV-0001217", "MV-0001299"]
+    assert out["2"]["ip"] + "".join(out["2"]["i"]) == evil  # one address: its whole id is the prefix
+    js = js_assign("addr", "2", out["2"])
+    assert "<" not in js and ">" not in js
+    assert json.loads(js.split('window.BBCOV.addr["2"]=', 1)[1].rstrip(";\n"))["ip"] == evil
+    assert "i" not in address_data(res.drop(columns="address_id"), ["all"], [])["1"]  # no ids, no column
+
+
 def test_codes_wider_than_one_character():
     from coverage.report.pagemap import _encode
 

@@ -204,9 +204,10 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     ``tree``: cost-estimate lines (area = ags, kind, x0, y0, x1, y1) or None.
 
     Per Gemeinde: ``n`` addresses, ``ox``/``oy`` (an origin in whole metres) and ``x``/``y`` relative to
-    it, ``a`` street and number, and ``cols``: every other column as ``{"k": width, "s": codes, "v":
-    table}`` (see :func:`_encode`; ``static/map.js`` decodes them). Encoded once over all addresses,
-    so the per-Gemeinde work is slicing."""
+    it, ``a`` street and number, ``ip``/``i`` the address ids as their common prefix and the rest of each
+    (when ``results`` has ``address_id``; the search's ``#adresse=<id>`` finds the point by them), and
+    ``cols``: every other column as ``{"k": width, "s": codes, "v": table}`` (see :func:`_encode`;
+    ``static/map.js`` decodes them). Encoded once over all addresses, so the per-Gemeinde work is slicing."""
     n = len(results)
     order = np.argsort(results["ags"].astype(str).to_numpy(), kind="stable")
     r = results.iloc[order]
@@ -225,6 +226,7 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     lists = {"x": (xi - ox[rep]).tolist(), "y": (yi - oy[rep]).tolist(),
              "a": (r["street"].fillna("").astype(str) + " " + r["house_number"].fillna("").astype(str))
              .str.strip().tolist()}
+    ids = r["address_id"].astype("object").fillna("").astype(str).tolist() if "address_id" in r.columns else None
 
     def down(col: str) -> pd.Series:
         v = r[col].to_numpy(dtype="float64") if col in r.columns else np.full(n, np.nan)
@@ -261,12 +263,27 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
         rec: dict[str, Any] = {"n": hi - lo, "ox": o[0], "oy": o[1], **{k: v[lo:hi] for k, v in lists.items()},
                                "cols": {name: {"k": k, "s": data[lo * k:hi * k].decode("ascii"), "v": table}
                                         for name, (data, k, table) in encoded.items()}, **meta}
+        if ids is not None:
+            rec["ip"], rec["i"] = _prefixed(ids[lo:hi])
         if key in trees:
             xy, kind = trees[key]
             rec["tree"] = (xy - np.tile(np.asarray(o, dtype=np.int64), 2)).reshape(-1).tolist()
             rec["tree_kind"] = kind
         out[key] = rec
     return out
+
+
+def _prefixed(ids: list[str]) -> tuple[str, list[str]]:
+    """The ids' longest common prefix and the rest of each: ids of one Gemeinde often share most of
+    their characters ("MV-00012…"), so the list grows the address file by little."""
+    if not ids:
+        return "", []
+    lo, hi = min(ids), max(ids)  # the common prefix of all strings is that of the least and the greatest
+    n = 0
+    while n < len(lo) and lo[n] == hi[n]:
+        n += 1
+    prefix = lo[:n]
+    return prefix, [x[len(prefix):] for x in ids]
 
 
 def _tree_by_area(tree: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, list[int]]]:

@@ -4,6 +4,8 @@
    - Internal atlas: the addresses of the page on a canvas (class by the best current download over all
      technologies), sites and contested addresses marked, the cost-estimate tree as lines.
    - Zoom (wheel, buttons) and pan (drag) by the SVG's viewBox; the canvases follow.
+   - "#adresse=<id>" (the search's address hit, also on hashchange): the address layer goes on, the map
+     centres on the address, rings it and shows its tooltip; a status line says so (or that it is missing).
    Data come from scripts next to the pages that assign window.BBCOV.* (added as script elements, which
    works from file://); every text from them is set with textContent, never as HTML. */
 (function () {
@@ -52,7 +54,10 @@
   var areas = Array.prototype.slice.call(svg.querySelectorAll("g.area"));
   var legend = fig.querySelector(".legend");
   var state = { mode: "share", group: "all", t: "100", spot: "white", addr: false, tree: false };
-  var L = null, grid = null, addrKeys = [], addrData = [];
+  var L = null, grid = null, addrKeys = [], addrData = [], mark = null;
+  var status = el("p", { "class": "map-status", role: "status", "aria-live": "polite" });
+  var body = stage.parentNode;  // the row of map and legend; the status line goes under it
+  body.parentNode.insertBefore(status, body.nextSibling);
 
   function screenScale() { return (svg.clientWidth || W) / vb.w; }
   function toScreen(x, y, out) {  // data metres -> CSS pixels of the stage
@@ -249,6 +254,16 @@
       ctx.lineWidth = 2;
       ctx.stroke();
     });
+    if (mark) {  // the address of "#adresse=": a white-black double ring, visible on every class colour
+      toScreen(mark[0].x[mark[1]], mark[0].y[mark[1]], pt);
+      [["#ffffff", 5, r + 9], ["#000000", 2.5, r + 9]].forEach(function (m) {
+        ctx.beginPath();
+        ctx.arc(pt[0], pt[1], m[2], 0, 2 * Math.PI);
+        ctx.strokeStyle = m[0];
+        ctx.lineWidth = m[1];
+        ctx.stroke();
+      });
+    }
   }
   function redraw() {
     svg.setAttribute("viewBox", vb.x + " " + vb.y + " " + vb.w + " " + vb.h);
@@ -271,6 +286,7 @@
       d[name] = out;
     });
     for (var i = 0; i < d.n; i++) { d.x[i] += d.ox; d.y[i] += d.oy; }
+    if (d.i) { d.id = d.i.map(function (rest) { return d.ip + rest; }); }
     if (d.tree) { for (var t = 0; t < d.tree.length; t += 2) { d.tree[t] += d.ox; d.tree[t + 1] += d.oy; } }
     d.decoded = true;
     return d;
@@ -278,6 +294,7 @@
   function speed(v) { return v === null || v === undefined ? "kein Angebot" : num(v) + " Mbit/s"; }
   function addressText(d, i) {
     var lines = [d.a[i] || "(ohne Straße)"];
+    if (d.id) { lines.push("Adress-ID: " + d.id[i]); }
     lines.push("Haushalte: " + nf0.format(d.h[i]));
     d.groups.forEach(function (g) {
       var down = d["d_" + g[0]][i], tech = d["t_" + g[0]][i];
@@ -417,16 +434,65 @@
     if (!state.addr || !addrData.length) { tip.hidden = true; return; }
     var p = userPoint(ev), hit = nearest(p[2], p[3]);
     if (!hit) { tip.hidden = true; return; }
-    tip.textContent = addressText(hit[0], hit[1]);
-    tip.style.left = Math.min(p[2] + 12, svg.clientWidth - 260) + "px";
-    tip.style.top = (p[3] + 12) + "px";
-    tip.hidden = false;
+    showTip(hit[0], hit[1], p[2], p[3]);
   });
+  function showTip(d, i, sx, sy) {
+    tip.textContent = addressText(d, i);
+    tip.style.left = Math.max(0, Math.min(sx + 12, svg.clientWidth - 260)) + "px";
+    tip.hidden = false;
+    var below = sy + 12, above = sy - 12 - tip.offsetHeight;  // above the point when it would leave the map
+    tip.style.top = (below + tip.offsetHeight > svg.clientHeight && above >= 0 ? above : below) + "px";
+  }
   svg.addEventListener("pointerleave", function () { tip.hidden = true; });
   svg.addEventListener("click", function (ev) {  // a drag is not a click on an area
     if (dragged) { ev.preventDefault(); ev.stopPropagation(); dragged = false; }
   }, true);
   window.addEventListener("resize", function () { drawUnder(); drawOver(); });
+
+  // ---------------------------------------------------------------- "#adresse=<id>": mark one address
+  function wantedAddress() {
+    var m = /^#adresse=(.*)$/.exec(window.location.hash);
+    if (!m) { return null; }
+    try { return decodeURIComponent(m[1]).trim(); } catch (e) { return m[1]; }
+  }
+  function findAddress(id) {
+    for (var j = 0; j < addrData.length; j++) {
+      var ids = addrData[j].id || [];
+      for (var i = 0; i < ids.length; i++) { if (ids[i] === id) { return [addrData[j], i]; } }
+    }
+    return null;
+  }
+  function markFromHash() {
+    var id = wantedAddress();
+    if (id === null || !L) { return; }
+    if (!addrKeys.length) {
+      mark = null; drawOver();
+      status.textContent = "Adresse „" + id + "“ nicht gefunden: diese Karte zeigt keine Adressen.";
+      fig.setAttribute("data-marked", "");
+      return;
+    }
+    B.map.set({ addr: true }, function () {
+      var hit = findAddress(id);
+      if (!hit) {
+        mark = null; drawOver(); tip.hidden = true;
+        status.textContent = "Adresse „" + id + "“ nicht gefunden: nicht unter den Adressen dieser Karte.";
+        fig.setAttribute("data-marked", "");
+        return;
+      }
+      mark = hit;
+      var w = Math.min(vb.w, W / 6), h = w * H / W;  // zoom in (never out) and centre on the address
+      var ux = (hit[0].x[hit[1]] - X0) * S, uy = (Y1 - hit[0].y[hit[1]]) * S;
+      vb = { x: ux - w / 2, y: uy - h / 2, w: w, h: h };
+      redraw();
+      svg.scrollIntoView({ block: "center" });  // the address is at its centre
+      var p = [0, 0]; toScreen(hit[0].x[hit[1]], hit[0].y[hit[1]], p);
+      showTip(hit[0], hit[1], p[0], p[1]);  // until the mouse moves over the map
+      status.textContent = "Adresse " + (hit[0].a[hit[1]] || "(ohne Straße)") + " (Adress-ID " + id +
+        ") auf der Karte markiert (schwarzer Ring, Adressen eingeblendet).";
+      fig.setAttribute("data-marked", id);
+    });
+  }
+  window.addEventListener("hashchange", markFromHash);
 
   // ---------------------------------------------------------------- start
   try { addrKeys = JSON.parse(fig.getAttribute("data-map-addr") || "[]"); } catch (e) { addrKeys = []; }
@@ -441,6 +507,7 @@
     buildControls();
     fig.setAttribute("data-ready", "1");
     redraw();
+    markFromHash();
   });
   B.map = {  // for tests and the curious: switch programmatically, wait for data
     set: function (changes, done) {
