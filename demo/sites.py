@@ -288,11 +288,12 @@ def choose_schools(
 
 
 def school_names(ags: pd.Series, names: Mapping[str, str]) -> list[str]:
-    """``Schule <Gemeinde>``, numbered where a Gemeinde has several (in row order)."""
-    num = ags.groupby(ags.to_numpy()).cumcount().to_numpy() + 1
-    many = ags.map(ags.value_counts()).to_numpy() > 1
-    return [f"Schule {names[a]} {i}" if m else f"Schule {names[a]}"
-            for a, i, m in zip(ags, num, many, strict=True)]
+    """``Schule <Gemeinde>``, numbered where a name has several schools (in row order): by the name, not
+    the key, since Gemeinden of the same name (four Neuenkirchen in MV) would otherwise share one."""
+    label = ags.map(names)
+    num = label.groupby(label.to_numpy()).cumcount().to_numpy() + 1
+    many = label.map(label.value_counts()).to_numpy() > 1
+    return [f"Schule {n} {i}" if m else f"Schule {n}" for n, i, m in zip(label, num, many, strict=True)]
 
 
 def school_curves(kreis_long: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Mapping
@@ -66,7 +65,7 @@ from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
 from pipelines.cache import ADDRESSES_FILE
 from pipelines.pdf import print_pdfs, require_chromium, steckbrief_jobs
-from pipelines.processes import die_with_parent
+from pipelines.processes import worker_pool
 from pipelines.runner import RunRecord
 
 log = logging.getLogger(__name__)
@@ -469,9 +468,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     # Matplotlib maps (full layout with legend, scale bar, north arrow) are drawn in worker
     # processes while this process writes the downloads, the page maps and the pages.
     workers = max(1, min(2, os.cpu_count() or 1))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
-    try:
+    with worker_pool(workers) as pool:  # their log records reach this process' handlers (run.log)
         pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
 
         # Downloads first: the overview lists them with their sizes.
@@ -537,8 +534,6 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["waiting for the workers (maps, workbook, GeoPackage)"] = time.perf_counter() - t0
         log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)", len(pending),
                  timings["waiting for the workers (maps, workbook, GeoPackage)"])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
     if changes:
         io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
