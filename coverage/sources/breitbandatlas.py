@@ -89,9 +89,11 @@ def read_bba_table(path: str | Path) -> pd.DataFrame:
 
 def bba_wide(long: pd.DataFrame) -> pd.DataFrame:
     """Pivot the long table to one row per key with ``share_ge_{t}_{group}`` columns."""
-    tag = long["threshold_mbps"].map(lambda t: f"{t:g}")
-    cols = "share_ge_" + tag + "_" + long["group"]
-    wide = long.assign(col=cols).pivot_table(index="key", columns="col", values="share", aggfunc="first")
+    tags = {t: f"{t:g}" for t in long["threshold_mbps"].unique()}  # formatted once per threshold, not per row
+    cols = "share_ge_" + long["threshold_mbps"].map(tags) + "_" + long["group"]
+    # the first value of a repeated (key, column), as pivot_table(aggfunc="first") gave, without its cost
+    first = long.assign(col=cols).drop_duplicates(["key", "col"])
+    wide = first.pivot(index="key", columns="col", values="share")
     wide.columns.name = None
     return wide.reset_index()
 
