@@ -97,3 +97,15 @@ def offers(rows: list[tuple]) -> pd.DataFrame:
     frame["source"] = "test"
     frame["match_method"] = "address_id"
     return frame
+
+
+#: The slowest test files (a full MV synth, end-to-end runs, the full MV atlas), run first: `make test` hands
+#: whole files to two workers in collection order (pytest-xdist --dist loadfile), so the long ones start at
+#: once and the short ones fill in, instead of one long file running alone at the end.
+SLOW_FIRST = ("test_synth.py", "test_incremental.py", "test_e2e_mv_slice.py", "test_atlas.py",
+              "test_synth_germany.py", "test_browser.py", "test_objections.py", "test_publish.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file is kept
