@@ -27,7 +27,7 @@ run: $(STAMP) demo-data
 
 # Linter and type checker first: a lint or type error fails the run before the (slow) tests start.
 test: lint browser-deps
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # a test file's tests stay in one worker (module fixtures)
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile  # whole files per worker (module fixtures); 3 workers fill the cores while one waits on a browser, server or subprocess
 
 # The bench extra: the DuckDB competitor's packages (not needed by bbcov itself).
 $(VENV)/.bench-installed: pyproject.toml | $(STAMP)
