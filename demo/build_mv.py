@@ -89,6 +89,13 @@ def source_paths(sources: Path, vintage: str) -> dict[str, Path]:
     }
 
 
+def _land_table(path: Path, land: str) -> pd.DataFrame:
+    """One published Gemeinde table in wide form, only the Land's Gemeinden (the pivot of all of
+    Germany's 11,000 rows cost half a second per table for nothing)."""
+    long = read_bba_table(path)
+    return bba_wide(long[long["key"].str.startswith(land)])
+
+
 def build_demo(
     sources: Path,
     out: Path,
@@ -138,12 +145,12 @@ def build_demo(
     )
     grid_100m = read_grid_100m(paths["zensus_100m"], bbox)
     grid_1km = read_grid_1km(paths["zensus_1km"], bbox)
-    wide = bba_wide(read_bba_table(paths["breitbandatlas"]))
+    wide = _land_table(paths["breitbandatlas"], land)
     # the earlier vintages are calibrated first with the same random draws (consistent vintages)
-    earlier = [bba_wide(read_bba_table(earlier_paths[v])) for v in earlier_paths]
+    earlier = [_land_table(earlier_paths[v], land) for v in earlier_paths]
     # the later ones up to the business table's vintage: its offers place the businesses (same in all vintages)
-    later = [bba_wide(read_bba_table(later_paths[v])) for v in later_paths]
-    biz = bba_wide(read_bba_table(paths["breitbandatlas_businesses"]))
+    later = [_land_table(later_paths[v], land) for v in later_paths]
+    biz = _land_table(paths["breitbandatlas_businesses"], land)
     kreis_table = read_bba_kreis_table(paths["breitbandatlas_kreise"])
     schools = school_counts(boundaries, grid_1km, MV_SCHOOLS, kreise=kreise)
     rng = np.random.default_rng(seed)

@@ -101,11 +101,20 @@ def module_file(module: str, root: Path) -> Path | None:
     return None
 
 
+def _statements(nodes: Iterable[ast.AST]) -> Iterable[ast.AST]:
+    """Every statement, nested ones too (imports inside functions, ``try`` and ``if`` blocks), without
+    visiting expressions: a third of the time of ``ast.walk``."""
+    for node in nodes:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, field, None) or ())
+
+
 def _imports(module: str, source: str) -> set[str]:
     """Project modules a module imports anywhere (top level or inside functions), resolved."""
     found: set[str] = set()
     package = module if module.endswith("__init__") else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
+    for node in _statements(ast.parse(source).body):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -119,25 +128,34 @@ def _imports(module: str, source: str) -> set[str]:
     return {m for m in found if _is_project(m)}
 
 
-def import_closure(modules: Iterable[str], root: Path) -> dict[str, str]:
+#: Per module: its file's SHA-256 and the project modules it imports (see :func:`import_closure`).
+ModuleIndex = dict[str, tuple[str, set[str]]]
+
+
+def import_closure(modules: Iterable[str], root: Path, index: ModuleIndex | None = None) -> dict[str, str]:
     """Every project module reachable from ``modules`` through imports, with its file's SHA-256.
 
     Packages count with their ``__init__``: importing ``coverage.report.maps`` runs
-    ``coverage/__init__.py`` and ``coverage/report/__init__.py`` first.
+    ``coverage/__init__.py`` and ``coverage/report/__init__.py`` first. ``index`` (filled as modules are
+    read) lets the stages of one plan share the reading and parsing of the modules they have in common.
     """
+    index = {} if index is None else index
     todo = list(modules)
     hashes: dict[str, str] = {}
     while todo:
         name = todo.pop()
         if name in hashes or not _is_project(name):
             continue
-        path = module_file(name, root)
-        if path is None:  # a name imported from a module, not a module of its own
-            continue
-        data = path.read_bytes()
-        hashes[name] = hashlib.sha256(data).hexdigest()
+        if name not in index:
+            path = module_file(name, root)
+            if path is None:  # a name imported from a module, not a module of its own
+                continue
+            data = path.read_bytes()
+            index[name] = (hashlib.sha256(data).hexdigest(), _imports(name, data.decode("utf-8")))
+        digest, imported = index[name]
+        hashes[name] = digest
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
-        todo += [*parents, *_imports(name, data.decode("utf-8"))]
+        todo += [*parents, *imported]
     return dict(sorted(hashes.items()))
 
 
@@ -205,11 +223,11 @@ def code_closure(fn: Callable[..., Any]) -> tuple[list[str], set[str]]:
     return sources, modules
 
 
-def code_key(fn: Callable[..., Any], root: Path | None = None) -> str:
+def code_key(fn: Callable[..., Any], root: Path | None = None, index: ModuleIndex | None = None) -> str:
     """One hash over a stage function's code closure (see :func:`code_closure`), its module files
-    read below ``root`` (default: :data:`PROJECT_ROOT`)."""
+    read below ``root`` (default: :data:`PROJECT_ROOT`); ``index`` as for :func:`import_closure`."""
     sources, modules = code_closure(fn)
-    closure = import_closure(modules, root or PROJECT_ROOT)
+    closure = import_closure(modules, root or PROJECT_ROOT, index)
     payload = {"functions": sorted(sources), "modules": closure}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

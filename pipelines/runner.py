@@ -37,7 +37,14 @@ from coverage.config import RunConfig
 from coverage.errors import ConfigError, CoverageError, DataSourceError, InputDataError, OutputError
 from pipelines import cache, io
 from pipelines.execute import Ledger, deliveries_linking_nothing, run_stages
-from pipelines.fingerprint import code_key, file_fingerprint, input_stamp, params_hash, stage_key
+from pipelines.fingerprint import (
+    ModuleIndex,
+    code_key,
+    file_fingerprint,
+    input_stamp,
+    params_hash,
+    stage_key,
+)
 from pipelines.funding_outputs import write_run_funding
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
@@ -178,9 +185,10 @@ def make_plan(cfg: RunConfig, ref: date, with_report: bool) -> Plan:
     stages = plan(cfg, ref)
     inputs = {str(p): file_fingerprint(p) for s in stages for p in s.inputs}
     keys: dict[str, str] = {}
+    modules: ModuleIndex = {}  # each module read and parsed once for all stages, not once per stage
     for s in stages:
         keys[s.name] = stage_key(s.name, [inputs[str(p)] for p in s.inputs], _fingerprint_params(dict(s.params)),
-                                 code_key(s.fn), [keys[a] for a in s.after])
+                                 code_key(s.fn, index=modules), [keys[a] for a in s.after])
     # what the outputs after the stages depend on: the report's options (and, for the public atlas, the
     # disclosure rules), the change report's tolerance, the prices of the cost estimate, and the content
     # of the project area and network point files
