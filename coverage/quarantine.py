@@ -14,89 +14,168 @@ import pandas as pd
 
 QUARANTINE_COLUMNS = ("source", "row", "column", "value", "reason", "detail", "key")
 
-#: Reason codes and what they mean (documented in the README).
-REASONS = {
-    "missing_value": "a required cell is empty",
-    "bad_number": "a number cannot be parsed",
-    "ambiguous_number": "a number whose value depends on the decimal convention (1.000, 1,000) in a column "
-                        "that does not settle it, or that contradicts its column's (1.5 among 16,5)",
-    "bad_row": "a row with more fields than the header",
-    "bad_encoding": "a cell with bytes that are not UTF-8 in a UTF-8 file",
-    "negative_value": "a count or speed is negative",
-    "absurd_speed": "a speed above the plausible maximum",
-    "implausible_value": "a count above the plausible maximum (e.g. addresses.max_households)",
-    "upload_above_download": "upload exceeds download by more than the allowed factor",
-    "unknown_technology": "technology wording not in the alias table",
-    "bad_status": "status is neither current nor planned",
-    "bad_date": "planned_date is not a date",
-    "missing_coordinates": "no usable coordinates or empty geometry",
-    "not_a_point": "an address geometry that is not a point",
-    "bad_utm_zone": "an HK-DE East value whose UTM zone (its first two digits) is not 31, 32 or 33",
-    "deleted_record": "an HK-DE change record that deletes its address (NBA = L)",
-    "invalid_geometry": "a polygon that is not valid",
-    "duplicate_address_id": "an address_id that occurred earlier in the file",
-    "outside_municipalities": "a point farther than the tolerance from every municipality",
-    "unknown_address": "a provider record whose address_id is not in the address list",
-    "address_quarantined": "a provider record whose address was itself quarantined",
-    "no_address_nearby": "a provider record with no address within the match distance",
-    "address_not_found": "a provider record whose street address matches no address",
-    "ambiguous_address": "a provider record whose street address matches several addresses (add postcode, "
-                         "locality or ags to tell them apart)",
-    "missing_locator": "a provider record with neither address_id, coordinates nor street address",
-    "unknown_site_kind": "a [sites] row whose site_kind is not gemeinde_office, amt_office, kreis_office or school",
-    "duplicate_site": "a [sites] row linked to an address that an earlier row already made a site",
-    "unknown_claim": "an objection whose claim is neither offer nor no_offer",
-    "unknown_decision": "an objection whose decision is neither accepted, rejected nor pending",
-    "no_offer_to_withdraw": "an accepted no_offer objection naming a provider without an offer at that address",
+#: Every reason code: (what it means, in English, for the quarantine files and the README;
+#: short German reason and German explanation, for the atlas).
+_REASON_TEXTS: dict[str, tuple[str, str, str]] = {
+    "missing_value": (
+        "a required cell is empty",
+        "Wert fehlt",
+        "Eine Pflichtzelle ist leer.",
+    ),
+    "bad_number": (
+        "a number cannot be parsed",
+        "keine Zahl",
+        "Eine Zahl lässt sich nicht lesen.",
+    ),
+    "ambiguous_number": (
+        "a number whose value depends on the decimal convention (1.000, 1,000) in a column that does not "
+        "settle it, or that contradicts its column's (1.5 among 16,5)",
+        "mehrdeutige Zahl",
+        "Der Wert hängt von der Schreibweise ab (1.000 oder 1,000) und die Spalte klärt sie nicht, oder er "
+        "widerspricht der Schreibweise der Spalte (1.5 neben 16,5).",
+    ),
+    "bad_row": (
+        "a row with more fields than the header",
+        "fehlerhafte Zeile",
+        "Die Zeile hat mehr Felder als die Kopfzeile.",
+    ),
+    "bad_encoding": (
+        "a cell with bytes that are not UTF-8 in a UTF-8 file",
+        "falsche Zeichenkodierung",
+        "Eine Zelle enthält Bytes, die in einer UTF-8-Datei kein UTF-8 sind.",
+    ),
+    "negative_value": (
+        "a count or speed is negative",
+        "negativer Wert",
+        "Eine Anzahl oder Bandbreite ist negativ.",
+    ),
+    "absurd_speed": (
+        "a speed above the plausible maximum",
+        "unplausible Bandbreite",
+        "Die Bandbreite liegt über dem plausiblen Höchstwert.",
+    ),
+    "implausible_value": (
+        "a count above the plausible maximum (e.g. addresses.max_households)",
+        "unplausible Anzahl",
+        "Eine Anzahl liegt über dem plausiblen Höchstwert (z. B. addresses.max_households).",
+    ),
+    "upload_above_download": (
+        "upload exceeds download by more than the allowed factor",
+        "Upload über Download",
+        "Der Upload übersteigt den Download um mehr als den zulässigen Faktor.",
+    ),
+    "unknown_technology": (
+        "technology wording not in the alias table",
+        "unbekannte Technologie",
+        "Die Technologiebezeichnung steht nicht in der Zuordnungstabelle.",
+    ),
+    "bad_status": (
+        "status is neither current nor planned",
+        "unbekannter Status",
+        "Der Status ist weder „current“ (aktuell) noch „planned“ (geplant).",
+    ),
+    "bad_date": (
+        "planned_date is not a date",
+        "kein Datum",
+        "planned_date ist kein Datum.",
+    ),
+    "missing_coordinates": (
+        "no usable coordinates or empty geometry",
+        "Koordinaten fehlen",
+        "Keine verwendbaren Koordinaten oder leere Geometrie.",
+    ),
+    "not_a_point": (
+        "an address geometry that is not a point",
+        "kein Punkt",
+        "Die Geometrie einer Adresse ist kein Punkt.",
+    ),
+    "bad_utm_zone": (
+        "an HK-DE East value whose UTM zone (its first two digits) is not 31, 32 or 33",
+        "falsche UTM-Zone",
+        "Der Ostwert einer HK-DE-Zeile hat keine UTM-Zone 31, 32 oder 33 (seine ersten beiden Ziffern).",
+    ),
+    "deleted_record": (
+        "an HK-DE change record that deletes its address (NBA = L)",
+        "gelöschte Adresse",
+        "Ein HK-DE-Änderungssatz löscht seine Adresse (NBA = L).",
+    ),
+    "invalid_geometry": (
+        "a polygon that is not valid",
+        "ungültige Geometrie",
+        "Ein Polygon ist geometrisch ungültig.",
+    ),
+    "duplicate_address_id": (
+        "an address_id that occurred earlier in the file",
+        "doppelte Adress-ID",
+        "Die Adress-ID kam weiter oben in der Datei schon vor.",
+    ),
+    "outside_municipalities": (
+        "a point farther than the tolerance from every municipality",
+        "außerhalb der Gemeinden",
+        "Der Punkt liegt weiter als die Toleranz von jeder Gemeinde entfernt.",
+    ),
+    "unknown_address": (
+        "a provider record whose address_id is not in the address list",
+        "unbekannte Adresse",
+        "Ein Anbietersatz nennt eine Adress-ID, die nicht im Adressbestand steht.",
+    ),
+    "address_quarantined": (
+        "a provider record whose address was itself quarantined",
+        "Adresse in Quarantäne",
+        "Ein Anbietersatz nennt eine Adresse, die selbst in Quarantäne steht.",
+    ),
+    "no_address_nearby": (
+        "a provider record with no address within the match distance",
+        "keine Adresse in der Nähe",
+        "Ein Anbietersatz hat keine Adresse innerhalb der Zuordnungsentfernung.",
+    ),
+    "address_not_found": (
+        "a provider record whose street address matches no address",
+        "Anschrift nicht gefunden",
+        "Die Anschrift eines Anbietersatzes passt zu keiner Adresse.",
+    ),
+    "ambiguous_address": (
+        "a provider record whose street address matches several addresses (add postcode, locality or ags to "
+        "tell them apart)",
+        "Anschrift mehrdeutig",
+        "Die Anschrift eines Anbietersatzes passt zu mehreren Adressen (PLZ, Ort oder AGS ergänzen).",
+    ),
+    "missing_locator": (
+        "a provider record with neither address_id, coordinates nor street address",
+        "keine Ortsangabe",
+        "Ein Anbietersatz hat weder Adress-ID noch Koordinaten noch Anschrift.",
+    ),
+    "unknown_site_kind": (
+        "a [sites] row whose site_kind is not gemeinde_office, amt_office, kreis_office or school",
+        "unbekannte Standortart",
+        "site_kind einer [sites]-Zeile ist weder gemeinde_office, amt_office, kreis_office noch school.",
+    ),
+    "duplicate_site": (
+        "a [sites] row linked to an address that an earlier row already made a site",
+        "doppelter Standort",
+        "Eine [sites]-Zeile nennt eine Adresse, die eine frühere Zeile schon zum Standort gemacht hat.",
+    ),
+    "unknown_claim": (
+        "an objection whose claim is neither offer nor no_offer",
+        "unbekannte Einwendung",
+        "Die Einwendung ist weder „offer“ (Angebot) noch „no_offer“ (kein Angebot).",
+    ),
+    "unknown_decision": (
+        "an objection whose decision is neither accepted, rejected nor pending",
+        "unbekannte Entscheidung",
+        "Die Entscheidung ist weder accepted, rejected noch pending.",
+    ),
+    "no_offer_to_withdraw": (
+        "an accepted no_offer objection naming a provider without an offer at that address",
+        "kein Angebot zum Zurückziehen",
+        "Eine angenommene Einwendung „no_offer“ nennt einen Anbieter ohne Angebot an dieser Adresse.",
+    ),
 }
 
+#: Reason codes and what they mean (documented in the README).
+REASONS: dict[str, str] = {code: en for code, (en, _, _) in _REASON_TEXTS.items()}
 #: The reason codes in German, for the atlas (short reason, explanation); same keys as :data:`REASONS`.
-REASONS_DE: dict[str, tuple[str, str]] = {
-    "missing_value": ("Wert fehlt", "Eine Pflichtzelle ist leer."),
-    "bad_number": ("keine Zahl", "Eine Zahl lässt sich nicht lesen."),
-    "ambiguous_number": ("mehrdeutige Zahl", "Der Wert hängt von der Schreibweise ab (1.000 oder 1,000) und die "
-                         "Spalte klärt sie nicht, oder er widerspricht der Schreibweise der Spalte (1.5 neben 16,5)."),
-    "bad_row": ("fehlerhafte Zeile", "Die Zeile hat mehr Felder als die Kopfzeile."),
-    "bad_encoding": ("falsche Zeichenkodierung", "Eine Zelle enthält Bytes, die in einer UTF-8-Datei kein UTF-8 sind."),
-    "negative_value": ("negativer Wert", "Eine Anzahl oder Bandbreite ist negativ."),
-    "absurd_speed": ("unplausible Bandbreite", "Die Bandbreite liegt über dem plausiblen Höchstwert."),
-    "implausible_value": ("unplausible Anzahl", "Eine Anzahl liegt über dem plausiblen Höchstwert "
-                          "(z. B. addresses.max_households)."),
-    "upload_above_download": ("Upload über Download", "Der Upload übersteigt den Download um mehr als den "
-                              "zulässigen Faktor."),
-    "unknown_technology": ("unbekannte Technologie",
-                           "Die Technologiebezeichnung steht nicht in der Zuordnungstabelle."),
-    "bad_status": ("unbekannter Status", "Der Status ist weder „current“ (aktuell) noch „planned“ (geplant)."),
-    "bad_date": ("kein Datum", "planned_date ist kein Datum."),
-    "missing_coordinates": ("Koordinaten fehlen", "Keine verwendbaren Koordinaten oder leere Geometrie."),
-    "not_a_point": ("kein Punkt", "Die Geometrie einer Adresse ist kein Punkt."),
-    "bad_utm_zone": ("falsche UTM-Zone", "Der Ostwert einer HK-DE-Zeile hat keine UTM-Zone 31, 32 oder 33 "
-                     "(seine ersten beiden Ziffern)."),
-    "deleted_record": ("gelöschte Adresse", "Ein HK-DE-Änderungssatz löscht seine Adresse (NBA = L)."),
-    "invalid_geometry": ("ungültige Geometrie", "Ein Polygon ist geometrisch ungültig."),
-    "duplicate_address_id": ("doppelte Adress-ID", "Die Adress-ID kam weiter oben in der Datei schon vor."),
-    "outside_municipalities": ("außerhalb der Gemeinden", "Der Punkt liegt weiter als die Toleranz von jeder "
-                               "Gemeinde entfernt."),
-    "unknown_address": ("unbekannte Adresse", "Ein Anbietersatz nennt eine Adress-ID, die nicht im "
-                        "Adressbestand steht."),
-    "address_quarantined": ("Adresse in Quarantäne", "Ein Anbietersatz nennt eine Adresse, die selbst in "
-                            "Quarantäne steht."),
-    "no_address_nearby": ("keine Adresse in der Nähe", "Ein Anbietersatz hat keine Adresse innerhalb der "
-                          "Zuordnungsentfernung."),
-    "address_not_found": ("Anschrift nicht gefunden", "Die Anschrift eines Anbietersatzes passt zu keiner Adresse."),
-    "ambiguous_address": ("Anschrift mehrdeutig", "Die Anschrift eines Anbietersatzes passt zu mehreren Adressen "
-                          "(PLZ, Ort oder AGS ergänzen)."),
-    "missing_locator": ("keine Ortsangabe", "Ein Anbietersatz hat weder Adress-ID noch Koordinaten noch Anschrift."),
-    "unknown_site_kind": ("unbekannte Standortart", "site_kind einer [sites]-Zeile ist weder gemeinde_office, "
-                          "amt_office, kreis_office noch school."),
-    "duplicate_site": ("doppelter Standort", "Eine [sites]-Zeile nennt eine Adresse, die eine frühere Zeile "
-                       "schon zum Standort gemacht hat."),
-    "unknown_claim": ("unbekannte Einwendung", "Die Einwendung ist weder „offer“ (Angebot) noch „no_offer“ "
-                      "(kein Angebot)."),
-    "unknown_decision": ("unbekannte Entscheidung", "Die Entscheidung ist weder accepted, rejected noch pending."),
-    "no_offer_to_withdraw": ("kein Angebot zum Zurückziehen", "Eine angenommene Einwendung „no_offer“ nennt einen "
-                             "Anbieter ohne Angebot an dieser Adresse."),
-}
+REASONS_DE: dict[str, tuple[str, str]] = {code: (de, why) for code, (_, de, why) in _REASON_TEXTS.items()}
 
 
 def empty() -> pd.DataFrame:

@@ -3,6 +3,10 @@
 A pool worker blocks on its task queue; if the parent is killed it would wait forever. On Linux
 ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill the worker when its parent dies;
 elsewhere a daemon thread polls the parent and exits the worker when it is gone.
+
+Pool workers are forked from a fork server (started once per process, see :data:`WORKER_PRELOAD`), so
+the chain is run → fork server → workers: the fork server ends when the run ends (it reads EOF on
+its pipe from the run), and its workers die with it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -23,6 +28,11 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+
+#: Modules the fork server imports once, before it forks any worker: what the report's workers run
+#: (matplotlib maps, workbook, GeoPackage). A "spawn" worker imported them itself, 2-3 s of CPU per
+#: worker and report; a forked one starts with them loaded.
+WORKER_PRELOAD = ("pipelines.report",)
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -44,6 +54,34 @@ def _watch(parent: int) -> None:
     os._exit(1)
 
 
+def die_with(pid: int) -> None:
+    """Make this process end when process ``pid`` ends, which need not be its parent (a pool worker's
+    parent is the fork server; the fork server only ends when its last client has ended, so a worker
+    waiting on its task queue after ``kill -9`` of the run would keep both alive)."""
+    try:
+        fd = os.pidfd_open(pid)  # Linux ≥ 5.3: readable when the process has ended
+    except (AttributeError, OSError):
+        threading.Thread(target=_poll, args=(pid,), daemon=True, name="watch-run").start()
+    else:
+        threading.Thread(target=_wait_readable, args=(fd,), daemon=True, name="watch-run").start()
+
+
+def _wait_readable(fd: int) -> None:
+    select.select([fd], [], [])
+    os._exit(1)
+
+
+def _poll(pid: int) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass  # alive, another user's (cannot happen for our own run, but is not "gone")
+        time.sleep(1.0)
+
+
 class _ToOwnLogger(logging.Handler):
     """Hands a worker's log record to the logger of the same name in this process, so it reaches the
     run's handlers (console, run.log) as if it had been logged here."""
@@ -52,8 +90,9 @@ class _ToOwnLogger(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
-def _init_logging_worker(parent: int, queue: Any, level: int) -> None:
-    die_with_parent(parent)
+def _init_logging_worker(run: int, queue: Any, level: int) -> None:
+    die_with_parent()  # the fork server
+    die_with(run)
     root = logging.getLogger()
     root.handlers = [logging.handlers.QueueHandler(queue)]
     root.setLevel(level)
@@ -61,9 +100,13 @@ def _init_logging_worker(parent: int, queue: Any, level: int) -> None:
 
 @contextlib.contextmanager
 def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A "spawn" process pool whose workers end with this process and whose log records (a warning of the
-    workbook writer, say) go to this process' handlers instead of being lost with the worker."""
-    ctx = multiprocessing.get_context("spawn")
+    """A process pool whose workers end with this process and whose log records (a warning of the
+    workbook writer, say) go to this process' handlers instead of being lost with the worker.
+
+    Workers come from the fork server (``forkserver``: no threads of this process are forked, unlike
+    ``fork``), which has imported :data:`WORKER_PRELOAD`."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # read when the fork server starts (first pool)
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _ToOwnLogger())
     listener.start()

@@ -2,6 +2,7 @@
 built by `bbcov synth` code, run by the `bbcov` CLI into a temporary folder."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -155,3 +156,18 @@ def test_corrupted_demo_inputs_give_exactly_the_planted_quarantine(slice_run):
         # DSL records of the addresses quarantined above are reported as such, not as unknown:
         ("dsl_kuestennetz.csv", "address_quarantined"): expected_cascade,
     }
+
+
+def test_every_accounting_note_of_the_run_reads_in_german(slice_run):
+    """The provenance page shows the stages' accounting notes (English in manifest.json) through
+    coverage.report.labels.note_label: none of the demo run's notes may stay English."""
+    from coverage.report.labels import note_label
+
+    manifest = json.loads((slice_run / "out" / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    notes = [a["note"] for a in manifest["accounting"] if a.get("note")]
+    assert len(notes) >= 5  # boundaries, Zensus households, businesses, sites, planned supply …
+    english = re.compile(r"\b(households?|addresses|offers?|cells?|assigned|nearest|unallocated|spread|moved|"
+                         r"outside|without|polygons?|blocks?|planned|sites|businesses|whose|estimated|from|"
+                         r"with|counted|until|added|withdrawn|accepted|rejected|pending|school)\b")
+    left = {n: note_label(n) for n in notes if english.search(note_label(n))}
+    assert left == {}

@@ -182,28 +182,34 @@ def test_kill_9_during_a_run_leaves_the_previous_run_intact_and_the_next_run_com
     assert (world / "out" / "latest").resolve() != before
 
 
-def _children(pid: int) -> set[int]:
-    """Processes whose parent is ``pid`` (from /proc)."""
-    found = set()
+def _descendants(pid: int) -> set[int]:
+    """Processes descending from ``pid`` (children, their children …; from /proc)."""
+    parent_of = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    grew = True
+    while grew:
+        new = {p for p, parent in parent_of.items() if (parent == pid or parent in found) and p not in found}
+        found |= new
+        grew = bool(new)
     return found
 
 
 def test_kill_9_during_the_report_leaves_no_worker_process_behind(world):
-    """The atlas draws its maps in worker processes: killed with the run, they must not live on."""
+    """The atlas draws its maps in worker processes (forked by a fork server): killed with the run, neither
+    they nor the fork server may live on."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(world / "run.toml")],
                             cwd=world, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     workers: set[int] = set()
-    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        workers |= _children(proc.pid)
+    while len(workers) < 3 and time.monotonic() < deadline and proc.poll() is None:  # fork server + 2 workers
+        workers |= _descendants(proc.pid)
         time.sleep(0.02)
     assert proc.poll() is None and workers, "no worker process was seen before the run ended"
     proc.send_signal(signal.SIGKILL)
