@@ -3,6 +3,11 @@ and the location of the real open data in ../shared/data."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,17 +28,39 @@ CRS = "EPSG:25833"
 X0, Y0 = 300_000.0, 5_900_000.0
 
 
+@contextlib.contextmanager
+def _run_wide(tmp_path_factory, name: str) -> Iterator[tuple[Path, bool]]:
+    """(folder, done) of a result shared by every xdist worker of this test run, held under a lock:
+    the first worker to get here builds it (``done`` False) and the others wait and reuse it.
+    Without xdist the folder is this session's own."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    shared.mkdir(parents=True, exist_ok=True)
+    with (shared / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield shared, (shared / ".done").exists()
+            (shared / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def mv_atlas(tmp_path_factory):
-    """(report folder, run record, written paths) of the full MV atlas, rendered once per test run."""
+    """(report folder, run record, written paths) of the full MV atlas, rendered once per test run
+    (shared by the xdist workers: test_atlas.py and test_print.py may run in different ones). Tests
+    read it and never write into it."""
     from pipelines.report import render_report
     from tests.atlas_world import build_mv_record
 
-    root = tmp_path_factory.mktemp("mv-atlas")
-    record = build_mv_record(root / "in")
-    out = root / "reports" / "run-test"
-    out.mkdir(parents=True)
-    return out, record, render_report(record, out)
+    record = build_mv_record(tmp_path_factory.mktemp("mv-atlas-in"))  # cheap; the same in every worker
+    with _run_wide(tmp_path_factory, "mv-atlas") as (shared, done):
+        out = shared / "reports" / "run-test"
+        if not done:
+            out.mkdir(parents=True)
+            written = render_report(record, out)
+            (shared / "written.json").write_text(json.dumps(written), encoding="utf-8")
+    return out, record, json.loads((shared / "written.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
