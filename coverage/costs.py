@@ -72,13 +72,12 @@ def euclidean_mst(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(xy) < 2:
         empty = np.zeros(0, dtype="int64")
         return empty, empty.copy(), np.zeros(0)
-    unique, first, inverse = np.unique(xy, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique, first, inverse = _unique_points(xy)
     i, j = _candidate_edges(unique)
-    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1), axis=0)  # each edge once
-    i, j = pairs[:, 0], pairs[:, 1]
-    length = np.hypot(*(unique[i] - unique[j]).T)
     m = len(unique)
+    pairs = np.unique(np.minimum(i, j).astype("int64") * m + np.maximum(i, j))  # each edge once, by (i, j)
+    i, j = pairs // m, pairs % m
+    length = np.hypot(*(unique[i] - unique[j]).T)
     graph = coo_matrix((length, (i, j)), shape=(m, m)).tocsr()
     tree = minimum_spanning_tree(graph).tocoo()
     ti, tj, tl = first[tree.row], first[tree.col], tree.data.astype("float64")
@@ -86,6 +85,18 @@ def euclidean_mst(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ei = np.concatenate([ti, dup]).astype("int64")
     ej = np.concatenate([tj, first[inverse[dup]]]).astype("int64")
     return ei, ej, np.concatenate([tl, np.zeros(len(dup))])
+
+
+def _unique_points(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(xy, axis=0, return_index=True, return_inverse=True)`` (rows sorted by x, then y; the
+    first copy of each), through one stable lexsort: numpy's row-wise unique sorts rows as structured
+    values, several times slower, and the cost estimate calls this for every area."""
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    s = xy[order]
+    new = np.r_[True, (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] != s[:-1, 1])] if len(s) else np.zeros(0, bool)
+    inverse = np.empty(len(xy), dtype="int64")
+    inverse[order] = np.cumsum(new) - 1
+    return s[new], order[new], inverse
 
 
 @dataclass(frozen=True)
@@ -148,10 +159,19 @@ class AreaCosts:
     isolated: pd.DataFrame  # one row per isolated address
 
 
-def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cfg: CostConfig) -> AreaCosts:
+#: Per area's rows (see :func:`area_costs`): its forest and its isolated addresses (None: none).
+AreaWork = dict[bytes, tuple["Forest", dict[str, Any] | None]]
+
+
+def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cfg: CostConfig,
+               reuse: AreaWork | None = None) -> AreaCosts:
     """Per area (column ``area_key`` of ``eligible``: one row per eligible address with x, y,
     households, address_id): trees, links, metres, cost and its split; plus the edges and isolated
-    addresses. ``targets_xy``: the network points (n × 2) the trees are linked to."""
+    addresses. ``targets_xy``: the network points (n × 2) the trees are linked to.
+
+    ``reuse``: trees already built for an area with the same rows (index labels and points) of the same
+    frame by a call with the same targets and prices (an Amt that is one Gemeinde, a city that is its
+    own Kreis): a dict this call reads and adds to."""
     from scipy.spatial import cKDTree
 
     targets_xy = np.asarray(targets_xy, dtype="float64").reshape(-1, 2)
@@ -159,7 +179,14 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
     rows, edges, isolated = [], [], []
     for key, part in eligible.groupby(area_key, sort=True, observed=True):
         xy = part[["x", "y"]].to_numpy(dtype="float64")
-        forest = spanning_forest(xy, targets, cfg.max_link_m)
+        rows_key = part.index.to_numpy().tobytes() + xy.tobytes()
+        if reuse is not None and rows_key in reuse:
+            forest, lonely = reuse[rows_key]
+        else:
+            forest = spanning_forest(xy, targets, cfg.max_link_m)
+            lonely = _isolated(part, xy, targets, cfg) if cfg.isolated_m is not None else None
+            if reuse is not None:
+                reuse[rows_key] = forest, lonely
         tree_m, link_m = float(forest.edge_m.sum()), float(forest.link_m.sum())
         households = float(part["households"].sum())
         rows.append({area_key: key, "addresses": len(part), "households": households, "trees": forest.trees,
@@ -173,7 +200,7 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
             edges.append(pd.DataFrame({area_key: key, "kind": "link", "x0": start[:, 0], "y0": start[:, 1],
                                        "x1": end[:, 0], "y1": end[:, 1], "length_m": forest.link_m[linked]}))
         if cfg.isolated_m is not None:
-            isolated.append(_isolated(part, xy, targets, area_key, key, cfg))
+            isolated.append(_isolated_frame(area_key) if lonely is None else pd.DataFrame({area_key: key, **lonely}))
     columns = [area_key, "addresses", "households", "trees", "tree_m", "link_m", "metres"]
     table = pd.DataFrame(rows, columns=columns)
     table["cost_civil_works"] = table["metres"] * cfg.price_per_m
@@ -201,25 +228,25 @@ def _isolated_frame(area_key: str) -> pd.DataFrame:
                                  "metres", "cost"])
 
 
-def _isolated(part: pd.DataFrame, xy: np.ndarray, targets: cKDTree | None, area_key: str, key: object,
-              cfg: CostConfig) -> pd.DataFrame:
+def _isolated(part: pd.DataFrame, xy: np.ndarray, targets: cKDTree | None, cfg: CostConfig
+              ) -> dict[str, Any] | None:
     """Addresses whose nearest eligible neighbour in the area is farther than ``isolated_m`` (or that
     have none), with their own cost: the cheaper straight line (to that neighbour or to the nearest
-    network point) priced per metre, one house connection and its households."""
+    network point) priced per metre, one house connection and its households. None when there are none."""
     from scipy.spatial import cKDTree
 
     assert cfg.isolated_m is not None
     neighbour = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) >= 2 else np.full(len(xy), np.inf)
     lonely = neighbour > cfg.isolated_m
     if not lonely.any():
-        return _isolated_frame(area_key)
+        return None
     network = targets.query(xy[lonely])[0] if targets is not None and targets.n else np.full(int(lonely.sum()),
                                                                                             np.inf)
     metres = np.minimum(neighbour[lonely], network)
     metres = np.where(np.isfinite(metres), metres, np.nan)
     households = part["households"].to_numpy(dtype="float64")[lonely]
-    return pd.DataFrame({area_key: key, "address_id": part["address_id"].to_numpy()[lonely],
-                         "x": xy[lonely, 0], "y": xy[lonely, 1], "households": households,
-                         "neighbour_m": np.where(np.isfinite(neighbour[lonely]), neighbour[lonely], np.nan),
-                         "network_m": np.where(np.isfinite(network), network, np.nan), "metres": metres,
-                         "cost": price(metres, 1, households, cfg)})
+    return {"address_id": part["address_id"].to_numpy()[lonely],
+            "x": xy[lonely, 0], "y": xy[lonely, 1], "households": households,
+            "neighbour_m": np.where(np.isfinite(neighbour[lonely]), neighbour[lonely], np.nan),
+            "network_m": np.where(np.isfinite(network), network, np.nan), "metres": metres,
+            "cost": price(metres, 1, households, cfg)}

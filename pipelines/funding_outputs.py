@@ -24,7 +24,7 @@ import shapely
 
 from coverage.columns import concat_frames
 from coverage.config import RunConfig
-from coverage.costs import ESTIMATE_NOTE, area_costs
+from coverage.costs import ESTIMATE_NOTE, AreaWork, area_costs
 from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
@@ -114,8 +114,9 @@ def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: 
         parts = [chosen[area_mask(chosen, _project(name), polygons)].assign(project=name) for name in polygons]
         levels["project"] = ("project", pd.concat(parts, ignore_index=True))
     written, edges, isolated = [], [], []
+    reuse: AreaWork = {}  # an Amt that is one Gemeinde has the same rows of `chosen`: its trees are built once
     for level, (key, frame) in levels.items():
-        result = area_costs(frame, key, targets, costs)
+        result = area_costs(frame, key, targets, costs, reuse if frame is chosen else None)
         table = result.table
         if level in tables:
             t = tables[level]
