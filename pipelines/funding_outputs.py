@@ -88,12 +88,8 @@ def write_amt_lists(run_dir: Path, addresses: pd.DataFrame, offers: pd.DataFrame
                     rules: Sequence[FundingRule], names: Mapping[str, str]) -> list[str]:
     """``eligible/<vwg_ars>.csv``: every address of each Amt, in address order."""
     full = eligible_list(addresses, offers, groups, rules, names)
-    written = []
-    for amt, part in full.groupby("vwg_ars", sort=True):
-        name = f"eligible/{amt}.csv"
-        io.write_csv(run_dir / name, part)
-        written.append(name)
-    return written
+    parts = io.write_csv_parts(full, "vwg_ars", lambda amt: run_dir / "eligible" / f"{amt}.csv")
+    return [f"eligible/{amt}.csv" for amt, _ in parts]
 
 
 def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: Mapping[str, pd.DataFrame],
