@@ -135,7 +135,7 @@ def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: 
                            geometry=geometry, crs=cfg.analysis.working_crs)
     with io.atomic_path(run_dir / "costs" / "costs_tree.gpkg") as tmp:
         tmp.unlink()
-        gdf.to_file(tmp, layer="costs_tree", driver="GPKG", engine="pyogrio")
+        gdf.to_file(tmp, layer="costs_tree", driver="GPKG", engine="pyogrio", use_arrow=True)
     log.info("costs (Schätzung, rule %s): %d eligible addresses, %.0f m at Gemeinde level, %d isolated",
              costs.fund_column, len(chosen), float(lines.loc[lines["level"] == "gemeinde", "length_m"].sum()),
              int((iso["level"] == "gemeinde").sum()) if len(iso) else 0)
