@@ -21,7 +21,6 @@ import shapely
 from coverage.errors import CoverageError
 from coverage.funding import FundingRule, disqualifying_offers
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, OfferStatus
-from coverage.report.labels import german_label
 
 LEVEL_LABELS = {"gemeinde": "Gemeinde", "amt": "Amt", "kreis": "Kreis", "land": "Land", "project": "Projektgebiet"}
 OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps")
@@ -112,6 +111,8 @@ _OFFER_LABELS = {"provider": "Anbieter", "technology": "Technologie", "down_mbps
 
 def list_labels(columns: Sequence[str], groups: Sequence[str], rules: Sequence[FundingRule]) -> dict[str, str]:
     """German headers of an eligible-address list."""
+    from coverage.report.labels import german_label  # here: the report package imports matplotlib
+
     labels = {c: german_label(c) for c in columns}
     for g in groups:
         glabel = GROUP_LABELS.get(g, g)
