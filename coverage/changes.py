@@ -28,23 +28,29 @@ def area_changes(a: pd.DataFrame, b: pd.DataFrame, key: str, thresholds: Sequenc
     for shown in ("display_name_a", "display_name", "display_name_b"):  # the later run's, where it has one
         if shown in both:
             name = both[shown].fillna(name)
-    parts = []
-    for g in groups:
-        for t in thresholds:
-            col = f"hh_ge_{threshold_tag(t)}_{g}"
-            share = f"share_ge_{threshold_tag(t)}_{g}"
-            if f"{col}_a" not in both or f"{col}_b" not in both:
-                continue
-            part = pd.DataFrame({
-                key: both[key], "name": name, "status": status, "group": g, "threshold_mbps": t,
-                "households_a": both["households_a"].fillna(0), "households_b": both["households_b"].fillna(0),
-                "hh_ge_a": both[f"{col}_a"].fillna(0), "hh_ge_b": both[f"{col}_b"].fillna(0),
-                "share_a": both[f"{share}_a"], "share_b": both[f"{share}_b"],
-            })
-            part["hh_ge_delta"] = part["hh_ge_b"] - part["hh_ge_a"]
-            part["delta_pp"] = part["share_b"] - part["share_a"]
-            parts.append(part)
-    out = pd.concat(parts, ignore_index=True)
+    # One long table for every (group, threshold) at once: a frame per pair cost most of the change report.
+    pairs = [(g, t) for g in groups for t in thresholds
+             if f"hh_ge_{threshold_tag(t)}_{g}_a" in both and f"hh_ge_{threshold_tag(t)}_{g}_b" in both]
+    if not pairs:
+        raise ValueError("no households-at-threshold column in both runs")  # as pd.concat of no parts did
+    n, rows = len(both), np.tile(np.arange(len(both)), len(pairs))
+
+    def stacked(pattern: str, fill: bool) -> np.ndarray:
+        columns = [both[pattern.format(tag=threshold_tag(t), g=g)] for g, t in pairs]
+        return np.concatenate([(c.fillna(0) if fill else c).to_numpy() for c in columns])
+
+    out = pd.DataFrame({
+        key: both[key].take(rows).reset_index(drop=True), "name": name.take(rows).reset_index(drop=True),
+        "status": status.take(rows).reset_index(drop=True),
+        "group": np.repeat(np.array([g for g, _ in pairs], dtype=object), n),
+        "threshold_mbps": np.repeat(np.array([t for _, t in pairs]), n),
+        "households_a": np.tile(both["households_a"].fillna(0).to_numpy(), len(pairs)),
+        "households_b": np.tile(both["households_b"].fillna(0).to_numpy(), len(pairs)),
+        "hh_ge_a": stacked("hh_ge_{tag}_{g}_a", True), "hh_ge_b": stacked("hh_ge_{tag}_{g}_b", True),
+        "share_a": stacked("share_ge_{tag}_{g}_a", False), "share_b": stacked("share_ge_{tag}_{g}_b", False),
+    })
+    out["hh_ge_delta"] = out["hh_ge_b"] - out["hh_ge_a"]
+    out["delta_pp"] = out["share_b"] - out["share_a"]
     out["noteworthy"] = (out["delta_pp"].abs() > tolerance_pp) | (out["status"] != "both")
     return out.sort_values([key, "group", "threshold_mbps"]).reset_index(drop=True)
 

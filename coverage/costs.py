@@ -72,13 +72,12 @@ def euclidean_mst(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(xy) < 2:
         empty = np.zeros(0, dtype="int64")
         return empty, empty.copy(), np.zeros(0)
-    unique, first, inverse = np.unique(xy, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    unique, first, inverse = _unique_points(xy)
     i, j = _candidate_edges(unique)
-    pairs = np.unique(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1), axis=0)  # each edge once
-    i, j = pairs[:, 0], pairs[:, 1]
-    length = np.hypot(*(unique[i] - unique[j]).T)
     m = len(unique)
+    pairs = np.unique(np.minimum(i, j).astype("int64") * m + np.maximum(i, j))  # each edge once, by (i, j)
+    i, j = pairs // m, pairs % m
+    length = np.hypot(*(unique[i] - unique[j]).T)
     graph = coo_matrix((length, (i, j)), shape=(m, m)).tocsr()
     tree = minimum_spanning_tree(graph).tocoo()
     ti, tj, tl = first[tree.row], first[tree.col], tree.data.astype("float64")
@@ -86,6 +85,18 @@ def euclidean_mst(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ei = np.concatenate([ti, dup]).astype("int64")
     ej = np.concatenate([tj, first[inverse[dup]]]).astype("int64")
     return ei, ej, np.concatenate([tl, np.zeros(len(dup))])
+
+
+def _unique_points(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(xy, axis=0, return_index=True, return_inverse=True)`` (rows sorted by x, then y; the
+    first copy of each), through one stable lexsort: numpy's row-wise unique sorts rows as structured
+    values, several times slower, and the cost estimate calls this for every area."""
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    s = xy[order]
+    new = np.r_[True, (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] != s[:-1, 1])] if len(s) else np.zeros(0, bool)
+    inverse = np.empty(len(xy), dtype="int64")
+    inverse[order] = np.cumsum(new) - 1
+    return s[new], order[new], inverse
 
 
 @dataclass(frozen=True)
@@ -148,32 +159,61 @@ class AreaCosts:
     isolated: pd.DataFrame  # one row per isolated address
 
 
-def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cfg: CostConfig) -> AreaCosts:
+#: Per area's rows (see :func:`area_costs`): its forest and its isolated addresses (None: none).
+AreaWork = dict[bytes, tuple["Forest", dict[str, Any] | None]]
+
+
+def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cfg: CostConfig,
+               reuse: AreaWork | None = None) -> AreaCosts:
     """Per area (column ``area_key`` of ``eligible``: one row per eligible address with x, y,
     households, address_id): trees, links, metres, cost and its split; plus the edges and isolated
-    addresses. ``targets_xy``: the network points (n × 2) the trees are linked to."""
+    addresses. ``targets_xy``: the network points (n × 2) the trees are linked to.
+
+    ``reuse``: trees already built for an area with the same rows (index labels and points) of the same
+    frame by a call with the same targets and prices (an Amt that is one Gemeinde, a city that is its
+    own Kreis): a dict this call reads and adds to."""
     from scipy.spatial import cKDTree
 
     targets_xy = np.asarray(targets_xy, dtype="float64").reshape(-1, 2)
     targets = cKDTree(targets_xy) if len(targets_xy) else None
-    rows, edges, isolated = [], [], []
-    for key, part in eligible.groupby(area_key, sort=True, observed=True):
-        xy = part[["x", "y"]].to_numpy(dtype="float64")
-        forest = spanning_forest(xy, targets, cfg.max_link_m)
+    # The areas as runs of positions (what groupby(area_key, sort=True) yields, rows in frame order),
+    # with plain arrays per area: a DataFrame per area and per edge list cost more than the trees.
+    codes, keys = pd.factorize(eligible[area_key], sort=True)
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]  # rows without an area are in none (groupby drops them)
+    starts = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+    all_xy = eligible[["x", "y"]].to_numpy(dtype="float64")
+    all_households = eligible["households"].to_numpy(dtype="float64")
+    all_ids = eligible["address_id"].to_numpy()
+    labels = eligible.index.to_numpy()
+    rows, isolated = [], []
+    edges: dict[str, list[np.ndarray]] = {c: [] for c in ("area", "kind", "x0", "y0", "x1", "y1", "length_m")}
+    for k, key in enumerate(keys):
+        at = order[starts[k]:starts[k + 1]]
+        xy, households = all_xy[at], all_households[at]
+        rows_key = labels[at].tobytes() + xy.tobytes()
+        if reuse is not None and rows_key in reuse:
+            forest, lonely = reuse[rows_key]
+        else:
+            forest = spanning_forest(xy, targets, cfg.max_link_m)
+            lonely = _isolated(xy, households, all_ids[at], targets, cfg) if cfg.isolated_m is not None else None
+            if reuse is not None:
+                reuse[rows_key] = forest, lonely
         tree_m, link_m = float(forest.edge_m.sum()), float(forest.link_m.sum())
-        households = float(part["households"].sum())
-        rows.append({area_key: key, "addresses": len(part), "households": households, "trees": forest.trees,
-                     "tree_m": tree_m, "link_m": link_m, "metres": tree_m + link_m})
-        edges.append(pd.DataFrame({area_key: key, "kind": "tree", "x0": xy[forest.edge_i, 0],
-                                   "y0": xy[forest.edge_i, 1], "x1": xy[forest.edge_j, 0],
-                                   "y1": xy[forest.edge_j, 1], "length_m": forest.edge_m}))
+        rows.append({area_key: key, "addresses": len(at), "households": float(np.nansum(households)),
+                     "trees": forest.trees, "tree_m": tree_m, "link_m": link_m, "metres": tree_m + link_m})
         linked = forest.link_to >= 0
-        if linked.any():
-            start, end = xy[forest.link_from[linked]], targets_xy[forest.link_to[linked]]
-            edges.append(pd.DataFrame({area_key: key, "kind": "link", "x0": start[:, 0], "y0": start[:, 1],
-                                       "x1": end[:, 0], "y1": end[:, 1], "length_m": forest.link_m[linked]}))
+        for kind, a, b, m in (("tree", xy[forest.edge_i], xy[forest.edge_j], forest.edge_m),
+                              ("link", xy[forest.link_from[linked]], targets_xy[forest.link_to[linked]],
+                               forest.link_m[linked])):
+            if kind == "link" and not linked.any():
+                continue
+            edges["area"].append(np.full(len(m), k))
+            edges["kind"].append(np.full(len(m), kind, dtype=object))
+            for c, v in (("x0", a[:, 0]), ("y0", a[:, 1]), ("x1", b[:, 0]), ("y1", b[:, 1]), ("length_m", m)):
+                edges[c].append(v)
         if cfg.isolated_m is not None:
-            isolated.append(_isolated(part, xy, targets, area_key, key, cfg))
+            isolated.append(_isolated_frame(area_key) if lonely is None else pd.DataFrame({area_key: key, **lonely}))
     columns = [area_key, "addresses", "households", "trees", "tree_m", "link_m", "metres"]
     table = pd.DataFrame(rows, columns=columns)
     table["cost_civil_works"] = table["metres"] * cfg.price_per_m
@@ -191,8 +231,10 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
         table["isolated_addresses"] = table[area_key].map(counts).fillna(0).astype("int64")
     table["currency"] = cfg.currency
     table["note"] = ESTIMATE_NOTE + (f"; {cfg.label}" if cfg.label else "")
-    edge_frame = pd.concat(edges, ignore_index=True) if edges else pd.DataFrame(
-        columns=[area_key, "kind", "x0", "y0", "x1", "y1", "length_m"])
+    edge_frame = pd.DataFrame(columns=[area_key, "kind", "x0", "y0", "x1", "y1", "length_m"])
+    if edges["area"]:
+        edge_frame = pd.DataFrame({area_key: np.asarray(keys, dtype=object)[np.concatenate(edges["area"])],
+                                   **{c: np.concatenate(v) for c, v in edges.items() if c != "area"}})
     return AreaCosts(table, edge_frame, iso)
 
 
@@ -201,25 +243,25 @@ def _isolated_frame(area_key: str) -> pd.DataFrame:
                                  "metres", "cost"])
 
 
-def _isolated(part: pd.DataFrame, xy: np.ndarray, targets: cKDTree | None, area_key: str, key: object,
-              cfg: CostConfig) -> pd.DataFrame:
+def _isolated(xy: np.ndarray, households: np.ndarray, address_ids: np.ndarray, targets: cKDTree | None,
+              cfg: CostConfig) -> dict[str, Any] | None:
     """Addresses whose nearest eligible neighbour in the area is farther than ``isolated_m`` (or that
     have none), with their own cost: the cheaper straight line (to that neighbour or to the nearest
-    network point) priced per metre, one house connection and its households."""
+    network point) priced per metre, one house connection and its households. None when there are none."""
     from scipy.spatial import cKDTree
 
     assert cfg.isolated_m is not None
     neighbour = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) >= 2 else np.full(len(xy), np.inf)
     lonely = neighbour > cfg.isolated_m
     if not lonely.any():
-        return _isolated_frame(area_key)
+        return None
     network = targets.query(xy[lonely])[0] if targets is not None and targets.n else np.full(int(lonely.sum()),
                                                                                             np.inf)
     metres = np.minimum(neighbour[lonely], network)
     metres = np.where(np.isfinite(metres), metres, np.nan)
-    households = part["households"].to_numpy(dtype="float64")[lonely]
-    return pd.DataFrame({area_key: key, "address_id": part["address_id"].to_numpy()[lonely],
-                         "x": xy[lonely, 0], "y": xy[lonely, 1], "households": households,
-                         "neighbour_m": np.where(np.isfinite(neighbour[lonely]), neighbour[lonely], np.nan),
-                         "network_m": np.where(np.isfinite(network), network, np.nan), "metres": metres,
-                         "cost": price(metres, 1, households, cfg)})
+    households = households[lonely]
+    return {"address_id": address_ids[lonely],
+            "x": xy[lonely, 0], "y": xy[lonely, 1], "households": households,
+            "neighbour_m": np.where(np.isfinite(neighbour[lonely]), neighbour[lonely], np.nan),
+            "network_m": np.where(np.isfinite(network), network, np.nan), "metres": metres,
+            "cost": price(metres, 1, households, cfg)}

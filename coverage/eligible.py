@@ -21,7 +21,6 @@ import shapely
 from coverage.errors import CoverageError
 from coverage.funding import FundingRule, disqualifying_offers
 from coverage.model import GROUP_LABELS, LEVEL_KEYS, OfferStatus
-from coverage.report.labels import german_label
 
 LEVEL_LABELS = {"gemeinde": "Gemeinde", "amt": "Amt", "kreis": "Kreis", "land": "Land", "project": "Projektgebiet"}
 OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps")
@@ -30,53 +29,70 @@ OFFER_FIELDS = ("provider", "technology", "down_mbps", "up_mbps")
 def deciding_offers(address_ids: pd.Series, offers: pd.DataFrame, rules: Sequence[FundingRule]) -> pd.DataFrame:
     """Per address (index: address_id) and rule: ``{rule}_provider``, ``_technology``, ``_down_mbps``,
     ``_up_mbps`` of the current offer that decided the verdict (best by download, then upload): the
-    best disqualifying offer, else the best offer of the rule's technologies; empty without one."""
+    best disqualifying offer, else the best offer of the rule's technologies; empty without one.
+
+    Provider, technology and status are compared and picked as codes of their distinct values (the
+    text of a row is only made for the chosen offers' columns, never per offer)."""
     ids = pd.Index(address_ids.astype(str).to_numpy(), name="address_id")
     pos = ids.get_indexer(offers["address_id"].astype(str).to_numpy())
-    current = (offers["status"].astype(str).to_numpy() == OfferStatus.CURRENT.value) & (pos >= 0)
+    status, status_names = _codes(offers["status"])
+    current = np.isin(status, np.flatnonzero(status_names == OfferStatus.CURRENT.value)) & (pos >= 0)
     down = offers["down_mbps"].to_numpy(dtype="float64")
     up = offers["up_mbps"].to_numpy(dtype="float64")
     order = np.lexsort((-np.nan_to_num(up, nan=-np.inf), -down, pos))  # per address, the best offer first
     order = order[current[order]]
     pos_sorted = pos[order]
-    tech = offers["technology"].astype(str).to_numpy()
-    fields = {"provider": offers["provider"].astype(str).to_numpy(), "technology": tech, "down_mbps": down,
-              "up_mbps": up}
+    tech, tech_names = _codes(offers["technology"])
+    texts = {"provider": _codes(offers["provider"]), "technology": (tech, tech_names)}
     out = pd.DataFrame(index=ids)
     for rule in rules:
         choice = np.full(len(ids), -1, dtype="int64")
-        in_rule = np.isin(tech[order], [t.value for t in rule.technologies])
+        in_rule = np.isin(tech[order], np.flatnonzero(np.isin(tech_names, [t.value for t in rule.technologies])))
         hit = disqualifying_offers(offers, rule).to_numpy()[order]
         for mask in (in_rule, hit):  # the best disqualifying offer overrides the best offer of the rule
             where = np.flatnonzero(mask)
             first_pos, first = np.unique(pos_sorted[where], return_index=True)
             choice[first_pos] = order[where[first]]
         found = choice >= 0
-        for f, values in fields.items():
-            column = np.full(len(ids), np.nan) if f.endswith("mbps") else np.full(len(ids), None, dtype=object)
-            column[found] = values[choice[found]]
-            out[f"{rule.name}_{f}"] = column
+        for f in OFFER_FIELDS:
+            if f in texts:
+                codes, names = texts[f]
+                picked = np.full(len(ids), -1, dtype="int64")
+                picked[found] = codes[choice[found]]
+                out[f"{rule.name}_{f}"] = pd.Categorical.from_codes(picked, names).astype(str)
+            else:
+                column = np.full(len(ids), np.nan)
+                column[found] = (down if f == "down_mbps" else up)[choice[found]]
+                out[f"{rule.name}_{f}"] = column
     return out
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the distinct values as text (``astype(str)`` of each, a missing value's too)."""
+    codes, names = pd.factorize(values.astype(str) if values.hasnans else values)
+    return codes.astype("int64"), np.asarray(pd.Index(names).astype(str), dtype=object)
 
 
 def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequence[str],
                   rules: Sequence[FundingRule], names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The list's columns for ``addresses`` (rows of addresses.parquet), in address order."""
     a = addresses
-    out = pd.DataFrame({"address_id": a["address_id"].astype(str).to_numpy()})
-    out["ags"] = a["ags"].astype(str).to_numpy()
-    out["gemeinde_name"] = out["ags"].map(names or {}).fillna("").to_numpy()
+    # Text columns are handed over as arrays (.array): through NumPy they would become Python objects
+    # and be converted back to Arrow strings, which cost more than the rest of the list.
+    out = pd.DataFrame({"address_id": a["address_id"].astype(str).array})
+    out["ags"] = a["ags"].astype(str).array
+    out["gemeinde_name"] = out["ags"].map(names or {}).fillna("").array
     for c in ("vwg_ars", "street", "house_number", "postcode", "locality", "x", "y", "households", "businesses",
               "site_kind", "site_name"):
         if c in a.columns:
             values = a[c].to_numpy()
-            out[c] = values if a[c].dtype.kind in "fiub" else a[c].astype(str).fillna("").to_numpy()
+            out[c] = values if a[c].dtype.kind in "fiub" else a[c].astype(str).fillna("").array
     for g in groups:
         for prefix in ("", "plan_"):
             for what in ("down", "tech"):
                 col = f"{prefix}best_{what}_{g}"
                 if col in a.columns:
-                    out[col] = a[col].to_numpy() if what == "down" else a[col].astype(str).to_numpy()
+                    out[col] = a[col].to_numpy() if what == "down" else a[col].astype(str).array
     for c in ("contested", "objection_changed"):  # Stellungnahmen: named in one / changed the verdicts here
         if c in a.columns:
             out[c] = a[c].to_numpy(dtype=bool)
@@ -85,7 +101,7 @@ def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequenc
         out[f"fund_{rule.name}"] = a[f"fund_{rule.name}"].to_numpy(dtype=bool)
         out[f"fund_{rule.name}_plan"] = a[f"fund_{rule.name}_plan"].to_numpy(dtype=bool)
         for f in OFFER_FIELDS:
-            out[f"{rule.name}_{f}"] = decided[f"{rule.name}_{f}"].to_numpy()
+            out[f"{rule.name}_{f}"] = decided[f"{rule.name}_{f}"].array
     return out
 
 
@@ -95,6 +111,8 @@ _OFFER_LABELS = {"provider": "Anbieter", "technology": "Technologie", "down_mbps
 
 def list_labels(columns: Sequence[str], groups: Sequence[str], rules: Sequence[FundingRule]) -> dict[str, str]:
     """German headers of an eligible-address list."""
+    from coverage.report.labels import german_label  # here: the report package imports matplotlib
+
     labels = {c: german_label(c) for c in columns}
     for g in groups:
         glabel = GROUP_LABELS.get(g, g)

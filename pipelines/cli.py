@@ -59,7 +59,6 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from coverage.config import load_config
     from pipelines.changes import changes_after_run
-    from pipelines.report import render_report
     from pipelines.runner import Engine, run_pipeline
 
     config = args.config
@@ -77,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         require_chromium()  # before the stages run, not after minutes of work
     if args.no_grid:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, grid=False))
-    result = run_pipeline(cfg, report=None if args.no_report else render_report, changes=changes_after_run,
+    result = run_pipeline(cfg, report=None if args.no_report else _render_report, changes=changes_after_run,
                           force=args.force, from_stage=args.from_stage, wait_s=args.wait,
                           engine=Engine(workers=args.workers, scheduler=args.scheduler))
     if not result.changed:
@@ -93,6 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.report_dir is not None:
         print(f"report:  {(cfg.output.reports_dir / 'latest' / 'index.html')}")
     return EXIT_OK
+
+
+def _render_report(record: Any, folder: Path) -> list[str]:
+    """The atlas (:func:`pipelines.report.render_report`), imported only by runs that build it: the
+    report's modules import matplotlib and jinja2, a second or more of a run without the report."""
+    from pipelines.report import render_report
+
+    return render_report(record, folder)
 
 
 def _resolve_atlas(run: str, config: Path | None) -> Path:

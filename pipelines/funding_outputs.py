@@ -24,7 +24,7 @@ import shapely
 
 from coverage.columns import concat_frames
 from coverage.config import RunConfig
-from coverage.costs import ESTIMATE_NOTE, area_costs
+from coverage.costs import ESTIMATE_NOTE, AreaWork, area_costs
 from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
@@ -88,12 +88,8 @@ def write_amt_lists(run_dir: Path, addresses: pd.DataFrame, offers: pd.DataFrame
                     rules: Sequence[FundingRule], names: Mapping[str, str]) -> list[str]:
     """``eligible/<vwg_ars>.csv``: every address of each Amt, in address order."""
     full = eligible_list(addresses, offers, groups, rules, names)
-    written = []
-    for amt, part in full.groupby("vwg_ars", sort=True):
-        name = f"eligible/{amt}.csv"
-        io.write_csv(run_dir / name, part)
-        written.append(name)
-    return written
+    parts = io.write_csv_parts(full, "vwg_ars", lambda amt: run_dir / "eligible" / f"{amt}.csv")
+    return [f"eligible/{amt}.csv" for amt, _ in parts]
 
 
 def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: Mapping[str, pd.DataFrame],
@@ -114,8 +110,9 @@ def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: 
         parts = [chosen[area_mask(chosen, _project(name), polygons)].assign(project=name) for name in polygons]
         levels["project"] = ("project", pd.concat(parts, ignore_index=True))
     written, edges, isolated = [], [], []
+    reuse: AreaWork = {}  # an Amt that is one Gemeinde has the same rows of `chosen`: its trees are built once
     for level, (key, frame) in levels.items():
-        result = area_costs(frame, key, targets, costs)
+        result = area_costs(frame, key, targets, costs, reuse if frame is chosen else None)
         table = result.table
         if level in tables:
             t = tables[level]
@@ -138,7 +135,7 @@ def write_costs(run_dir: Path, addresses: pd.DataFrame, cfg: RunConfig, tables: 
                            geometry=geometry, crs=cfg.analysis.working_crs)
     with io.atomic_path(run_dir / "costs" / "costs_tree.gpkg") as tmp:
         tmp.unlink()
-        gdf.to_file(tmp, layer="costs_tree", driver="GPKG", engine="pyogrio")
+        gdf.to_file(tmp, layer="costs_tree", driver="GPKG", engine="pyogrio", use_arrow=True)
     log.info("costs (Schätzung, rule %s): %d eligible addresses, %.0f m at Gemeinde level, %d isolated",
              costs.fund_column, len(chosen), float(lines.loc[lines["level"] == "gemeinde", "length_m"].sum()),
              int((iso["level"] == "gemeinde").sum()) if len(iso) else 0)

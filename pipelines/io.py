@@ -12,13 +12,14 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -89,15 +90,27 @@ def _neutralised(s: pd.Series) -> pd.Series | None:
         if not safe.duplicated().any():
             return s.cat.rename_categories(safe.to_numpy())
         s = s.astype(object)  # "=x" and "'=x" both present: they become equal, categories cannot
-    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        is_text = s.notna().to_numpy()  # a string column: every value is text or missing
-    elif pd.api.types.is_object_dtype(s):
-        is_text = np.fromiter((isinstance(v, str) for v in s), dtype=bool, count=len(s))
-    else:
-        return None  # numbers stay numbers (a negative number is not a formula)
-    text = s.astype("string")
-    risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy() & is_text
-    return s.where(~risky, "'" + text) if risky.any() else None
+    risky = _risky(s)
+    return s.where(~risky, "'" + s.astype("string")) if risky is not None and risky.any() else None
+
+
+_RISKY_FIRST = frozenset(FORMULA_PREFIXES)  # every prefix is one character
+_RISKY_PATTERN = "^[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_PREFIXES) + "]"
+
+
+def _risky(s: pd.Series) -> np.ndarray | None:
+    """Per value, whether it is text starting with a formula prefix; None for a column of numbers (a
+    negative number is not a formula). Arrow strings are tested by Arrow's regex kernel and Python
+    objects by their first character: converting each column to pandas strings first cost most of the
+    time of writing the per-Amt lists."""
+    if pd.api.types.is_object_dtype(s):
+        return np.fromiter((isinstance(v, str) and v[:1] in _RISKY_FIRST for v in s), dtype=bool, count=len(s))
+    if not pd.api.types.is_string_dtype(s):
+        return None
+    if getattr(s.dtype, "storage", None) == "pyarrow":
+        hit = pc.fill_null(pc.match_substring_regex(pa.array(s.array), _RISKY_PATTERN), False)
+        return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+    return s.astype("string").str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
 
 
 def spreadsheet_cells(frame: pd.DataFrame, sheet: str) -> pd.DataFrame:
@@ -154,6 +167,33 @@ def write_csv(path: Path, frame: pd.DataFrame, *, german: bool = False) -> Path:
         elif not _write_csv_arrow(safe, tmp):
             safe.to_csv(tmp, index=False, encoding="utf-8", lineterminator=_line_end(safe))
     return path
+
+
+def write_csv_parts(frame: pd.DataFrame, key: str, path_of: Callable[[str], Path]) -> list[tuple[str, Path]]:
+    """One machine CSV per value of column ``key`` (sorted; rows in frame order), as :func:`write_csv`
+    writes each ``frame.groupby(key)`` part, but formulas are neutralised and the frame converted to
+    Arrow once for all parts (the per-Amt lists: 116 parts of one 268,000-row frame for MV)."""
+    safe = neutralise_formulas(frame)
+    codes, values = pd.factorize(safe[key], sort=True)  # missing keys: -1, left out as groupby does
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    starts = np.searchsorted(codes[order], np.arange(len(values) + 1))
+    try:
+        table = pa.Table.from_pandas(safe.iloc[order], preserve_index=False)
+        table = table.replace_schema_metadata(None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
+        table = None  # no Arrow form: each part as write_csv writes it
+    written = []
+    for k, value in enumerate(values):
+        path = path_of(str(value))
+        if table is None:
+            write_csv(path, safe.iloc[order[starts[k]:starts[k + 1]]])
+        else:
+            with atomic_path(path) as tmp:
+                pa_csv.write_csv(table.slice(starts[k], starts[k + 1] - starts[k]), tmp,
+                                 pa_csv.WriteOptions(quoting_style="needed"))
+        written.append((str(value), path))
+    return written
 
 
 def _line_end(frame: pd.DataFrame) -> str:

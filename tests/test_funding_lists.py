@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from coverage.costs import area_costs, euclidean_mst
+from coverage.costs import _unique_points, area_costs, euclidean_mst
 from coverage.errors import ConfigError
 from coverage.sections import CostConfig, costs_from_config
 from pipelines.cli import main
@@ -62,6 +62,29 @@ def test_mst_is_exact_with_duplicates_and_collinear_points():
         unique = np.unique(pts, axis=0)
         expected = minimum_spanning_tree(squareform(pdist(unique))).sum() if len(unique) > 1 else 0.0
         assert length.sum() == pytest.approx(expected)
+
+
+def test_fast_unique_points_equal_numpys_rowwise_unique():
+    rng = np.random.default_rng(5)
+    for pts in (rng.integers(0, 6, (300, 2)).astype(float), rng.random((50, 2)), np.zeros((0, 2)),
+                np.array([[-0.0, 1.0], [0.0, 1.0], [2.0, -1.0]])):
+        unique, first, inverse = np.unique(pts, axis=0, return_index=True, return_inverse=True)
+        got = _unique_points(pts)
+        assert np.array_equal(got[0].reshape(-1, 2), unique.reshape(-1, 2)) and np.array_equal(got[1], first)
+        assert np.array_equal(got[2], inverse.reshape(-1))
+
+
+def test_reused_trees_give_the_same_costs_as_building_them_again():
+    cfg = CostConfig(**{**PRICES.__dict__, "max_link_m": 50.0, "isolated_m": 60.0})
+    two = pd.concat([ELIGIBLE, ELIGIBLE.assign(area="Q", x=ELIGIBLE["x"] + 500)], ignore_index=True)
+    reuse: dict = {}
+    first = area_costs(two, "area", SERVED, cfg, reuse)
+    again = area_costs(two.rename(columns={"area": "amt"}), "amt", SERVED, cfg, reuse)
+    assert len(reuse) == 2  # the second call built nothing
+    plain = area_costs(two.rename(columns={"area": "amt"}), "amt", SERVED, cfg)
+    for a, b in ((again.table, plain.table), (again.edges, plain.edges), (again.isolated, plain.isolated)):
+        pd.testing.assert_frame_equal(a, b)
+    assert first.table["metres"].tolist() == plain.table["metres"].tolist()
 
 
 @pytest.mark.parametrize(("change", "message"), [

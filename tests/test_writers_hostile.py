@@ -192,3 +192,24 @@ def test_cut_counts_utf16_units_and_keeps_short_text(caplog):
     assert cells["c"].iloc[1] == "kurz" and pd.isna(cells["c"].iloc[2]) and cells["n"].tolist() == [1, 2, 3]
     assert caplog.messages == ["sheet S, column c: 1 text value(s) longer than 32767 characters cut, "
                                "ending with '…[gekürzt]'"]
+
+
+def test_csv_parts_equal_one_csv_per_group_and_neutralise_every_kind_of_text_column(tmp_path):
+    frame = pd.DataFrame({
+        "amt": ["b", "a", "b", None, "a"],
+        "text": ["=1+1", "ok", "-x", "+y", "@z"],  # Arrow strings
+        "objects": pd.Series(["\tTab", 3, None, "\rCR", "fine"], dtype=object),
+        "python": pd.Series(["=a", None, "b", "-", "c"], dtype="string[python]"),
+        "cats": pd.Categorical(["=k", "k", "=k", "m", None]),
+        "number": [-1.5, 2.0, float("nan"), 4.0, -5.0]})
+    for given in (frame.drop(columns="objects"), frame):  # through Arrow; mixed objects: part by part
+        parts = io.write_csv_parts(given, "amt", lambda key: tmp_path / "parts" / f"{key}.csv")
+        assert [key for key, _ in parts] == ["a", "b"]  # sorted; a row without a key is in no part (as groupby)
+        for key, path in parts:
+            io.write_csv(tmp_path / f"{key}.csv", given[given["amt"] == key])
+            assert path.read_bytes() == (tmp_path / f"{key}.csv").read_bytes()
+    b = pd.read_csv(tmp_path / "parts" / "b.csv", dtype=str, keep_default_na=False)
+    assert b["text"].tolist() == ["'=1+1", "'-x"] and b["python"].tolist() == ["'=a", "b"]
+    assert b["cats"].tolist() == ["'=k", "'=k"] and b["number"].tolist() == ["-1.5", ""]
+    a = pd.read_csv(tmp_path / "parts" / "a.csv", dtype=str, keep_default_na=False)
+    assert a["objects"].tolist() == ["3", "fine"] and a["text"].tolist() == ["ok", "'@z"]
