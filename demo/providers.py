@@ -49,10 +49,16 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
 7. Vintages (:func:`generate_deliveries` ``earlier``): all random draws (scores, noise, the product
    inside a class per address/cell, the invented mobile speed) come first and do not depend on the
    Breitbandatlas table. Cable and mobile cells are ordered by the levels (Mbit/s) they had in the
-   earlier vintages before their score; DSL and fibre carry each address' previous class as a
-   *floor* into :func:`union_classes` (the linear programme pays :data:`UNION_KEEP_WEIGHT` per
-   household of a class taken away, and those addresses are taken first in their bin), so a later
-   vintage keeps what an address had wherever the published shares do not drop.
+   earlier vintages before their score. Each address must keep, per group (DSL, cable, fibre,
+   mobile, and "all" where wired does not give it any more), the highest threshold it reached in
+   any earlier vintage where the published share of its Gemeinde at that threshold does not fall
+   (:func:`_kept_level`; no published row: everything): a hard floor. DSL and fibre carry it into
+   :func:`union_classes` (the linear programme pays :data:`UNION_KEEP_WEIGHT` per household short,
+   the bins place those addresses first), cable and mobile cells keep the most any of their
+   addresses needs, and DSL and fibre are placed first where mobile gave an "all" level
+   (:data:`ALL_OVERLAP_BONUS`). So a later vintage never takes a class away where the published
+   shares do not drop; the price is granularity: a kept address or cell may push a small
+   Gemeinde's share above the published one by up to one address/cell (README, "Vintages").
 """
 
 from __future__ import annotations
@@ -267,6 +273,9 @@ def nested_classes(
 UNION_TIE_WEIGHT = 0.01
 #: Weight per household of an earlier vintage's class taken away, against the "wired" error.
 UNION_KEEP_WEIGHT = 20.0
+#: Gemeinden per linear programme of :func:`union_classes` (one block-diagonal HiGHS LP over all MV
+#: Gemeinden took 9.8 s per full-MV synth, chunks of about 50 gave the same optimum in 7.2 s).
+UNION_CHUNK = 50
 #: Score bonus (the scores are standardised) per wired threshold by which the "all" level an address must
 #: keep (mobile gave it in an earlier vintage) exceeds what is already placed: DSL and fibre go there first.
 ALL_OVERLAP_BONUS = 1.0
@@ -309,6 +318,19 @@ def union_classes(
 
     codes = np.asarray(codes, dtype=np.int64)
     ngem, nk = shares.shape
+    if ngem > UNION_CHUNK:  # the Gemeinden are independent: smaller programmes solve faster than one big one
+        out = np.zeros(len(codes), dtype=np.int64)
+        t_w, s_w = wired
+        for lo in range(0, ngem, UNION_CHUNK):
+            gems = np.arange(lo, min(lo + UNION_CHUNK, ngem))
+            rows = np.flatnonzero((codes >= gems[0]) & (codes <= gems[-1]))
+            out[rows] = union_classes(
+                codes[rows] - lo, np.asarray(score)[rows], np.asarray(hh)[rows], thresholds, shares[gems],
+                np.asarray(other)[rows], (t_w, np.asarray(s_w)[gems]),
+                room=None if room is None else np.asarray(room)[gems],
+                floor=None if floor is None else np.asarray(floor)[rows],
+            )
+        return out
     hh = np.asarray(hh, float)
     hh = np.where(np.bincount(codes, hh, ngem)[codes] > 0, hh, 1.0)  # a Gemeinde without households: by address
     t_w, s_w = wired

@@ -103,6 +103,24 @@ def test_largest_remainder_hand_example():
     assert out[:3].sum() == 5 and out[3:].sum() == 3
 
 
+def test_kept_level_only_where_the_published_share_does_not_fall():
+    """Issue 19: the level an address must keep is the highest threshold it reached before where its
+    Gemeinde's published share did not fall; a Gemeinde without a published row keeps everything."""
+    from demo.providers import _kept_level
+
+    def table(s16, s50):
+        return pd.DataFrame({"key": ["13000001", "13000002"], "share_ge_16_dsl": s16, "share_ge_50_dsl": s50})
+
+    ags_all = np.array(["13000001", "13000002", "13000003"])
+    codes = np.array([0, 0, 1, 1, 2])
+    down = np.array([50.0, 16.0, 50.0, 6.0, 100.0])
+    before = table([80.0, 60.0], [40.0, 30.0])
+    # 13000001: both shares rise; 13000002: ≥ 50 falls (30 -> 20), ≥ 16 stays
+    after = table([85.0, 60.0], [45.0, 20.0])
+    need = _kept_level([(before, {"dsl": down})], after, "dsl", ags_all, codes)
+    assert need.tolist() == [50.0, 16.0, 16.0, 0.0, 50.0]
+
+
 def test_summary_and_manifest(demo):
     out, summary = demo
     assert 200_000 < summary["addresses"] < 500_000
@@ -321,9 +339,6 @@ def _mobile_at(out: Path, addr: pd.DataFrame) -> np.ndarray:
         return band[row, col].astype(float)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19, not met with this seed (7): Rostock's school candidates lack the "
-                   "200-400 Mbit/s class since the per-cell cable placement, so its schools are ~23 pp off at one "
-                   "threshold (mean over the Kreise 3.1 pp > 3); seed 20210630 meets it (README)")
 def test_schools_match_the_kreis_table(demo, located):
     """Schools per Kreis: the statistics' count, and their coverage by any technology (DSL, fibre,
     cable, mobile as delivered) within 3 pp mean absolute difference per threshold of the
