@@ -166,14 +166,15 @@ def _keep_chosen_schools(
     """Keep the candidate schools :func:`demo.sites.choose_schools` picks against the reference
     offers (best download of any technology), name them, and drop the other candidates with
     their DSL rows (by address_id) and fibre rows (by coordinates). Cable polygons and the mobile
-    raster are areas and stay as they are."""
+    raster are areas and stay as they are. A kept school that :func:`~demo.sites.choose_schools` lifts
+    to a class gets a line of its own in it (:func:`_lift_schools`)."""
     cand = np.flatnonzero(both["school_rank"].to_numpy() >= 0)
     ref = deliveries["reference_assignment"].set_index("address_id")
     ref = ref.reindex(both["address_id"].to_numpy()[cand])
     down = np.nan_to_num(ref[["dsl_down", "hfc_down", "fibre_down", "mobile_down"]].to_numpy(float)).max(axis=1)
     cand_ags = both["ags"].to_numpy()[cand].astype(str)
-    keep = choose_schools(np.array([a[:5] for a in cand_ags]), both["school_rank"].to_numpy()[cand], down,
-                          counts, curves)
+    cand_krs = np.array([a[:5] for a in cand_ags])
+    keep, lift = choose_schools(cand_krs, both["school_rank"].to_numpy()[cand], down, counts, curves)
     dropped = both.iloc[cand[~keep]]
     out = both.drop(index=dropped.index)
     chosen = both.index[cand[keep]]
@@ -189,5 +190,68 @@ def _keep_chosen_schools(
         "reference_assignment": deliveries["reference_assignment"][
             ~deliveries["reference_assignment"]["address_id"].isin(gone)],
     }
-    log.info("schools: %d of %d candidates kept (%d Kreise)", int(keep.sum()), len(cand), len(counts))
+    lifted = cand[keep & (lift > 0)]
+    levels = np.array([curves[k][0][c - 1] if c > 0 else 0.0 for k, c in zip(cand_krs, lift, strict=True)])
+    result = _lift_schools(result, both.iloc[lifted], levels[keep & (lift > 0)], curves, cand_krs[keep & (lift > 0)])
+    log.info("schools: %d of %d candidates kept (%d Kreise), %d lifted to their class by a line of their own",
+             int(keep.sum()), len(cand), len(counts), len(lifted))
     return out.reset_index(drop=True), result
+
+
+def _lift_schools(
+    deliveries: Deliveries,
+    schools: pd.DataFrame,
+    level: np.ndarray,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    krs: np.ndarray,
+) -> Deliveries:
+    """Give each school (``address_id``, ``x``, ``y``) a line in the class starting at ``level`` (Mbit/s,
+    a threshold of its Kreis' curve): DSL below 100 Mbit/s, fibre (FTTH) from 100, the class' slowest
+    product (:data:`demo.providers.PRODUCTS`), never slower than the school's own offer. A school has
+    no households, so no household share changes; APPROXIMATE: where the Breitbandatlas counts
+    schools in a class the demo's places do not reach, a school line (as under the DigitalPakt) does."""
+    from demo.providers import PRODUCTS, _current_fibre_table, _dsl_table, class_speeds
+
+    if not len(schools):
+        return deliveries
+    down = np.zeros(len(schools))
+    for i, (k, lv) in enumerate(zip(krs, level, strict=True)):
+        ts = np.asarray(curves[str(k)][0], float)
+        c = np.array([int(np.searchsorted(ts, lv, side="right"))])
+        down[i] = class_speeds(c, ts, PRODUCTS["dsl" if lv < 100 else "fibre"], u=np.zeros(1))[0]
+    ids = schools["address_id"].to_numpy()
+    by_dsl = level < 100
+    out: Deliveries = {
+        **deliveries,
+        "assignment": _lifted(deliveries["assignment"], ids, down, by_dsl),
+        "reference_assignment": _lifted(deliveries["reference_assignment"], ids, down, by_dsl),
+    }
+    assign = out["assignment"].set_index("address_id").loc[ids]
+    dsl_ids = ids[by_dsl]
+    new_dsl = _dsl_table(assign.loc[dsl_ids].reset_index())
+    out["dsl"] = pd.concat([deliveries["dsl"][~deliveries["dsl"]["address_id"].isin(dsl_ids)], new_dsl],
+                           ignore_index=True)
+    fib = schools[~by_dsl]
+    fibre = deliveries["fibre"]
+    xy = pd.MultiIndex.from_frame(fib[["x", "y"]])
+    mine = pd.MultiIndex.from_frame(fibre[["x", "y"]]).isin(xy) & (fibre["status"] == "current").to_numpy()
+    rows = _current_fibre_table(fib.assign(density=0.0), assign.loc[fib["address_id"], "fibre_down"].to_numpy(),
+                                np.ones(len(fib)))
+    out["fibre"] = pd.concat([fibre[~mine], rows], ignore_index=True)
+    return out
+
+
+def _lifted(frame: pd.DataFrame, ids: np.ndarray, down: np.ndarray, by_dsl: np.ndarray) -> pd.DataFrame:
+    """``frame`` (an assignment) with DSL (``by_dsl``) or fibre of the addresses ``ids`` raised to ``down``."""
+    frame = frame.copy()
+    at = frame["address_id"].isin(ids).to_numpy()
+    want = pd.Series(down, index=ids).reindex(frame["address_id"][at]).to_numpy()
+    use_dsl = pd.Series(by_dsl, index=ids).reindex(frame["address_id"][at]).to_numpy()
+    rows = frame.index[at]
+    for col, sel in (("dsl_down", use_dsl), ("fibre_down", ~use_dsl)):
+        frame.loc[rows[sel], col] = np.maximum(frame.loc[rows[sel], col].to_numpy(), want[sel])
+    dsl = frame["dsl_down"].to_numpy()
+    up = np.maximum(frame["dsl_up"].to_numpy(), np.maximum(0.5, np.round(dsl / 10, 1)))
+    frame["dsl_up"] = np.where(dsl > 0, up, 0.0)
+    frame["fibre_up"] = frame["fibre_down"] / 2
+    return frame

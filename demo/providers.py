@@ -49,17 +49,23 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
 7. Vintages (:func:`generate_deliveries` ``earlier``): all random draws (scores, noise, the product
    inside a class per address/cell, the invented mobile speed) come first and do not depend on the
    Breitbandatlas table. Cable and mobile cells are ordered by the levels (Mbit/s) they had in the
-   earlier vintages before their score; DSL and fibre carry each address' previous class as a
-   *floor* into :func:`union_classes` (the linear programme pays :data:`UNION_KEEP_WEIGHT` per
-   household of a class taken away, and those addresses are taken first in their bin), so a later
-   vintage keeps what an address had wherever the published shares do not drop.
+   earlier vintages before their score. Each address must keep, per group (DSL, cable, fibre,
+   mobile, and "all" where wired does not give it any more), the highest threshold it reached in
+   any earlier vintage where the published share of its Gemeinde at that threshold does not fall
+   (:func:`_kept_level`; no published row: everything): a hard floor. DSL and fibre carry it into
+   :func:`union_classes` (the linear programme pays :data:`UNION_KEEP_WEIGHT` per household short,
+   the bins place those addresses first), cable and mobile cells keep the most any of their
+   addresses needs, and DSL and fibre are placed first where mobile gave an "all" level
+   (:data:`ALL_OVERLAP_BONUS`). So a later vintage never takes a class away where the published
+   shares do not drop; the price is granularity: a kept address or cell may push a small
+   Gemeinde's share above the published one by up to one address/cell (README, "Vintages").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -266,7 +272,13 @@ def nested_classes(
 #: Weight of keeping a technology where its own score puts it, against the "wired" error (both in households).
 UNION_TIE_WEIGHT = 0.01
 #: Weight per household of an earlier vintage's class taken away, against the "wired" error.
-UNION_KEEP_WEIGHT = 2.0
+UNION_KEEP_WEIGHT = 20.0
+#: Gemeinden per linear programme of :func:`union_classes` (one block-diagonal HiGHS LP over all MV
+#: Gemeinden took 9.8 s per full-MV synth, chunks of about 50 gave the same optimum in 7.2 s).
+UNION_CHUNK = 50
+#: Score bonus (the scores are standardised) per wired threshold by which the "all" level an address must
+#: keep (mobile gave it in an earlier vintage) exceeds what is already placed: DSL and fibre go there first.
+ALL_OVERLAP_BONUS = 1.0
 
 
 def union_classes(
@@ -306,6 +318,19 @@ def union_classes(
 
     codes = np.asarray(codes, dtype=np.int64)
     ngem, nk = shares.shape
+    if ngem > UNION_CHUNK:  # the Gemeinden are independent: smaller programmes solve faster than one big one
+        out = np.zeros(len(codes), dtype=np.int64)
+        t_w, s_w = wired
+        for lo in range(0, ngem, UNION_CHUNK):
+            gems = np.arange(lo, min(lo + UNION_CHUNK, ngem))
+            rows = np.flatnonzero((codes >= gems[0]) & (codes <= gems[-1]))
+            out[rows] = union_classes(
+                codes[rows] - lo, np.asarray(score)[rows], np.asarray(hh)[rows], thresholds, shares[gems],
+                np.asarray(other)[rows], (t_w, np.asarray(s_w)[gems]),
+                room=None if room is None else np.asarray(room)[gems],
+                floor=None if floor is None else np.asarray(floor)[rows],
+            )
+        return out
     hh = np.asarray(hh, float)
     hh = np.where(np.bincount(codes, hh, ngem)[codes] > 0, hh, 1.0)  # a Gemeinde without households: by address
     t_w, s_w = wired
@@ -433,7 +458,10 @@ def _realise_bins(
     """Classes per address from households per (Gemeinde, class, bin) ``n``.
 
     Inside a bin the addresses are taken by descending ``score``, highest class first
-    (:func:`_fill`), those with a higher ``floor`` (earlier class) first. Bins are filled in turn
+    (:func:`_fill`); an address never gets less than its ``floor`` (the class it must keep from an
+    earlier vintage, :func:`_kept_class`): those are placed before the others are filled, and a
+    higher floor goes first into the higher classes too (so floors are not left over for the lower
+    classes). Bins are filled in turn
     and each carries the rounding of the ones before (an
     address' households are indivisible), so a Gemeinde's class sizes miss by about half an address
     at most, not half an address per bin."""
@@ -448,6 +476,11 @@ def _realise_bins(
         have = np.zeros(ngem)
         for c in range(nk - 1, -1, -1):
             free = rows[out[rows] == 0]
+            # an address whose floor is above c gets at least c + 1 whatever the fit; the others fill the rest
+            forced = free[floor[free] > c]
+            out[forced] = c + 1
+            have += np.bincount(codes[forced], hh[forced], ngem)
+            free = free[floor[free] <= c]
             take = _fill(free, codes, hh, want[:, c] - have, floor)
             out[take] = c + 1
             have += np.bincount(codes[take], hh[take], ngem)
@@ -509,7 +542,8 @@ def calibrate_mobile(
     shares_by_group: Mapping[str, tuple[np.ndarray, np.ndarray]],
     rng: np.random.Generator,
     noise: Mapping[str, np.ndarray] | None = None,
-    prior: Mapping[str, np.ndarray] | None = None,
+    prior: Mapping[str, Any] | None = None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Mobile download per 100 m cell so that mobile ≥ 1/2/6 and "all" (wired ∪ mobile) match.
 
@@ -544,6 +578,8 @@ def calibrate_mobile(
     if prior is not None:
         key = key + _PRIOR_STEP * 1e2 * _prior_rank(prior["km"], prior["km_max"])
     km = quantile_classes(cg, key, chh, s_m)
+    if keep is not None:  # what each cell must keep from the earlier vintages (:func:`_kept_level`)
+        km = np.maximum(km, np.searchsorted(t_m, keep, side="right"))
     if noise is not None:
         down = class_speeds(km, t_m, PRODUCTS["mobile"], u=noise["u"])
     else:
@@ -591,6 +627,8 @@ def calibrate_mobile(
     bounds = np.r_[t_all, np.inf]
     lo = np.where(lift >= 0, bounds[np.maximum(lift, 0)], 6.0)
     lo = np.maximum(lo, 6.0)
+    if keep is not None:
+        lo = np.maximum(lo, keep)
     # next threshold strictly above both the lift level and the slowest wired household
     floor_ = np.maximum(lo, np.where(np.isfinite(wmin), wmin, np.inf))
     nxt = np.searchsorted(t_all, floor_, side="right")
@@ -809,8 +847,8 @@ def _calibrate_vintage(
     uniform: Mapping[str, np.ndarray],
     mobile_noise: Mapping[str, np.ndarray],
     rng: np.random.Generator,
-    prior: Mapping[str, np.ndarray] | None,
-) -> tuple[tuple[pd.DataFrame, dict, set[str]], dict[str, np.ndarray]]:
+    prior: Mapping[str, Any] | None,
+) -> tuple[tuple[pd.DataFrame, dict, set[str]], dict[str, Any]]:
     """Classes and speeds of one vintage (``bba``) from the vintage-independent draws.
 
     DSL and fibre use a fixed per-address score, so their classes only depend on the published
@@ -844,6 +882,7 @@ def _calibrate_vintage(
     # HFC first: per 100 m cell, quantile mapping of its score; in a later vintage the earlier
     # vintages' cells first, and the new cells nested (λ per Gemeinde, :func:`nested_classes`) with
     # the previous vintage's DSL and fibre towards "wired", so that DSL and fibre can keep their places
+    history: list[tuple[pd.DataFrame, dict[str, np.ndarray]]] = [] if prior is None else prior["history"]
     t_c, s = shares_by_group["hfc"]
     if prior is None:
         kc = quantile_classes(cg, scores["hfc"], chh, s)
@@ -851,6 +890,10 @@ def _calibrate_vintage(
         hkey = scores["hfc"] + _PRIOR_STEP * _prior_rank(prior["kc"], prior["kc_max"])
         before = np.maximum(prior["kd"], prior["kf"])
         kc = nested_classes(cg, inv, hh, codes, hkey, chh, t_c, s, before, (t_w, s_w))
+        # a cell keeps the class any of its addresses must keep (the Gemeinde of the address counts)
+        need = np.zeros(len(cg), dtype=np.int64)
+        np.maximum.at(need, inv, _kept_class(history, bba, "hfc", t_c, ags_all, codes))
+        kc = np.maximum(kc, need)
     cdown = class_speeds(kc, t_c, PRODUCTS["hfc"], u=uniform["hfc"])
     cup = np.where(cdown > 0, np.minimum(50.0, np.maximum(1.0, np.round(cdown / 20, 1))), 0.0)
     assign["hfc_down"] = cdown[inv]
@@ -859,35 +902,99 @@ def _calibrate_vintage(
     # DSL: per address, placed against HFC so that the union reaches "wired" less at most what
     # fibre (placed last) can still add
     t, s = shares_by_group["dsl"]
-    dfloor = None if prior is None else np.searchsorted(t, prior["kd"], side="right")
+    dfloor = None if prior is None else _kept_class(history, bba, "dsl", t, ags_all, codes)
+    # where "all" must stay (mobile served it before), wired is placed first: the published "all" did not
+    # fall there, so the new wired lines overlap what mobile gave (else "all" would overshoot)
+    need_all = np.zeros(len(codes)) if prior is None else _kept_level(history, bba, "all", ags_all, codes)
+    all_steps = np.searchsorted(t_w, need_all, side="right")  # wired thresholds the kept "all" level reaches
+
+    def overlap_bonus(other: np.ndarray) -> np.ndarray:
+        return ALL_OVERLAP_BONUS * np.maximum(all_steps - np.searchsorted(t_w, other, side="right"), 0)
+
+    dscore = scores["dsl"] + overlap_bonus(assign["hfc_down"].to_numpy())
     kd = union_classes(
-        codes, scores["dsl"], hh, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w), room=fibre_at_w, floor=dfloor
+        codes, dscore, hh, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w), room=fibre_at_w, floor=dfloor
     )
+    kd = kd if dfloor is None else np.maximum(kd, dfloor)
     down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
 
     # fibre: per address, placed so that DSL ∪ HFC ∪ fibre matches "wired" at every threshold
-    ffloor = None if prior is None else np.searchsorted(t_f, prior["kf"], side="right")
+    ffloor = None if prior is None else _kept_class(history, bba, "fibre", t_f, ags_all, codes)
     other = np.maximum(assign["dsl_down"].to_numpy(), assign["hfc_down"].to_numpy())
-    kf = union_classes(codes, scores["fibre"], hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
+    fscore = scores["fibre"] + overlap_bonus(other)
+    kf = union_classes(codes, fscore, hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
+    kf = kf if ffloor is None else np.maximum(kf, ffloor)
     down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2
 
     # mobile: per 100 m cell, calibrated against the wired speeds ("all" = wired ∪ mobile)
     wired = assign[["dsl_down", "hfc_down", "fibre_down"]].to_numpy().max(axis=1)
+    keep_m = None
+    if prior is not None:
+        # mobile keeps its own classes, and "all" what wired no longer gives (a cell: the most any address needs)
+        need = _kept_level(history, bba, "mobile", ags_all, codes)
+        need_all = _kept_level(history, bba, "all", ags_all, codes)
+        need = np.maximum(need, np.where(wired >= need_all, 0.0, need_all))
+        keep_m = np.zeros(len(cg))
+        np.maximum.at(keep_m, inv, need)
     mdown, mstate = calibrate_mobile(
-        cg, inv, hh, codes, wired, scores["mobile"], cells["town"], shares_by_group, rng, mobile_noise, prior
+        cg, inv, hh, codes, wired, scores["mobile"], cells["town"], shares_by_group, rng, mobile_noise, prior,
+        keep=keep_m,
     )
     assign["mobile_down"] = mdown[inv]
-    state = {
+    state: dict[str, Any] = {
         "kc": np.r_[0.0, t_c][kc], "kd": np.r_[0.0, t][kd], "kf": np.r_[0.0, t_f][kf],
         "km": mstate["km"], "lift": mstate["lift"],
     }
     for key in ("kc", "kd", "kf", "km", "lift"):
         state[f"{key}_max"] = state[key] if prior is None else np.maximum(state[key], prior[f"{key}_max"])
+    levels = {g: assign[f"{g}_down"].to_numpy() for g in GROUPS}
+    levels["all"] = np.maximum(wired, levels["mobile"])
+    state["history"] = [*history, (bba, levels)]
     return (assign, shares_by_group, unmatched), state
+
+
+def _kept_class(
+    history: Sequence[tuple[pd.DataFrame, Mapping[str, np.ndarray]]],
+    bba: pd.DataFrame,
+    group: str,
+    thresholds: np.ndarray,
+    ags_all: np.ndarray,
+    codes: np.ndarray,
+) -> np.ndarray:
+    """The class (index into ``thresholds``, 0 = none) each address must keep in the vintage of ``bba``:
+    the highest threshold of ``group`` it reached in an earlier vintage of ``history`` (its table, its
+    downloads per group) where the published share of its Gemeinde at that threshold does not fall
+    from that table to ``bba`` (a Gemeinde without a published share keeps everything). Issue 19: a
+    later vintage never takes a class away unless the published share falls."""
+    need = _kept_level(history, bba, group, ags_all, codes)
+    return np.searchsorted(np.asarray(thresholds, float), need, side="right").astype(np.int64)
+
+
+def _kept_level(
+    history: Sequence[tuple[pd.DataFrame, Mapping[str, np.ndarray]]],
+    bba: pd.DataFrame,
+    group: str,
+    ags_all: np.ndarray,
+    codes: np.ndarray,
+) -> np.ndarray:
+    """:func:`_kept_class` as the threshold (Mbit/s, 0 = none) each address must keep reaching."""
+    need = np.zeros(len(codes))
+    now = bba.set_index("key")
+    for table, levels in history:
+        then = table.set_index("key")
+        down = np.asarray(levels[group], float)
+        for t, col in _thresholds(table, group):
+            if col not in now.columns:
+                continue
+            before = then[col].reindex(ags_all).to_numpy(float)
+            after = now[col].reindex(ags_all).to_numpy(float)
+            kept = ~(after < before)  # NaN compares False: kept
+            need = np.where((down >= t) & kept[codes], np.maximum(need, t), need)
+    return need
 
 
 def exchange_distance(addresses: pd.DataFrame, codes: np.ndarray, hh: np.ndarray, ngem: int) -> np.ndarray:

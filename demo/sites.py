@@ -262,15 +262,20 @@ def choose_schools(
     down: np.ndarray,
     counts: Mapping[str, int],
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
-) -> np.ndarray:
-    """Which candidate schools to keep (bool per candidate).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate schools to keep (bool per candidate), and the class each kept one is lifted to.
 
     Per Kreis ``k``: ``counts[k]`` of its candidates (``krs``; ``down`` = best download of any
     technology, ``rank`` = draw order) so that the shares ≥ t match ``curves[k]`` = (thresholds,
     published school shares in %): the number per class (:func:`fit_class_counts`), and within a
-    class the candidates of lowest rank. A Kreis without a curve keeps its first candidates by rank.
+    class the candidates of lowest rank. Where a class has too few candidates (Rostock's places
+    rarely reach exactly 200–400 Mbit/s: cable gives 400 or more where it is), candidates of the
+    nearest lower class are kept and *lifted* to it: the second array is the class (index into the
+    thresholds, 0 = no lift) their school gets by a line of its own (:func:`demo._keep_chosen_schools`).
+    A Kreis without a curve keeps its first candidates by rank.
     """
     keep = np.zeros(len(krs), dtype=bool)
+    lift = np.zeros(len(krs), dtype=np.int64)
     for k in np.unique(krs):
         idx = np.flatnonzero(krs == k)
         idx = idx[np.argsort(rank[idx], kind="stable")]
@@ -280,11 +285,21 @@ def choose_schools(
             continue
         ts, shares = curves[str(k)]
         cls = np.searchsorted(np.asarray(ts, float), down[idx], side="right")
-        avail = np.bincount(cls, minlength=len(ts) + 1)
+        # a class can take its own candidates and lifted ones from below
+        avail = np.cumsum(np.bincount(cls, minlength=len(ts) + 1))
         per = fit_class_counts(avail, n * np.minimum.accumulate(np.clip(shares, 0, 100)) / 100.0, n)
         for c, m in enumerate(per):
-            keep[idx[cls == c][:m]] = True
-    return keep
+            own = idx[(cls == c) & ~keep[idx]][:m]
+            keep[own] = True
+            if len(own) < m and c > 0:
+                low = (cls < c) & ~keep[idx]
+                below = idx[low][np.lexsort((rank[idx[low]], -cls[low]))]  # the nearest class first, then rank
+                up = below[: m - len(own)]
+                keep[up] = True
+                lift[up] = c
+        rest = idx[~keep[idx]][: n - int(keep[idx].sum())]  # classes short even with lifts: by rank
+        keep[rest] = True
+    return keep, lift
 
 
 def school_names(ags: pd.Series, names: Mapping[str, str]) -> list[str]:

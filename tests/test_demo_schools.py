@@ -31,9 +31,21 @@ def test_choose_schools_per_kreis_by_class_then_rank():
     rank = np.array([5, 4, 3, 2, 1, 0, 0, 1, 2])
     down = np.array([10.0, 10.0, 100.0, 100.0, 1000.0, 1000.0, 50.0, 50.0, 50.0])
     curves = {"13001": (np.array([16.0, 1000.0]), np.array([50.0, 0.0]))}  # 2 schools: one < 16, one 16–1000
-    keep = choose_schools(krs, rank, down, {"13001": 2, "13002": 2}, curves)
+    keep, lift = choose_schools(krs, rank, down, {"13001": 2, "13002": 2}, curves)
+    assert not lift.any()  # every class has candidates of its own
     # 13001: the lowest-rank candidate of class 0 (rank 4) and of class 1 (rank 2); 13002 has no curve: ranks 0, 1
     assert np.flatnonzero(keep).tolist() == [1, 3, 6, 7]
+
+
+def test_choose_schools_lifts_candidates_into_a_class_none_reaches():
+    """Half the schools should be in 16–1000 but every candidate is < 16 or >= 1000: the nearest lower
+    candidate is kept and lifted (issue 19: Rostock's places rarely reach exactly 200–400)."""
+    krs = np.array(["13001"] * 4)
+    rank = np.array([0, 1, 2, 3])
+    down = np.array([10.0, 10.0, 1000.0, 1000.0])
+    curves = {"13001": (np.array([16.0, 1000.0]), np.array([50.0, 0.0]))}
+    keep, lift = choose_schools(krs, rank, down, {"13001": 2}, curves)
+    assert np.flatnonzero(keep).tolist() == [0, 1] and lift.tolist() == [0, 1, 0, 0]
 
 
 def test_school_names_number_only_where_a_gemeinde_has_several():
