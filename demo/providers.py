@@ -323,12 +323,12 @@ def union_classes(
         t_w, s_w = wired
         for lo in range(0, ngem, UNION_CHUNK):
             gems = np.arange(lo, min(lo + UNION_CHUNK, ngem))
-            rows = np.flatnonzero((codes >= gems[0]) & (codes <= gems[-1]))
-            out[rows] = union_classes(
-                codes[rows] - lo, np.asarray(score)[rows], np.asarray(hh)[rows], thresholds, shares[gems],
-                np.asarray(other)[rows], (t_w, np.asarray(s_w)[gems]),
+            part = np.flatnonzero((codes >= gems[0]) & (codes <= gems[-1]))
+            out[part] = union_classes(
+                codes[part] - lo, np.asarray(score)[part], np.asarray(hh)[part], thresholds, shares[gems],
+                np.asarray(other)[part], (t_w, np.asarray(s_w)[gems]),
                 room=None if room is None else np.asarray(room)[gems],
-                floor=None if floor is None else np.asarray(floor)[rows],
+                floor=None if floor is None else np.asarray(floor)[part],
             )
         return out
     hh = np.asarray(hh, float)
