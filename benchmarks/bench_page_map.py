@@ -6,15 +6,20 @@ Default: the demo's latest atlas and the Hansestadt Rostock (13003000, the Gemei
 addresses). Opens the page from file://, then measures (median of 5, performance.now in the page):
 loading and drawing the address layer, redrawing it (a zoom step), switching the Gemeinde layer,
 and the grid layer's first draw. Needs an internal atlas of a run with addresses (not partitioned).
-With SCREENSHOT_DIR also writes ``map-layers.png`` (the overview, white spots with planned supply) and
-``amt-addresses.png`` (the Amt page of AGS's Amt with its addresses, zoomed in twice), as in the README.
+With SCREENSHOT_DIR also writes the README's screenshots of that atlas: ``overview.png`` (the top of the
+overview page), ``map-layers.png`` (its map, white spots with planned supply), ``amt.png`` (the top of the
+page of AGS's Amt), ``amt-addresses.png`` (that Amt's map with its addresses, zoomed in twice) and
+``steckbrief-amt.png`` (page 1 of that Amt's Steckbrief printed to PDF the way ``bbcov report --pdf`` prints
+it, rasterised by poppler's ``pdftoppm``; the PDF is written to SCREENSHOT_DIR's temporary folder only).
 """
 
 from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -55,17 +60,34 @@ def main(argv: list[str]) -> None:
             shots.mkdir(parents=True, exist_ok=True)
             page.goto((report / "index.html").resolve().as_uri(), wait_until="load")
             page.wait_for_selector("figure[data-map-layers][data-ready]", state="attached")
+            page.screenshot(path=str(shots / "overview.png"))
             page.evaluate("() => new Promise(d => window.BBCOV.map.set({mode: 'spot', spot: 'white_plan'}, d))")
             page.locator("#karte").screenshot(path=str(shots / "map-layers.png"))
             page.goto((page_path.parent / amt_href).resolve().as_uri(), wait_until="load")  # the Gemeinde's Amt
             page.wait_for_selector("figure[data-map-layers][data-ready]", state="attached")
+            page.screenshot(path=str(shots / "amt.png"))
             page.evaluate("() => new Promise(d => window.BBCOV.map.set({addr: true}, d))")
             page.click('button[data-zoom="in"]')
             page.click('button[data-zoom="in"]')
             page.locator("#karte").screenshot(path=str(shots / "amt-addresses.png"))
         browser.close()
+    if len(argv) > 2:
+        _steckbrief_page(report, (page_path.parent / amt_href).resolve(), Path(argv[2]) / "steckbrief-amt.png")
     print(f"{page_path.name}: {n} addresses; first address draw (load + draw) {first:.0f} ms; "
           f"redraw on zoom {redraw:.0f} ms; layer switch {switch:.0f} ms; grid layer (load + draw) {grid:.0f} ms")
+
+
+def _steckbrief_page(report: Path, amt_page: Path, png: Path) -> None:
+    """Page 1 of the Amt's Steckbrief PDF as a PNG (printed as ``bbcov report --pdf`` prints it)."""
+    from pipelines.pdf import print_pdfs
+
+    html = report / "steckbrief" / f"amt_{amt_page.stem}.html"
+    with tempfile.TemporaryDirectory(dir=png.parent) as tmp:
+        pdf = Path(tmp) / "steckbrief.pdf"
+        print_pdfs([(html, pdf)])
+        subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                        str(Path(tmp) / "page")], check=True)
+        shutil.move(Path(tmp) / "page.png", png)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,9 @@ def test_html_content(html, tables):
     assert format_percent(land["share_ge_100_all"]).replace("\u00a0", "&nbsp;") in html or \
         format_percent(land["share_ge_100_all"]) in html
     assert html.count('class="area"') == 726
+    shown = " ".join(re.sub(r"<[^>]+>", "", html).split())  # the text as the browser shows it
+    assert "erstellt am 22.11.2026, 10:15 Uhr · Lauf" in shown
+    assert not re.search(r"\S·", shown), "an optional part glued to the one before it"
     # tables: 8 Kreise, 116 Ämter, top 25 Gemeinden ranked by households below 30 Mbit/s
     body = {t: html.split(f'id="{t}"')[1].split("</tbody>")[0] for t in
             ("tabelle-kreise", "tabelle-aemter", "tabelle-unterversorgt")}
