@@ -60,7 +60,7 @@ from coverage.report.geometry import MapGeometry
 from coverage.report.html import scope_name, scope_title
 from coverage.report.maps import column_label, format_date
 from coverage.report.search import search_files
-from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
+from coverage.report.svgmap import draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
 from pipelines.cache import ADDRESSES_FILE
@@ -238,20 +238,24 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[st
 
 def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str) -> dict[tuple[str, str], MapBlock]:
     """Per Gemeinde its Amt with the Gemeinde outlined. A Gemeinde has no print map of its own, so its
-    page links none (a link must show the map it names, not the Amt's or Kreis's)."""
+    page links none (a link must show the map it names, not the Amt's or Kreis's). The Amt is drawn
+    once and each of its Gemeinden adds only its outline (the maps differ in nothing else)."""
     label = column_label(column)
-    by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
+    look = geometry.lookup("gemeinde")
     blocks: dict[tuple[str, str], MapBlock] = {}
-    for key, row in gem.assign(_k=gem["ags"].astype(str)).set_index("_k").iterrows():
-        subset = by_amt[str(row["vwg_ars"])]
-        svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
-                           context_link_template=_PAGE_LINK, highlight=key, max_width=520, max_height=420,
-                           label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
-        blocks[("gemeinde", key)] = MapBlock(
-            svg=svg, legend=legend_entries(subset, column), legend_title=f"{label}, je Gemeinde",
-            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
-            hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
-    return blocks
+    for _amt, subset in gem.groupby(gem["vwg_ars"].astype(str), sort=True):
+        drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
+                              context_link_template=_PAGE_LINK, max_width=520, max_height=420,
+                              label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
+        legend = legend_entries(subset, column)
+        for key in subset["ags"].astype(str):
+            blocks[("gemeinde", key)] = MapBlock(
+                svg=drawn.with_highlight([look.geom_by_key[key]]).svg(), legend=legend,
+                legend_title=f"{label}, je Gemeinde",
+                caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
+                hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
+    # in the order of the Gemeinde table, as the pages are written
+    return {("gemeinde", k): blocks[("gemeinde", k)] for k in gem["ags"].astype(str)}
 
 
 _PAGE_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
