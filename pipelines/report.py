@@ -473,6 +473,19 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     # processes while this process writes the downloads, the page maps and the pages.
     workers = max(1, min(2, os.cpu_count() or 1))
     with worker_pool(workers) as pool:  # their log records reach this process' handlers (run.log)
+        # First what needs no worker, while the workers start (their fork server imports the map modules).
+        t0 = time.perf_counter()
+        early = write_search_index(out_dir, tables, search_addr)  # listed after the downloads, as before
+        timings["search index"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        data = atlas_data(tables, sites, cfg.funding_rules, meta)
+        io.write_text(out_dir / "provenance.html", render_provenance(
+            data, inputs, config_text, cfg.source.name if cfg.source else "", accounting, quarantine,
+            suppressed))
+        early.append("provenance.html")
+        timings["provenance page"] = time.perf_counter() - t0
+
         pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
 
         # Downloads first: the overview lists them with their sizes.
@@ -485,21 +498,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                                                data_boundaries, same_files, pool=pool, pending=pending)
         if "objections" in funding_files:
             downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
-        written += downloads + [rel for key, rel in funding_files.items() if key != "objections"]
+        written += downloads + [rel for key, rel in funding_files.items() if key != "objections"] + early
         timings["downloads"] = time.perf_counter() - t0
         log.info("report: %d downloads written (%.1f s)", len(downloads), timings["downloads"])
-
-        t0 = time.perf_counter()
-        written += write_search_index(out_dir, tables, search_addr)
-        timings["search index"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        data = atlas_data(tables, sites, cfg.funding_rules, meta)
-        io.write_text(out_dir / "provenance.html", render_provenance(
-            data, inputs, config_text, cfg.source.name if cfg.source else "", accounting, quarantine,
-            suppressed))
-        written.append("provenance.html")
-        timings["provenance page"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         column = _page_map_column(gem)
