@@ -88,6 +88,8 @@ def atlas_data(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: S
         t = tables[level]
         indexed[level] = t.assign(_key=t[key].astype(str)).set_index("_key", drop=False)
     sites = _with_address(sites)
+    if "best_tech" in sites.columns:
+        sites = sites.assign(_tech_label=sites["best_tech"].map(technology_label))
     sites_by = {level: {str(k): part for k, part in sites.groupby(sites[key].astype(str), sort=False)}
                 for level, key in LEVEL_KEYS.items() if level != "land" and key in sites.columns}
     return AtlasData(tables=tables, sites=sites, rules=tuple(rules), meta=meta, indexed=indexed,
@@ -129,6 +131,9 @@ def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: 
 
 
 def _name(data: AtlasData, level: str, key: str) -> str:
+    rows = data.rows.get(level)
+    if rows is not None:
+        return str(rows[key]["name"]) if key in rows else key
     idx = data.indexed[level]
     return str(idx.at[key, "name"]) if key in idx.index else key
 
@@ -229,8 +234,11 @@ SITE_COLUMNS = (("Art", "site_kind_label", "text"), ("Standort", "site_name", "t
 
 
 def _sites_table(s: pd.DataFrame, tid: str) -> dict:
-    s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
-    cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
+    if "_tech_label" in s.columns:  # labelled once for all pages by atlas_data
+        cols = [_Column(label, "_tech_label" if col == "best_tech" else col, kind) for label, col, kind in SITE_COLUMNS]
+    else:
+        s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
+        cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
     links = {"gemeinde_name": ("ags", ROOT + "gemeinde/{key}.html")}
     # text-heavy (names, addresses, providers): printed on a landscape page
     return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None, "wide": True}
@@ -322,9 +330,10 @@ def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock
     if level not in ("kreis", "amt", "gemeinde"):
         raise InputDataError(f"atlas pages exist for kreis, amt and gemeinde, not {level!r}")
     idx = data.indexed[level]
-    if key not in idx.index:
+    rows = data.rows.get(level)
+    if key not in (rows if rows is not None else idx.index):  # a dict: `in` on a text index may scan it
         raise InputDataError(f"{level} {key!r} is not in the {level} table")
-    row = data.rows[level][key] if level in data.rows else idx.loc[key]
+    row = rows[key] if rows is not None else idx.loc[key]
     key_col = LEVEL_KEYS[level]
     sites = data.sites_by.get(level, {}).get(key, data.sites.iloc[:0])
     thresholds = [t for t in HEADLINE_THRESHOLDS if f"share_ge_{_t(t)}_all" in idx.columns]

@@ -242,7 +242,10 @@ def funding_cards(row_or_frame: pd.DataFrame | RowLike) -> list[dict[str, str]]:
         columns = set(row_or_frame.index)
 
         def total(col: str) -> float:
-            return float(pd.to_numeric(pd.Series([row_or_frame[col]]), errors="coerce").sum(min_count=1))
+            value = row_or_frame[col]
+            if isinstance(value, (int, float, np.number)):
+                return float(value)
+            return float(pd.to_numeric(pd.Series([value]), errors="coerce").sum(min_count=1))
     hh = total("households")
     out = []
     for rule, label, below in (("white", "Weiße Flecken", 30), ("grey", "Graue Flecken", 100)):
