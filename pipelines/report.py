@@ -539,6 +539,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["waiting for the workers (maps, workbook, GeoPackage)"] = time.perf_counter() - t0
         log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)", len(pending),
                  timings["waiting for the workers (maps, workbook, GeoPackage)"])
+    t0 = time.perf_counter()
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
     if changes:
         io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
@@ -551,6 +552,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
         changes="changes.html", interactive=interactive))
     written.append("index.html")
+    timings["overview and changes pages"] = time.perf_counter() - t0
+    log.info("report: overview and changes pages written (%.1f s)", timings["overview and changes pages"])
     if cfg.report.pdf:
         jobs = steckbrief_jobs(out_dir)
         timings["pdf"] = print_pdfs(jobs)
