@@ -173,7 +173,10 @@ def count_classes(values: Iterable[float], n: int = 5) -> Classes:
 
 def classify(values: Iterable[float], classes: Classes) -> np.ndarray:
     """Class index per value (``-1`` for NaN/None)."""
-    v = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), dtype=float)
+    if isinstance(values, (np.ndarray, pd.Series)) and values.dtype.kind == "f":  # numbers already: no object copy
+        v = np.asarray(values, dtype=float)
+    else:
+        v = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), dtype=float)
     idx = np.searchsorted(np.asarray(classes.breaks, dtype=float), v, side="right") - 1
     idx = np.clip(idx, 0, len(classes.breaks) - 1)
     return np.where(np.isfinite(v), idx, -1)
