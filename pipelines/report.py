@@ -528,6 +528,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                        "hint": "Mausrad oder +/− vergrößert, Ziehen verschiebt; ein Klick auf eine Gemeinde öffnet "
                                "ihre Seite."}
         timings["map data"] = time.perf_counter() - t0
+        log.info("report: %d map data files written (layers, grid, addresses) (%.1f s)", len(files),
+                 timings["map data"])
 
         t0 = time.perf_counter()
         written += _write_area_pages(out_dir, data, tables, blocks, cfg.report.pdf)
