@@ -112,8 +112,19 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     listener.start()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_logging_worker,
                                initargs=(os.getpid(), queue, logging.getLogger().getEffectiveLevel()))
+    # The first submit waits until the fork server has imported WORKER_PRELOAD (1-2 s): start the
+    # workers from a thread, so the caller's first work that needs no worker overlaps with it.
+    warm = threading.Thread(target=_start_workers, args=(pool, workers), daemon=True, name="start-workers")
+    warm.start()
     try:
         yield pool
     finally:
+        warm.join()
         pool.shutdown(wait=True, cancel_futures=True)
         listener.stop()
+
+
+def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start the pool's worker processes (each submit starts one while none is idle)."""
+    for _ in range(workers):
+        pool.submit(int)

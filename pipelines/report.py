@@ -60,7 +60,7 @@ from coverage.report.geometry import MapGeometry
 from coverage.report.html import scope_name, scope_title
 from coverage.report.maps import column_label, format_date
 from coverage.report.search import search_files
-from coverage.report.svgmap import area_map_svg, draw_area_map, legend_entries
+from coverage.report.svgmap import draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
 from pipelines.cache import ADDRESSES_FILE
@@ -238,20 +238,24 @@ def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[st
 
 def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str) -> dict[tuple[str, str], MapBlock]:
     """Per Gemeinde its Amt with the Gemeinde outlined. A Gemeinde has no print map of its own, so its
-    page links none (a link must show the map it names, not the Amt's or Kreis's)."""
+    page links none (a link must show the map it names, not the Amt's or Kreis's). The Amt is drawn
+    once and each of its Gemeinden adds only its outline (the maps differ in nothing else)."""
     label = column_label(column)
-    by_amt = dict(list(gem.groupby(gem["vwg_ars"].astype(str), sort=True)))
+    look = geometry.lookup("gemeinde")
     blocks: dict[tuple[str, str], MapBlock] = {}
-    for key, row in gem.assign(_k=gem["ags"].astype(str)).set_index("_k").iterrows():
-        subset = by_amt[str(row["vwg_ars"])]
-        svg = area_map_svg(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
-                           context_link_template=_PAGE_LINK, highlight=key, max_width=520, max_height=420,
-                           label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
-        blocks[("gemeinde", key)] = MapBlock(
-            svg=svg, legend=legend_entries(subset, column), legend_title=f"{label}, je Gemeinde",
-            caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
-            hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
-    return blocks
+    for _amt, subset in gem.groupby(gem["vwg_ars"].astype(str), sort=True):
+        drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
+                              context_link_template=_PAGE_LINK, max_width=520, max_height=420,
+                              label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
+        legend = legend_entries(subset, column)
+        for key in subset["ags"].astype(str):
+            blocks[("gemeinde", key)] = MapBlock(
+                svg=drawn.with_highlight([look.geom_by_key[key]]).svg(), legend=legend,
+                legend_title=f"{label}, je Gemeinde",
+                caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
+                hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
+    # in the order of the Gemeinde table, as the pages are written
+    return {("gemeinde", k): blocks[("gemeinde", k)] for k in gem["ags"].astype(str)}
 
 
 _PAGE_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
@@ -469,6 +473,19 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     # processes while this process writes the downloads, the page maps and the pages.
     workers = max(1, min(2, os.cpu_count() or 1))
     with worker_pool(workers) as pool:  # their log records reach this process' handlers (run.log)
+        # First what needs no worker, while the workers start (their fork server imports the map modules).
+        t0 = time.perf_counter()
+        early = write_search_index(out_dir, tables, search_addr)  # listed after the downloads, as before
+        timings["search index"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        data = atlas_data(tables, sites, cfg.funding_rules, meta)
+        io.write_text(out_dir / "provenance.html", render_provenance(
+            data, inputs, config_text, cfg.source.name if cfg.source else "", accounting, quarantine,
+            suppressed))
+        early.append("provenance.html")
+        timings["provenance page"] = time.perf_counter() - t0
+
         pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
 
         # Downloads first: the overview lists them with their sizes.
@@ -481,21 +498,9 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                                                data_boundaries, same_files, pool=pool, pending=pending)
         if "objections" in funding_files:
             downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
-        written += downloads + [rel for key, rel in funding_files.items() if key != "objections"]
+        written += downloads + [rel for key, rel in funding_files.items() if key != "objections"] + early
         timings["downloads"] = time.perf_counter() - t0
         log.info("report: %d downloads written (%.1f s)", len(downloads), timings["downloads"])
-
-        t0 = time.perf_counter()
-        written += write_search_index(out_dir, tables, search_addr)
-        timings["search index"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        data = atlas_data(tables, sites, cfg.funding_rules, meta)
-        io.write_text(out_dir / "provenance.html", render_provenance(
-            data, inputs, config_text, cfg.source.name if cfg.source else "", accounting, quarantine,
-            suppressed))
-        written.append("provenance.html")
-        timings["provenance page"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         column = _page_map_column(gem)
@@ -523,6 +528,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                        "hint": "Mausrad oder +/− vergrößert, Ziehen verschiebt; ein Klick auf eine Gemeinde öffnet "
                                "ihre Seite."}
         timings["map data"] = time.perf_counter() - t0
+        log.info("report: %d map data files written (layers, grid, addresses) (%.1f s)", len(files),
+                 timings["map data"])
 
         t0 = time.perf_counter()
         written += _write_area_pages(out_dir, data, tables, blocks, cfg.report.pdf)
@@ -534,6 +541,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         timings["waiting for the workers (maps, workbook, GeoPackage)"] = time.perf_counter() - t0
         log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)", len(pending),
                  timings["waiting for the workers (maps, workbook, GeoPackage)"])
+    t0 = time.perf_counter()
     svgs = {caption: pending[path].result() for caption, path in captions.items()}
     if changes:
         io.write_text(out_dir / "changes.html", render_changes(data, changes["areas"], changes["providers"],
@@ -546,6 +554,8 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         downloads=_download_links(out_dir, downloads), provenance="provenance.html",
         changes="changes.html", interactive=interactive))
     written.append("index.html")
+    timings["overview and changes pages"] = time.perf_counter() - t0
+    log.info("report: overview and changes pages written (%.1f s)", timings["overview and changes pages"])
     if cfg.report.pdf:
         jobs = steckbrief_jobs(out_dir)
         timings["pdf"] = print_pdfs(jobs)

@@ -24,6 +24,8 @@ from coverage.model import GROUP_LABELS, LEVEL_KEYS
 from coverage.report.html import (
     HEADLINE_THRESHOLDS,
     UNDERSERVED_T,
+    AreaRow,
+    RowLike,
     _Column,
     _environment,
     _rows,
@@ -67,6 +69,15 @@ class AtlasData:
     meta: Mapping
     indexed: dict[str, pd.DataFrame] = field(default_factory=dict)
     sites_by: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+    #: per level, key -> the area's row (:class:`AreaRow`), read by every page of the area
+    rows: dict[str, dict[str, AreaRow]] = field(default_factory=dict)
+
+
+def _row_records(frame: pd.DataFrame) -> dict[str, AreaRow]:
+    """Key (the frame's index) -> its row as :class:`AreaRow`, with the values ``frame.loc[key]`` gives."""
+    columns = [str(c) for c in frame.columns]
+    values = zip(*(frame[c].astype(object).tolist() for c in frame.columns), strict=True)
+    return {str(k): AreaRow(zip(columns, v, strict=True)) for k, v in zip(frame.index, values, strict=True)}
 
 
 def atlas_data(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: Sequence[FundingRule],
@@ -77,10 +88,13 @@ def atlas_data(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: S
         t = tables[level]
         indexed[level] = t.assign(_key=t[key].astype(str)).set_index("_key", drop=False)
     sites = _with_address(sites)
+    if "best_tech" in sites.columns:
+        sites = sites.assign(_tech_label=sites["best_tech"].map(technology_label))
     sites_by = {level: {str(k): part for k, part in sites.groupby(sites[key].astype(str), sort=False)}
                 for level, key in LEVEL_KEYS.items() if level != "land" and key in sites.columns}
     return AtlasData(tables=tables, sites=sites, rules=tuple(rules), meta=meta, indexed=indexed,
-                     sites_by=sites_by)
+                     sites_by=sites_by, rows={level: _row_records(indexed[level]) for level in ("kreis", "amt",
+                                                                                               "gemeinde")})
 
 
 def _with_address(sites: pd.DataFrame) -> pd.DataFrame:
@@ -117,6 +131,9 @@ def _base_context(data: AtlasData, page_title: str, subtitle: str, breadcrumbs: 
 
 
 def _name(data: AtlasData, level: str, key: str) -> str:
+    rows = data.rows.get(level)
+    if rows is not None:
+        return str(rows[key]["name"]) if key in rows else key
     idx = data.indexed[level]
     return str(idx.at[key, "name"]) if key in idx.index else key
 
@@ -129,7 +146,7 @@ def home_crumb(data: AtlasData, root: str = "") -> dict[str, str]:
     return {"label": scope_name(data.tables) if whole else "Übersicht", "href": f"{root}index.html"}
 
 
-def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
+def _breadcrumbs(data: AtlasData, level: str, row: RowLike) -> list[dict]:
     crumbs = [home_crumb(data, ROOT)]
     if level in ("amt", "gemeinde"):
         k = str(row["krs_ags"])
@@ -141,7 +158,7 @@ def _breadcrumbs(data: AtlasData, level: str, row: pd.Series) -> list[dict]:
     return crumbs
 
 
-def _cards(row: pd.Series, sites: pd.DataFrame | None) -> list[dict[str, str]]:
+def _cards(row: RowLike, sites: pd.DataFrame | None) -> list[dict[str, str]]:
     hh = row.get("households")
     cards = [{"label": "Haushalte", "value": format_int(hh),
               "note": f"{format_int(row.get('addresses'))} Adressen"}]
@@ -160,7 +177,7 @@ def _cards(row: pd.Series, sites: pd.DataFrame | None) -> list[dict[str, str]]:
     return cards
 
 
-def _tech_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict:
+def _tech_table(row: RowLike, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict:
     records = []
     for g in groups:
         rec: dict[str, object] = {"group": GROUP_LABELS.get(g, g)}
@@ -175,7 +192,7 @@ def _tech_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[floa
     return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
-def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict:
+def _funding_table(row: RowLike, rules: Sequence[FundingRule], tid: str) -> dict:
     records = []
     for r in rules:
         records.append({"label": r.label, "describe": r.describe(),
@@ -188,7 +205,7 @@ def _funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> di
     return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
-def _business_funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: str) -> dict | None:
+def _business_funding_table(row: RowLike, rules: Sequence[FundingRule], tid: str) -> dict | None:
     """Businesses at addresses eligible per funding rule (today and with planned supply); None without them."""
     if not any(f"biz_fund_{r.name}" in row.index for r in rules):
         return None
@@ -199,7 +216,7 @@ def _business_funding_table(row: pd.Series, rules: Sequence[FundingRule], tid: s
     return {"id": tid, "columns": cols, "rows": _rows(records, cols), "total": None}
 
 
-def _business(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float],
+def _business(row: RowLike, groups: Sequence[str], thresholds: Sequence[float],
               rules: Sequence[FundingRule]) -> dict | None:
     """The "Gewerbe" section of an area page, or None when the tables have no business figures."""
     table = business_table(row, groups, thresholds, "tabelle-gewerbe")
@@ -217,8 +234,11 @@ SITE_COLUMNS = (("Art", "site_kind_label", "text"), ("Standort", "site_name", "t
 
 
 def _sites_table(s: pd.DataFrame, tid: str) -> dict:
-    s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
-    cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
+    if "_tech_label" in s.columns:  # labelled once for all pages by atlas_data
+        cols = [_Column(label, "_tech_label" if col == "best_tech" else col, kind) for label, col, kind in SITE_COLUMNS]
+    else:
+        s = s.assign(best_tech=s["best_tech"].map(technology_label)) if len(s) else s
+        cols = [_Column(label, col, kind) for label, col, kind in SITE_COLUMNS]
     links = {"gemeinde_name": ("ags", ROOT + "gemeinde/{key}.html")}
     # text-heavy (names, addresses, providers): printed on a landscape page
     return {"id": tid, "columns": cols, "rows": _rows(s, cols, links), "total": None, "wide": True}
@@ -251,7 +271,7 @@ _OBJECTION_CARDS = (("addr_contested", "hh_contested", "Adressen mit Stellungnah
                      "Adressen, deren Versorgung oder Förderfähigkeit angenommene Stellungnahmen änderten"))
 
 
-def objections_section(data: AtlasData, level: str, row: pd.Series) -> dict | None:
+def objections_section(data: AtlasData, level: str, row: RowLike) -> dict | None:
     """The "Stellungnahmen" section of a Gemeinde or Amt page: contested addresses and those accepted
     objections changed (with their households), links to the Amt's eligible-address list and to
     objections.csv (under downloads/, where the report placed them); None when there is nothing to show."""
@@ -310,9 +330,10 @@ def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock
     if level not in ("kreis", "amt", "gemeinde"):
         raise InputDataError(f"atlas pages exist for kreis, amt and gemeinde, not {level!r}")
     idx = data.indexed[level]
-    if key not in idx.index:
+    rows = data.rows.get(level)
+    if key not in (rows if rows is not None else idx.index):  # a dict: `in` on a text index may scan it
         raise InputDataError(f"{level} {key!r} is not in the {level} table")
-    row = idx.loc[key]
+    row = rows[key] if rows is not None else idx.loc[key]
     key_col = LEVEL_KEYS[level]
     sites = data.sites_by.get(level, {}).get(key, data.sites.iloc[:0])
     thresholds = [t for t in HEADLINE_THRESHOLDS if f"share_ge_{_t(t)}_all" in idx.columns]

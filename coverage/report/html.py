@@ -13,16 +13,16 @@ from __future__ import annotations
 import functools
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import SupportsFloat, cast
+from typing import Any, SupportsFloat, TypeAlias, cast
 from urllib.parse import quote
 
 import jinja2
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from coverage.errors import InputDataError, SchemaError
 from coverage.model import GROUP_LABELS, LEVEL_KEYS
@@ -33,7 +33,7 @@ from coverage.report.maps import (
     format_int,
     format_percent,
 )
-from coverage.text import document_text
+from coverage.text import DOCUMENT_CONTROLS, document_text
 
 #: Thresholds (Mbit/s) shown as headline shares and table columns when the tables have them.
 HEADLINE_THRESHOLDS = (30, 100, 1000)
@@ -44,6 +44,19 @@ TOP_N = 25
 
 def _t(t: float) -> str:
     return f"{t:g}"
+
+
+class AreaRow(dict[str, Any]):
+    """A table row as a dict (column -> value) that also answers ``row.index`` like a pandas row: the
+    pages look up hundreds of figures each, and a dict lookup costs a fraction of a Series'."""
+
+    @property
+    def index(self) -> KeysView[str]:
+        return self.keys()
+
+
+#: One area's figures: a pandas row or an :class:`AreaRow`.
+RowLike: TypeAlias = "pd.Series | AreaRow"
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,34 @@ def _finalize(value: object) -> object:
     return document_text(value) if isinstance(value, str) else value
 
 
+#: What :func:`_printed` changes in a text: markup characters (autoescaping) and control characters.
+_TO_PRINT = re.compile(r"[&<>\"']|" + DOCUMENT_CONTROLS)
+
+
+def _printed(value: object) -> str:
+    """``value`` as ``{{ value }}`` prints it: :func:`_finalize`, then autoescaping (plain text without
+    a character to change, most cells, is printed as it is)."""
+    if type(value) is str and not _TO_PRINT.search(value):
+        return value
+    return str(escape(_finalize(value)))
+
+
+def table_body(rows: Sequence[Sequence[_Cell]]) -> Markup:
+    """The ``<tr>`` lines of a table's body, as a template loop over every cell wrote them (that loop
+    was most of the atlas's page-writing time; ``_macros.html.j2`` calls this instead)."""
+    out = []
+    for row in rows:
+        out.append("    <tr>\n")
+        for cell in row:
+            css = f' class="{_printed(cell.css)}"' if cell.css else ""
+            value = f' data-value="{_printed(cell.value)}"' if cell.value is not None else ""
+            text = _printed(cell.text)
+            inner = f'<a href="{_printed(cell.href)}">{text}</a>' if cell.href else text
+            out.append(f"      <td{css}{value}>{inner}</td>\n")
+        out.append("    </tr>\n")
+    return Markup("".join(out))
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -124,6 +165,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["de_int"] = format_int
     env.filters["de_pct"] = format_percent
+    env.globals["table_body"] = table_body
     return env
 
 
@@ -189,16 +231,28 @@ def _format_timestamp(value: object) -> str:
     return f"{m.group(3)}.{m.group(2)}.{m.group(1)}, {m.group(4)}:{m.group(5)} Uhr"
 
 
-def funding_cards(row_or_frame: pd.DataFrame | pd.Series) -> list[dict[str, str]]:
+def funding_cards(row_or_frame: pd.DataFrame | RowLike) -> list[dict[str, str]]:
     """Headline cards of white- and grey-spot households (funding rules ``white``/``grey``), if present."""
-    frame = row_or_frame.to_frame().T if isinstance(row_or_frame, pd.Series) else row_or_frame
-    hh = float(pd.to_numeric(frame["households"], errors="coerce").sum(min_count=1))
+    if isinstance(row_or_frame, pd.DataFrame):
+        columns = set(row_or_frame.columns)
+
+        def total(col: str) -> float:
+            return float(pd.to_numeric(row_or_frame[col], errors="coerce").sum(min_count=1))
+    else:  # one row (a Series or a dict): its value, NaN when it is no number
+        columns = set(row_or_frame.index)
+
+        def total(col: str) -> float:
+            value = row_or_frame[col]
+            if isinstance(value, (int, float, np.number)):
+                return float(value)
+            return float(pd.to_numeric(pd.Series([value]), errors="coerce").sum(min_count=1))
+    hh = total("households")
     out = []
     for rule, label, below in (("white", "Weiße Flecken", 30), ("grey", "Graue Flecken", 100)):
         col = f"hh_fund_{rule}"
-        if col not in frame.columns:
+        if col not in columns:
             continue
-        n = float(pd.to_numeric(frame[col], errors="coerce").sum(min_count=1))
+        n = total(col)
         share = format_percent(100.0 * n / hh) if hh > 0 else "–"
         out.append({"label": f"{label} (Haushalte)", "value": format_int(n),
                     "note": f"{share} der Haushalte ohne Festnetz ≥ {below} Mbit/s (ohne Planung)"})
@@ -225,7 +279,7 @@ def business_figures(frame: pd.DataFrame) -> pd.Series:
     return row
 
 
-def business_table(row: pd.Series, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict | None:
+def business_table(row: RowLike, groups: Sequence[str], thresholds: Sequence[float], tid: str) -> dict | None:
     """The "Gewerbe" table: share of businesses per technology group (rows) and threshold, the last
     column with planned supply; None when ``row`` has no business shares (tables of older runs)."""
     thresholds = [t for t in thresholds if any(f"biz_share_ge_{_t(t)}_{g}" in row.index for g in groups)]

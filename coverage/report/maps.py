@@ -173,7 +173,10 @@ def count_classes(values: Iterable[float], n: int = 5) -> Classes:
 
 def classify(values: Iterable[float], classes: Classes) -> np.ndarray:
     """Class index per value (``-1`` for NaN/None)."""
-    v = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), dtype=float)
+    if isinstance(values, (np.ndarray, pd.Series)) and values.dtype.kind == "f":  # numbers already: no object copy
+        v = np.asarray(values, dtype=float)
+    else:
+        v = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), dtype=float)
     idx = np.searchsorted(np.asarray(classes.breaks, dtype=float), v, side="right") - 1
     idx = np.clip(idx, 0, len(classes.breaks) - 1)
     return np.where(np.isfinite(v), idx, -1)
@@ -331,6 +334,12 @@ def _mapped_geometries(map_geometry: MapGeometry, table: pd.DataFrame, level: st
     return keys, geom_by_key
 
 
+def _add_patch(ax: Axes, patch: PathPatch) -> None:
+    """``ax.add_patch`` without widening the data limits to the patch: every map sets its limits
+    itself, and measuring each area's path for limits nobody reads was half of a map's drawing time."""
+    ax.add_artist(patch)
+
+
 def _draw_context(ax: Axes, geom_by_key: dict[str, shapely.Geometry], in_table: set[str],
                   view: shapely.Geometry) -> None:
     """Neighbouring areas of the same level that are not in the table, light grey."""
@@ -339,7 +348,7 @@ def _draw_context(ax: Axes, geom_by_key: dict[str, shapely.Geometry], in_table: 
             continue
         p = _path(g)
         if p is not None:
-            ax.add_patch(PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
+            _add_patch(ax, PathPatch(p, facecolor=CONTEXT_FACE, edgecolor=CONTEXT_EDGE, lw=0.4, zorder=1))
 
 
 def _draw_areas(ax: Axes, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray, classes: Classes,
@@ -359,7 +368,7 @@ def _draw_areas(ax: Axes, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray,
     for i, (k, p, (_, row), c) in enumerate(zip(keys, paths, table.iterrows(), cls, strict=True)):
         gid = f"area-{i}"
         colour = classes.nodata_colour if c < 0 else classes.colours[c]
-        ax.add_patch(PathPatch(p, facecolor=colour, edgecolor=edge, lw=edge_lw, zorder=2, gid=gid))
+        _add_patch(ax, PathPatch(p, facecolor=colour, edgecolor=edge, lw=edge_lw, zorder=2, gid=gid))
         gids[gid] = (k, _tooltip(row, tooltip_columns), "nodata" if c < 0 else str(int(c)))
     return gids
 
@@ -370,7 +379,7 @@ def _draw_kreis_borders(ax: Axes, map_geometry: MapGeometry, view: shapely.Geome
         if shapely.intersects(g, view):
             p = _path(g)
             if p is not None:
-                ax.add_patch(PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
+                _add_patch(ax, PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
 
 
 def _draw_highlight(ax: Axes, highlight: Iterable[str] | str, geom_by_key: dict[str, shapely.Geometry]) -> None:
@@ -379,8 +388,8 @@ def _draw_highlight(ax: Axes, highlight: Iterable[str] | str, geom_by_key: dict[
     for k in sorted(hl & set(geom_by_key)):
         p = _path(geom_by_key[k])
         if p is not None:
-            ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_HALO, lw=3.6, zorder=4))
-            ax.add_patch(PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6, zorder=5))
+            _add_patch(ax, PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_HALO, lw=3.6, zorder=4))
+            _add_patch(ax, PathPatch(p, facecolor="none", edgecolor=HIGHLIGHT_EDGE, lw=1.6, zorder=5))
 
 
 def _draw_title(fig: Figure, title: str, subtitle: str | None) -> None:

@@ -190,7 +190,7 @@ def _encode(values: pd.Series) -> tuple[bytes, int, list[Any]]:
 
 def _tech_labels(values: pd.Series) -> np.ndarray:
     """Technology keys as planners read them ("ftth" -> "Glasfaser (FTTH)"), labelled once per distinct key."""
-    keys, inverse = np.unique(values.astype("object").fillna("").astype(str).to_numpy(), return_inverse=True)
+    inverse, keys = pd.factorize(values.astype("object").fillna("").astype(str).to_numpy())  # hashing: no sort
     return np.array([technology_label(k) for k in keys], dtype=object)[inverse]
 
 
@@ -209,7 +209,9 @@ def address_data(results: pd.DataFrame, groups: Sequence[str], rules: Sequence[t
     ``cols``: every other column as ``{"k": width, "s": codes, "v": table}`` (see :func:`_encode`;
     ``static/map.js`` decodes them). Encoded once over all addresses, so the per-Gemeinde work is slicing."""
     n = len(results)
-    order = np.argsort(results["ags"].astype(str).to_numpy(), kind="stable")
+    # the rows by Gemeinde, in their order within each: a stable sort of the keys' sorted codes (the
+    # same order as sorting the key strings, without comparing 268,000 strings)
+    order = np.argsort(pd.factorize(results["ags"].astype(str).to_numpy(), sort=True)[0], kind="stable")
     r = results.iloc[order]
     ags = r["ags"].astype(str).to_numpy()
     bounds = np.flatnonzero(np.r_[True, ags[1:] != ags[:-1], True]) if n else np.array([0])

@@ -8,6 +8,7 @@ the map (see :func:`legend_entries`). Every text from the data is XML-escaped.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -143,6 +144,22 @@ class AreaMap:
         return "".join(out)
 
 
+    def with_highlight(self, geoms: Iterable[shapely.Geometry | None]) -> AreaMap:
+        """The same drawing with ``geoms`` outlined over it, as :func:`draw_area_map` with ``highlight``
+        draws them (in that order): the locator maps of an Amt's Gemeinden differ only in the outline, so
+        the Amt is drawn once and each Gemeinde's map is this."""
+        x0, y1, s = self.frame
+        fr = _Frame(x0, y1, s, self.width, self.height)
+        return dataclasses.replace(self, borders=self.borders + tuple(
+            p for g in geoms for p in _highlight_paths(fr.d(g))))
+
+
+def _highlight_paths(d: str) -> tuple[str, str]:
+    """Black line on a white halo: visible on every class colour."""
+    return (f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_HALO}" stroke-width="5"/>',
+            f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_EDGE}" stroke-width="2.4"/>')
+
+
 def _linked(item: str, href: str | None, links: bool) -> str:
     return f'<a href="{href}">{item}</a>' if links and href is not None else item
 
@@ -218,9 +235,7 @@ def _border_paths(map_geometry: MapGeometry, level: str, fr: _Frame, view: Seque
     if highlight is not None:
         hl = {highlight} if isinstance(highlight, str) else {str(h) for h in highlight}
         for k in sorted(hl & set(geom_by_key)):
-            d = fr.d(geom_by_key[k])
-            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_HALO}" stroke-width="5"/>')
-            out.append(f'<path class="highlight" d="{d}" stroke="{HIGHLIGHT_EDGE}" stroke-width="2.4"/>')
+            out += _highlight_paths(fr.d(geom_by_key[k]))
     return out
 
 
