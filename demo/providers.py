@@ -75,6 +75,7 @@ from pyproj import CRS, Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS
 from demo.addresses import _KEY, cell_key
+from demo.polish import polish_classes
 
 log = logging.getLogger(__name__)
 
@@ -916,6 +917,8 @@ def _calibrate_vintage(
         codes, dscore, hh, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w), room=fibre_at_w, floor=dfloor
     )
     kd = kd if dfloor is None else np.maximum(kd, dfloor)
+    # granularity and kept classes: single addresses moved where the class sizes or the union miss most
+    kd = polish_classes(codes, kd, hh, dfloor, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w))
     down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
@@ -926,6 +929,7 @@ def _calibrate_vintage(
     fscore = scores["fibre"] + overlap_bonus(other)
     kf = union_classes(codes, fscore, hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
     kf = kf if ffloor is None else np.maximum(kf, ffloor)
+    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f, other, (t_w, s_w))
     down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2
