@@ -24,6 +24,7 @@ change no share), so the vintage rule of :func:`demo.providers._kept_level` stil
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,110 +55,115 @@ def polish_classes(
     floor: np.ndarray | None,
     thresholds: np.ndarray,
     shares: np.ndarray,
-    other: np.ndarray,
-    wired: tuple[np.ndarray, np.ndarray],
+    unions: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> np.ndarray:
     """Class index 0..K per address (as ``k``) with the misses of the Gemeinden that miss by more than
     :data:`POLISH_TRIGGER_PP` lowered by local moves.
 
-    ``codes``, ``hh``, ``thresholds``, ``shares`` (Gemeinden × K, %), ``other`` (best download already
-    placed) and ``wired`` (published wired thresholds, Gemeinden × their shares in %) are those of
-    :func:`demo.providers.union_classes`; ``floor`` the class each address must keep. Only a union
-    *above* "wired" counts: kept classes and granularity only ever add coverage, while a union below it
-    is what a technology placed later fills, or what no placement of DSL, cable and fibre reaches (a
-    published wired share above their sum): trading the own shares for that would move them off the
-    published ones, and a kept class would carry the miss into the later vintages. Returns a new
-    array; ``k`` is not changed.
+    ``codes``, ``hh``, ``thresholds`` and ``shares`` (Gemeinden × K, %) are those of
+    :func:`demo.providers.union_classes`; ``floor`` the class each address must keep. ``unions`` are
+    ``(other, union_thresholds, union_shares)``: the best download per address the union already has
+    without this technology (for "wired": the technologies placed before; for "all": also the level
+    an address must keep in "all" from mobile in an earlier vintage), and the published shares of the
+    union (Gemeinden × thresholds, %). Only a union *above* its published share counts: kept classes
+    and granularity only ever add coverage, while a union below it is what a technology placed later
+    fills, or what no placement of DSL, cable and fibre reaches (a published wired share above their
+    sum): trading the own shares for that would move them off the published ones, and a kept class
+    would carry the miss into the later vintages. Returns a new array; ``k`` is not changed.
     """
     codes = np.asarray(codes, dtype=np.int64)
     out = np.asarray(k, dtype=np.int64).copy()
     hh = np.asarray(hh, float)
     fl = np.zeros(len(out), dtype=np.int64) if floor is None else np.asarray(floor, dtype=np.int64)
-    t_w, s_w = wired
-    s_w = np.asarray(s_w, float)
     ngem = shares.shape[0]
-    reach = np.r_[0, np.searchsorted(t_w, thresholds, side="right")]  # wired thresholds class c reaches: i < reach[c]
-    b = np.searchsorted(t_w, np.asarray(other, float), side="right")
+    # per union: thresholds class c reaches (i < reach[c]) and thresholds an address already reaches (i < b)
+    reach = [np.r_[0, np.searchsorted(t_u, thresholds, side="right")] for _, t_u, _ in unions]
+    b = [np.searchsorted(t_u, np.asarray(o, float), side="right") for o, t_u, _ in unions]
+    sizes = [len(t_u) for _, t_u, _ in unions]
+    s_u = np.concatenate([np.asarray(s, float) for _, _, s in unions], axis=1)
     gem_hh = np.bincount(codes, hh, ngem)
-    own, union = _misses(codes, out, hh, b, reach, shares, s_w, gem_hh)
+    own, union = _misses(codes, out, hh, _hits(b, reach, sizes, out), shares, s_u, gem_hh)
     worst = np.maximum(np.nanmax(np.abs(own), axis=1), np.nanmax(union, axis=1, initial=0.0))
     todo = np.flatnonzero((worst > POLISH_TRIGGER_PP) & (gem_hh > 0))
     if not len(todo):
         return out
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(ngem + 1))
+    nk = shares.shape[1]
     moved = 0
     for g in todo:
         rows = order[starts[g] : starts[g + 1]]
         rows = rows[hh[rows] > 0]
-        new = _search(
-            hh[rows], out[rows], fl[rows], b[rows], reach, shares[g], s_w[g], gem_hh[g]
-        )
+        # (addresses, K+1, union thresholds): the address in class c reaches the union threshold
+        union_at = np.stack([_hits([x[rows] for x in b], reach, sizes, np.full(len(rows), c)) for c in range(nk + 1)],
+                            axis=1).astype(float)
+        new = _search(hh[rows], out[rows], fl[rows], union_at, shares[g], s_u[g], gem_hh[g])
         moved += int((new != out[rows]).sum())
         out[rows] = new
     log.info("class polish: %d Gemeinden searched, %d addresses changed class", len(todo), moved)
     return out
 
 
+def _hits(b: Sequence[np.ndarray], reach: Sequence[np.ndarray], sizes: Sequence[int], k: np.ndarray) -> np.ndarray:
+    """(addresses × union thresholds, the unions side by side): whether the address in class ``k``
+    reaches the threshold (``b``: thresholds it already reaches, ``reach``: per class)."""
+    return np.concatenate(
+        [np.maximum(bu, ru[k])[:, None] > np.arange(n)[None, :] for bu, ru, n in zip(b, reach, sizes, strict=True)],
+        axis=1,
+    )
+
+
 def _misses(
     codes: np.ndarray,
     k: np.ndarray,
     hh: np.ndarray,
-    b: np.ndarray,
-    reach: np.ndarray,
+    hit: np.ndarray,
     shares: np.ndarray,
-    s_w: np.ndarray,
+    s_u: np.ndarray,
     gem_hh: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per Gemeinde: own share minus published (pp, per threshold) and the union's miss against
-    "wired" (pp, ≥ 0: how far above it)."""
+    """Per Gemeinde: own share minus published (pp, per threshold) and how far each union (``hit`` from
+    :func:`_hits`) is above its published share (pp, ≥ 0)."""
     ngem, nk = shares.shape
-    nm = s_w.shape[1]
     denom = np.maximum(gem_hh, 1e-9)[:, None]
     own = np.stack([np.bincount(codes, hh * (k > j), ngem) for j in range(nk)], axis=1) / denom * 100.0 - shares
-    r = np.maximum(b, reach[k])
-    got = np.stack([np.bincount(codes, hh * (r > m), ngem) for m in range(nm)], axis=1) / denom * 100.0
-    dev = got - s_w
-    union = np.where(np.isnan(dev), 0.0, np.maximum(dev, 0.0))
-    return own, union
+    got = np.stack([np.bincount(codes, hh * hit[:, m], ngem) for m in range(hit.shape[1])], axis=1) / denom * 100.0
+    dev = got - s_u
+    return own, np.where(np.isnan(dev), 0.0, np.maximum(dev, 0.0))
 
 
 def _search(
     h: np.ndarray,
     k: np.ndarray,
     fl: np.ndarray,
-    b: np.ndarray,
-    reach: np.ndarray,
+    union_at: np.ndarray,
     s: np.ndarray,
-    s_w: np.ndarray,
+    s_u: np.ndarray,
     total: float,
 ) -> np.ndarray:
     """Best-improvement local search over one Gemeinde's addresses (households ``h`` > 0): move one
     address to another class (not below its floor ``fl``) or swap the classes of two, while the summed
-    squared misses (pp) of the own shares and of the union above "wired" fall (weights and bounds:
-    :data:`POLISH_OWN_WEIGHT`, :data:`POLISH_BOUND_PP`, :data:`POLISH_WIRED_BOUND_PP`)."""
+    squared misses (pp) of the own shares and of the unions above their published shares fall (weights
+    and bounds: :data:`POLISH_OWN_WEIGHT`, :data:`POLISH_BOUND_PP`, :data:`POLISH_WIRED_BOUND_PP`)."""
     k = k.copy()
     n = len(h)
     nk = len(s)
-    ok_w = ~np.isnan(s_w)
-    s_w = np.nan_to_num(s_w)
+    ok_u = ~np.isnan(s_u)
+    s_u = np.nan_to_num(s_u)
     scale = 100.0 / total
     cls = np.arange(nk + 1)
     own_at = (cls[:, None] > np.arange(nk)[None, :]).astype(float)  # (K+1) × K: class c reaches own threshold j
-    # (n, K+1, nm): address i in class c reaches wired threshold m (with what is already placed there)
-    union_at = (np.maximum(b[:, None], reach[None, :])[:, :, None] > np.arange(len(s_w))[None, None, :]).astype(float)
     rows = np.arange(n)
     allowed = cls[None, :] >= fl[:, None]
     big = np.argsort(-h, kind="stable")[:POLISH_SWAP_ADDRESSES]
 
     def cost(own_sum: np.ndarray, union_sum: np.ndarray) -> np.ndarray:
         d_own = np.abs(own_sum * scale - s)
-        d_w = union_sum * scale - s_w
-        pen = np.where(ok_w, np.maximum(d_w, 0.0), 0.0)
+        pen = np.where(ok_u, np.maximum(union_sum * scale - s_u, 0.0), 0.0)
         over = np.maximum(d_own - POLISH_BOUND_PP, 0.0) ** 2
-        over_w = np.maximum(pen - POLISH_WIRED_BOUND_PP, 0.0) ** 2
+        over_u = np.maximum(pen - POLISH_WIRED_BOUND_PP, 0.0) ** 2
         return (POLISH_OWN_WEIGHT * d_own**2 + POLISH_BOUND_WEIGHT * over).sum(axis=-1) + (
-            pen**2 + POLISH_BOUND_WEIGHT * over_w
+            pen**2 + POLISH_BOUND_WEIGHT * over_u
         ).sum(axis=-1)
 
     own_sum = (h[:, None] * own_at[k]).sum(axis=0)
@@ -167,21 +173,20 @@ def _search(
         # single moves: address i to class c
         d_own = h[:, None, None] * (own_at[None, :, :] - own_at[k][:, None, :])
         d_union = h[:, None, None] * (union_at - union_at[rows, k][:, None, :])
-        single = cost(own_sum + d_own, union_sum + d_union)
-        single = np.where(allowed, single, np.inf)
+        single = np.where(allowed, cost(own_sum + d_own, union_sum + d_union), np.inf)
         i, c = np.unravel_index(np.argmin(single), single.shape)
         best = float(single[i, c])
         swap = None
         if len(big) > 1:
             # swaps among the biggest addresses: i takes the class of j and j that of i
-            ki, kj = k[big][:, None], k[big][None, :]
+            kb = k[big]
+            ki, kj = kb[:, None], kb[None, :]
             hi, hj = h[big][:, None, None], h[big][None, :, None]
-            s_own = (hi - hj) * (own_at[kj] - own_at[ki])
-            ub = union_at[big]  # (P, K+1, nm)
-            s_union = hi * (ub[:, k[big], :] - ub[np.arange(len(big)), k[big]][:, None, :]) + hj * (
-                np.transpose(ub[:, k[big], :], (1, 0, 2)) - ub[np.arange(len(big)), k[big]][None, :, :]
-            )
-            paired = cost(own_sum + s_own, union_sum + s_union)
+            ub = union_at[big]  # (P, K+1, M)
+            mine = ub[np.arange(len(big)), kb]  # (P, M): each at its own class
+            theirs = ub[:, kb, :]  # (P, P, M): a at the class of z
+            s_union = hi * (theirs - mine[:, None, :]) + hj * (np.transpose(theirs, (1, 0, 2)) - mine[None, :, :])
+            paired = cost(own_sum + (hi - hj) * (own_at[kj] - own_at[ki]), union_sum + s_union)
             fit = (kj >= fl[big][:, None]) & (ki >= fl[big][None, :]) & (ki != kj)
             paired = np.where(fit, paired, np.inf)
             a, z = np.unravel_index(np.argmin(paired), paired.shape)

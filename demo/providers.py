@@ -918,7 +918,9 @@ def _calibrate_vintage(
     )
     kd = kd if dfloor is None else np.maximum(kd, dfloor)
     # granularity and kept classes: single addresses moved where the class sizes or the union miss most
-    kd = polish_classes(codes, kd, hh, dfloor, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w))
+    t_a, s_a = shares_by_group["all"]
+    cable = assign["hfc_down"].to_numpy()
+    kd = polish_classes(codes, kd, hh, dfloor, t, s, [(cable, t_w, s_w), (np.maximum(cable, need_all), t_a, s_a)])
     down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
@@ -929,7 +931,7 @@ def _calibrate_vintage(
     fscore = scores["fibre"] + overlap_bonus(other)
     kf = union_classes(codes, fscore, hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
     kf = kf if ffloor is None else np.maximum(kf, ffloor)
-    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f, other, (t_w, s_w))
+    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f, [(other, t_w, s_w), (np.maximum(other, need_all), t_a, s_a)])
     down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2
