@@ -27,7 +27,9 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    address' households are indivisible; where the score order misses, the big addresses of a small
    Gemeinde first). So single technologies and "wired" both match per Gemeinde up to household
    granularity, except where the published wired share exceeds DSL + cable + fibre (other wired
-   technologies the table does not list separately; three MV Gemeinden by more than 5 pp).
+   technologies the table does not list separately; five MV Gemeinden by more than 5 pp). Then
+   :func:`demo.polish.polish_classes` moves single addresses where granularity or the classes kept
+   from an earlier vintage (7.) still leave a share or the union above "wired"/"all" far off.
 4. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
    of a threshold). Uploads: DSL ≈ down/10, HFC ≈ down/20 (≤ 50), fibre down/2.
 5. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
