@@ -27,7 +27,9 @@ Method (household-weighted quantile mapping, per Gemeinde and technology group):
    address' households are indivisible; where the score order misses, the big addresses of a small
    Gemeinde first). So single technologies and "wired" both match per Gemeinde up to household
    granularity, except where the published wired share exceeds DSL + cable + fibre (other wired
-   technologies the table does not list separately; three MV Gemeinden by more than 5 pp).
+   technologies the table does not list separately; five MV Gemeinden by more than 5 pp). Then
+   :func:`demo.polish.polish_classes` moves single addresses where granularity or the classes kept
+   from an earlier vintage (7.) still leave a share or the union above "wired"/"all" far off.
 4. A class ``[t_i, t_{i+1})`` gets a realistic product speed inside it (never on the wrong side
    of a threshold). Uploads: DSL ≈ down/10, HFC ≈ down/20 (≤ 50), fibre down/2.
 5. Gemeinden without a Breitbandatlas row (AGS changed by mergers) use the household-weighted
@@ -75,6 +77,7 @@ from pyproj import CRS, Transformer
 
 from coverage.crs import INSPIRE_GRID_CRS
 from demo.addresses import _KEY, cell_key
+from demo.polish import polish_classes
 
 log = logging.getLogger(__name__)
 
@@ -916,6 +919,10 @@ def _calibrate_vintage(
         codes, dscore, hh, t, s, assign["hfc_down"].to_numpy(), (t_w, s_w), room=fibre_at_w, floor=dfloor
     )
     kd = kd if dfloor is None else np.maximum(kd, dfloor)
+    # granularity and kept classes: single addresses moved where the class sizes or the union miss most
+    t_a, s_a = shares_by_group["all"]
+    cable = assign["hfc_down"].to_numpy()
+    kd = polish_classes(codes, kd, hh, dfloor, t, s, [(cable, t_w, s_w), (np.maximum(cable, need_all), t_a, s_a)])
     down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
@@ -926,6 +933,7 @@ def _calibrate_vintage(
     fscore = scores["fibre"] + overlap_bonus(other)
     kf = union_classes(codes, fscore, hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
     kf = kf if ffloor is None else np.maximum(kf, ffloor)
+    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f, [(other, t_w, s_w), (np.maximum(other, need_all), t_a, s_a)])
     down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2

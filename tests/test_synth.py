@@ -221,13 +221,11 @@ def _abs_diffs(shares: pd.DataFrame, bba: pd.DataFrame, group: str, target: pd.D
 
 def _assert_per_gemeinde(diffs: pd.DataFrame, name: str, within: float = 0.95, exempt=()) -> None:
     """Issue 19's bound: within 5 pp at every threshold for >= 95 % of the Gemeinden, and above 10 pp
-    in at most one (``exempt``: Gemeinden left out of the 10 pp bound, see the caller)."""
+    in none (``exempt``: Gemeinden left out of the 10 pp bound, each justified by the caller)."""
     worst = diffs.max(axis=1)
     assert (worst <= 5.0).mean() >= within, (name, worst.sort_values().tail(8).round(1).to_dict())
     rest = worst.drop(index=list(exempt), errors="ignore")
-    # NOT fully met: with this test's seed one Gemeinde (13073079, cable and fibre both published at
-    # 28 %: one cable cell is a large part of it) is 13 pp off; the demo's seed 20210630 stays <= 10
-    assert (rest > 10.0).sum() <= 1, (name, rest.sort_values().tail(5).round(1).to_dict())
+    assert (rest <= 10.0).all(), (name, rest.sort_values().tail(5).round(1).to_dict())
 
 
 def _union_cap(bba: pd.DataFrame, thresholds) -> pd.DataFrame:
@@ -515,14 +513,17 @@ def test_calibration_wired_and_all_combinations(demo, counted, bba):
     all_err = _compare(all_shares, bba, "all")
     assert wired_err < 0.5, wired_err
     assert all_err < 0.5, all_err
-    # Gemeinden whose published wired share exceeds DSL + cable + fibre by > 5 pp (other wired
-    # technologies): no placement of the three reaches it; 3 in MV, 2021-06
+    # The only exceptions to "never above 10 pp", each justified by the published table itself: Gemeinden
+    # whose published wired share exceeds DSL + cable + fibre published by > 5 pp (other wired technologies
+    # the table does not list; 5 in MV, 2021-06, e.g. 13075083 at >= 16 Mbit/s: wired 87.8 against DSL
+    # 71.0 + cable 0.4 + fibre 1.3). No placement of the three reaches it without moving their own shares
+    # off the published ones; against what they can reach (the cap) the bound holds without exception.
     cap = _union_cap(bba, thresholds)
     over = (bba[[f"share_ge_{t}_wired" for t in thresholds]].to_numpy() - cap.to_numpy()).max(axis=1) > 5
     exempt = set(bba.index[over])
     assert len(exempt & set(wired_shares.index)) <= 5, exempt
     _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired"), "wired", exempt=exempt)
-    _assert_per_gemeinde(_abs_diffs(all_shares, bba, "all"), "all", exempt=exempt)
+    _assert_per_gemeinde(_abs_diffs(all_shares, bba, "all"), "all")  # mobile fills the gap below 30 Mbit/s
     # against what DSL + cable + fibre can reach
     _assert_per_gemeinde(_abs_diffs(wired_shares, bba, "wired", cap), "wired (cap)")
     for group, down in (("dsl", d), ("fibre", f), ("hfc", h)):
