@@ -80,44 +80,60 @@ def weighted_shares(hh: np.ndarray, down: np.ndarray, thresholds: Sequence[float
     return np.array([100.0 * float(w[d >= t].sum()) / total for t in thresholds])
 
 
-def build_land_shares(out: Path, laender: Sequence[str] | None = None) -> pd.DataFrame:
-    """Land shares of a Germany build in ``out``: ``land, group, threshold_mbps, share`` for the groups
-    of :data:`LAND_GROUPS` at every threshold 1 … 1000 of the Land table. Households are the addresses';
-    the mobile raster is read with the run's own reader (:func:`coverage.match.sample_raster`)."""
+#: Thresholds of the Land table (Mbit/s).
+LAND_THRESHOLDS = (1, 2, 6, 8, 10, 16, 30, 50, 100, 200, 400, 1000)
+
+
+def land_levels(out: Path, land: str, rasters: Sequence | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One Land of a Germany build in ``out``: its addresses (GeoDataFrame) and the best current download
+    per address and group of :data:`LAND_GROUPS` (0 = none). The mobile raster is read with the run's own
+    reader (:func:`coverage.match.sample_raster`); ``rasters``: the raster deliveries, if already read."""
     import geopandas as gpd
     import pyarrow.parquet as pq
 
-    from coverage.config import load_config
     from coverage.match import sample_raster
+
+    out = Path(out)
+    rasters = _rasters(out) if rasters is None else rasters
+    addr = gpd.read_parquet(out / "addresses" / f"land={land}")
+    ids = addr["address_id"]
+    best = {}
+    for name in ("dsl", "hfc", "fibre"):
+        table = pq.read_table(out / "providers" / name / f"land={land}").to_pandas()
+        cur = table[table["status"] == "current"].groupby("address_id")["down_mbps"].max()
+        best[name] = cur.reindex(ids).fillna(0.0).to_numpy(float)
+    mobile = np.zeros(len(addr))
+    for delivery in rasters:
+        sample = sample_raster(delivery, addr)
+        got = sample.offers.groupby("addr")["down_mbps"].max()
+        at = got.index.to_numpy()
+        mobile[at] = np.maximum(mobile[at], got.to_numpy())
+    best["mobile"] = mobile
+    return addr, _levels(best)
+
+
+def _rasters(out: Path) -> list:
+    from coverage.config import load_config
     from coverage.sources.providers import read_provider_raster
     from coverage.technology import alias_table
 
+    cfg = load_config(Path(out) / "bbcov.toml")
+    return [read_provider_raster(p, alias_table()) for p in cfg.providers if p.format == "raster"]
+
+
+def build_land_shares(out: Path, laender: Sequence[str] | None = None) -> pd.DataFrame:
+    """Land shares of a Germany build in ``out``: ``land, group, threshold_mbps, share`` for the groups
+    of :data:`LAND_GROUPS` at :data:`LAND_THRESHOLDS`, households of the addresses (:func:`land_levels`)."""
     out = Path(out)
-    cfg = load_config(out / "bbcov.toml")
-    rasters = [read_provider_raster(p, alias_table()) for p in cfg.providers if p.format == "raster"]
+    rasters = _rasters(out)
     folders = sorted(p.name.split("=", 1)[1] for p in (out / "addresses").glob("land=*"))
     keys = folders if laender is None else [str(k).zfill(2) for k in laender]
-    thresholds = (1, 2, 6, 8, 10, 16, 30, 50, 100, 200, 400, 1000)
     rows = []
     for land in keys:
-        addr = gpd.read_parquet(out / "addresses" / f"land={land}")
-        ids = addr["address_id"]
-        best = {}
-        for name in ("dsl", "hfc", "fibre"):
-            table = pq.read_table(out / "providers" / name / f"land={land}").to_pandas()
-            cur = table[table["status"] == "current"].groupby("address_id")["down_mbps"].max()
-            best[name] = cur.reindex(ids).fillna(0.0).to_numpy(float)
-        mobile = np.zeros(len(addr))
-        for delivery in rasters:
-            sample = sample_raster(delivery, addr)
-            got = sample.offers.groupby("addr")["down_mbps"].max()
-            mobile[got.index.to_numpy()] = np.maximum(mobile[got.index.to_numpy()], got.to_numpy())
-        best["mobile"] = mobile
-        best["wired"] = np.maximum.reduce([best["dsl"], best["hfc"], best["fibre"]])
-        best["all"] = np.maximum(best["wired"], mobile)
+        addr, best = land_levels(out, land, rasters)
         hh = addr["households"].to_numpy(float)
         for group in LAND_GROUPS:
-            for t, share in zip(thresholds, weighted_shares(hh, best[group], thresholds), strict=True):
+            for t, share in zip(LAND_THRESHOLDS, weighted_shares(hh, best[group], LAND_THRESHOLDS), strict=True):
                 rows.append({"land": land, "group": group, "threshold_mbps": float(t), "share": share})
     return pd.DataFrame(rows, columns=["land", "group", "threshold_mbps", "share"])
 
