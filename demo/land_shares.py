@@ -7,10 +7,11 @@ counts, Gemeinden renamed by mergers): calibrating every Gemeinde exactly left L
 one offset on the logit scale (0 % and 100 % stay), so the weighted Land share is the published one
 while the Gemeinden keep their order and roughly their published values.
 
-``python -m demo.land_shares DIR TABLE [LAND …]`` prints, for a `bbcov synth --scope germany` build
-in DIR, its Land shares (households of the addresses; best current offer of the address tables and
-the mobile raster read as a run reads it) against the Land table TABLE (e.g.
-``bundesland_privat_2021_1.csv``), and the largest difference per group.
+``python -m demo.land_shares DIR TABLE [LAND …] [--gemeinden GEMEINDE_TABLE]`` prints, for a `bbcov synth
+--scope germany` build in DIR, its Land shares (households of the addresses; best current offer of the
+address tables and the mobile raster read as a run reads it) against the Land table TABLE (e.g.
+``bundesland_privat_2021_1.csv``), the largest difference per group, and with ``--gemeinden`` the spread
+per Gemeinde against the Gemeinde table.
 """
 
 from __future__ import annotations
@@ -149,6 +150,38 @@ def compare_build(out: Path, table: Path, laender: Sequence[str] | None = None) 
     return both.assign(diff_pp=both["share"] - both["bba_share"])
 
 
+def gemeinde_spread(out: Path, table: Path, laender: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per group, the spread of the build's Gemeinde shares against the Gemeinde table ``table``
+    (:func:`coverage.compare.spread_by_group`: mean, 95th percentile, maximum, Gemeinden off by > 5 / 10 pp)
+    over the Gemeinden with households whose AGS the table has, at every threshold it publishes."""
+    from coverage.compare import spread_by_group
+    from coverage.sources.breitbandatlas import read_bba_table
+
+    out = Path(out)
+    bba = read_bba_table(table)
+    bba = bba[bba["key"].str.len() == 8]
+    rasters = _rasters(out)
+    folders = sorted(p.name.split("=", 1)[1] for p in (out / "addresses").glob("land=*"))
+    rows = []
+    for land in folders if laender is None else [str(k).zfill(2) for k in laender]:
+        addr, best = land_levels(out, land, rasters)
+        ags = addr["ags"].to_numpy()
+        hh = addr["households"].to_numpy(float)
+        total = pd.Series(hh).groupby(ags).sum()
+        total = total[total > 0]
+        for (group, t), part in bba[bba["key"].str.startswith(land)].groupby(["group", "threshold_mbps"]):
+            if group not in best:
+                continue
+            ours = (pd.Series(hh * (best[group] >= t)).groupby(ags).sum().reindex(total.index) / total * 100)
+            published = part.set_index("key")["share"].reindex(total.index)
+            ok = published.notna()
+            rows.append(pd.DataFrame({"key": total.index[ok], "group": group, "threshold_mbps": t,
+                                      "diff_pp": (ours[ok] - published[ok]).to_numpy()}))
+    detail = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["key", "group", "threshold_mbps", "diff_pp"])
+    return spread_by_group(detail)
+
+
 def summary(diffs: pd.DataFrame) -> pd.DataFrame:
     """Mean and maximum absolute difference per group, and the worst (Land, threshold)."""
     absd = diffs.assign(abs_pp=diffs["diff_pp"].abs())
@@ -162,6 +195,9 @@ def main(argv: Sequence[str] | None = None, stdout=None) -> int:
     parser.add_argument("dir", type=Path, help="a `bbcov synth --scope germany` output folder")
     parser.add_argument("table", type=Path, help="the Breitbandatlas Land table (bundesland_privat_2021_1.csv)")
     parser.add_argument("laender", nargs="*", help="two-digit Land keys (default: every Land in the build)")
+    parser.add_argument("--gemeinden", type=Path, metavar="GEMEINDE_TABLE",
+                        help="also the spread per Gemeinde against this Gemeinde table "
+                             "(gemeinde_bezirke_privat_2021_mitte.csv)")
     args = parser.parse_args(argv)
     stdout = stdout or sys.stdout
     diffs = compare_build(args.dir, args.table, args.laender or None)
@@ -171,6 +207,11 @@ def main(argv: Sequence[str] | None = None, stdout=None) -> int:
         print(wide.round(2).to_string(), file=stdout)
         print(file=stdout)
         print(summary(diffs).round(2).to_string(index=False), file=stdout)
+        if args.gemeinden is not None:
+            print(f"\nPer Gemeinde against {args.gemeinden.name} (absolute differences over all Gemeinden and "
+                  "thresholds; Gemeinden off by more than 5 / 10 pp at some threshold):", file=stdout)
+            print(gemeinde_spread(args.dir, args.gemeinden, args.laender or None).round(2).to_string(index=False),
+                  file=stdout)
     return 0
 
 

@@ -272,8 +272,23 @@ def test_land_shares_within_1pp_of_the_land_table(land_diffs, built):
     _, manifest = built
     for land in LAENDER:
         fit = manifest["counts_per_land"][land]["land_fit"]
-        mine = land_diffs[(land_diffs["land"] == land) & (land_diffs["group"] == "wired")]
+        mine = land_diffs[(land_diffs["land"] == land) & land_diffs["group"].isin(["wired", "all"])]
         assert fit["max_abs_miss_pp"] == pytest.approx(mine["diff_pp"].abs().max(), abs=0.01)
+
+
+def test_shift_to_land_meets_the_land_share_and_keeps_the_order():
+    from demo.land_shares import shift_to_land
+
+    shares = np.array([[100.0, 90.0, 40.0], [100.0, 60.0, 0.0], [80.0, 30.0, 10.0]])
+    hh = np.array([10.0, 30.0, 60.0])
+    target = np.array([np.nan, 55.0, 12.0])
+    out = shift_to_land(shares, hh, target)
+    np.testing.assert_allclose(hh @ out[:, 1:] / hh.sum(), [55.0, 12.0], atol=1e-6)
+    np.testing.assert_array_equal(out[:, 0], shares[:, 0])  # no target: unchanged
+    assert out[0, 0] == 100.0 and out[1, 2] == 0.0  # 0 and 100 % stay
+    assert (np.diff(out, axis=1) <= 0).all()  # still non-increasing over the thresholds
+    for k in (1, 2):  # one offset per threshold: the Gemeinden keep their order
+        assert (np.argsort(out[:, k], kind="stable") == np.argsort(shares[:, k], kind="stable")).all()
 
 
 def test_compare_bba_with_the_land_table(tmp_path, capsys):
