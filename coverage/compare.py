@@ -7,7 +7,8 @@ Household tables (``…_privat_…``) are compared with the run's ``share_ge_*``
 business tables (``…_gew_…``) with its ``biz_share_ge_*`` (see :data:`KINDS`).
 The Kreis table (``2021_BBA_Kreisdaten.xls``) is compared per Kreis
 (:func:`compare_kreise_with_bba`): households, businesses and schools (the run's
-``school`` sites, best service of all technologies).
+``school`` sites, best service of all technologies). The Land table (``bundesland_privat_…``, two-digit
+keys) is compared per Land (:func:`compare_laender_with_bba`).
 """
 
 from __future__ import annotations
@@ -161,3 +162,79 @@ def spread_by_group(detail: pd.DataFrame) -> pd.DataFrame:
     out["gemeinden_over_5pp"] = (worst > 5).groupby(level="group").sum()
     out["gemeinden_over_10pp"] = (worst > 10).groupby(level="group").sum()
     return out.reset_index()
+
+
+#: A Land off by more than this (pp) at some threshold is listed by :func:`laender_off` (issue 19: within 1 pp).
+LAND_TOLERANCE_PP = 1.0
+
+
+def is_land_table(bba_long: pd.DataFrame) -> bool:
+    """A Breitbandatlas table of Länder (``bundesland_…``): every key is a two-digit Land key."""
+    keys = bba_long["key"].astype(str)
+    return bool(len(keys)) and bool((keys.str.len() == 2).all())
+
+
+def compare_laender_with_bba(laender: pd.DataFrame, land_long: pd.DataFrame,
+                             kind: str = "households") -> BBAComparison:
+    """Compare a run's ``coverage_land`` table with the Breitbandatlas Land table (long form, two-digit
+    keys; :func:`coverage.sources.breitbandatlas.read_bba_table`) per group and published threshold the
+    run has. Länder without households in the run (not built, or outside its area) are not compared.
+    ``summary``: per (group, threshold) ``laender``, ``mean_abs_diff_pp``, ``max_abs_diff_pp``,
+    ``worst_land``, ``run_share_total``, ``bba_share_weighted``; ``detail``: per Land."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+    share, weight = KINDS[kind]
+    bba = land_long[land_long["key"].astype(str).str.len() == 2]
+    run = laender.assign(land=laender["land"].astype(str).str.zfill(2))
+    run = run[pd.to_numeric(run[weight], errors="coerce").fillna(0) > 0]
+    rows = []
+    for (group, t), part in bba.groupby(["group", "threshold_mbps"], sort=True):
+        col = f"{share}_{threshold_tag(t)}_{group}"
+        if col not in run:
+            continue
+        mine = run[["land", weight, col]].rename(columns={"land": "key", weight: "weight", col: "run_share"})
+        both = mine.merge(part[["key", "share"]].rename(columns={"share": "bba_share"}), on="key", how="inner")
+        rows.append(both.assign(group=group, threshold_mbps=t, diff_pp=both["run_share"] - both["bba_share"]))
+    cols = ["key", "weight", "run_share", "bba_share", "group", "threshold_mbps", "diff_pp"]
+    detail = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
+    summary = (detail.groupby(["group", "threshold_mbps"], sort=True)
+               .apply(_summarise_laender, include_groups=False).reset_index()) if len(detail) else pd.DataFrame()
+    run_keys, bba_keys = set(run["land"]), set(bba["key"].astype(str))
+    return BBAComparison(summary, detail, sorted(run_keys - bba_keys), sorted(bba_keys - run_keys))
+
+
+def _summarise_laender(part: pd.DataFrame) -> pd.Series:
+    absdiff = part["diff_pp"].abs()
+    w = part["weight"].to_numpy(dtype=float)
+    return pd.Series({
+        "laender": len(part),
+        "mean_abs_diff_pp": absdiff.mean(),
+        "max_abs_diff_pp": absdiff.max(),
+        "worst_land": str(part["key"].iloc[int(np.argmax(absdiff.to_numpy()))]),
+        "run_share_total": np.average(part["run_share"], weights=w),
+        "bba_share_weighted": np.average(part["bba_share"], weights=w),
+    })
+
+
+def laender_by_group(detail: pd.DataFrame) -> pd.DataFrame:
+    """Per technology group: Länder compared, thresholds, mean and maximum absolute difference over all
+    (Land, threshold) pairs, and how many Länder are off by more than :data:`LAND_TOLERANCE_PP` somewhere."""
+    cols = ["group", "laender", "thresholds", "mean_abs_diff_pp", "max_abs_diff_pp", "laender_over_1pp"]
+    if detail.empty:
+        return pd.DataFrame(columns=cols)
+    d = detail.assign(abs_pp=detail["diff_pp"].abs())
+    worst = d.groupby(["group", "key"])["abs_pp"].max()
+    out = d.groupby("group").agg(
+        laender=("key", "nunique"),
+        thresholds=("threshold_mbps", lambda t: ", ".join(f"{v:g}" for v in sorted(set(t)))),
+        mean_abs_diff_pp=("abs_pp", "mean"), max_abs_diff_pp=("abs_pp", "max"))
+    out["laender_over_1pp"] = (worst > LAND_TOLERANCE_PP).groupby(level="group").sum()
+    return out.reset_index()[cols]
+
+
+def laender_off(detail: pd.DataFrame, tolerance_pp: float = LAND_TOLERANCE_PP) -> pd.DataFrame:
+    """The (Land, group, threshold) rows off by more than ``tolerance_pp``, largest first."""
+    if detail.empty:
+        return detail
+    off = detail[detail["diff_pp"].abs() > tolerance_pp]
+    return off.reindex(off["diff_pp"].abs().sort_values(ascending=False).index).reset_index(drop=True)

@@ -16,6 +16,10 @@ Output contract (paths relative to ``out``):
 - ``providers/{dsl,hfc,fibre}/land=LL/part-NNN.parquet`` — plain Parquet, one row per offer:
   address_id, provider, technology, down_mbps (float32), up_mbps (float32),
   status ("current"/"planned"), planned_date ("" or ISO date)
+- ``providers/mobile.tif`` — GeoTIFF EPSG:3035, 100 m INSPIRE-aligned pixels (uint16 Mbit/s, 0 = none,
+  deflate, 256 × 256 tiles) over the built Länder: populated cells carry the calibrated mobile download,
+  other pixels of a Land an uncalibrated value per 1 km block (as in MV); written strip by strip from
+  one piece per Land, so memory stays that of one Land
 - parts hold at most :data:`MAX_PART_ROWS` rows (a Land is split evenly into contiguous parts)
 - reading a table folder as a pyarrow/geopandas *dataset* adds the hive key ``land`` as a column
   (inferred as an integer: ``4``, not ``"04"``); read the part files, or drop/retype that column
@@ -50,6 +54,7 @@ from coverage.model import Boundaries
 from coverage.sources.bkg import read_bkg_bundle
 from coverage.sources.breitbandatlas import bba_wide, read_bba_table
 from coverage.sources.zensus import grid_bbox, households_1km, read_grid_1km, read_grid_100m
+from demo.addresses import _KEY
 from demo.build_mv import DEMO_ATTRIBUTIONS, THRESHOLDS, VINTAGES, _digest, _publish, source_paths
 from demo.germany import (
     DWELLINGS_PER_ADDRESS,
@@ -57,11 +62,18 @@ from demo.germany import (
     METHOD_VERSION,
     LandData,
     generate_land,
+    land_target_of,
 )
+from demo.providers import _mobile_raster
 
 log = logging.getLogger(__name__)
 
 LAENDER = tuple(f"{i:02d}" for i in range(1, 17))
+#: The published Land table per vintage the Länder are fitted to (only mid-2021 is published here).
+LAND_TABLES = {"2021-06": "bundesland_privat_2021_1.csv"}
+MOBILE_RASTER = "providers/mobile.tif"
+#: Rows per strip when the mobile raster is assembled (a multiple of the 256-pixel tile height).
+RASTER_STRIP_ROWS = 1024
 MAX_PART_ROWS = 2_000_000
 OFFER_SCHEMA = pa.schema(
     [
@@ -101,6 +113,8 @@ def build_germany(
     laender = _land_keys(laender)
     reference_date = VINTAGES[vintage][1]
     paths = source_paths(sources, vintage)
+    if vintage in LAND_TABLES:
+        paths["breitbandatlas_land"] = sources / "breitbandatlas" / LAND_TABLES[vintage]
     for name, p in paths.items():
         if not p.exists():
             raise DataSourceError(f"{p}: {name} source not found under {sources}")
@@ -109,14 +123,23 @@ def build_germany(
     grid_100m = read_grid_100m(paths["zensus_100m"])
     grid_1km = read_grid_1km(paths["zensus_1km"])
     wide = bba_wide(read_bba_table(paths["breitbandatlas"]))
+    land_wide = bba_wide(read_bba_table(paths["breitbandatlas_land"])) if "breitbandatlas_land" in paths else None
     read_s = time.perf_counter() - started
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     per_land: dict[str, dict] = {}
     try:
+        work = tmp / ".mobile-pieces"
+        work.mkdir()
+        pieces = []
         for land in laender:
-            per_land[land] = _build_land(tmp, land, boundaries, grid_100m, grid_1km, wide, seed)
+            per_land[land], piece = _build_land(tmp, work, land, boundaries, grid_100m, grid_1km, wide, land_wide, seed)
+            pieces.append(piece)
+        t_raster = time.perf_counter()
+        _write_mobile_raster(tmp / MOBILE_RASTER, pieces)
+        shutil.rmtree(work)
+        raster_s = time.perf_counter() - t_raster
         totals = _totals(per_land)
         manifest = {
             "method_version": METHOD_VERSION,
@@ -131,7 +154,12 @@ def build_germany(
             "sources": {name: _digest(p, sources) for name, p in paths.items()},
             "counts": totals,
             "counts_per_land": per_land,
-            "timings_s": {"read_sources": round(read_s, 1), "total": round(time.perf_counter() - started, 1)},
+            "land_fit": "Land table" if land_wide is not None else "none (no Land table for this vintage)",
+            "timings_s": {
+                "read_sources": round(read_s, 1),
+                "mobile_raster": round(raster_s, 1),
+                "total": round(time.perf_counter() - started, 1),
+            },
             "peak_rss_mb": round(peak_rss_mb()),
             "providers_fictional": list(GERMANY_PROVIDERS.values()),
             "note": "Synthetic demo data, approximate on purpose; providers are fictional. "
@@ -163,17 +191,20 @@ def _land_keys(laender: Sequence[str] | None) -> tuple[str, ...]:
 
 def _build_land(
     tmp: Path,
+    work: Path,
     land: str,
     boundaries: Boundaries,
     grid_100m: pd.DataFrame,
     grid_1km: pd.DataFrame,
     wide: pd.DataFrame,
+    land_wide: pd.DataFrame | None,
     seed: int,
-) -> dict:
+) -> tuple[dict, dict]:
     """Generate one Land with its own ``default_rng([seed, land])`` and write it under ``tmp``.
 
     The grids are clipped to the Land's bounding box (land and coastal water, whole 1 km cells).
-    Returns the Land's counts, part files per table, timings and the peak RSS so far.
+    Returns the Land's counts, part files per table, timings and the peak RSS so far, and its
+    mobile raster piece (saved under ``work``, see :func:`_save_piece`).
     """
     t0 = time.perf_counter()
     sub = boundaries.subset((land,))
@@ -183,10 +214,13 @@ def _build_land(
     g100 = _clip(grid_100m, bbox)
     g1 = _clip(grid_1km, bbox)
     rng = np.random.default_rng([seed, int(land)])
-    data = generate_land(sub, g100, g1, wide, rng, prefix=f"DE{land}")
+    target = None if land_wide is None else land_target_of(land_wide, land, wide)
+    data = generate_land(sub, g100, g1, wide, rng, prefix=f"DE{land}", land_target=target)
     t1 = time.perf_counter()
     files = _write_land(tmp, land, data)
+    piece = _save_piece(work, land, data, shapely.union_all(sub.land.geometry.values), rng)
     counts: dict[str, object] = dict(data.counts)
+    counts["land_fit"] = data.land_fit
     del data
     counts.update(
         {
@@ -198,7 +232,64 @@ def _build_land(
         }
     )
     log.info("synth germany: Land %s done in %.0f s: %s", land, time.perf_counter() - t0, counts)
-    return counts
+    return counts, piece
+
+
+def _save_piece(work: Path, land: str, data: LandData, area: shapely.Geometry, rng: np.random.Generator) -> dict:
+    """The Land's mobile raster over its 1 km-aligned bounding box (:func:`demo.providers._mobile_raster`:
+    calibrated populated cells, uncalibrated blocks elsewhere in the Land, 0 outside), saved as .npy
+    with its calibrated cells, so only one Land's raster is in memory at a time."""
+    raster, (left, top, _) = _mobile_raster(data.mobile_cells, data.mobile_down, area, rng)
+    path = work / f"land={land}.npy"
+    np.save(path, raster)
+    cells = work / f"land={land}-cells.npz"
+    np.savez(cells, keys=data.mobile_cells, down=data.mobile_down.astype(np.uint16))
+    return {"raster": path, "cells": cells, "left": left, "top": top, "height": raster.shape[0],
+            "width": raster.shape[1]}
+
+
+def _write_mobile_raster(path: Path, pieces: Sequence[dict]) -> None:
+    """One GeoTIFF over all pieces, written in strips of :data:`RASTER_STRIP_ROWS` rows. Where pieces
+    overlap (bounding boxes of neighbouring Länder) the calibrated cell of a Land wins over another
+    Land's uncalibrated block (the most of two calibrated values, for a cell on the border)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    left = min(p["left"] for p in pieces)
+    top = max(p["top"] for p in pieces)
+    right = max(p["left"] + 100.0 * p["width"] for p in pieces)
+    bottom = min(p["top"] - 100.0 * p["height"] for p in pieces)
+    width, height = round((right - left) / 100), round((top - bottom) / 100)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {
+        "driver": "GTiff", "height": height, "width": width, "count": 1, "dtype": "uint16",
+        "crs": INSPIRE_GRID_CRS, "transform": from_origin(left, top, 100.0, 100.0), "nodata": 0,
+        "compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256,
+    }
+    offsets = [(round((top - p["top"]) / 100), round((p["left"] - left) / 100)) for p in pieces]
+    with rasterio.open(path, "w", **profile) as dst:
+        for r0 in range(0, height, RASTER_STRIP_ROWS):
+            r1 = min(height, r0 + RASTER_STRIP_ROWS)
+            strip = np.zeros((r1 - r0, width), dtype=np.uint16)
+            calibrated = np.zeros_like(strip)
+            is_cal = np.zeros(strip.shape, dtype=bool)
+            for p, (pr, pc) in zip(pieces, offsets, strict=True):
+                a, b = max(r0, pr), min(r1, pr + p["height"])
+                if a >= b:
+                    continue
+                part = np.load(p["raster"], mmap_mode="r")[a - pr : b - pr]
+                view = strip[a - r0 : b - r0, pc : pc + p["width"]]
+                np.maximum(view, part, out=view)
+                with np.load(p["cells"]) as cells:
+                    keys, down = cells["keys"], cells["down"]
+                row = round(top / 100) - 1 - (keys % _KEY)
+                col = keys // _KEY - round(left / 100)
+                sel = (row >= r0) & (row < r1)
+                np.maximum.at(calibrated, (row[sel] - r0, col[sel]), down[sel])
+                is_cal[row[sel] - r0, col[sel]] = True
+            dst.write(np.where(is_cal, calibrated, strip), 1, window=Window(0, r0, width, r1 - r0))
+    log.info("mobile raster %s: %d × %d pixels from %d Länder", path, width, height, len(pieces))
 
 
 #: Counts summed over the Länder into the manifest's ``counts``.
@@ -214,6 +305,8 @@ TOTAL_KEYS = (
     "provider_rows",
     "gemeinden",
     "gemeinden_without_bba",
+    "mobile_cells",
+    "mobile_addresses",
 )
 
 
@@ -276,6 +369,9 @@ def _write_land(tmp: Path, land: str, data: LandData) -> dict[str, int]:
 def _toml(boundaries_rel: str, reference_date: str) -> str:
     providers = "".join(
         f'[[providers]]\npath = "providers/{name}"\nformat = "address-table"\n' for name in ("dsl", "hfc", "fibre")
+    ) + (
+        f'[[providers]]\npath = "{MOBILE_RASTER}"\nformat = "raster"\nprovider = "{GERMANY_PROVIDERS["mobile"]}"\n'
+        'technology = "LTE"\n'
     )
     return f"""[boundaries]
 path = "{boundaries_rel}"

@@ -182,15 +182,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_bba(args: argparse.Namespace) -> int:
-    from coverage.compare import KINDS, compare_with_bba, kind_of_file, spread_by_group, summary_by_group
+    from coverage.compare import (
+        KINDS,
+        compare_with_bba,
+        is_land_table,
+        kind_of_file,
+        spread_by_group,
+        summary_by_group,
+    )
     from coverage.sources.breitbandatlas import is_kreis_table, read_bba_table
     from pipelines import io
 
     run_dir = _resolve_run(args.run, args.config)
     if is_kreis_table(args.file):
         return _compare_bba_kreise(args, run_dir)
-    gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     bba = read_bba_table(args.file)
+    if is_land_table(bba):
+        return _compare_bba_laender(args, run_dir, bba)
+    gemeinden = pd.read_csv(run_dir / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})
     land = args.land or str(gemeinden["ags"].str[:2].mode().iloc[0])
     kind = args.kind or kind_of_file(args.file)
     share = KINDS[kind][0]
@@ -220,6 +229,46 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
         print(spread_by_group(result.detail).round(2).to_string(index=False))
     print(f"\nGemeinden only in the run: {len(result.only_in_run)}; only in the Breitbandatlas table: "
           f"{len(result.only_in_bba)} (AGS changed by municipal mergers; listed in {out})")
+    return EXIT_OK
+
+
+def _compare_bba_laender(args: argparse.Namespace, run_dir: Path, bba: pd.DataFrame) -> int:
+    """compare-bba with the Land table (``bundesland_privat_…``): the run's Land shares, per group and threshold."""
+    from coverage.compare import (
+        LAND_TOLERANCE_PP,
+        compare_laender_with_bba,
+        kind_of_file,
+        laender_by_group,
+        laender_off,
+    )
+    from pipelines import io
+
+    laender = pd.read_csv(run_dir / "tables" / "coverage_land.csv", dtype={"land": str})
+    if args.land:
+        laender = laender[laender["land"].str.zfill(2) == str(args.land).zfill(2)]
+    kind = args.kind or kind_of_file(args.file)
+    result = compare_laender_with_bba(laender, bba, kind=kind)
+    if result.summary.empty:
+        print("no common Länder or thresholds to compare")
+        return EXIT_INPUT
+    out = run_dir / "compare" if args.out is None else args.out
+    stem = Path(args.file).stem
+    io.write_csv(out / f"bba_{stem}_summary.csv", result.summary)
+    io.write_csv(out / f"bba_{stem}_laender.csv", result.detail)
+    off = laender_off(result.detail)
+    with pd.option_context("display.width", 160, "display.max_rows", 300):
+        print(f"Compared {kind} per Land with {args.file}; shares in %, differences in percentage points")
+        print(result.summary.round(2).to_string(index=False))
+        print()
+        print(laender_by_group(result.detail).round(2).to_string(index=False))
+        print()
+        if off.empty:
+            print(f"No Land is off by more than {LAND_TOLERANCE_PP:g} pp at any compared threshold.")
+        else:
+            print(f"Länder off by more than {LAND_TOLERANCE_PP:g} pp ({len(off)} Land × group × threshold):")
+            print(off.round(2).to_string(index=False))
+    print(f"\nLänder compared: {result.detail['key'].nunique()}; Länder in the table without households in "
+          f"the run: {len(result.only_in_bba)}")
     return EXIT_OK
 
 
@@ -461,12 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare-bba", help="compare a run's Gemeinde shares with a Breitbandatlas table",
                           description="Mean absolute differences per technology group and threshold between a "
                                       "run and a published Breitbandatlas Gemeinde table (households or, for a "
-                                      "Gewerbe table, businesses), or per Kreis against the Kreis table (.xls: "
-                                      "households, businesses and schools).")
+                                      "Gewerbe table, businesses), per Kreis against the Kreis table (.xls: "
+                                      "households, businesses and schools), or per Land against the Land table "
+                                      "(bundesland_privat_2021_1.csv: mean/max per group, Länder off by > 1 pp).")
     cmp_.add_argument("run", help="run folder, run id or 'latest' (e.g. data/processed/latest)")
     cmp_.add_argument("file", type=Path, help="Breitbandatlas CSV (e.g. gemeinde_bezirke_privat_2021_mitte.csv), or "
-                      "the Kreis table 2021_BBA_Kreisdaten.xls (households, businesses and schools per Kreis)")
-    cmp_.add_argument("--land", help="two-digit Land key (default: the run's)")
+                      "the Kreis table 2021_BBA_Kreisdaten.xls (households, businesses and schools per Kreis), or the "
+                      "Land table bundesland_privat_2021_1.csv (per Land; chosen by its two-digit keys)")
+    cmp_.add_argument("--land", help="two-digit Land key (default: the run's; with the Land table: every Land)")
     cmp_.add_argument("--kind", choices=["households", "businesses"],
                       help="compare household shares (share_ge_*) or business shares (biz_share_ge_*); default: "
                            "businesses for a Gewerbe table (…_gew_… in the file name), else households")

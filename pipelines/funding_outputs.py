@@ -169,6 +169,8 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
     """After the other outputs of a run: its addresses and offers from memory (a partitioned run's
     from the part files it wrote)."""
     assert state.tables is not None
+    if partitioned and cfg.costs is None and (lists := _lists_per_partition(cfg, state.tables, run_dir)) is not None:
+        return lists
     if partitioned or state.results is None:
         addresses = pd.read_parquet(run_dir / ADDRESSES_FILE)
         offers = pd.read_parquet(run_dir / OFFERS_FILE, columns=["address_id", *OFFER_FIELDS, "status"])
@@ -178,6 +180,39 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
             offers = without_withdrawn(offers, concat_frames(list(state.withdrawals.values())),
                                        addresses["address_id"])
     return write_funding_outputs(cfg, addresses, offers, state.tables, run_dir)
+
+
+def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run_dir: Path) -> list[str] | None:
+    """A partitioned run's Amt lists, one partition's part files at a time (the Germany demo's 74 M offers
+    read at once took more than 20 GB). Only where every Amt lies in one partition (Länder do), so each
+    list is written once and whole, as from all rows; else None (the caller reads everything)."""
+    import pyarrow.dataset as ds
+
+    def parts(folder: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for f in sorted((run_dir / folder).glob("*.parquet")):
+            out.setdefault(f.name.rsplit("-", 1)[0], []).append(str(f))
+        return out
+
+    addr_parts, offer_parts = parts(ADDRESSES_FILE), parts(OFFERS_FILE)
+    owner: dict[str, str] = {}
+    for stem, files in addr_parts.items():
+        amts = ds.dataset(files, format="parquet").to_table(columns=["vwg_ars"]).column(0).unique().to_pylist()
+        for amt in amts:
+            if owner.setdefault(str(amt), stem) != stem:
+                log.info("eligible lists: Amt %s has addresses in partitions %s and %s; lists from all rows at once",
+                         amt, owner[str(amt)], stem)
+                return None
+    written: list[str] = []
+    names = gemeinde_names(tables)
+    for stem, files in addr_parts.items():
+        addresses = ds.dataset(files, format="parquet").to_table().to_pandas()
+        columns = ["address_id", *OFFER_FIELDS, "status"]
+        offers = (ds.dataset(offer_parts[stem], format="parquet").to_table(columns=columns).to_pandas()
+                  if stem in offer_parts else pd.DataFrame(columns=columns))
+        written += write_amt_lists(run_dir, addresses, offers, list(cfg.analysis.groups), cfg.funding_rules, names)
+        del addresses, offers
+    return sorted(written)
 
 
 def without_withdrawn(offers: pd.DataFrame, withdrawals: pd.DataFrame, address_ids: pd.Series) -> pd.DataFrame:

@@ -21,10 +21,10 @@ DSL = pd.DataFrame({"address_id": ["A1", "A2", "A3", "A5", "A9"], "provider": "K
 PARTS = {"land=a": ["A1", "A2", "A9"], "land=b": ["A3", "A4", "A5"]}
 
 
-def write_variant(root, partitioned: bool):
+def write_variant(root, partitioned: bool, parts=None):
     config = write_world(root)
     if partitioned:
-        for part, ids in PARTS.items():
+        for part, ids in (PARTS if parts is None else parts).items():
             (root / "adr" / part).mkdir(parents=True)
             ADDRESSES[ADDRESSES["address_id"].isin(ids)].to_parquet(root / "adr" / part / "part-000.parquet")
             (root / "dsl" / part).mkdir(parents=True)
@@ -68,9 +68,35 @@ def test_partitioned_run_equals_single_process_run(single, tmp_path, extra):
     assert sorted(addresses["address_id"]) == ["A1", "A2", "A3", "A4", "A5"]
     unmatched = pd.read_csv(run / "unmatched_provider_records.csv")
     assert unmatched[["value", "reason"]].values.tolist() == [["A9", "unknown_address"]]
+    # the per-Amt eligible lists too (a partitioned run writes them partition by partition where every Amt
+    # lies in one partition, else from all rows at once)
+    lists = sorted(p.name for p in (single / "out" / "latest" / "eligible").glob("*.csv"))
+    assert lists and lists == sorted(p.name for p in (run / "eligible").glob("*.csv"))
+    for name in lists:
+        assert (run / "eligible" / name).read_bytes() == (single / "out" / "latest" / "eligible" / name).read_bytes()
     grid_single = gpd.read_file(single / "out" / "latest" / "grid" / "grid_100m.gpkg")
     grid_parts = gpd.read_file(run / "grid" / "grid_100m.gpkg")
     assert grid_parts["households"].sum() == grid_single["households"].sum() == 14
+
+
+def test_eligible_lists_partition_by_partition_equal_the_single_process_lists(single, tmp_path, monkeypatch):
+    """Partitions that split no Amt (as Länder): the lists are written one partition at a time, the same bytes."""
+    import pipelines.funding_outputs as funding
+
+    located = pd.read_parquet(single / "out" / "latest" / "addresses.parquet")
+    by_amt = {f"land={i}": list(g["address_id"]) for i, (_, g) in enumerate(located.groupby("vwg_ars"))}
+    by_amt[next(iter(by_amt))].append("A9")  # the record without an address stays in some partition
+    assert len(by_amt) >= 2
+    calls = []
+    real = funding._lists_per_partition
+    monkeypatch.setattr(funding, "_lists_per_partition", lambda *a: calls.append(real(*a)) or calls[-1])
+    assert main(["run", "--config", str(write_variant(tmp_path, True, by_amt)), "--no-report"]) == 0
+    assert calls and calls[0] is not None  # the per-partition path was taken
+    lists = sorted(p.name for p in (single / "out" / "latest" / "eligible").glob("*.csv"))
+    assert sorted(p.name for p in (tmp_path / "out" / "latest" / "eligible").glob("*.csv")) == lists
+    for name in lists:
+        got = (tmp_path / "out" / "latest" / "eligible" / name).read_bytes()
+        assert got == (single / "out" / "latest" / "eligible" / name).read_bytes(), name
 
 
 def test_provider_table_not_partitioned_like_the_addresses_is_a_clear_error(tmp_path, capsys):
