@@ -182,10 +182,17 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
     return write_funding_outputs(cfg, addresses, offers, state.tables, run_dir)
 
 
+#: Addresses of one partition read at a time for its Amt lists (whole Ämter, at least one): NRW's 4.6 M
+#: addresses with their 16 M offers as pandas frames took the Germany demo's run to 9.3 GB RSS.
+LIST_CHUNK_ADDRESSES = 1_000_000
+
+
 def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run_dir: Path) -> list[str] | None:
-    """A partitioned run's Amt lists, one partition's part files at a time (the Germany demo's 74 M offers
-    read at once took more than 20 GB). Only where every Amt lies in one partition (Länder do), so each
-    list is written once and whole, as from all rows; else None (the caller reads everything)."""
+    """A partitioned run's Amt lists, one partition's part files at a time, and within a partition whole
+    Ämter of at most :data:`LIST_CHUNK_ADDRESSES` addresses at a time (the Germany demo's 74 M offers read
+    at once took more than 20 GB). Only where every Amt lies in one partition (Länder do), so each list is
+    written once and whole, as from all rows; else None (the caller reads everything)."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     def parts(folder: str) -> dict[str, list[str]]:
@@ -196,23 +203,47 @@ def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run
 
     addr_parts, offer_parts = parts(ADDRESSES_FILE), parts(OFFERS_FILE)
     owner: dict[str, str] = {}
+    chunks: dict[str, list[list[str]]] = {}
     for stem, files in addr_parts.items():
-        amts = ds.dataset(files, format="parquet").to_table(columns=["vwg_ars"]).column(0).unique().to_pylist()
-        for amt in amts:
+        counts = ds.dataset(files, format="parquet").to_table(columns=["vwg_ars"]).column(0).value_counts()
+        sizes = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        for amt in sizes:
             if owner.setdefault(str(amt), stem) != stem:
                 log.info("eligible lists: Amt %s has addresses in partitions %s and %s; lists from all rows at once",
                          amt, owner[str(amt)], stem)
                 return None
+        chunks[stem] = _amt_chunks(sizes, LIST_CHUNK_ADDRESSES)
     written: list[str] = []
     names = gemeinde_names(tables)
+    columns = ["address_id", *OFFER_FIELDS, "status"]
     for stem, files in addr_parts.items():
-        addresses = ds.dataset(files, format="parquet").to_table().to_pandas()
-        columns = ["address_id", *OFFER_FIELDS, "status"]
-        offers = (ds.dataset(offer_parts[stem], format="parquet").to_table(columns=columns).to_pandas()
-                  if stem in offer_parts else pd.DataFrame(columns=columns))
-        written += write_amt_lists(run_dir, addresses, offers, list(cfg.analysis.groups), cfg.funding_rules, names)
-        del addresses, offers
+        for amts in chunks[stem]:
+            rows = (None if len(chunks[stem]) == 1 else pc.field("vwg_ars").isin(amts))
+            table = ds.dataset(files, format="parquet").to_table(filter=rows)
+            ids = table.column("address_id")
+            offers = (ds.dataset(offer_parts[stem], format="parquet").to_table(
+                          columns=columns, filter=None if rows is None else pc.field("address_id").isin(ids)
+                      ).to_pandas() if stem in offer_parts else pd.DataFrame(columns=columns))
+            addresses = table.to_pandas()
+            del table, ids
+            written += write_amt_lists(run_dir, addresses, offers, list(cfg.analysis.groups), cfg.funding_rules,
+                                       names)
+            del addresses, offers
     return sorted(written)
+
+
+def _amt_chunks(sizes: Mapping[Any, int], limit: int) -> list[list[Any]]:
+    """Ämter (in the order given) in consecutive groups of at most ``limit`` addresses (an Amt larger than
+    that alone)."""
+    out: list[list[Any]] = []
+    total = limit + 1
+    for amt, n in sizes.items():
+        if total + n > limit:
+            out.append([])
+            total = 0
+        out[-1].append(amt)
+        total += n
+    return out
 
 
 def without_withdrawn(offers: pd.DataFrame, withdrawals: pd.DataFrame, address_ids: pd.Series) -> pd.DataFrame:

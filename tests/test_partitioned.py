@@ -1,6 +1,8 @@
 """Partitioned runs (Germany scale) give exactly the tables of a single-process run — in process and on
 a real Dask LocalCluster with 2 worker processes on loopback."""
 
+import shutil
+
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -92,11 +94,39 @@ def test_eligible_lists_partition_by_partition_equal_the_single_process_lists(si
     monkeypatch.setattr(funding, "_lists_per_partition", lambda *a: calls.append(real(*a)) or calls[-1])
     assert main(["run", "--config", str(write_variant(tmp_path, True, by_amt)), "--no-report"]) == 0
     assert calls and calls[0] is not None  # the per-partition path was taken
-    lists = sorted(p.name for p in (single / "out" / "latest" / "eligible").glob("*.csv"))
-    assert sorted(p.name for p in (tmp_path / "out" / "latest" / "eligible").glob("*.csv")) == lists
+    _assert_same_lists(single / "out" / "latest" / "eligible", tmp_path / "out" / "latest" / "eligible")
+
+
+def test_eligible_lists_of_a_large_partition_read_in_chunks_of_whole_amter(single, tmp_path, monkeypatch):
+    """A partition with more addresses than LIST_CHUNK_ADDRESSES is read a few Ämter at a time (here: one),
+    each Amt whole, and gives the same lists as all rows at once."""
+    import pipelines.funding_outputs as funding
+    from coverage.config import load_config
+
+    run = single / "out" / "latest"
+    staged = tmp_path / "run"
+    for name in ("addresses.parquet", "offers.parquet"):  # one partition "land=0" holding every Amt
+        (staged / name).mkdir(parents=True)
+        shutil.copy(run / name, staged / name / "land=0-000.parquet")
+    reads = []
+    write = funding.write_amt_lists
+    monkeypatch.setattr(funding, "write_amt_lists",
+                        lambda d, a, *r: reads.append(sorted(a["vwg_ars"])) or write(d, a, *r))
+    monkeypatch.setattr(funding, "LIST_CHUNK_ADDRESSES", 1)
+    tables = {level: pd.read_csv(run / "tables" / f"coverage_{level}.csv", dtype=str) for level in ("gemeinde",)}
+    written = funding._lists_per_partition(load_config(single / "run.toml"), tables, staged)
+    amts = sorted(pd.read_parquet(run / "addresses.parquet")["vwg_ars"].unique())
+    assert len(amts) >= 2 and [r[0] for r in sorted(reads)] == amts  # one read per Amt
+    assert all(len(set(r)) == 1 for r in reads)  # never two Ämter in one read
+    assert written == sorted(f"eligible/{a}.csv" for a in amts)
+    _assert_same_lists(run / "eligible", staged / "eligible")
+
+
+def _assert_same_lists(expected, got):
+    lists = sorted(p.name for p in expected.glob("*.csv"))
+    assert lists and sorted(p.name for p in got.glob("*.csv")) == lists
     for name in lists:
-        got = (tmp_path / "out" / "latest" / "eligible" / name).read_bytes()
-        assert got == (single / "out" / "latest" / "eligible" / name).read_bytes(), name
+        assert (got / name).read_bytes() == (expected / name).read_bytes(), name
 
 
 def test_provider_table_not_partitioned_like_the_addresses_is_a_clear_error(tmp_path, capsys):
