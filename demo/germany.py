@@ -47,22 +47,14 @@ import numpy as np
 import pandas as pd
 
 from coverage.model import Boundaries
-from demo.addresses import _KEY, cell_key, generate_addresses, spread_duplicates
+from demo.addresses import cell_key, generate_addresses, spread_duplicates
 from demo.land_shares import LAND_GROUPS, land_targets, shift_to_land, weighted_shares
 from demo.providers import (
-    BASE_CLUSTER_SD,
-    MOBILE_RURAL,
-    MOBILE_TOWN,
     PRODUCTS,
-    SHARED_WEIGHT,
-    _blend,
-    _cell_majority,
-    _cluster_noise,
     _thresholds,
-    _zscore,
     calibrate_mobile,
     class_speeds,
-    exchange_distance,
+    draw_scores,
     gemeinde_shares,
     quantile_classes,
     union_classes,
@@ -195,7 +187,6 @@ def generate_offers(
     cell100 = cell_key(x, y, 100)
     cluster500 = cell_key(x, y, 500)
     logd = np.log1p(density)
-    n = len(addresses)
     unmatched: set[str] = set()
     shares = {}
     for group in SHARE_GROUPS:
@@ -204,35 +195,8 @@ def generate_offers(
         unmatched |= set(ags_all[~matched])
 
     # every draw first: the placement below draws nothing, so a retry places the same places again
-    cg, chh, inv = _cell_majority(cell100, codes, hh)
-    ucells = np.unique(cell100)
-    ncell = len(ucells)
-    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
-    ccx = (ucells // _KEY) * 100.0 + 50
-    ccy = (ucells % _KEY) * 100.0 + 50
-    cl500 = cell_key(ccx, ccy, 500)
-    cl2k = cell_key(ccx, ccy, 2000)
-    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, ncell)
-    base_addr = _zscore(base_cell[inv], codes)
-    # DSL incumbent: distance to a fictional exchange in the Gemeinde's densest 1 km cell
-    dist = exchange_distance(addresses, codes, hh, len(ags_all))
-    own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
-    scores = {"dsl": _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])}
-    # fibre: per address, shared score plus cluster noise
-    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
-    scores["fibre"] = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
-    # HFC: per 100 m cell
-    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, ncell)
-    scores["hfc"] = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
-    # mobile: per 100 m cell, as in MV
-    scores["mobile"] = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, ncell)
-    town = np.expm1(cell_logd) > 800
-    uniform = {"dsl": rng.random(n), "fibre": rng.random(n), "hfc": rng.random(ncell)}
-    mobile_noise = {
-        "u": rng.random(ncell),
-        "want": np.where(town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)).astype(float),
-    }
-    cells = {"cg": cg, "chh": chh, "inv": inv, "town": town}
+    drawn = draw_scores(addresses, codes, hh, len(ags_all), cell100, cluster500, logd, rng)
+    cells, scores, uniform, mobile_noise = drawn.cells, drawn.scores, drawn.uniform, drawn.mobile_noise
 
     def place(target: Mapping[str, np.ndarray] | None, dsl_room: bool = False) -> dict[str, np.ndarray]:
         fitted = shares if target is None else {
@@ -276,7 +240,7 @@ def generate_offers(
         "hfc": hfc,
         "fibre": fibre,
         "best": best,
-        "mobile_cells": ucells,
+        "mobile_cells": drawn.ucells,
         "mobile_down": levels["mobile_cell"],
         "land_fit": land_fit,
         "unmatched": sorted(str(a) for a in unmatched),

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -712,6 +712,56 @@ class _AddressArrays(TypedDict):
     hh: np.ndarray
 
 
+class Draws(NamedTuple):
+    """The random inputs of a placement (:func:`draw_scores`)."""
+
+    ucells: np.ndarray  # the 100 m cells with addresses (keys, sorted)
+    cells: dict[str, np.ndarray]  # cg, chh: Gemeinde and households per cell; inv: cell per address; town
+    scores: dict[str, np.ndarray]  # per technology: per address (dsl, fibre) or cell (hfc, mobile)
+    uniform: dict[str, np.ndarray]  # the product inside a class
+    mobile_noise: dict[str, np.ndarray]
+
+
+def draw_scores(addresses: pd.DataFrame, codes: np.ndarray, hh: np.ndarray, ngem: int, cell100: np.ndarray,
+                cluster500: np.ndarray, logd: np.ndarray, rng: np.random.Generator) -> Draws:
+    """Every score and uniform the placement of MV and of a German Land uses, drawn in one fixed order (so a
+    seed gives the same demo, and a retry of a placement draws nothing new)."""
+    n = len(addresses)
+    # one shared "how well connected is this place" score per 100 m cell (density + 500 m clusters)
+    cg, chh, inv = _cell_majority(cell100, codes, hh)
+    ucells = np.unique(cell100)
+    ncell = len(ucells)
+    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
+    ccx = (ucells // _KEY) * 100.0 + 50
+    ccy = (ucells % _KEY) * 100.0 + 50
+    cl500 = cell_key(ccx, ccy, 500)
+    cl2k = cell_key(ccx, ccy, 2000)
+    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, ncell)
+    base_addr = _zscore(base_cell[inv], codes)
+    # DSL: distance to a fictional exchange in the densest place, blended with the shared score
+    dist = exchange_distance(addresses, codes, hh, ngem)
+    own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
+    scores = {"dsl": _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])}
+    # fibre: per address, shared score plus cluster noise
+    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
+    scores["fibre"] = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
+    # HFC: per 100 m cell
+    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, ncell)
+    scores["hfc"] = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
+    # mobile: per 100 m cell
+    scores["mobile"] = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, ncell)
+    town = np.expm1(cell_logd) > 800
+    # the product inside a class: one uniform per address (DSL, fibre) or cell (HFC, mobile)
+    uniform = {"dsl": rng.random(n), "fibre": rng.random(n), "hfc": rng.random(ncell)}
+    mobile_noise = {
+        "u": rng.random(ncell),
+        "want": np.where(
+            town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
+        ).astype(float),
+    }
+    return Draws(ucells, {"cg": cg, "chh": chh, "inv": inv, "town": town}, scores, uniform, mobile_noise)
+
+
 def generate_deliveries(
     addresses: pd.DataFrame,
     bba: pd.DataFrame,
@@ -753,46 +803,16 @@ def generate_deliveries(
     logd = np.log1p(addresses["density"].to_numpy(float))
     n = len(addresses)
 
-    # one shared "how well connected is this place" score per 100 m cell (density + 500 m clusters)
-    cg, chh, inv = _cell_majority(cell100, codes, hh)
-    ucells = np.unique(cell100)
+    drawn = draw_scores(addresses, codes, hh, len(ags_all), cell100, cluster500, logd, rng)
+    cells, scores, uniform, mobile_noise = drawn.cells, drawn.scores, drawn.uniform, drawn.mobile_noise
+    ucells, inv = drawn.ucells, drawn.cells["inv"]
     ncell = len(ucells)
-    cell_logd = pd.Series(logd).groupby(cell100).max().reindex(ucells).to_numpy()
-    ccx = (ucells // _KEY) * 100.0 + 50
-    ccy = (ucells % _KEY) * 100.0 + 50
-    cl500 = cell_key(ccx, ccy, 500)
-    cl2k = cell_key(ccx, ccy, 2000)
-    base_cell = cell_logd + _cluster_noise(cl500, BASE_CLUSTER_SD, rng) + rng.normal(0, 0.2, ncell)
-    base_addr = _zscore(base_cell[inv], codes)
-
-    # DSL: distance to a fictional exchange in the densest place, blended with the shared score
-    dist = exchange_distance(addresses, codes, hh, len(ags_all))
-    own = -dist + _cluster_noise(cell100, 150.0, rng) + rng.normal(0, 20.0, n)
-    scores = {"dsl": _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["dsl"])}
-    # fibre: per address, shared score plus cluster noise
-    own = _cluster_noise(cluster500, 0.8, rng) + _cluster_noise(cell100, 0.3, rng) + rng.normal(0, 0.01, n)
-    scores["fibre"] = _blend(base_addr, _zscore(own, codes), SHARED_WEIGHT["fibre"])
-    # HFC: per 100 m cell
-    own = _cluster_noise(cl500, 0.7, rng) + rng.normal(0, 0.2, ncell)
-    scores["hfc"] = _blend(_zscore(base_cell, cg), _zscore(own, cg), SHARED_WEIGHT["hfc"])
-    # mobile: per 100 m cell
-    scores["mobile"] = cell_logd + _cluster_noise(cl2k, 0.8, rng) + rng.normal(0, 0.3, ncell)
-    town = np.expm1(cell_logd) > 800
-    # the product inside a class: one uniform per address (DSL, fibre) or cell (HFC, mobile)
-    uniform = {"dsl": rng.random(n), "fibre": rng.random(n), "hfc": rng.random(ncell)}
-    mobile_noise = {
-        "u": rng.random(ncell),
-        "want": np.where(
-            town, rng.integers(*MOBILE_TOWN, ncell), rng.integers(*MOBILE_RURAL, ncell)
-        ).astype(float),
-    }
     fttb_u = rng.random(n)
     plan_u = rng.random(n)
     span = (np.datetime64("2026-12-31") - np.datetime64("2022-01-01")).astype(int) + 1
     plan_days = rng.integers(0, span, n)
 
     frame: _AddressArrays = {"addresses": addresses, "ags_all": ags_all, "codes": codes, "hh": hh}
-    cells = {"cg": cg, "chh": chh, "inv": inv, "town": town}
     prior = None
     for table in earlier:
         _, prior = _calibrate_vintage(frame, cells, table, scores, uniform, mobile_noise, rng, prior)
