@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -183,16 +183,19 @@ def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitione
 
 
 #: Addresses of one partition read at a time for its Amt lists (whole Ämter, at least one): NRW's 4.6 M
-#: addresses with their 16 M offers as pandas frames took the Germany demo's run to 9.3 GB RSS.
-LIST_CHUNK_ADDRESSES = 1_000_000
+#: addresses with their 16 M offers as pandas frames took the Germany demo's run to 9.3 GB RSS. Two worker
+#: processes each hold one such chunk.
+LIST_CHUNK_ADDRESSES = 500_000
+#: Worker processes writing the lists of a partitioned run (one partition each at a time; the machine's 2 cores).
+LIST_WORKERS = 2
 
 
 def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run_dir: Path) -> list[str] | None:
     """A partitioned run's Amt lists, one partition's part files at a time, and within a partition whole
     Ämter of at most :data:`LIST_CHUNK_ADDRESSES` addresses at a time (the Germany demo's 74 M offers read
-    at once took more than 20 GB). Only where every Amt lies in one partition (Länder do), so each list is
-    written once and whole, as from all rows; else None (the caller reads everything)."""
-    import pyarrow.compute as pc
+    at once took more than 20 GB); several partitions at once in :data:`LIST_WORKERS` worker processes.
+    Only where every Amt lies in one partition (Länder do), so each list is written once and whole, as
+    from all rows; else None (the caller reads everything)."""
     import pyarrow.dataset as ds
 
     def parts(folder: str) -> dict[str, list[str]]:
@@ -203,7 +206,8 @@ def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run
 
     addr_parts, offer_parts = parts(ADDRESSES_FILE), parts(OFFERS_FILE)
     owner: dict[str, str] = {}
-    chunks: dict[str, list[list[str]]] = {}
+    jobs: list[tuple[int, _ListJob]] = []
+    names = gemeinde_names(tables)
     for stem, files in addr_parts.items():
         counts = ds.dataset(files, format="parquet").to_table(columns=["vwg_ars"]).column(0).value_counts()
         sizes = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
@@ -212,24 +216,54 @@ def _lists_per_partition(cfg: RunConfig, tables: Mapping[str, pd.DataFrame], run
                 log.info("eligible lists: Amt %s has addresses in partitions %s and %s; lists from all rows at once",
                          amt, owner[str(amt)], stem)
                 return None
-        chunks[stem] = _amt_chunks(sizes, LIST_CHUNK_ADDRESSES)
+        job = _ListJob(run_dir, files, offer_parts.get(stem, []), _amt_chunks(sizes, LIST_CHUNK_ADDRESSES),
+                       list(cfg.analysis.groups), list(cfg.funding_rules), names)
+        jobs.append((sum(sizes.values()), job))
+    ordered = [job for _, job in sorted(jobs, key=lambda j: -j[0])]  # largest first: the workers end together
     written: list[str] = []
-    names = gemeinde_names(tables)
-    columns = ["address_id", *OFFER_FIELDS, "status"]
-    for stem, files in addr_parts.items():
-        for amts in chunks[stem]:
-            rows = (None if len(chunks[stem]) == 1 else pc.field("vwg_ars").isin(amts))
-            table = ds.dataset(files, format="parquet").to_table(filter=rows)
-            ids = table.column("address_id")
-            offers = (ds.dataset(offer_parts[stem], format="parquet").to_table(
-                          columns=columns, filter=None if rows is None else pc.field("address_id").isin(ids)
-                      ).to_pandas() if stem in offer_parts else pd.DataFrame(columns=columns))
-            addresses = table.to_pandas()
-            del table, ids
-            written += write_amt_lists(run_dir, addresses, offers, list(cfg.analysis.groups), cfg.funding_rules,
-                                       names)
-            del addresses, offers
+    if len(ordered) < 2:
+        for job in ordered:
+            written += _partition_lists(job)
+    else:
+        from pipelines.processes import worker_pool
+
+        with worker_pool(LIST_WORKERS) as pool:
+            for lists in pool.map(_partition_lists, ordered):
+                written += lists
     return sorted(written)
+
+
+class _ListJob(NamedTuple):
+    """One partition's part of :func:`_lists_per_partition` (picklable for a worker process)."""
+
+    run_dir: Path
+    files: list[str]
+    offer_files: list[str]
+    chunks: list[list[Any]]
+    groups: list[str]
+    rules: list[FundingRule]
+    names: dict[str, str]
+
+
+def _partition_lists(job: _ListJob) -> list[str]:
+    """The Amt lists of one partition, chunk by chunk (Ämter whole)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    written: list[str] = []
+    columns = ["address_id", *OFFER_FIELDS, "status"]
+    for amts in job.chunks:
+        rows = None if len(job.chunks) == 1 else pc.field("vwg_ars").isin(amts)
+        table = ds.dataset(job.files, format="parquet").to_table(filter=rows)
+        ids = table.column("address_id")
+        offers = (ds.dataset(job.offer_files, format="parquet").to_table(
+                      columns=columns, filter=None if rows is None else pc.field("address_id").isin(ids)
+                  ).to_pandas() if job.offer_files else pd.DataFrame(columns=columns))
+        addresses = table.to_pandas()
+        del table, ids
+        written += write_amt_lists(job.run_dir, addresses, offers, job.groups, job.rules, job.names)
+        del addresses, offers
+    return written
 
 
 def _amt_chunks(sizes: Mapping[Any, int], limit: int) -> list[list[Any]]:
