@@ -942,7 +942,8 @@ def _calibrate_vintage(
     # granularity and kept classes: single addresses moved where the class sizes or the union miss most
     t_a, s_a = shares_by_group["all"]
     cable = assign["hfc_down"].to_numpy()
-    kd = polish_classes(codes, kd, hh, dfloor, t, s, [(cable, t_w, s_w), (np.maximum(cable, need_all), t_a, s_a)])
+    kd = polish_classes(codes, kd, hh, dfloor, t, s,
+                        [(cable, t_w, s_w, fibre_room(shares_by_group)), (np.maximum(cable, need_all), t_a, s_a)])
     down = class_speeds(kd, t, PRODUCTS["dsl"], u=uniform["dsl"])
     assign["dsl_down"] = down
     assign["dsl_up"] = np.where(down > 0, np.maximum(0.5, np.round(down / 10, 1)), 0.0)
@@ -953,7 +954,8 @@ def _calibrate_vintage(
     fscore = scores["fibre"] + overlap_bonus(other)
     kf = union_classes(codes, fscore, hh, t_f, s_f, other, (t_w, s_w), floor=ffloor)
     kf = kf if ffloor is None else np.maximum(kf, ffloor)
-    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f, [(other, t_w, s_w), (np.maximum(other, need_all), t_a, s_a)])
+    kf = polish_classes(codes, kf, hh, ffloor, t_f, s_f,
+                        [(other, t_w, s_w), (np.maximum(other, need_all), t_a, s_a)])
     down = class_speeds(kf, t_f, PRODUCTS["fibre"], u=uniform["fibre"])
     assign["fibre_down"] = down
     assign["fibre_up"] = down / 2
@@ -983,6 +985,30 @@ def _calibrate_vintage(
     levels["all"] = np.maximum(wired, levels["mobile"])
     state["history"] = [*history, (bba, levels)]
     return (assign, shares_by_group, unmatched), state
+
+
+def fibre_room(shares_by_group: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Gemeinden × wired thresholds (%): at most what fibre, placed last, can add to DSL ∪ cable at each
+    wired threshold ``t``. With ``j`` the first fibre threshold ≥ ``t``: no more than its published share
+    there, and for every fibre threshold ``i`` ≥ ``j``, no more than the published wired share at ``i``
+    exceeds the larger of DSL and cable there (fibre reaching ``i`` outside DSL ∪ cable at ``t`` is
+    outside them at ``i`` too) plus the fibre between ``j`` and ``i`` (fibre below ``i`` is not bound
+    there). An upper bound: DSL is asked to close a "wired" gap only beyond it
+    (:func:`demo.polish.polish_classes`); NaN where fibre is not published (no such ask)."""
+    t_w, _ = shares_by_group["wired"]
+    t_f, s_f = shares_by_group["fibre"]
+    first = np.minimum(np.searchsorted(t_f, t_w, side="left"), len(t_f))
+
+    def published(group: str, missing: float) -> np.ndarray:
+        t_g, s_g = shares_by_group[group]
+        cols = [s_g[:, list(t_g).index(t)] if t in t_g else np.full(len(s_g), np.nan) for t in t_f]
+        return np.nan_to_num(np.stack(cols, axis=1), nan=missing)
+
+    gap = np.maximum(published("wired", np.inf) - np.maximum(published("dsl", 0.0), published("hfc", 0.0)), 0.0)
+    # room at j = min(s_f[j], min over i >= j of gap[i] - s_f[i] + s_f[j])
+    tail = np.minimum.accumulate((gap - s_f)[:, ::-1], axis=1)[:, ::-1]
+    room = np.minimum(s_f, tail + s_f)
+    return np.c_[room, np.zeros(len(s_f))][:, first]
 
 
 def _kept_class(
