@@ -306,6 +306,7 @@ def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addres
     and log their number and size."""
     t0 = time.perf_counter()
     written, sizes = [], []
+    out_dir.mkdir(parents=True, exist_ok=True)  # the id lines' scratch folder goes there meanwhile
     for path, text in iter_search_files(tables, addresses, out_dir):
         io.write_text(out_dir / path, text)
         written.append(path)

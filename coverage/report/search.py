@@ -392,9 +392,11 @@ def _kreis_parts(chunk: _Chunk, rows: np.ndarray, first_part: int, budget: int, 
     for i, part in enumerate(parts):
         row_part[part[0][1]:part[-1][2]] = first_part + i
         yield _part_text("BBCOV_ADDR", str(first_part + i), headers, texts, part)
-    ids.add(chunk.ids[rows].tolist(), chunk.ids[rows] + "\t" + row_part.astype(str).astype(object))
+    numbered = np.asarray([str(first_part + i) for i in range(len(parts))], dtype=object)
+    local = row_part - first_part
+    ids.add(chunk.ids[rows].tolist(), chunk.ids[rows] + "\t" + numbered[local])
     refs = (_json_strings(chunk.ags_text)[g_ags] + "," + _json_strings(chunk.place_text)[g_place] + ","
-            + row_part[starts].astype(str).astype(object) + "," + row_part[ends - 1].astype(str).astype(object))
+            + numbered[local[starts]] + "," + numbered[local[ends - 1]])
     for key, street, ref in zip(chunk.street_key[g_street].tolist(), chunk.street_text[g_street].tolist(),
                                 refs.tolist(), strict=True):
         directory.setdefault((key, street), []).append(ref)
