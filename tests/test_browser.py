@@ -553,8 +553,10 @@ def search_world(tmp_path_factory):
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_text(text, encoding="utf-8")
     script = (REPO / "coverage" / "report" / "static" / "search.js").read_text(encoding="utf-8")
+    form = ('<form class="atlas-search" data-root=""><input type="search" id="atlas-suche">'
+            '<span class="search-status"></span><ul class="search-results" hidden></ul></form>')
     (out / "index.html").write_text('<!doctype html><meta charset="utf-8"><title>Suche</title>'
-                                    f'<script src="search/index.js"></script><script>{script}</script>',
+                                    f'{form}<script src="search/index.js"></script><script>{script}</script>',
                                     encoding="utf-8")
     return out, pd.concat(chunks, ignore_index=True)
 
@@ -616,6 +618,17 @@ def test_address_queries_find_exactly_the_matching_addresses(browser, search_wor
             assert [h["path"] for h in hits] == [f"gemeinde/{row['ags']}.html#adresse={row['address_id']}"]
         assert _address_query(page, str(bare["address_id"]))[0][0]["label"] == f"{bare['house_number']}, " \
             f"{bare['locality']}"
-        assert fold("Groß Köris") == "gross koris" and errors == []
+        assert fold("Groß Köris") == "gross koris"
+        # in the field: the offers are listed with the hint; Enter takes the first (writes its Gemeinde in)
+        labels = _search(page, "Hauptstraße 5")
+        assert labels[0] == "Hauptstraße 5, Dorf Ba" and len(labels) == 10
+        assert page.locator(".search-status").inner_text() == (
+            "die ersten 10 von 24 Treffern · Straße in 24 Gemeinden: Ort dazuschreiben oder wählen")
+        page.press("#atlas-suche", "Enter")
+        page.wait_for_function("() => document.querySelector('#atlas-suche').value === 'Hauptstraße 5, Dorf Ba'")
+        page.wait_for_function("() => !document.querySelector('form.atlas-search').hasAttribute('data-loading')")
+        labels = page.eval_on_selector_all(".search-results li a", "links => links.map(a => a.textContent)")
+        assert labels[0] == "Hauptstraße 5, 01020 Dorf Ba"
+        assert errors == []
     finally:
         context.close()

@@ -214,3 +214,23 @@ def test_id_parts_equal_id_part_one_by_one():
 def test_fold_many_equals_fold():
     values = pd.Series(["Güstrow", "MV-0000001", "  Bad_Doberan ", "STRAẞE 1", "", "Łódź"])
     assert fold_many(values) == [fold(v) for v in values]
+
+
+def test_a_partitioned_run_is_read_partition_by_partition(tmp_path):
+    """pipelines.report.search_addresses over a run folder whose addresses.parquet is a folder of
+    part files: a source counted from the files, one chunk per partition, same index as from frames."""
+    from types import SimpleNamespace
+
+    from pipelines.report import search_addresses
+
+    chunks = search_chunks()
+    (tmp_path / "addresses.parquet").mkdir()
+    for land, chunk in zip(LAENDER, chunks, strict=True):
+        chunk.assign(x=1.0).to_parquet(tmp_path / "addresses.parquet" / f"land={land}-000.parquet")
+    record = SimpleNamespace(state=SimpleNamespace(results=None, addresses=None), run_dir=tmp_path)
+    source = search_addresses(record)
+    assert source is not None and source.count == sum(len(c) for c in chunks)
+    assert [len(c) for c in source.chunks()] == [len(c) for c in chunks]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert dict(iter_search_files(search_tables(), source, scratch, PART)) == _world_files(PART)
