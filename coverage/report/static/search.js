@@ -109,6 +109,9 @@
   var MAX_STREET_PARTS = 3;
   var MAX_ADDRESS_PARTS = 8;
   var MAX_ADDRESS_HITS = 200;
+  /* one collator for the (possibly thousands of) address hits: localeCompare with a locale builds one per call */
+  var BY_NAME = new Intl.Collator("de").compare;
+  var BY_NUMBER = new Intl.Collator("de", { numeric: true }).compare;
 
   /* the directory parts whose [first, last] folded names can hold a name starting with w */
   function directoryParts(ranges, w) {
@@ -215,7 +218,7 @@
           });
           var count = unique(streets.map(function (st) { return st.ags; })).length;
           hint = "Straße in " + count + " Gemeinden: Ort dazuschreiben oder wählen";
-          offers.sort(function (x, y) { return x.score - y.score || x.label.localeCompare(y.label, "de"); });
+          offers.sort(function (x, y) { return x.score - y.score || BY_NAME(x.label, y.label); });
           callback(hits.concat(offers), hint);
           return;
         }
@@ -234,7 +237,7 @@
             });
           }
         });
-        hits.sort(function (x, y) { return x.score - y.score || x.label.localeCompare(y.label, "de", { numeric: true }); });
+        hits.sort(function (x, y) { return x.score - y.score || BY_NUMBER(x.label, y.label); });
         callback(hits, hint);
       });
     });
