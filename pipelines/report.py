@@ -9,7 +9,7 @@
     gemeinde/<ags>.html        one page per Gemeinde, with a locator map (its Amt, highlighted)
     changes.html               changes since the previous run (on a first run: that there is nothing to compare)
     search/index.js            the search index of every page (areas); internal profile also address parts
-                               search/str_<xy>.js (by street) and search/id_<n>.js (by address id)
+                               search/a_<n>.js, the street directory search/s_<n>.js and search/id_<n>.js
     steckbrief/<level>_<key>.html  the print page ("Steckbrief") of each Kreis and Amt
     pdf/<level>_<key>.pdf      those printed by headless Chromium (``[report] pdf``, :mod:`pipelines.pdf`)
     maps/*.svg, maps/*.png     the maps as files (PNG for print: overview and Kreis maps; Amt maps with the PDFs)
@@ -59,7 +59,7 @@ from coverage.report.changes_page import render_changes, render_no_changes
 from coverage.report.geometry import MapGeometry
 from coverage.report.html import scope_name, scope_title
 from coverage.report.maps import column_label, format_date
-from coverage.report.search import search_files
+from coverage.report.search import SEARCH_COLUMNS, AddressSource, frame_source, iter_search_files, parquet_source
 from coverage.report.svgmap import draw_area_map, legend_entries
 from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
@@ -285,39 +285,42 @@ def _write_area_pages(out_dir: Path, data: AtlasData, tables: Mapping[str, pd.Da
     return written
 
 
-SEARCH_ADDRESS_COLUMNS = ["address_id", "street", "house_number", "postcode", "locality", "ags"]
-
-
-def search_addresses(record: RunRecord) -> pd.DataFrame | None:
+def search_addresses(record: RunRecord) -> AddressSource | None:
     """The run's addresses for the search index (address_id, street, house number, postcode, locality,
-    ags): from memory, else the run folder's addresses.parquet; None when neither has them."""
+    ags): from memory, else the run folder's addresses.parquet (a partitioned run's part files one
+    partition at a time); None when neither has them."""
     for frame in (record.state.results, record.state.addresses):
-        if frame is not None and all(c in frame.columns for c in SEARCH_ADDRESS_COLUMNS):
-            return pd.DataFrame(frame[SEARCH_ADDRESS_COLUMNS])
+        if frame is not None and all(c in frame.columns for c in SEARCH_COLUMNS):
+            return frame_source(pd.DataFrame(frame[SEARCH_COLUMNS]))
     path = record.run_dir / ADDRESSES_FILE if record.run_dir is not None else None
+    if path is not None and path.is_dir():
+        return parquet_source(sorted(path.glob("*.parquet")))
     if path is not None and path.exists():
-        return pd.read_parquet(path, columns=SEARCH_ADDRESS_COLUMNS)
+        return parquet_source([path])
     return None
 
 
-def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addresses: pd.DataFrame | None
+def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addresses: AddressSource | None
                        ) -> list[str]:
-    """Write the search index files (see :func:`coverage.report.search.search_files`) and log their size."""
+    """Write the search index files (see :mod:`coverage.report.search`) one at a time as they are made,
+    and log their number and size."""
     t0 = time.perf_counter()
-    files = search_files(tables, addresses)
-    sizes = {}
-    for path, text in files.items():
+    written, sizes = [], []
+    out_dir.mkdir(parents=True, exist_ok=True)  # the id lines' scratch folder goes there meanwhile
+    for path, text in iter_search_files(tables, addresses, out_dir):
         io.write_text(out_dir / path, text)
-        sizes[path] = (out_dir / path).stat().st_size
-    parts = [p for p in files if p != "search/index.js"]
+        written.append(path)
+        if path != "search/index.js":
+            sizes.append((out_dir / path).stat().st_size)
     addressed = ", no addresses"
-    if parts and addresses is not None:
-        addressed = (f", {len(addresses)} addresses in {len(parts)} parts of {sum(sizes[p] for p in parts) / 1e6:.1f} "
-                     f"MB (largest {max(sizes[p] for p in parts) / 1e3:.0f} kB)")
+    if sizes and addresses is not None:
+        kinds = {k: sum(1 for p in written if p.startswith(f"search/{k}_")) for k in ("a", "s", "id")}
+        addressed = (f", {addresses.count} addresses in {len(sizes)} parts ({kinds['a']} address, {kinds['s']} street, "
+                     f"{kinds['id']} id) of {sum(sizes) / 1e6:.1f} MB (largest {max(sizes) / 1e3:.0f} kB)")
     log.info("report: search index of %d areas written (%s)%s (%.1f s)",
              sum(len(tables[lvl]) for lvl in ("kreis", "amt", "gemeinde")), _size(out_dir / "search/index.js"),
              addressed, time.perf_counter() - t0)
-    return list(files)
+    return written
 
 
 def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[str]:
@@ -463,7 +466,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
     meta = {"funding_files": funding_files,
             "run_id": run_id, "created": created, "data_date": data_date,
             "boundaries_date": boundaries.valid_date, "title": title, "scope": scope,
-            "search_addresses": search_addr is not None and len(search_addr) > 0,
+            "search_addresses": search_addr is not None and search_addr.count > 0,
             "thresholds": list(cfg.analysis.thresholds_mbps), "groups": list(cfg.analysis.groups),
             "attributions": attributions, "public": public,
             "disclosure_note": disclosure_note(cfg.publish.rules) if public else ""}

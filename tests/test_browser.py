@@ -458,7 +458,9 @@ def test_address_search_opens_the_gemeinde_with_the_address_in_the_fragment(watc
         watched.page.press("#atlas-suche", "Enter")
     assert watched.page.url == f"{watched.base}gemeinde/{ags}.html#adresse={address}"
     loaded = [u for u in watched.requests if "/search/" in u]
-    assert any("/search/str_ub.js" in u for u in loaded) and any("/search/id_" in u for u in loaded)
+    # only the parts the queries need: one street-directory part, one address part, the id parts
+    assert {u.split("/search/")[1].split("_")[0] for u in loaded} == {"index.js", "s", "a", "id"}
+    assert sum("/search/s_" in u for u in loaded) == 1 and sum("/search/a_" in u for u in loaded) == 1
     watched.check_clean()
 
 
@@ -530,6 +532,103 @@ def test_search_works_from_file_urls(browser, atlas):
         page.goto((out / "index.html").as_uri())
         assert _search(page, "Gustrow")[0] == GUESTROW
         assert _search(page, "Lindenstr 1 Gustrow") == ["Lindenstraße 1, 17000 Güstrow"]
+        assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def search_world(tmp_path_factory):
+    """The synthetic multi-Land addresses of tests/search_world.py in small parts (3,000 bytes), with a
+    page that loads search/index.js and search.js only, opened from file://."""
+    import pandas as pd
+
+    from coverage.report.search import AddressSource, iter_search_files
+    from tests.search_world import search_chunks, search_tables
+
+    out = tmp_path_factory.mktemp("search-world")
+    chunks = search_chunks()
+    source = AddressSource(sum(len(c) for c in chunks), lambda: chunks)
+    for path, text in iter_search_files(search_tables(), source, out, 3000):
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(text, encoding="utf-8")
+    script = (REPO / "coverage" / "report" / "static" / "search.js").read_text(encoding="utf-8")
+    form = ('<form class="atlas-search" data-root=""><input type="search" id="atlas-suche">'
+            '<span class="search-status"></span><ul class="search-results" hidden></ul></form>')
+    (out / "index.html").write_text('<!doctype html><meta charset="utf-8"><title>Suche</title>'
+                                    f'{form}<script src="search/index.js"></script><script>{script}</script>',
+                                    encoding="utf-8")
+    return out, pd.concat(chunks, ignore_index=True)
+
+
+def _address_query(page, text: str) -> tuple[list[dict], str, dict[str, int]]:
+    """search.js's address search for ``text``: (hits, hint, parts of each kind it loaded)."""
+    before = page.eval_on_selector_all("script[src]", "s => s.map(x => x.getAttribute('src'))")
+    hits, hint = page.evaluate("""q => new Promise(done => window.bbcovSearch.addresses(window.BBCOV_SEARCH, "",
+        window.bbcovSearch.fold(q), (hits, hint) => done([hits, hint])))""", text)
+    after = page.eval_on_selector_all("script[src]", "s => s.map(x => x.getAttribute('src'))")
+    new = [s.split("/")[-1].split("_")[0] for s in after if s not in before]
+    return hits, hint, {kind: new.count(kind) for kind in ("s", "a", "id")}
+
+
+def test_address_queries_find_exactly_the_matching_addresses(browser, search_world):
+    """Multi-Land, small parts: a street with number and place finds exactly the addresses that
+    match (computed from the rows), loading at most 3 directory and 8 address parts; a street in
+    more parts than that (no place) offers its Gemeinden, and taking one finds its addresses; ids
+    (one in a chunk of another Land, one without street) find their address."""
+    from urllib.parse import unquote
+
+    from coverage.report.search import fold
+    from tests.search_world import expected_ids, search_tables
+
+    out, frame = search_world
+    names = dict(zip(search_tables()["gemeinde"]["ags"], search_tables()["gemeinde"]["name"], strict=True))
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        queries = [("Hauptstr 1, Güstrow", "hauptstr", "1", "gustrow"),
+                   ("Hauptstraße 59 Dorf Da", "hauptstrasse", "59", "dorf da"),  # the 600-address street
+                   ("hauptstrasse 2 neuenkirchen", "hauptstrasse", "2", "neuenkirchen"),  # two Gemeinden
+                   ("Hauptstraße 4 Warnemünde", "hauptstrasse", "4", "warnemunde"),  # a locality, not a Gemeinde
+                   ("Hauptstrasse 1 Gross Koris", "hauptstrasse", "1", "gross koris"),
+                   ("ueber der muehle 4", "ueber der muehle", "4", ""),  # in few parts: no place needed
+                   ("Weg C 2", "weg c", "2", ""), ("Lindenweg", "lindenweg", "", "")]
+        for text, street, number, place in queries:
+            hits, hint, loaded = _address_query(page, text)
+            ids = {unquote(h["path"].split("#adresse=")[1]) for h in hits}
+            want = expected_ids(frame, names, street, number, place)
+            assert ids == want and want, text
+            assert all(h["path"].startswith("gemeinde/") for h in hits) and hint == ""
+            assert loaded["s"] <= 3 and loaded["a"] <= 8 and loaded["id"] <= 1, (text, loaded)
+        # no place: the Hauptstraße is in every Gemeinde (24), in more than 8 parts: its Gemeinden are offered
+        hits, hint, loaded = _address_query(page, "Hauptstraße 5")
+        assert sorted(h["fill"] for h in hits) == sorted(f"Hauptstraße 5, {n}" for n in names.values())
+        assert hint == "Straße in 24 Gemeinden: Ort dazuschreiben oder wählen" and loaded["a"] == 0
+        hits, _, _ = _address_query(page, next(h["fill"] for h in hits if h["fill"].endswith("Neuenkirchen")))
+        assert {unquote(h["path"].split("#adresse=")[1]) for h in hits} == expected_ids(
+            frame, names, "hauptstrasse", "5", "neuenkirchen")
+        # ids: the stray (a Land-02 address in the chunk of Land 01) and one without street
+        stray = frame[frame["ags"].str.startswith("02")].iloc[-1]
+        bare = frame[frame["street"] == ""].iloc[1]
+        for row in (stray, bare):
+            hits, _, _ = _address_query(page, str(row["address_id"]).lower())
+            assert [h["path"] for h in hits] == [f"gemeinde/{row['ags']}.html#adresse={row['address_id']}"]
+        assert _address_query(page, str(bare["address_id"]))[0][0]["label"] == f"{bare['house_number']}, " \
+            f"{bare['locality']}"
+        assert fold("Groß Köris") == "gross koris"
+        # in the field: the offers are listed with the hint; Enter takes the first (writes its Gemeinde in)
+        labels = _search(page, "Hauptstraße 5")
+        assert labels[0] == "Hauptstraße 5, Dorf Ba" and len(labels) == 10
+        assert page.locator(".search-status").inner_text() == (
+            "die ersten 10 von 24 Treffern · Straße in 24 Gemeinden: Ort dazuschreiben oder wählen")
+        page.press("#atlas-suche", "Enter")
+        page.wait_for_function("() => document.querySelector('#atlas-suche').value === 'Hauptstraße 5, Dorf Ba'")
+        page.wait_for_function("() => !document.querySelector('form.atlas-search').hasAttribute('data-loading')")
+        labels = page.eval_on_selector_all(".search-results li a", "links => links.map(a => a.textContent)")
+        assert labels[0] == "Hauptstraße 5, 01020 Dorf Ba"
         assert errors == []
     finally:
         context.close()

@@ -1,7 +1,8 @@
 /* bbcov atlas search: Kreise, Ämter, Gemeinden (and addresses in the internal atlas) by name or key.
    Plain JS, no dependencies, no network: the index is search/index.js (window.BBCOV_SEARCH, loaded by
-   every page); address parts (search/str_*.js, search/id_*.js) are loaded on demand by script-element
-   insertion, which also works from file://. fold() must stay equal to coverage/report/search.py. */
+   every page); address parts (search/s_*.js street directory, search/a_*.js addresses, search/id_*.js ids)
+   are loaded on demand by script-element insertion, which also works from file://, only those a query
+   needs (see coverage/report/search.py for their layout). fold() must stay equal to search.py's. */
 (function () {
   "use strict";
 
@@ -102,79 +103,144 @@
              place: tokens.slice(end).join(" ") };
   }
 
-  /* Address hits for q; calls back with them once the parts they need are loaded. */
+  /* Streets loaded per query at most: directory parts (search/s_*.js) and address parts
+     (search/a_*.js). A street in more address parts than that (a common name, no place given)
+     is offered per Gemeinde instead: choosing one writes the Gemeinde after the number. */
+  var MAX_STREET_PARTS = 3;
+  var MAX_ADDRESS_PARTS = 8;
+  var MAX_ADDRESS_HITS = 200;
+  /* one collator for the (possibly thousands of) address hits: localeCompare with a locale builds one per call */
+  var BY_NAME = new Intl.Collator("de").compare;
+  var BY_NUMBER = new Intl.Collator("de", { numeric: true }).compare;
+
+  /* the directory parts whose [first, last] folded names can hold a name starting with w */
+  function directoryParts(ranges, w) {
+    var out = [];
+    var hi = w + "\uffff";
+    for (var i = 0; i < ranges.length; i++) {
+      if (ranges[i][0] < hi && ranges[i][1] >= w) { out.push(i); }
+    }
+    return out;
+  }
+
+  function loadAll(root, paths, done) {
+    var left = paths.length;
+    if (!left) { done(); return; }
+    paths.forEach(function (p) { loadPart(root, p, function () { left -= 1; if (left === 0) { done(); } }); });
+  }
+
+  function unique(list) {
+    return list.filter(function (x, i) { return list.indexOf(x) === i; });
+  }
+
+  function placeMatches(index, place, ags, wanted) {
+    var where = [fold(place), fold(gemeindeNames(index)[ags] || "")];
+    return wanted.some(function (w) { return matchScore(where, w) !== null; });
+  }
+
+  function addressLabel(street, number, place, id) {
+    var label = (street + " " + number).trim() + (place ? ", " + place : "");
+    return label || id;
+  }
+
+  /* Address hits for q: calls back with (hits, hint) once the parts they need are loaded. */
   function searchAddresses(index, root, q, callback) {
     var info = index.addresses;
-    if (!info || q.length < 3) { callback([]); return; }
+    if (!info || q.length < 3) { callback([], ""); return; }
     var parsed = parseAddress(q);
-    var streetKeys = [];
-    [parsed.street, collapsed(parsed.street)].forEach(function (s) {
-      var key = s.replace(/ /g, "").slice(0, 2);
-      if (key.length === 2 && info.streets.indexOf(key) !== -1 && streetKeys.indexOf(key) === -1) {
-        streetKeys.push(key);
-      }
-    });
     var idKey = String(idPart(q, info.id_parts));  /* ids fold like names ("MV-0000001": "mv 0000001") */
-    var paths = streetKeys.map(function (k) { return "search/str_" + k + ".js"; });
-    if (idKey !== null) { paths.push("search/id_" + idKey + ".js"); }
-    var pending = paths.length;
-    if (!pending) { callback([]); return; }
-    function finish() {
-      var hits = [];
-      /* an id line names where the address is: street part, street, number (the part has the label) */
-      var refs = [];
-      if (idKey !== null && window.BBCOV_IDS && window.BBCOV_IDS[idKey]) {
-        window.BBCOV_IDS[idKey].split("\n").forEach(function (line) {
-          var f = line.split("\t");
-          if (fold(f[0]) === q) { refs.push(f); }
-        });
-      }
-      var missing = refs.map(function (f) { return "search/str_" + f[1] + ".js"; })
-        .filter(function (p) { return loaded[p] !== "done"; });
-      if (missing.length) {
-        var left = missing.length;
-        missing.forEach(function (p) { loadPart(root, p, function () { left -= 1; if (left === 0) { finish(); } }); });
-        return;
-      }
-      refs.forEach(function (f) {
-        var st = ((window.BBCOV_STREETS || {})[f[1]] || [])[parseInt(f[2], 10)];
-        if (!st) { return; }
-        var n = parseInt(f[3], 10);
-        var label = (st[0] + " " + st[4][2 * n]).trim() + (st[1] ? ", " + st[1] : "");
-        hits.push(addressHit(index, f[0], st[2], label, 0));
+    var wanted = unique([parsed.street, collapsed(parsed.street)]).filter(function (w) { return w.length >= 2; });
+    var places = parsed.place ? unique([parsed.place, collapsed(parsed.place)]) : [];
+    var dir = [];
+    wanted.forEach(function (w) { dir = unique(dir.concat(directoryParts(info.streets, w))); });
+    var hint = "";
+    if (dir.length > MAX_STREET_PARTS) {
+      hint = "für Adressen mehr von der Straße eingeben";
+      dir = [];
+    }
+    var first = ["search/id_" + idKey + ".js"].concat(dir.map(function (n) { return "search/s_" + n + ".js"; }));
+    loadAll(root, first, function () {
+      /* the ids equal to q, and the streets (street, ags, place, parts) whose name starts as typed */
+      var idRefs = [];
+      ((window.BBCOV_IDS || {})[idKey] || "").split("\n").forEach(function (line) {
+        var f = line.split("\t");
+        if (line && fold(f[0]) === q) { idRefs.push(f); }
       });
-      var byId = {};
-      refs.forEach(function (f) { byId[f[0]] = true; });
-      var wanted = [parsed.street, collapsed(parsed.street)];
-      streetKeys.forEach(function (k) {
-        var streets = (window.BBCOV_STREETS || {})[k] || [];
-        streets.forEach(function (st) {
-          var s = null;
-          wanted.forEach(function (w) {
-            var m = matchScore(st[3].split("|"), w);
-            if (m !== null && (s === null || m < s)) { s = m; }
+      var streets = [];
+      dir.forEach(function (n) {
+        ((window.BBCOV_STREETS || {})[n] || []).forEach(function (e) {
+          var keys = e[1].split("|"), s = null;
+          keys.forEach(function (k) {
+            wanted.forEach(function (w) {
+              var m = k === w ? 0 : (k.indexOf(w) === 0 ? 1 : null);
+              if (m !== null && (s === null || m < s)) { s = m; }
+            });
           });
           if (s === null) { return; }
-          if (parsed.place) {
-            var where = [fold(st[1]), fold(gemeindeNames(index)[st[2]] || "")];
-            if (matchScore(where, parsed.place) === null && matchScore(where, collapsed(parsed.place)) === null) {
-              return;
-            }
-          }
-          var numbers = st[4];
-          for (var i = 0; i < numbers.length && hits.length < 200; i += 2) {
-            var hn = fold(numbers[i]).replace(/ /g, "");
-            if ((parsed.number && hn.indexOf(parsed.number) !== 0) || byId[numbers[i + 1]]) { continue; }
-            var exact = parsed.number && hn === parsed.number ? 0 : 1;
-            var label = (st[0] + " " + numbers[i]).trim() + (st[1] ? ", " + st[1] : "");
-            hits.push(addressHit(index, numbers[i + 1], st[2], label, 10 + s * 2 + exact));
+          var refs = e[2];
+          for (var i = 0; i < refs.length; i += 4) {
+            if (places.length && !placeMatches(index, refs[i + 1], refs[i], places)) { continue; }
+            streets.push({ street: e[0], ags: refs[i], place: refs[i + 1], from: refs[i + 2], to: refs[i + 3],
+                           score: s });
           }
         });
       });
-      hits.sort(function (x, y) { return x.score - y.score || x.label.localeCompare(y.label, "de", { numeric: true }); });
-      callback(hits);
-    }
-    paths.forEach(function (p) { loadPart(root, p, function () { pending -= 1; if (pending === 0) { finish(); } }); });
+      var streetParts = [];
+      streets.forEach(function (st) { for (var p = st.from; p <= st.to; p++) { streetParts.push(p); } });
+      streetParts = unique(streetParts);
+      var offer = streetParts.length > MAX_ADDRESS_PARTS;
+      var parts = idRefs.filter(function (f) { return f[1] !== ""; }).map(function (f) { return parseInt(f[1], 10); });
+      if (!offer) { parts = parts.concat(streetParts); }
+      loadAll(root, unique(parts).map(function (p) { return "search/a_" + p + ".js"; }), function () {
+        var data = window.BBCOV_ADDR || {};
+        var hits = [];
+        var byId = {};
+        idRefs.forEach(function (f) {
+          byId[f[0]] = true;
+          if (f[1] === "") { hits.push(addressHit(index, f[0], f[2], f[3] || f[0], 0)); return; }  /* no street */
+          (data[f[1]] || []).forEach(function (e) {
+            for (var i = 1; i < e[3].length; i += 2) {
+              if (e[3][i] === f[0]) { hits.push(addressHit(index, f[0], e[2], addressLabel(e[0], e[3][i - 1], e[1], f[0]), 0)); }
+            }
+          });
+        });
+        if (offer) {
+          /* one hit per street and Gemeinde; choosing it writes the Gemeinde into the field */
+          var seen = {}, names = gemeindeNames(index), offers = [];
+          streets.forEach(function (st) {
+            var key = st.street + "\t" + st.ags;
+            if (seen[key]) { return; }
+            seen[key] = true;
+            var name = names[st.ags] || st.ags;
+            var text = (st.street + " " + (parsed.number || "")).trim() + ", " + name;
+            offers.push({ score: 10 + st.score, order: 3, label: text, fill: text,
+                          note: "Straße · Gemeinde " + name + " · Ort übernehmen" });
+          });
+          var count = unique(streets.map(function (st) { return st.ags; })).length;
+          hint = "Straße in " + count + " Gemeinden: Ort dazuschreiben oder wählen";
+          offers.sort(function (x, y) { return x.score - y.score || BY_NAME(x.label, y.label); });
+          callback(hits.concat(offers), hint);
+          return;
+        }
+        streets.forEach(function (st) {
+          for (var p = st.from; p <= st.to; p++) {
+            (data[p] || []).forEach(function (e) {
+              if (e[0] !== st.street || e[1] !== st.place || e[2] !== st.ags) { return; }
+              var numbers = e[3];
+              for (var i = 0; i < numbers.length && hits.length < MAX_ADDRESS_HITS; i += 2) {
+                var hn = fold(numbers[i]).replace(/ /g, "");
+                if ((parsed.number && hn.indexOf(parsed.number) !== 0) || byId[numbers[i + 1]]) { continue; }
+                var exact = parsed.number && hn === parsed.number ? 0 : 1;
+                hits.push(addressHit(index, numbers[i + 1], e[2], addressLabel(e[0], numbers[i], e[1], numbers[i + 1]),
+                                     10 + st.score * 2 + exact));
+              }
+            });
+          }
+        });
+        hits.sort(function (x, y) { return x.score - y.score || BY_NUMBER(x.label, y.label); });
+        callback(hits, hint);
+      });
+    });
   }
 
   function init(form) {
@@ -193,7 +259,14 @@
     var generation = 0;
     var onReady = null;
 
-    function show(hits, q) {
+    /* a hit that offers a place writes it into the field (and searches again) instead of opening a page */
+    function take(hit) {
+      input.value = hit.fill;
+      input.focus();
+      run();
+    }
+
+    function show(hits, q, hint) {
       current = hits.slice(0, MAX_RESULTS);
       active = current.length ? 0 : -1;
       list.textContent = "";
@@ -202,8 +275,13 @@
         li.setAttribute("role", "option");
         if (i === active) { li.className = "active"; li.setAttribute("aria-selected", "true"); }
         var a = document.createElement("a");
-        a.href = root + h.path;
         a.textContent = h.label;
+        if (h.fill) {
+          a.href = "#";
+          a.addEventListener("click", function (e) { e.preventDefault(); take(h); });
+        } else {
+          a.href = root + h.path;
+        }
         var note = document.createElement("span");
         note.className = "search-note";
         note.textContent = h.note;
@@ -214,7 +292,7 @@
       list.hidden = !q;
       status.textContent = !q ? "" : hits.length === 0 ? "Kein Treffer" :
         (hits.length > MAX_RESULTS ? "die ersten " + MAX_RESULTS + " von " + hits.length + " Treffern"
-                                   : hits.length + " Treffer");
+                                   : hits.length + " Treffer") + (q && hint ? " · " + hint : "");
     }
 
     function highlight(i) {
@@ -235,17 +313,18 @@
       show(areas, q);
       if (!index.addresses) { if (onReady) { var f = onReady; onReady = null; f(); } return; }
       form.setAttribute("data-loading", "1");
-      searchAddresses(index, root, q, function (addr) {
+      searchAddresses(index, root, q, function (addr, hint) {
         if (mine !== generation) { return; }
         form.removeAttribute("data-loading");
-        show(areas.concat(addr), q);
+        show(areas.concat(addr), q, hint);
         if (onReady) { var f = onReady; onReady = null; f(); }
       });
     }
 
     function openActive() {
       var hit = current[active >= 0 ? active : 0];
-      if (hit) { window.location.href = root + hit.path; }
+      if (hit && hit.fill) { take(hit); }
+      else if (hit) { window.location.href = root + hit.path; }
     }
 
     input.addEventListener("input", run);
@@ -262,7 +341,8 @@
     });
   }
 
-  window.bbcovSearch = { fold: fold, idPart: idPart };
+  /* searchAddresses is exposed for the tests, which compare its hits with the addresses */
+  window.bbcovSearch = { fold: fold, idPart: idPart, addresses: searchAddresses };
 
   function start() {
     Array.prototype.forEach.call(document.querySelectorAll("form.atlas-search"), init);
