@@ -187,9 +187,9 @@ def run_lists(job: FundingJob) -> tuple[list[str], float]:
     """The Amt lists of :func:`write_run_funding`, from the run folder (in a worker process, while the
     run writes its other outputs and the atlas); returns the files written and the seconds taken."""
     t0 = time.perf_counter()
-    columns = ["address_id", *OFFER_FIELDS, "status"]
+    columns = ["address_id", "addr", *OFFER_FIELDS, "status"]  # addr: each offer's address position
     if job.withdrawals is not None:
-        columns += ["addr", "match_method"]
+        columns.append("match_method")
     addresses = pd.read_parquet(job.run_dir / ADDRESSES_FILE)
     offers = pd.read_parquet(job.run_dir / OFFERS_FILE, columns=columns)
     if job.withdrawals is not None:
