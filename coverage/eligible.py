@@ -113,6 +113,23 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype("int64"), np.asarray(pd.Index(names).astype(str), dtype=object)
 
 
+_PLAIN_COLUMNS = ("vwg_ars", "street", "house_number", "postcode", "locality", "x", "y", "households", "businesses",
+                  "site_kind", "site_name")
+_OBJECTION_COLUMNS = ("contested", "objection_changed")  # Stellungnahmen: named in one / changed the verdicts here
+
+
+def _service_columns(groups: Sequence[str]) -> list[str]:
+    return [f"{prefix}best_{what}_{g}" for g in groups for prefix in ("", "plan_") for what in ("down", "tech")]
+
+
+def list_input_columns(columns: Sequence[str], groups: Sequence[str], rules: Sequence[FundingRule]) -> list[str]:
+    """Which of the address columns ``columns`` (of addresses.parquet) :func:`eligible_list` reads: a worker
+    reads only those (about half of a run's 90 columns)."""
+    wanted = {"address_id", "ags", *_PLAIN_COLUMNS, *_service_columns(groups), *_OBJECTION_COLUMNS,
+              *(f"fund_{r.name}{plan}" for r in rules for plan in ("", "_plan"))}
+    return [c for c in columns if c in wanted]
+
+
 def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequence[str],
                   rules: Sequence[FundingRule], names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The list's columns for ``addresses`` (rows of addresses.parquet), in address order."""
@@ -122,18 +139,14 @@ def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequenc
     out = pd.DataFrame({"address_id": _text(a["address_id"]).array})
     out["ags"] = _text(a["ags"]).array
     out["gemeinde_name"] = out["ags"].map(names or {}).fillna("").array
-    for c in ("vwg_ars", "street", "house_number", "postcode", "locality", "x", "y", "households", "businesses",
-              "site_kind", "site_name"):
+    for c in _PLAIN_COLUMNS:
         if c in a.columns:
             values = a[c].to_numpy()
             out[c] = values if a[c].dtype.kind in "fiub" else _text(a[c]).fillna("").array
-    for g in groups:
-        for prefix in ("", "plan_"):
-            for what in ("down", "tech"):
-                col = f"{prefix}best_{what}_{g}"
-                if col in a.columns:
-                    out[col] = a[col].to_numpy() if what == "down" else _text(a[col]).array
-    for c in ("contested", "objection_changed"):  # Stellungnahmen: named in one / changed the verdicts here
+    for col in _service_columns(groups):
+        if col in a.columns:
+            out[col] = a[col].to_numpy() if "_down_" in col else _text(a[col]).array
+    for c in _OBJECTION_COLUMNS:
         if c in a.columns:
             out[c] = a[c].to_numpy(dtype=bool)
     decided = deciding_offers(a["address_id"], offers, rules)

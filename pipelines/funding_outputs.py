@@ -20,13 +20,14 @@ from typing import Any, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 
 from coverage.columns import concat_frames
 from coverage.config import RunConfig
 from coverage.costs import ESTIMATE_NOTE, AreaWork, area_costs
-from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
+from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_input_columns, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
 from coverage.sources.objections import withdrawn
@@ -190,12 +191,13 @@ def run_lists(job: FundingJob) -> tuple[list[str], float]:
     columns = ["address_id", "addr", *OFFER_FIELDS, "status"]  # addr: each offer's address position
     if job.withdrawals is not None:
         columns.append("match_method")
-    addresses = pd.read_parquet(job.run_dir / ADDRESSES_FILE)
+    path = job.run_dir / ADDRESSES_FILE
+    groups, rules = list(job.cfg.analysis.groups), job.cfg.funding_rules
+    addresses = pd.read_parquet(path, columns=list_input_columns(pq.read_schema(path).names, groups, rules))
     offers = pd.read_parquet(job.run_dir / OFFERS_FILE, columns=columns)
     if job.withdrawals is not None:
         offers = without_withdrawn(offers, job.withdrawals, addresses["address_id"])
-    written = write_amt_lists(job.run_dir, addresses, offers, list(job.cfg.analysis.groups), job.cfg.funding_rules,
-                              gemeinde_names(job.tables))
+    written = write_amt_lists(job.run_dir, addresses, offers, groups, rules, gemeinde_names(job.tables))
     return written, time.perf_counter() - t0
 
 

@@ -209,3 +209,27 @@ def test_run_writes_lists_per_amt_and_the_costs(world):
     assert project["cost"] == pytest.approx((1000 + link) * 100 + 2 * 1000 + (2 + 5) * 50)
     trees = gpd.read_file(run / "costs" / "costs_tree.gpkg")
     assert set(trees["level"]) == {"gemeinde", "project"}
+
+
+def test_the_lists_need_only_the_address_columns_a_worker_reads(world):
+    """The run's worker reads only :func:`list_input_columns` of addresses.parquet: the list from those
+    equals the list from every column (and the run's own lists)."""
+    import pyarrow.parquet as pq
+
+    from coverage.config import load_config
+    from coverage.eligible import OFFER_FIELDS, eligible_list, list_input_columns
+    from pipelines.funding_outputs import gemeinde_names
+
+    root, config = world
+    run = root / "out" / "latest"
+    cfg = load_config(config)
+    groups, rules = list(cfg.analysis.groups), cfg.funding_rules
+    full = pd.read_parquet(run / "addresses.parquet")
+    columns = list_input_columns(pq.read_schema(run / "addresses.parquet").names, groups, rules)
+    assert len(columns) < len(full.columns) and "fund_gigabit_2024" in columns
+    offers = pd.read_parquet(run / "offers.parquet", columns=["address_id", "addr", *OFFER_FIELDS, "status"])
+    names = gemeinde_names({"gemeinde": pd.read_csv(run / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})})
+    subset = eligible_list(full[columns], offers, groups, rules, names)
+    pd.testing.assert_frame_equal(subset, eligible_list(full, offers, groups, rules, names))
+    written = pd.read_csv(run / "eligible" / "130000001.csv", dtype=str, keep_default_na=False)
+    assert written["address_id"].tolist() == ["A1", "A2", "A3"] and list(written.columns) == list(subset.columns)
