@@ -186,7 +186,8 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
     all_households = eligible["households"].to_numpy(dtype="float64")
     all_ids = eligible["address_id"].to_numpy()
     labels = eligible.index.to_numpy()
-    rows, isolated = [], []
+    rows: list[dict[str, Any]] = []
+    isolated: list[tuple[Any, dict[str, Any]]] = []
     edges: dict[str, list[np.ndarray]] = {c: [] for c in ("area", "kind", "x0", "y0", "x1", "y1", "length_m")}
     for k, key in enumerate(keys):
         at = order[starts[k]:starts[k + 1]]
@@ -212,8 +213,8 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
             edges["kind"].append(np.full(len(m), kind, dtype=object))
             for c, v in (("x0", a[:, 0]), ("y0", a[:, 1]), ("x1", b[:, 0]), ("y1", b[:, 1]), ("length_m", m)):
                 edges[c].append(v)
-        if cfg.isolated_m is not None:
-            isolated.append(_isolated_frame(area_key) if lonely is None else pd.DataFrame({area_key: key, **lonely}))
+        if lonely is not None:
+            isolated.append((key, lonely))
     columns = [area_key, "addresses", "households", "trees", "tree_m", "link_m", "metres"]
     table = pd.DataFrame(rows, columns=columns)
     table["cost_civil_works"] = table["metres"] * cfg.price_per_m
@@ -225,7 +226,7 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
     table["cost_per_address"] = table["cost"] / table["addresses"]
     table = pd.concat([table, split(table["cost"], cfg)], axis=1)
     table["isolated_addresses"] = 0
-    iso = pd.concat(isolated, ignore_index=True) if isolated else _isolated_frame(area_key)
+    iso = _isolated_table(area_key, isolated)
     if len(iso):
         counts = iso.groupby(area_key, observed=True).size()
         table["isolated_addresses"] = table[area_key].map(counts).fillna(0).astype("int64")
@@ -239,8 +240,21 @@ def area_costs(eligible: pd.DataFrame, area_key: str, targets_xy: np.ndarray, cf
 
 
 def _isolated_frame(area_key: str) -> pd.DataFrame:
-    return pd.DataFrame(columns=[area_key, "address_id", "x", "y", "households", "neighbour_m", "network_m",
-                                 "metres", "cost"])
+    return pd.DataFrame(columns=[area_key, *_ISOLATED_COLUMNS])
+
+
+_ISOLATED_COLUMNS = ("address_id", "x", "y", "households", "neighbour_m", "network_m", "metres", "cost")
+
+
+def _isolated_table(area_key: str, parts: list[tuple[Any, dict[str, Any]]]) -> pd.DataFrame:
+    """The isolated addresses of every area (``(area, columns of _isolated)`` in area order) as one frame,
+    built once: a frame per area (about 700 for MV) cost more than finding them."""
+    if not parts:
+        return _isolated_frame(area_key)
+    counts = [len(lonely["x"]) for _, lonely in parts]
+    areas = np.repeat(np.asarray([key for key, _ in parts], dtype=object), counts)
+    return pd.DataFrame({area_key: areas, **{c: np.concatenate([lonely[c] for _, lonely in parts])
+                                             for c in _ISOLATED_COLUMNS}})
 
 
 def _isolated(xy: np.ndarray, households: np.ndarray, address_ids: np.ndarray, targets: cKDTree | None,

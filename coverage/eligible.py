@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from coverage.errors import CoverageError
@@ -34,7 +36,7 @@ def deciding_offers(address_ids: pd.Series, offers: pd.DataFrame, rules: Sequenc
     Provider, technology and status are compared and picked as codes of their distinct values (the
     text of a row is only made for the chosen offers' columns, never per offer)."""
     ids = pd.Index(address_ids.astype(str).to_numpy(), name="address_id")
-    pos = ids.get_indexer(offers["address_id"].astype(str).to_numpy())
+    pos = _positions(ids, offers)
     status, status_names = _codes(offers["status"])
     current = np.isin(status, np.flatnonzero(status_names == OfferStatus.CURRENT.value)) & (pos >= 0)
     down = offers["down_mbps"].to_numpy(dtype="float64")
@@ -59,12 +61,50 @@ def deciding_offers(address_ids: pd.Series, offers: pd.DataFrame, rules: Sequenc
                 codes, names = texts[f]
                 picked = np.full(len(ids), -1, dtype="int64")
                 picked[found] = codes[choice[found]]
-                out[f"{rule.name}_{f}"] = pd.Categorical.from_codes(picked, names).astype(str)
+                out[f"{rule.name}_{f}"] = _text_of_codes(picked, names)
             else:
                 column = np.full(len(ids), np.nan)
                 column[found] = (down if f == "down_mbps" else up)[choice[found]]
                 out[f"{rule.name}_{f}"] = column
     return out
+
+
+def _positions(ids: pd.Index, offers: pd.DataFrame) -> np.ndarray:
+    """Each offer's position in ``ids`` (−1: not there). A single run's offers carry it (``addr``): taken
+    when every one names the id at its position (checked), else looked up by id (hashing 690,000 ids
+    of the MV offers cost a third of the deciding offers' time)."""
+    offer_ids = offers["address_id"].astype(str)
+    if _ARROW_TEXT and "addr" in offers.columns and len(offers) and len(ids) and not offers["addr"].hasnans:
+        addr = offers["addr"].to_numpy(dtype="int64")
+        if addr.min() >= 0 and addr.max() < len(ids):
+            named, given = pa.array(ids.take(addr).array), pa.array(offer_ids.array)
+            if named.type == given.type and pc.all(pc.equal(named, given), skip_nulls=False).as_py():
+                return addr
+    return np.asarray(ids.get_indexer(offer_ids.to_numpy()), dtype="int64")
+
+
+#: The dtype ``astype(str)`` gives text: pandas 3's Arrow-backed ``str``, pandas 2's object.
+_TEXT = pd.Series(["x"]).astype(str).dtype
+_ARROW_TEXT = isinstance(_TEXT, pd.StringDtype) and _TEXT.storage == "pyarrow"
+
+
+def _text_of_codes(codes: np.ndarray, names: np.ndarray) -> Any:
+    """``pd.Categorical.from_codes(codes, names).astype(str)`` (code −1: missing), through Arrow's take of
+    the names where text is Arrow-backed: pandas makes a Python string of every value first (about 0.05 s
+    per column of the 268,000 MV addresses, most of a list's text columns' time)."""
+    if not _ARROW_TEXT:
+        return pd.Categorical.from_codes(codes, names).astype(str)
+    texts = pa.array(np.asarray(names, dtype=object), type=pa.large_string())
+    return pd.array(texts.take(pa.array(codes, mask=codes < 0)), dtype=_TEXT)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """``values.astype(str)``; a categorical of text from its codes (:func:`_text_of_codes`; pandas writes
+    the numbers of a categorical with missing values as floats, "3.0", so those keep ``astype``)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(values.cat.categories):
+        names = np.asarray(values.cat.categories.astype(str), dtype=object)
+        return pd.Series(_text_of_codes(values.cat.codes.to_numpy(), names), index=values.index)
+    return values.astype(str)
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -73,27 +113,40 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype("int64"), np.asarray(pd.Index(names).astype(str), dtype=object)
 
 
+_PLAIN_COLUMNS = ("vwg_ars", "street", "house_number", "postcode", "locality", "x", "y", "households", "businesses",
+                  "site_kind", "site_name")
+_OBJECTION_COLUMNS = ("contested", "objection_changed")  # Stellungnahmen: named in one / changed the verdicts here
+
+
+def _service_columns(groups: Sequence[str]) -> list[str]:
+    return [f"{prefix}best_{what}_{g}" for g in groups for prefix in ("", "plan_") for what in ("down", "tech")]
+
+
+def list_input_columns(columns: Sequence[str], groups: Sequence[str], rules: Sequence[FundingRule]) -> list[str]:
+    """Which of the address columns ``columns`` (of addresses.parquet) :func:`eligible_list` reads: a worker
+    reads only those (about half of a run's 90 columns)."""
+    wanted = {"address_id", "ags", *_PLAIN_COLUMNS, *_service_columns(groups), *_OBJECTION_COLUMNS,
+              *(f"fund_{r.name}{plan}" for r in rules for plan in ("", "_plan"))}
+    return [c for c in columns if c in wanted]
+
+
 def eligible_list(addresses: pd.DataFrame, offers: pd.DataFrame, groups: Sequence[str],
                   rules: Sequence[FundingRule], names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The list's columns for ``addresses`` (rows of addresses.parquet), in address order."""
     a = addresses
     # Text columns are handed over as arrays (.array): through NumPy they would become Python objects
     # and be converted back to Arrow strings, which cost more than the rest of the list.
-    out = pd.DataFrame({"address_id": a["address_id"].astype(str).array})
-    out["ags"] = a["ags"].astype(str).array
+    out = pd.DataFrame({"address_id": _text(a["address_id"]).array})
+    out["ags"] = _text(a["ags"]).array
     out["gemeinde_name"] = out["ags"].map(names or {}).fillna("").array
-    for c in ("vwg_ars", "street", "house_number", "postcode", "locality", "x", "y", "households", "businesses",
-              "site_kind", "site_name"):
+    for c in _PLAIN_COLUMNS:
         if c in a.columns:
             values = a[c].to_numpy()
-            out[c] = values if a[c].dtype.kind in "fiub" else a[c].astype(str).fillna("").array
-    for g in groups:
-        for prefix in ("", "plan_"):
-            for what in ("down", "tech"):
-                col = f"{prefix}best_{what}_{g}"
-                if col in a.columns:
-                    out[col] = a[col].to_numpy() if what == "down" else a[col].astype(str).array
-    for c in ("contested", "objection_changed"):  # Stellungnahmen: named in one / changed the verdicts here
+            out[c] = values if a[c].dtype.kind in "fiub" else _text(a[c]).fillna("").array
+    for col in _service_columns(groups):
+        if col in a.columns:
+            out[col] = a[col].to_numpy() if "_down_" in col else _text(a[col]).array
+    for c in _OBJECTION_COLUMNS:
         if c in a.columns:
             out[c] = a[c].to_numpy(dtype=bool)
     decided = deciding_offers(a["address_id"], offers, rules)

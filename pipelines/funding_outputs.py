@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,13 +20,14 @@ from typing import Any, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 
 from coverage.columns import concat_frames
 from coverage.config import RunConfig
 from coverage.costs import ESTIMATE_NOTE, AreaWork, area_costs
-from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_labels
+from coverage.eligible import OFFER_FIELDS, area_mask, eligible_list, list_input_columns, list_labels
 from coverage.errors import ConfigError, CoverageError, DataSourceError
 from coverage.funding import FundingRule
 from coverage.sources.objections import withdrawn
@@ -163,6 +165,51 @@ def network_points(cfg: RunConfig, addresses: pd.DataFrame, fund: np.ndarray) ->
     pts = frame.to_crs(cfg.analysis.working_crs).geometry
     pts = pts[~pts.is_empty & pts.notna()].representative_point()
     return np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
+
+
+class FundingJob(NamedTuple):
+    """What a worker process needs to write a single run's lists or cost estimate (picklable): the run's
+    addresses and offers it reads back from the run folder's addresses.parquet and offers.parquet."""
+
+    cfg: RunConfig
+    run_dir: Path
+    tables: dict[str, pd.DataFrame]
+    withdrawals: pd.DataFrame | None  # the accepted withdrawals of the run's objections (None: none)
+
+
+def funding_job(cfg: RunConfig, state: RunState, run_dir: Path) -> FundingJob:
+    """The job of a single (not partitioned) run whose addresses.parquet and offers.parquet are written."""
+    assert state.tables is not None
+    withdrawals = concat_frames(list(state.withdrawals.values())) if state.withdrawals else None
+    return FundingJob(cfg, run_dir, dict(state.tables), withdrawals)
+
+
+def run_lists(job: FundingJob) -> tuple[list[str], float]:
+    """The Amt lists of :func:`write_run_funding`, from the run folder (in a worker process, while the
+    run writes its other outputs and the atlas); returns the files written and the seconds taken."""
+    t0 = time.perf_counter()
+    columns = ["address_id", "addr", *OFFER_FIELDS, "status"]  # addr: each offer's address position
+    if job.withdrawals is not None:
+        columns.append("match_method")
+    path = job.run_dir / ADDRESSES_FILE
+    groups, rules = list(job.cfg.analysis.groups), job.cfg.funding_rules
+    addresses = pd.read_parquet(path, columns=list_input_columns(pq.read_schema(path).names, groups, rules))
+    offers = pd.read_parquet(job.run_dir / OFFERS_FILE, columns=columns)
+    if job.withdrawals is not None:
+        offers = without_withdrawn(offers, job.withdrawals, addresses["address_id"])
+    written = write_amt_lists(job.run_dir, addresses, offers, groups, rules, gemeinde_names(job.tables))
+    return written, time.perf_counter() - t0
+
+
+def run_costs(job: FundingJob) -> tuple[list[str], float]:
+    """The cost estimate of :func:`write_run_funding` (none without ``[costs]``), from the run folder."""
+    t0 = time.perf_counter()
+    if job.cfg.costs is None:
+        return [], 0.0
+    columns = ["address_id", "x", "y", "households", "ags", "vwg_ars", job.cfg.costs.fund_column]
+    addresses = pd.read_parquet(job.run_dir / ADDRESSES_FILE, columns=columns)
+    written = write_costs(job.run_dir, addresses, job.cfg, job.tables, project_polygons(job.cfg))
+    return written, time.perf_counter() - t0
 
 
 def write_run_funding(cfg: RunConfig, state: RunState, run_dir: Path, partitioned: bool) -> list[str]:

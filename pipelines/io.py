@@ -8,6 +8,7 @@ are built under a hidden ``.partial`` name and renamed when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -45,9 +46,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared and served
         os.replace(tmp_path, path)
+    except Exception as exc:
+        if _disk_full(exc):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _disk_full(exc: Exception) -> bool:
+    """Whether ``exc`` is a full disk that is not an OSError: GDAL's GeoPackage driver (pyogrio) reports
+    it as SQLite's "database or disk is full". Raised as the OSError (ENOSPC) it is, a full disk is one
+    line and exit 2 whichever file meets it first (the run's worker writes lists while this process
+    writes the grid)."""
+    return not isinstance(exc, OSError) and "database or disk is full" in str(exc)
 
 
 def _umask() -> int:

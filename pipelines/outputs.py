@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,14 +92,19 @@ def write_quarantine(ledger: Ledger, run_dir: Path, written: Written) -> pd.Data
     return ledger.all_quarantine()
 
 
-def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path, partitioned: bool) -> Written:
+def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path, partitioned: bool,
+                  per_address_written: Callable[[], None] = lambda: None) -> Written:
     """Tables, per-address results, offers, quarantine, gap lists and the grid of one run.
 
     In a partitioned run the partitions have written addresses.parquet/ and offers.parquet/ (folders of
-    part files, read like one file) and returned their gap lists and grid counts.
+    part files, read like one file) and returned their gap lists and grid counts. A single run writes
+    those two first and then calls ``per_address_written`` (the runner starts the lists' worker on them).
     """
     assert state.tables is not None and state.site_tables is not None and state.sites is not None
     written = Written()
+    if not partitioned:
+        write_per_address(state, run_dir, written)
+        per_address_written()
     for level, table in state.tables.items():
         io.write_csv(run_dir / "tables" / f"coverage_{level}.csv", table)
         written.files.append(f"tables/coverage_{level}.csv")
@@ -113,10 +119,9 @@ def write_outputs(cfg: RunConfig, state: RunState, ledger: Ledger, run_dir: Path
     if cfg.objections and not partitioned:
         write_objections(state, run_dir)
         written.files.append(OBJECTIONS_FILE)
-    if not partitioned:
-        write_per_address(state, run_dir, written)
-        if state.results is not None and "ags_cadastre" in state.results and state.boundaries is not None:
-            written.files.append(write_ags_mismatch(state.results, state.boundaries.hierarchy(), run_dir))
+    if (not partitioned and state.results is not None and "ags_cadastre" in state.results
+            and state.boundaries is not None):
+        written.files.append(write_ags_mismatch(state.results, state.boundaries.hierarchy(), run_dir))
     written.files += [ADDRESSES_FILE, OFFERS_FILE]
     quarantine = write_quarantine(ledger, run_dir, written)
     assert state.forgotten is not None

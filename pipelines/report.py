@@ -457,6 +457,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         geometry.lookup(level)  # thread, and a cache filled meanwhile fails it ("dictionary changed size")
     timings["geometry"] = time.perf_counter() - t0
     attributions = [bkg_attribution(boundaries.valid_date), *cfg.report.attributions]
+    record.wait_for("eligible")  # the run's worker may still be writing the lists (pipelines.runner)
     funding_files = {} if public else funding_downloads(record.run_dir, out_dir)
     scope = scope_name(tables)
     title = scope_title(cfg.report.title, tables, ReportConfig.title)  # the default title names the scope
@@ -519,6 +520,7 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                  timings["page maps"])
 
         t0 = time.perf_counter()
+        record.wait_for("costs")  # the address layer draws the cost trees from costs_tree.gpkg
         files, overview_data = _interactive_blocks(out_dir, blocks, gem, column, cfg, results, record.run_dir,
                                                    geometry.crs, public)
         written += files

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from pipelines.fingerprint import (
     params_hash,
     stage_key,
 )
-from pipelines.funding_outputs import write_run_funding
+from pipelines.funding_outputs import funding_job, run_costs, run_lists, write_run_funding
 from pipelines.lock import run_lock
 from pipelines.outputs import Written, write_outputs
 from pipelines.partitioned import (
@@ -58,6 +59,7 @@ from pipelines.partitioned import (
     quarantine_orphans,
     reduce_partitions,
 )
+from pipelines.processes import worker_pool
 from pipelines.stages import VALIDATION_STAGES, RunState, Stage, StageResult, plan
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,18 @@ class RunRecord:
     quarantine: pd.DataFrame | None = None  # every quarantined row, once written
     changes: dict[str, Any] | None = None  # the change report against the previous run, for the atlas
     run_dir: Path | None = None  # the folder the run's files are written to (its tables/, sites.csv)
+    #: outputs a worker process is still writing into run_dir: "eligible" (the Amt lists), "costs"
+    pending: dict[str, Future[tuple[list[str], float]]] = field(default_factory=dict)
+    waited_s: float = 0.0  # how long wait_for blocked
+
+    def wait_for(self, name: str) -> None:
+        """Return when output ``name`` of the run is written (at once when no worker writes it); a
+        worker's error is raised here. The atlas links the lists and draws the cost trees from run_dir."""
+        future = self.pending.get(name)
+        if future is not None:
+            t0 = time.perf_counter()
+            future.result()
+            self.waited_s += time.perf_counter() - t0
 
 
 ReportFn = Callable[[RunRecord, Path], list[str]]
@@ -218,14 +232,30 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
     staging.mkdir(parents=True)
     record = RunRecord(cfg, run_id, datetime.now(UTC).isoformat(timespec="seconds"), ref, RunState(), Ledger(),
                        list(p.inputs.values()), run_dir=staging)
-    with _run_log(staging / "run.log", run_id):
+    # The worker is closed before the run's log: its log records reach run.log until it ends.
+    with _run_log(staging / "run.log", run_id), contextlib.ExitStack() as workers:
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        # A single address file is never partitioned: the worker (its fork server imports the atlas
+        # modules) is started now, on the second core while the stages run, and ready when the lists start.
+        pool = None if cfg.addresses.path.is_dir() else workers.enter_context(worker_pool(1))
         _compute(record, p.stages, _reuse_from(previous, before, forced, p, cfg), staging, engine, timings)
-        outputs, written = _timed(timings, "write", lambda: _write(record, staging))
-        outputs += _timed(timings, "funding", lambda: write_run_funding(cfg, record.state, staging,
-                                                                        record.partitioned))
+
+        def start_funding() -> None:
+            """Lists and cost estimate in the worker, from the parquet files just written, while this
+            process writes the other outputs, the change report and the atlas (a partitioned run's
+            lists have their own worker processes)."""
+            if pool is not None and not record.partitioned:
+                job = funding_job(cfg, record.state, staging)
+                record.pending = {"eligible": pool.submit(run_lists, job), "costs": pool.submit(run_costs, job)}
+
+        written_files, written = _timed(timings, "write", lambda: _write(record, staging, start_funding))
+        funding: list[str] = []
+        if not record.pending:
+            funding = _timed(timings, "funding", lambda: write_run_funding(cfg, record.state, staging,
+                                                                           record.partitioned))
         _check_inputs_unchanged(record.inputs)
+        outputs: list[str] = []
         if changes is not None and previous is not None:
             outputs += _timed(timings, "changes", lambda: changes(previous, record, staging))
         report_staging = None
@@ -234,6 +264,9 @@ def _run(cfg: RunConfig, run_id: str, report: ReportFn | None, changes: ChangesF
             report_staging.mkdir(parents=True)
             pages = _timed(timings, "report", lambda: report(record, report_staging))
             outputs += [f"reports/{run_id}/{f}" for f in pages]
+        if record.pending:
+            funding = _collect_funding(record, timings)
+        outputs = written_files + funding + outputs
         timings["total"] = round(time.perf_counter() - started, 3)
         manifest = build_manifest(record, timings, outputs)
         manifest["stages"] = _catalog(p, record, written)
@@ -289,8 +322,20 @@ def _check_inputs_unchanged(inputs: list[dict[str, Any]]) -> None:
                                   "differs from when it was hashed); nothing was published, run again")
 
 
-def _write(record: RunRecord, staging: Path) -> tuple[list[str], Written]:
-    written = write_outputs(record.cfg, record.state, record.ledger, staging, record.partitioned)
+def _collect_funding(record: RunRecord, timings: dict[str, float]) -> list[str]:
+    """The worker's lists and cost estimate (waited for); "funding" is the worker's time for both,
+    "funding wait" how long this process waited for them (in the atlas and here)."""
+    for name in record.pending:
+        record.wait_for(name)
+    results = [record.pending[name].result() for name in ("eligible", "costs")]
+    timings["funding"] = round(sum(seconds for _, seconds in results), 3)
+    timings["funding wait"] = round(record.waited_s, 3)
+    return [f for files, _ in results for f in files]
+
+
+def _write(record: RunRecord, staging: Path, per_address_written: Callable[[], None]) -> tuple[list[str], Written]:
+    written = write_outputs(record.cfg, record.state, record.ledger, staging, record.partitioned,
+                            per_address_written)
     record.quarantine = record.ledger.all_quarantine()
     return list(written.files), written
 

@@ -87,6 +87,56 @@ def test_reused_trees_give_the_same_costs_as_building_them_again():
     assert first.table["metres"].tolist() == plain.table["metres"].tolist()
 
 
+def test_isolated_addresses_of_several_areas_are_each_areas_with_their_own_area():
+    """Areas with and without isolated addresses in one call: each isolated address once, under its area,
+    with the columns of one isolated address alone (the table is built once for all areas)."""
+    cfg = CostConfig(**{**PRICES.__dict__, "max_link_m": 50.0, "isolated_m": 60.0})
+    close = ELIGIBLE.iloc[:2].assign(area="B", x=ELIGIBLE["x"].iloc[:2] + 500)  # 30 m apart: none isolated
+    three = pd.concat([ELIGIBLE, close, ELIGIBLE.assign(area="C", y=ELIGIBLE["y"] + 900)], ignore_index=True)
+    iso = area_costs(three, "area", SERVED, cfg).isolated
+    assert iso["area"].tolist() == ["C", "P"] and iso["address_id"].tolist() == ["E4", "E4"]
+    alone = area_costs(ELIGIBLE, "area", SERVED, cfg).isolated
+    pd.testing.assert_frame_equal(iso[iso["area"] == "P"].reset_index(drop=True), alone)
+    assert area_costs(close, "area", SERVED, cfg).isolated.empty
+
+
+def test_list_text_from_codes_is_astype_str():
+    """The list's text columns from category codes equal ``astype(str)`` (missing values stay missing)."""
+    from coverage.eligible import _text, _text_of_codes
+
+    names = np.array(["Küstennetz", "=x", "nan", ""], dtype=object)
+    codes = np.array([0, -1, 1, 2, 3, 0, -1])
+    expected = pd.Series(pd.Categorical.from_codes(codes, names).astype(str))
+    pd.testing.assert_series_equal(pd.Series(_text_of_codes(codes, names)), expected)
+    for values in (pd.Series(pd.Categorical(["b", None, "a", "b"])), pd.Series(pd.Categorical([3, 1, None])),
+                   pd.Series(["x", None, "y"]), pd.Series([1.5, np.nan])):
+        pd.testing.assert_series_equal(_text(values), values.astype(str))
+
+
+def test_deciding_offers_take_the_offers_positions_only_when_they_name_the_same_addresses():
+    """Offers with ``addr`` (a single run's) are placed by it when it names each offer's address, else
+    by their ids: a wrong ``addr`` changes nothing."""
+    from coverage.eligible import _positions, deciding_offers
+    from coverage.funding import DEFAULT_RULES
+
+    ids = pd.Series(["A1", "A2", "A3"])
+    offers = pd.DataFrame({"address_id": ["A3", "A1", "A3", "A9"], "provider": ["P", "Q", "R", "S"],
+                           "technology": ["ftth", "dsl", "dsl", "ftth"], "down_mbps": [1000.0, 50.0, 16.0, 1000.0],
+                           "up_mbps": [200.0, 10.0, 1.0, 200.0], "status": "current"})
+    rules = list(DEFAULT_RULES)
+    plain = deciding_offers(ids, offers, rules)
+    known = offers.iloc[:3]  # A9 is no address of the list: no position names it
+    right = deciding_offers(ids, known.assign(addr=[2, 0, 2]), rules)
+    pd.testing.assert_frame_equal(right, deciding_offers(ids, known, rules))
+    pd.testing.assert_frame_equal(deciding_offers(ids, offers.assign(addr=[0, 1, 2, 0]), rules), plain)
+    index = pd.Index(ids)
+    assert _positions(index, known.assign(addr=[2, 0, 2])).tolist() == [2, 0, 2]
+    assert _positions(index, offers.assign(addr=[2, 0, 2, 0])).tolist() == [2, 0, 2, -1]  # by id
+    assert _positions(index, known.assign(addr=[2, 0, 1])).tolist() == [2, 0, 2]
+    rule = rules[0].name
+    assert plain.loc["A3", f"{rule}_provider"] == "P" and pd.isna(plain.loc["A2", f"{rule}_provider"])
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"share_land": 0.5}, "must be 1"), ({"price_per_m": -1}, "≥ 0"), ({"rule": "nope"}, "unknown funding rule")])
 def test_costs_config_is_checked(tmp_path, change, message):
@@ -159,3 +209,27 @@ def test_run_writes_lists_per_amt_and_the_costs(world):
     assert project["cost"] == pytest.approx((1000 + link) * 100 + 2 * 1000 + (2 + 5) * 50)
     trees = gpd.read_file(run / "costs" / "costs_tree.gpkg")
     assert set(trees["level"]) == {"gemeinde", "project"}
+
+
+def test_the_lists_need_only_the_address_columns_a_worker_reads(world):
+    """The run's worker reads only :func:`list_input_columns` of addresses.parquet: the list from those
+    equals the list from every column (and the run's own lists)."""
+    import pyarrow.parquet as pq
+
+    from coverage.config import load_config
+    from coverage.eligible import OFFER_FIELDS, eligible_list, list_input_columns
+    from pipelines.funding_outputs import gemeinde_names
+
+    root, config = world
+    run = root / "out" / "latest"
+    cfg = load_config(config)
+    groups, rules = list(cfg.analysis.groups), cfg.funding_rules
+    full = pd.read_parquet(run / "addresses.parquet")
+    columns = list_input_columns(pq.read_schema(run / "addresses.parquet").names, groups, rules)
+    assert len(columns) < len(full.columns) and "fund_gigabit_2024" in columns
+    offers = pd.read_parquet(run / "offers.parquet", columns=["address_id", "addr", *OFFER_FIELDS, "status"])
+    names = gemeinde_names({"gemeinde": pd.read_csv(run / "tables" / "coverage_gemeinde.csv", dtype={"ags": str})})
+    subset = eligible_list(full[columns], offers, groups, rules, names)
+    pd.testing.assert_frame_equal(subset, eligible_list(full, offers, groups, rules, names))
+    written = pd.read_csv(run / "eligible" / "130000001.csv", dtype=str, keep_default_na=False)
+    assert written["address_id"].tolist() == ["A1", "A2", "A3"] and list(written.columns) == list(subset.columns)

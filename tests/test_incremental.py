@@ -229,8 +229,8 @@ def test_a_replaced_input_during_the_run_stops_it(world, monkeypatch, capsys):
 
     real = runner._write
 
-    def write_then_touch(record, staging):
-        out = real(record, staging)
+    def write_then_touch(record, staging, *hooks):
+        out = real(record, staging, *hooks)
         dsl = world / "deliveries" / "dsl_kuestennetz.csv"
         dsl.write_bytes(dsl.read_bytes() + b"A4;K\xfcstennetz (fiktiv);VDSL;50;10\n")
         return out

@@ -213,3 +213,21 @@ def test_csv_parts_equal_one_csv_per_group_and_neutralise_every_kind_of_text_col
     assert b["cats"].tolist() == ["'=k", "'=k"] and b["number"].tolist() == ["-1.5", ""]
     a = pd.read_csv(tmp_path / "parts" / "a.csv", dtype=str, keep_default_na=False)
     assert a["objects"].tolist() == ["3", "fine"] and a["text"].tolist() == ["ok", "'@z"]
+
+
+def test_a_full_disk_met_by_a_geopackage_is_an_oserror_and_leaves_no_file(tmp_path):
+    """GDAL reports a full disk while writing a GeoPackage as SQLite's message, not as an OSError: the
+    writer raises it as ENOSPC (the CLI's one line, exit 2); another GDAL error stays what it was."""
+    import errno
+
+    from pyogrio.errors import DataLayerError
+
+    target = tmp_path / "grid.gpkg"
+    with pytest.raises(OSError) as caught, io.atomic_path(target):
+        raise DataLayerError("Error while writing batch to OGR layer: sqlite3_exec(COMMIT) failed: "
+                             "database or disk is full")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert isinstance(caught.value.__cause__, DataLayerError)
+    with pytest.raises(DataLayerError), io.atomic_path(target):
+        raise DataLayerError("Error while writing batch to OGR layer: no such column")
+    assert list(tmp_path.iterdir()) == []
