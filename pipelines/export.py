@@ -182,13 +182,16 @@ def link_file(path: Path, same: Path) -> bool:
 def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame,
                     rules: Sequence[FundingRule], quarantine: pd.DataFrame | None,
                     boundaries: Boundaries, same_files: Mapping[str, Path] | None = None,
-                    pool: Executor | None = None, pending: dict[str, Future] | None = None) -> list[str]:
+                    pool: Executor | None = None, pending: dict[str, Future] | None = None,
+                    csv_jobs: list[Callable[[], object]] | None = None) -> list[str]:
     """Write ``downloads/`` under ``out_dir``; return the written paths relative to ``out_dir``.
 
     ``same_files``: file stem (e.g. ``coverage_gemeinde``) -> a file that already holds the bytes of
     that plain CSV (the run folder's table); the download is then a hard link of it, not a copy.
     ``pool``: the workbook and the GeoPackage (the slow two) are written by its worker processes while
     the caller goes on; their futures (result None) are added to ``pending`` under their paths.
+    ``csv_jobs``: the CSV files are not written here but added to it as jobs for the caller to run (the
+    atlas runs them in a process of its own while it writes pages).
     """
     folder = out_dir / "downloads"
     frames = download_frames(tables, sites, rules, quarantine)
@@ -198,8 +201,14 @@ def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd
     for stem, (sheet, frame) in frames.items():
         labels = _labels(frame, rules)
         sheets.append((sheet, frame, labels))
-        _link_or_write_csv(folder / f"{stem}.csv", frame, same_files.get(stem))
-        io.write_csv(folder / f"{stem}_de.csv", frame.rename(columns=labels), german=True)
+        writes: list[Callable[[], object]] = [
+            functools.partial(_link_or_write_csv, folder / f"{stem}.csv", frame, same_files.get(stem)),
+            functools.partial(_write_german_csv, folder / f"{stem}_de.csv", frame, labels)]
+        if csv_jobs is None:
+            for write in writes:
+                write()
+        else:
+            csv_jobs += writes
         written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
     slow: dict[str, Callable[[], None]] = {
         "downloads/coverage.xlsx": functools.partial(_workbook_job, folder / "coverage.xlsx", sheets),
@@ -213,6 +222,10 @@ def write_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], sites: pd
             pending[rel] = pool.submit(job)
     written += list(slow)
     return written
+
+
+def _write_german_csv(path: Path, frame: pd.DataFrame, labels: Mapping[str, str]) -> None:
+    io.write_csv(path, frame.rename(columns=labels), german=True)
 
 
 def _workbook_job(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, Mapping[str, str]]]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import logging.handlers
 import multiprocessing
@@ -23,9 +24,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 PR_SET_PDEATHSIG = 1
 
@@ -128,3 +130,59 @@ def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
     """Start the pool's worker processes (each submit starts one while none is idle)."""
     for _ in range(workers):
         pool.submit(int)
+
+
+T = TypeVar("T")
+
+
+def _forked_child(send: Any, job: Callable[[], T]) -> None:
+    die_with_parent()
+    try:
+        send.send((True, job()))
+    except BaseException:  # every failure goes back to the parent, which raises it
+        send.send((False, traceback.format_exc()))
+    finally:
+        send.close()
+
+
+def run_shared(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``jobs[0]`` in this process and every other job in a process forked from it, at the same
+    time; return their results in order (small values: they come back pickled).
+
+    For work on large in-memory data that a pool would have to pickle to each worker (the atlas's
+    pages read every table and the map geometry): a forked child has it all already, copy-on-write
+    (``gc.freeze`` keeps the collector from touching, hence copying, the parent's objects). Its
+    threads are not forked; a job must not use this process' pools or queues (the pages only render
+    and write files). A child dies with this process; its failure is raised here with its traceback.
+    """
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    gc.freeze()
+    try:
+        for job in jobs[1:]:
+            recv, send = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=_forked_child, args=(send, job), daemon=True, name="bbcov-share")
+            child.start()
+            send.close()
+            children.append((child, recv))
+    finally:
+        gc.unfreeze()
+    try:
+        results = [jobs[0]()] if jobs else []
+        for child, recv in children:
+            try:
+                ok, value = recv.recv()
+            except EOFError:
+                child.join()
+                ok, value = False, f"the process ended without a result (exit code {child.exitcode})"
+            child.join()
+            if not ok:
+                raise RuntimeError(f"a forked share of the work failed:\n{value}")
+            results.append(value)
+        return results
+    finally:
+        for child, recv in children:
+            if child.is_alive():
+                child.kill()
+                child.join()
+            recv.close()

@@ -30,11 +30,13 @@ command has it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -65,7 +67,7 @@ from coverage.sections import DisclosureRules
 from pipelines import export, io, map_data
 from pipelines.cache import ADDRESSES_FILE
 from pipelines.pdf import print_pdfs, require_chromium, steckbrief_jobs
-from pipelines.processes import worker_pool
+from pipelines.processes import run_shared, worker_pool
 from pipelines.runner import RunRecord
 
 log = logging.getLogger(__name__)
@@ -165,11 +167,11 @@ MAX_LABELS = 40
 OVERVIEW_LABELS = 30
 
 
-def _interactive_blocks(out_dir: Path, blocks: dict[tuple[str, str], MapBlock], gem: pd.DataFrame, column: str,
-                        cfg: RunConfig, results: pd.DataFrame | None, run_dir: Path | None, map_crs: object,
-                        public: bool) -> tuple[list[str], dict[str, str]]:
-    """Write the page maps' data files (layers; grid and addresses in the internal atlas only) and give
-    every page map its ``data-map-*`` attributes; returns the files and the overview's attributes."""
+def _map_data(out_dir: Path, gem: pd.DataFrame, column: str, cfg: RunConfig, results: pd.DataFrame | None,
+              run_dir: Path | None, map_crs: object, public: bool
+              ) -> tuple[list[str], dict[tuple[str, str], Mapping[str, str]], dict[str, str]]:
+    """Write the page maps' data files (layers; grid and addresses in the internal atlas only); returns
+    the files, the ``data-map-*`` attributes of every page map (by level and key) and the overview's."""
     groups, thresholds = list(cfg.analysis.groups), list(cfg.analysis.thresholds_mbps)
     written = [] if public else map_data.write_grid(out_dir, run_dir, map_crs, thresholds, groups)
     grid = bool(written)
@@ -183,106 +185,185 @@ def _interactive_blocks(out_dir: Path, blocks: dict[tuple[str, str], MapBlock], 
         with_addr = {Path(f).stem for f in files}
     members = {k: sorted(set(part["ags"].astype(str)) & with_addr)
                for k, part in gem.groupby(gem["vwg_ars"].astype(str), sort=False)}
-    for (level, key), block in list(blocks.items()):
-        keys: list[str] = []
-        if level == "gemeinde":
-            keys = [key] if key in with_addr else []
-        elif level == "amt":
-            keys = members.get(key, [])
-        data = map_data.figure_data("../", grid, keys, bool(set(keys) & with_tree), column)
-        blocks[(level, key)] = dataclasses.replace(block, data=data)
-    return written, dict(map_data.figure_data("", grid, [], False, column))
+    figures: dict[tuple[str, str], Mapping[str, str]] = {}
+    for level, keys in (("kreis", gem["krs_ags"].astype(str).unique()), ("amt", members),
+                        ("gemeinde", gem["ags"].astype(str))):
+        for key in keys:
+            addr = ([key] if key in with_addr else []) if level == "gemeinde" else members.get(key, []) \
+                if level == "amt" else []
+            figures[(level, key)] = map_data.figure_data("../", grid, addr, bool(set(addr) & with_tree), column)
+    return written, figures, dict(map_data.figure_data("", grid, [], False, column))
 
 
-def _area_maps(geometry: MapGeometry, gem: pd.DataFrame, names: Mapping[tuple[str, str], str], column: str,
-               out_dir: Path, attributions: list[str], data_date: str, pool: ProcessPoolExecutor,
-               screenshots: bool) -> tuple[dict[tuple[str, str], MapBlock], list[str], dict[str, Future]]:
-    """Map of every Kreis and Amt: inline SVG and SVG file from one drawing, a print PNG of each Kreis
-    (matplotlib, in the worker processes) and, with ``screenshots`` (PDFs printed), the link to each Amt's
-    (made by :mod:`pipelines.pdf`); ``names``: (level, key) -> the area's name (map title).
+def _draw_batch(geometry: MapGeometry, maps: list[tuple[pd.DataFrame, str, dict]]) -> list[bytes]:
+    """Several matplotlib PNG maps in one worker task: the geometry is sent to the worker once for all."""
+    return [choropleth_png(geometry, table, "gemeinde", column, **opts) for table, column, opts in maps]
 
-    Returns the map blocks, the written SVG files and the PNGs still being drawn.
-    """
+
+#: Kreis print maps per worker task (about 0.3 s each): few enough pickles of the map geometry, enough
+#: tasks for both workers.
+PNG_BATCH = 25
+
+
+def _submit_kreis_pngs(pool: ProcessPoolExecutor, geometry: MapGeometry, by_kreis: Mapping[str, pd.DataFrame],
+                       names: Mapping[tuple[str, str], str], column: str, attributions: list[str], data_date: str
+                       ) -> list[tuple[list[str], Future]]:
+    """Start the print PNG of every Kreis (matplotlib: scale bar, north arrow) in the worker processes,
+    in batches; returns (files, future of their bytes) per batch, in Kreis order."""
     label = column_label(column)
-    legend_title = f"{label}, je Gemeinde"
-    hint = "Ein Klick auf eine Gemeinde öffnet ihre Seite; grau: Nachbargemeinden außerhalb des Gebiets."
-    blocks: dict[tuple[str, str], MapBlock] = {}
-    written: list[str] = []
-    pngs: dict[str, Future] = {}
-    for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars")):
-        for key, subset in gem.groupby(gem[key_col].astype(str), sort=True):
-            name = f"maps/{level}_{key}"
-            # One drawing, two forms: linked inline on the page, unlinked as the map file.
-            drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
-                                  context_link_template=_PAGE_LINK, label=f"Karte: {label}", max_labels=MAX_LABELS)
-            io.write_text(out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
-            written.append(f"{name}.svg")
-            # The page's "Karte als PNG" is this area's own map: a Kreis's drawn with matplotlib (scale bar,
-            # north arrow), an Amt's the browser's screenshot of its Steckbrief map when PDFs are printed
-            # (116 more matplotlib maps cost ~0.3 s CPU each, more than all pages); else no PNG link.
-            png = ""
-            if level == "kreis":
-                opts = {"title": names.get((level, key), key), "legend_title": legend_title,
-                        "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
-                        "attributions": attributions, "data_date": data_date, "dpi": 150}
-                pngs[f"{name}.png"] = pool.submit(_draw, "png", geometry, _map_columns(subset, column), column,
-                                                  opts)
-                png = f"../{name}.png"
-            elif screenshots:
-                png = f"../{name}.png"
-            blocks[(level, key)] = MapBlock(svg=drawn.svg(), legend=legend_entries(subset, column),
-                                            legend_title=legend_title, caption=f"{label} je Gemeinde", png=png,
-                                            svg_file=f"../{name}.svg", hint=hint)
-    return blocks, written, pngs
-
-
-def _locator_maps(geometry: MapGeometry, gem: pd.DataFrame, column: str) -> dict[tuple[str, str], MapBlock]:
-    """Per Gemeinde its Amt with the Gemeinde outlined. A Gemeinde has no print map of its own, so its
-    page links none (a link must show the map it names, not the Amt's or Kreis's). The Amt is drawn
-    once and each of its Gemeinden adds only its outline (the maps differ in nothing else)."""
-    label = column_label(column)
-    look = geometry.lookup("gemeinde")
-    blocks: dict[tuple[str, str], MapBlock] = {}
-    for _amt, subset in gem.groupby(gem["vwg_ars"].astype(str), sort=True):
-        drawn = draw_area_map(geometry, subset, "gemeinde", column, link_template=_PAGE_LINK,
-                              context_link_template=_PAGE_LINK, max_width=520, max_height=420,
-                              label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
-        legend = legend_entries(subset, column)
-        for key in subset["ags"].astype(str):
-            blocks[("gemeinde", key)] = MapBlock(
-                svg=drawn.with_highlight([look.geom_by_key[key]]).svg(), legend=legend,
-                legend_title=f"{label}, je Gemeinde",
-                caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
-                hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.")
-    # in the order of the Gemeinde table, as the pages are written
-    return {("gemeinde", k): blocks[("gemeinde", k)] for k in gem["ags"].astype(str)}
+    maps, files = [], []
+    for key, subset in by_kreis.items():
+        opts = {"title": names.get(("kreis", key), key), "legend_title": f"{label}, je Gemeinde",
+                "subtitle": f"{label} je Gemeinde, Datenstand {format_date(data_date)}",
+                "attributions": attributions, "data_date": data_date, "dpi": 150}
+        maps.append((_map_columns(subset, column), column, opts))
+        files.append(f"maps/kreis_{key}.png")
+    return [(files[i:i + PNG_BATCH], pool.submit(_draw_batch, geometry, maps[i:i + PNG_BATCH]))
+            for i in range(0, len(maps), PNG_BATCH)]
 
 
 _PAGE_WORDS = {"kreis": "Kreis", "amt": "Amt", "gemeinde": "Gemeinde"}
 
 
-def _write_area_pages(out_dir: Path, data: AtlasData, tables: Mapping[str, pd.DataFrame],
-                      blocks: Mapping[tuple[str, str], MapBlock], pdf: bool) -> list[str]:
-    """Every Kreis, Amt and Gemeinde page, and the print Steckbrief of each Kreis and Amt (linked from
-    its page, with its PDF when ``pdf``)."""
-    written = []
-    for level in ("kreis", "amt", "gemeinde"):
+@dataclass(frozen=True)
+class _Pages:
+    """What every share of the page maps and pages reads (a forked process inherits it: never pickled)."""
+
+    out_dir: Path
+    data: AtlasData
+    tables: Mapping[str, pd.DataFrame]
+    geometry: MapGeometry
+    column: str
+    #: the Gemeinden of each Kreis and Amt (table rows in table order), keys sorted
+    members: Mapping[str, Mapping[str, pd.DataFrame]]
+    figures: Mapping[tuple[str, str], Mapping[str, str]]  # data-map-* attributes by (level, key)
+    pdf: bool
+    paged: Mapping[str, set[str]] = dataclasses.field(default_factory=dict)  # level -> keys with a page
+
+
+def _area_block(job: _Pages, level: str, key: str, subset: pd.DataFrame) -> MapBlock:
+    """Map of a Kreis or Amt: inline SVG and the map file ``maps/<level>_<key>.svg`` from one drawing. The
+    page's "Karte als PNG" is this area's own map: a Kreis's drawn with matplotlib (scale bar, north arrow;
+    see :func:`_submit_kreis_pngs`), an Amt's the browser's screenshot of its Steckbrief map when PDFs are
+    printed (116 more matplotlib maps cost ~0.3 s CPU each, more than all pages); else no PNG link."""
+    label = column_label(job.column)
+    name = f"maps/{level}_{key}"
+    # One drawing, two forms: linked inline on the page, unlinked as the map file.
+    drawn = draw_area_map(job.geometry, subset, "gemeinde", job.column, link_template=_PAGE_LINK,
+                          context_link_template=_PAGE_LINK, label=f"Karte: {label}", max_labels=MAX_LABELS)
+    io.write_text(job.out_dir / f"{name}.svg", drawn.svg(standalone=True, links=False))
+    png = f"../{name}.png" if level == "kreis" or job.pdf else ""
+    return MapBlock(svg=drawn.svg(), legend=legend_entries(subset, job.column), legend_title=f"{label}, je Gemeinde",
+                    caption=f"{label} je Gemeinde", png=png, svg_file=f"../{name}.svg",
+                    hint="Ein Klick auf eine Gemeinde öffnet ihre Seite; grau: Nachbargemeinden außerhalb des "
+                         "Gebiets.", data=job.figures[(level, key)])
+
+
+def _locator_blocks(job: _Pages, subset: pd.DataFrame) -> dict[str, MapBlock]:
+    """Per Gemeinde of one Amt (``subset``) its Amt with the Gemeinde outlined. A Gemeinde has no print map
+    of its own, so its page links none (a link must show the map it names, not the Amt's or Kreis's). The
+    Amt is drawn once and each of its Gemeinden adds only its outline (the maps differ in nothing else)."""
+    label = column_label(job.column)
+    look = job.geometry.lookup("gemeinde")
+    drawn = draw_area_map(job.geometry, subset, "gemeinde", job.column, link_template=_PAGE_LINK,
+                          context_link_template=_PAGE_LINK, max_width=520, max_height=420,
+                          label=f"Lagekarte: {label}", max_labels=MAX_LABELS)
+    legend = legend_entries(subset, job.column)
+    return {key: MapBlock(svg=drawn.with_highlight([look.geom_by_key[key]]).svg(), legend=legend,
+                          legend_title=f"{label}, je Gemeinde",
+                          caption=f"Lage im Amt (schwarz umrandet), {label} je Gemeinde", svg_file="", png="",
+                          hint="Ein Klick auf eine Nachbargemeinde öffnet deren Seite.",
+                          data=job.figures[("gemeinde", key)])
+            for key in subset["ags"].astype(str)}
+
+
+def _write_page(job: _Pages, level: str, key: str, block: MapBlock | None) -> None:
+    """The page of one Kreis, Amt or Gemeinde, and the print Steckbrief of a Kreis or Amt (linked from its
+    page, with its PDF when ``pdf``)."""
+    links = None
+    context = area_page_context(job.data, level, key, block)  # one for the page and its Steckbrief
+    if level in STECKBRIEF_LEVELS:
+        page = steckbrief_path(level, key)
+        io.write_text(job.out_dir / page, render_steckbrief(job.data, level, key, block, context))
+        links = {"html": f"../{page}", "pdf": f"../pdf/{Path(page).stem}.pdf" if job.pdf else ""}
+    io.write_text(job.out_dir / level / f"{key}.html", render_area_page(job.data, level, key, block, links, context))
+
+
+def _write_share(job: _Pages, share: Mapping[str, set[str]]) -> dict[str, float]:
+    """One process' share of the page maps and pages: the Kreise and Ämter in ``share`` (level -> keys)
+    and the Gemeinden of those Ämter. Returns its seconds drawing maps and writing pages."""
+    seconds = {"page maps": 0.0, "pages": 0.0}
+    for level in ("kreis", "amt"):
+        members = job.members[level]
+        paged = job.tables[level][LEVEL_KEYS[level]].astype(str).tolist()
+        for key in [*paged, *sorted(set(members) - set(paged))]:  # a map's key with no row: its map, no page
+            if key not in share[level]:
+                continue
+            t0 = time.perf_counter()
+            block = _area_block(job, level, key, members[key]) if key in members else None
+            t1 = time.perf_counter()
+            if key in job.paged[level]:
+                _write_page(job, level, key, block)
+            seconds["page maps"] += t1 - t0
+            seconds["pages"] += time.perf_counter() - t1
+    for amt, subset in job.members["amt"].items():
+        if amt not in share["amt"]:
+            continue
         t0 = time.perf_counter()
-        keys = tables[level][LEVEL_KEYS[level]].astype(str)
-        for key in keys:
-            links = None
-            block = blocks.get((level, key))
-            context = area_page_context(data, level, key, block)  # one for the page and its Steckbrief
+        blocks = _locator_blocks(job, subset)
+        t1 = time.perf_counter()
+        for key, block in blocks.items():
+            _write_page(job, "gemeinde", key, block)
+        seconds["page maps"] += t1 - t0
+        seconds["pages"] += time.perf_counter() - t1
+    return seconds
+
+
+def _shares(tables: Mapping[str, pd.DataFrame], members: Mapping[str, Mapping[str, pd.DataFrame]], n: int
+            ) -> list[dict[str, set[str]]]:
+    """Kreise and Ämter dealt to ``n`` processes by their expected work (largest first, to the least loaded;
+    an Amt carries its Gemeinden's pages): about equal time each."""
+    units = []
+    for level, work in (("kreis", (40, 2)), ("amt", (10, 8))):  # (page, per Gemeinde), about as measured
+        keys = dict.fromkeys([*tables[level][LEVEL_KEYS[level]].astype(str), *members[level]])
+        units += [(level, k, work[0] + work[1] * len(members[level].get(k, ()))) for k in keys]
+    shares: list[dict[str, set[str]]] = [{"kreis": set(), "amt": set()} for _ in range(n)]
+    load = [0] * n
+    for level, key, cost in sorted(units, key=lambda u: -u[2]):  # stable: ties in table order
+        i = load.index(min(load))
+        shares[i][level].add(key)
+        load[i] += cost
+    return shares
+
+
+def _written_pages(tables: Mapping[str, pd.DataFrame], members: Mapping[str, Mapping[str, pd.DataFrame]]
+                   ) -> tuple[list[str], list[str]]:
+    """The map files and pages the shares write, in the order the atlas lists them."""
+    svgs = [f"maps/{level}_{key}.svg" for level in ("kreis", "amt") for key in members[level]]
+    pages = []
+    for level in ("kreis", "amt", "gemeinde"):
+        for key in tables[level][LEVEL_KEYS[level]].astype(str):
             if level in STECKBRIEF_LEVELS:
-                page = steckbrief_path(level, key)
-                io.write_text(out_dir / page, render_steckbrief(data, level, key, block, context))
-                written.append(page)
-                links = {"html": f"../{page}", "pdf": f"../pdf/{Path(page).stem}.pdf" if pdf else ""}
-            html = render_area_page(data, level, key, block, links, context)
-            io.write_text(out_dir / level / f"{key}.html", html)
-            written.append(f"{level}/{key}.html")
-        log.info("report: %d %s pages written (%.1f s)", len(keys), _PAGE_WORDS[level], time.perf_counter() - t0)
-    return written
+                pages.append(steckbrief_path(level, key))
+            pages.append(f"{level}/{key}.html")
+    return svgs, pages
+
+
+def _timed_jobs(jobs: Sequence[Callable[[], object]]) -> dict[str, float]:
+    t0 = time.perf_counter()
+    for job in jobs:
+        job()
+    return {"downloads": time.perf_counter() - t0}
+
+
+def _write_pages(job: _Pages, processes: int, csv_jobs: Sequence[Callable[[], object]]) -> dict[str, float]:
+    """Every page map and page, in ``processes`` processes at once (this one and forked ones), and the
+    CSV downloads in one more forked process; returns the seconds each part took, summed over the
+    processes."""
+    shares = _shares(job.tables, job.members, processes)
+    done = run_shared([*(functools.partial(_write_share, job, share) for share in shares),
+                       functools.partial(_timed_jobs, csv_jobs)])
+    return {part: sum(d.get(part, 0.0) for d in done) for part in ("page maps", "pages", "downloads")}
 
 
 def search_addresses(record: RunRecord) -> AddressSource | None:
@@ -323,9 +404,10 @@ def write_search_index(out_dir: Path, tables: Mapping[str, pd.DataFrame], addres
     return written
 
 
-def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[str]:
+def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future],
+                         batches: Sequence[tuple[list[str], Future]] = ()) -> list[str]:
     """Wait for the worker processes' maps and downloads; write the maps in the order they were started
-    (a download's worker wrote its file itself: its result is None)."""
+    (a download's worker wrote its file itself: its result is None), then the batches' maps."""
     maps = []
     for path, future in pending.items():
         result = future.result()
@@ -336,6 +418,10 @@ def _write_finished_maps(out_dir: Path, pending: Mapping[str, Future]) -> list[s
         else:
             io.write_text(out_dir / path, result)
         maps.append(path)
+    for paths, future in batches:
+        for path, png in zip(paths, future.result(), strict=True):
+            io.write_bytes(out_dir / path, png)
+            maps.append(path)
     return maps
 
 
@@ -390,13 +476,15 @@ def public_tables(run_dir: Path, cfg: RunConfig) -> tuple[dict[str, pd.DataFrame
     return out, summary
 
 
-def _public_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """The public atlas's downloads: the published area tables as CSV (plain and German Excel)."""
+def _public_downloads(out_dir: Path, tables: Mapping[str, pd.DataFrame], csv_jobs: list[Callable[[], object]]
+                      ) -> list[str]:
+    """The public atlas's downloads: the published area tables as CSV (plain and German Excel), as jobs
+    added to ``csv_jobs``."""
     written = []
     for level, frame in tables.items():
         stem = f"coverage_{level}"
-        io.write_csv(out_dir / "downloads" / f"{stem}.csv", frame)
-        io.write_csv(out_dir / "downloads" / f"{stem}_de.csv", frame, german=True)
+        csv_jobs.append(functools.partial(io.write_csv, out_dir / "downloads" / f"{stem}.csv", frame))
+        csv_jobs.append(functools.partial(io.write_csv, out_dir / "downloads" / f"{stem}_de.csv", frame, german=True))
         written += [f"downloads/{stem}.csv", f"downloads/{stem}_de.csv"]
     return written
 
@@ -492,38 +580,28 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
 
         pending, captions, map_files = _submit_overview_maps(pool, geometry, gem, attributions, data_date)
 
-        # Downloads first: the overview lists them with their sizes.
+        # The downloads' frames now, their files while the pages are written (the overview lists their sizes).
         t0 = time.perf_counter()
+        csv_jobs: list[Callable[[], object]] = []
         if public:
-            downloads = _public_downloads(out_dir, downloads_tables)
+            downloads = _public_downloads(out_dir, downloads_tables, csv_jobs)
         else:
             # the workbook and GeoPackage are written by the workers (waited for with the maps)
             downloads = export.write_downloads(out_dir, downloads_tables, sites, cfg.funding_rules, quarantine,
-                                               data_boundaries, same_files, pool=pool, pending=pending)
+                                               data_boundaries, same_files, pool=pool, pending=pending,
+                                               csv_jobs=csv_jobs)
         if "objections" in funding_files:
             downloads.append(funding_files["objections"])  # listed on the overview; the Amt lists on their pages
         written += downloads + [rel for key, rel in funding_files.items() if key != "objections"] + early
         timings["downloads"] = time.perf_counter() - t0
-        log.info("report: %d downloads written (%.1f s)", len(downloads), timings["downloads"])
+        log.info("report: %d downloads started (%.1f s; the %d CSV files are written alongside the pages)",
+                 len(downloads), timings["downloads"], len(csv_jobs))
 
         t0 = time.perf_counter()
         column = _page_map_column(gem)
-        names = {(level, str(k)): str(n) for level in ("kreis", "amt")
-                 for k, n in zip(tables[level][LEVEL_KEYS[level]], tables[level]["name"], strict=True)}
-        blocks, map_svgs, pngs = _area_maps(geometry, gem, names, column, out_dir, attributions, data_date, pool,
-                                            cfg.report.pdf)
-        written += map_svgs
-        pending.update(pngs)
-        blocks.update(_locator_maps(geometry, gem, column))
-        timings["page maps"] = time.perf_counter() - t0
-        log.info("report: %d page maps drawn, %d map files written (%.1f s)", len(blocks), len(map_svgs),
-                 timings["page maps"])
-
-        t0 = time.perf_counter()
         record.wait_for("costs")  # the address layer draws the cost trees from costs_tree.gpkg
-        files, overview_data = _interactive_blocks(out_dir, blocks, gem, column, cfg, results, record.run_dir,
-                                                   geometry.crs, public)
-        written += files
+        files, figures, overview_data = _map_data(out_dir, gem, column, cfg, results, record.run_dir, geometry.crs,
+                                                  public)
         label = column_label(column)
         overview_map = draw_area_map(geometry, gem, "gemeinde", column, link_template="gemeinde/{key}.html",
                                      label=f"Karte: {label}", max_labels=OVERVIEW_LABELS)
@@ -537,14 +615,29 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
                  timings["map data"])
 
         t0 = time.perf_counter()
-        written += _write_area_pages(out_dir, data, tables, blocks, cfg.report.pdf)
-        timings["area pages"] = time.perf_counter() - t0
+        members = {level: dict(iter(gem.groupby(gem[key_col].astype(str), sort=True)))
+                   for level, key_col in (("kreis", "krs_ags"), ("amt", "vwg_ars"))}
+        names = {(level, str(k)): str(n) for level in ("kreis", "amt")
+                 for k, n in zip(tables[level][LEVEL_KEYS[level]], tables[level]["name"], strict=True)}
+        batches = _submit_kreis_pngs(pool, geometry, members["kreis"], names, column, attributions, data_date)
+        map_svgs, pages = _written_pages(tables, members)
+        job = _Pages(out_dir, data, tables, geometry, column, members, figures, cfg.report.pdf,
+                     {level: set(tables[level][LEVEL_KEYS[level]].astype(str)) for level in ("kreis", "amt")})
+        parts = _write_pages(job, workers, csv_jobs)
+        written += map_svgs + files + pages
+        timings["page maps and area pages"] = time.perf_counter() - t0
+        log.info("report: %d page maps drawn, %d map files and %d pages written by %d processes, %d CSV downloads "
+                 "by one more (%.1f s; page maps %.1f s, pages %.1f s summed over the processes, CSV downloads "
+                 "%.1f s)", len(figures), len(map_svgs), len(pages), workers, len(csv_jobs),
+                 timings["page maps and area pages"], parts["page maps"], parts["pages"], parts["downloads"])
 
         t0 = time.perf_counter()
-        log.info("report: waiting for %d print maps (overview and Kreis maps, matplotlib)", len(pending))
-        written += _write_finished_maps(out_dir, pending)
+        log.info("report: waiting for %d print maps (overview and Kreis maps, matplotlib)",
+                 len(pending) + sum(len(paths) for paths, _ in batches))
+        written += _write_finished_maps(out_dir, pending, batches)
         timings["waiting for the workers (maps, workbook, GeoPackage)"] = time.perf_counter() - t0
-        log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)", len(pending),
+        log.info("report: %d print maps, workbook and GeoPackage written (%.1f s)",
+                 len(pending) + sum(len(paths) for paths, _ in batches),
                  timings["waiting for the workers (maps, workbook, GeoPackage)"])
     t0 = time.perf_counter()
     svgs = {caption: pending[path].result() for caption, path in captions.items()}

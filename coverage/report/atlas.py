@@ -71,6 +71,9 @@ class AtlasData:
     sites_by: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
     #: per level, key -> the area's row (:class:`AreaRow`), read by every page of the area
     rows: dict[str, dict[str, AreaRow]] = field(default_factory=dict)
+    #: (level of the rows, level of the key) -> key -> positions of its rows in ``tables[level]`` (ascending):
+    #: a page takes its Ämter and Gemeinden by position instead of comparing every row's key
+    members: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def _row_records(frame: pd.DataFrame) -> dict[str, AreaRow]:
@@ -92,9 +95,24 @@ def atlas_data(tables: Mapping[str, pd.DataFrame], sites: pd.DataFrame, rules: S
         sites = sites.assign(_tech_label=sites["best_tech"].map(technology_label))
     sites_by = {level: {str(k): part for k, part in sites.groupby(sites[key].astype(str), sort=False)}
                 for level, key in LEVEL_KEYS.items() if level != "land" and key in sites.columns}
+    members = {(level, of): {str(k): pos for k, pos in tables[level].groupby(
+                   tables[level][LEVEL_KEYS[of]].astype(str), sort=False).indices.items()}
+               for level, of in (("amt", "kreis"), ("gemeinde", "kreis"), ("gemeinde", "amt"))
+               if LEVEL_KEYS[of] in tables[level].columns}
     return AtlasData(tables=tables, sites=sites, rules=tuple(rules), meta=meta, indexed=indexed,
                      sites_by=sites_by, rows={level: _row_records(indexed[level]) for level in ("kreis", "amt",
-                                                                                               "gemeinde")})
+                                                                                               "gemeinde")},
+                     members=members)
+
+
+def _members(data: AtlasData, level: str, of: str, key: str) -> pd.DataFrame:
+    """The rows of ``tables[level]`` whose ``of`` key is ``key``, in table order (what
+    ``t[t[key column].astype(str) == key]`` selects)."""
+    t = data.tables[level]
+    index = data.members.get((level, of))
+    if index is None:
+        return t[(t[LEVEL_KEYS[of]].astype(str) == key).to_numpy()]
+    return t.iloc[index.get(key, np.zeros(0, dtype=np.intp))]
 
 
 def _with_address(sites: pd.DataFrame) -> pd.DataFrame:
@@ -334,7 +352,6 @@ def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock
     if key not in (rows if rows is not None else idx.index):  # a dict: `in` on a text index may scan it
         raise InputDataError(f"{level} {key!r} is not in the {level} table")
     row = rows[key] if rows is not None else idx.loc[key]
-    key_col = LEVEL_KEYS[level]
     sites = data.sites_by.get(level, {}).get(key, data.sites.iloc[:0])
     thresholds = [t for t in HEADLINE_THRESHOLDS if f"share_ge_{_t(t)}_all" in idx.columns]
     all_t = [float(t) for t in data.meta.get("thresholds", [])]
@@ -346,14 +363,15 @@ def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock
     has = set(gem.columns)
     if level == "kreis":
         amt = data.tables["amt"]
-        a = amt[amt["krs_ags"].astype(str) == key].sort_values("name", key=lambda s: s.astype(str).str.lower())
+        a = _members(data, "amt", "kreis", key).sort_values("name", key=lambda s: s.astype(str).str.lower())
         cols = [_Column("Amt / amtsfreie Gemeinde", "name", "text"), *_area_columns(thresholds, set(amt.columns))]
         sub_tables.append({"section": "aemter", "heading": "Ämter und amtsfreie Gemeinden",
                            "caption": "Versorgung der Haushalte je Amt",
                            "table": {"id": "tabelle-aemter", "columns": cols, "total": None,
                                      "rows": _rows(a, cols, {"name": ("vwg_ars", ROOT + "amt/{key}.html")})}})
+    in_area = _members(data, "gemeinde", level, key) if level in ("kreis", "amt") else gem.iloc[:0]
     if level in ("kreis", "amt"):
-        g = gem[gem[key_col].astype(str) == key]
+        g = in_area
         g = g.assign(amt_name=g["vwg_ars"].astype(str).map(lambda k: _name(data, "amt", k)))
         g = g.sort_values("name", key=lambda s: s.astype(str).str.lower())
         cols = [_Column("Gemeinde", "name", "text")]
@@ -400,7 +418,7 @@ def area_page_context(data: AtlasData, level: str, key: str, map_block: MapBlock
         "objections": objections,
         "no_addresses": level == "gemeinde" and "addresses" in row.index and not (
             pd.to_numeric(row["addresses"], errors="coerce") > 0),
-        "empty_gemeinden": empty_list(gem[gem[key_col].astype(str) == key], ROOT + "gemeinde/{key}.html")
+        "empty_gemeinden": empty_list(in_area, ROOT + "gemeinde/{key}.html")
         if level in ("kreis", "amt") else [],
         "level": level, "key": key, "level_word": LEVEL_WORDS[level],
     })

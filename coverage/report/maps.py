@@ -323,10 +323,10 @@ def _default_tooltip_columns(table: pd.DataFrame, value_column: str) -> list[str
 
 def _mapped_geometries(map_geometry: MapGeometry, table: pd.DataFrame, level: str, key: str
                        ) -> tuple[pd.Series, dict[str, shapely.Geometry]]:
-    """The table's keys (as text) and the geometry of every area of ``level`` by key."""
-    geo = map_geometry.level(level)
+    """The table's keys (as text) and the geometry of every area of ``level`` by key (the geometry's
+    lookup, built once for every map)."""
     keys = table[key].astype(str)
-    geom_by_key = dict(zip(geo[LEVEL_KEYS[level]].astype(str), geo.geometry.values, strict=True))
+    geom_by_key = map_geometry.lookup(level).geom_by_key
     unknown = sorted(set(keys) - set(geom_by_key))
     if unknown:
         raise InputDataError(f"{level} table: {len(unknown)} key(s) have no geometry in the map "
@@ -343,8 +343,10 @@ def _add_patch(ax: Axes, patch: PathPatch) -> None:
 def _draw_context(ax: Axes, geom_by_key: dict[str, shapely.Geometry], in_table: set[str],
                   view: shapely.Geometry) -> None:
     """Neighbouring areas of the same level that are not in the table, light grey."""
-    for k, g in geom_by_key.items():
-        if k in in_table or not shapely.intersects(g, view):
+    geoms = np.asarray(list(geom_by_key.values()), dtype=object)
+    seen = shapely.intersects(geoms, view)  # one call for all areas, in the dict's order
+    for k, g, hit in zip(geom_by_key, geoms.tolist(), seen.tolist(), strict=True):
+        if k in in_table or not hit:
             continue
         p = _path(g)
         if p is not None:
@@ -375,11 +377,11 @@ def _draw_areas(ax: Axes, table: pd.DataFrame, keys: pd.Series, cls: np.ndarray,
 
 def _draw_kreis_borders(ax: Axes, map_geometry: MapGeometry, view: shapely.Geometry) -> None:
     """Kreis borders over the fills (the Land outline for a Kreis map is the same lines)."""
-    for g in map_geometry.kreis.geometry.values:
-        if shapely.intersects(g, view):
-            p = _path(g)
-            if p is not None:
-                _add_patch(ax, PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
+    geoms = np.asarray(map_geometry.kreis.geometry.values, dtype=object)
+    for g in geoms[shapely.intersects(geoms, view)].tolist():
+        p = _path(g)
+        if p is not None:
+            _add_patch(ax, PathPatch(p, facecolor="none", edgecolor=KREIS_EDGE, lw=0.9, zorder=3))
 
 
 def _draw_highlight(ax: Axes, highlight: Iterable[str] | str, geom_by_key: dict[str, shapely.Geometry]) -> None:
