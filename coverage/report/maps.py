@@ -491,7 +491,8 @@ def _postprocess_svg(svg: str, drawn: _Drawn, link_template: str | None) -> str:
     ET.register_namespace("", SVG_NS)
     ET.register_namespace("xlink", XLINK_NS)
     root = ET.fromstring(svg)
-    parents = {child: parent for parent in root.iter() for child in parent}
+    # each element's parent and place in it: a linked area replaces its group in place, so places stay valid
+    where = {child: (parent, i) for parent in root.iter() for i, child in enumerate(parent)}
     found = 0
     for g in list(root.iter(f"{{{SVG_NS}}}g")):
         info = drawn.gids.get(g.get("id", ""))
@@ -507,12 +508,10 @@ def _postprocess_svg(svg: str, drawn: _Drawn, link_template: str | None) -> str:
         g.insert(0, title)
         if link_template is not None:
             href = link_template.format(key=quote(key, safe=""))
-            parent = parents[g]
-            idx = list(parent).index(g)
-            parent.remove(g)
+            parent, idx = where[g]
             a = ET.Element(f"{{{SVG_NS}}}a", {"href": href, f"{{{XLINK_NS}}}href": href})
             a.append(g)
-            parent.insert(idx, a)
+            parent[idx] = a
     if found != len(drawn.gids):  # pragma: no cover - matplotlib changed how it writes gids
         raise RuntimeError(f"SVG post-processing found {found} of {len(drawn.gids)} area groups")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
