@@ -19,6 +19,7 @@ import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,19 +124,32 @@ def write_grid(out_dir: Path, run_dir: Path | None, map_crs: object, thresholds:
 def write_addresses(out_dir: Path, results: pd.DataFrame, run_dir: Path | None, groups: Sequence[str],
                     rules: Sequence[tuple[str, str]]) -> tuple[list[str], set[str]]:
     """``addr/<ags>.js`` per Gemeinde with addresses; returns the files and the Gemeinden with tree lines."""
+    per, with_tree = address_layer(results, run_dir, groups, rules)
+    return write_address_files(out_dir, per), with_tree
+
+
+def address_layer(results: pd.DataFrame, run_dir: Path | None, groups: Sequence[str],
+                  rules: Sequence[tuple[str, str]]) -> tuple[dict[str, Any], set[str]]:
+    """The address layer's data per Gemeinde (see :func:`write_address_files`) and the Gemeinden with
+    tree lines: what the pages need to know before the files are written."""
     tree = None
     if run_dir is not None and (run_dir / TREE_FILE).exists():
         tree = read_tree_lines(run_dir / TREE_FILE)
     per = address_data(results, groups, rules, tree)
+    with_tree = {k for k, rec in per.items() if "tree" in rec}
+    log.info("report: address layer for %d Gemeinden (%d addresses), cost-estimate lines for %d", len(per),
+             len(results), len(with_tree))
+    return per, with_tree
+
+
+def write_address_files(out_dir: Path, per: Mapping[str, Any]) -> list[str]:
+    """``addr/<ags>.js`` per Gemeinde of :func:`address_layer`; returns the files."""
     written = []
     for key, rec in per.items():
         name = f"addr/{key}.js"
         io.write_text(out_dir / name, js_assign("addr", key, rec))
         written.append(name)
-    with_tree = {k for k, rec in per.items() if "tree" in rec}
-    log.info("report: address layer for %d Gemeinden (%d addresses), cost-estimate lines for %d", len(per),
-             len(results), len(with_tree))
-    return written, with_tree
+    return written
 
 
 def figure_data(root: str, grid: bool, addr_keys: Sequence[str], tree: bool, default: str) -> Mapping[str, str]:
@@ -151,4 +165,5 @@ def figure_data(root: str, grid: bool, addr_keys: Sequence[str], tree: bool, def
     return data
 
 
-__all__ = ["figure_data", "read_grid_cells", "read_tree_lines", "write_addresses", "write_grid", "write_layers"]
+__all__ = ["address_layer", "figure_data", "read_grid_cells", "read_tree_lines", "write_address_files",
+           "write_addresses", "write_grid", "write_layers"]

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -169,20 +170,25 @@ OVERVIEW_LABELS = 30
 
 def _map_data(out_dir: Path, gem: pd.DataFrame, column: str, cfg: RunConfig, results: pd.DataFrame | None,
               run_dir: Path | None, map_crs: object, public: bool
-              ) -> tuple[list[str], dict[tuple[str, str], Mapping[str, str]], dict[str, str]]:
-    """Write the page maps' data files (layers; grid and addresses in the internal atlas only); returns
-    the files, the ``data-map-*`` attributes of every page map (by level and key) and the overview's."""
+              ) -> tuple[list[str], list[Callable[[], object]], dict[tuple[str, str], Mapping[str, str]],
+                         dict[str, str]]:
+    """The page maps' data files (layers; grid and addresses in the internal atlas only): their paths, the
+    jobs that write the layers and addresses (run alongside the pages; the grid is written here), the
+    ``data-map-*`` attributes of every page map (by level and key) and the overview's."""
     groups, thresholds = list(cfg.analysis.groups), list(cfg.analysis.thresholds_mbps)
     written = [] if public else map_data.write_grid(out_dir, run_dir, map_crs, thresholds, groups)
     grid = bool(written)
-    written.append(map_data.write_layers(out_dir, gem, groups, thresholds, column, grid))
+    jobs: list[Callable[[], object]] = [
+        functools.partial(map_data.write_layers, out_dir, gem, groups, thresholds, column, grid)]
+    written.append("maps/layers.js")
     with_addr: set[str] = set()
     with_tree: set[str] = set()
     if not public and results is not None:
-        files, with_tree = map_data.write_addresses(out_dir, results, run_dir, groups,
-                                                    [(r.name, r.label) for r in cfg.funding_rules])
-        written += files
-        with_addr = {Path(f).stem for f in files}
+        per, with_tree = map_data.address_layer(results, run_dir, groups,
+                                                [(r.name, r.label) for r in cfg.funding_rules])
+        jobs.append(functools.partial(map_data.write_address_files, out_dir, per))
+        written += [f"addr/{key}.js" for key in per]
+        with_addr = set(per)
     members = {k: sorted(set(part["ags"].astype(str)) & with_addr)
                for k, part in gem.groupby(gem["vwg_ars"].astype(str), sort=False)}
     figures: dict[tuple[str, str], Mapping[str, str]] = {}
@@ -192,7 +198,13 @@ def _map_data(out_dir: Path, gem: pd.DataFrame, column: str, cfg: RunConfig, res
             addr = ([key] if key in with_addr else []) if level == "gemeinde" else members.get(key, []) \
                 if level == "amt" else []
             figures[(level, key)] = map_data.figure_data("../", grid, addr, bool(set(addr) & with_tree), column)
-    return written, figures, dict(map_data.figure_data("", grid, [], False, column))
+    return written, jobs, figures, dict(map_data.figure_data("", grid, [], False, column))
+
+
+def _overview_svg(geometry: MapGeometry, gem: pd.DataFrame, column: str) -> str:
+    """The overview's interactive map (every Gemeinde, linked)."""
+    return draw_area_map(geometry, gem, "gemeinde", column, link_template="gemeinde/{key}.html",
+                         label=f"Karte: {column_label(column)}", max_labels=OVERVIEW_LABELS).svg()
 
 
 def _draw_batch(geometry: MapGeometry, maps: list[tuple[pd.DataFrame, str, dict]]) -> list[bytes]:
@@ -349,21 +361,31 @@ def _written_pages(tables: Mapping[str, pd.DataFrame], members: Mapping[str, Map
     return svgs, pages
 
 
-def _timed_jobs(jobs: Sequence[Callable[[], object]]) -> dict[str, float]:
+def _side_work(csv_jobs: Sequence[Callable[[], object]], file_jobs: Sequence[Callable[[], object]],
+               overview: Callable[[], str]) -> dict[str, Any]:
+    """What a third process does while two write the pages: the CSV downloads, the layer and address files
+    of the page maps, the overview's map; returns its seconds per part and the overview map."""
     t0 = time.perf_counter()
-    for job in jobs:
+    for job in csv_jobs:
         job()
-    return {"downloads": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    for job in file_jobs:
+        job()
+    svg = overview()
+    return {"downloads": t1 - t0, "map data": time.perf_counter() - t1, "overview": svg}
 
 
-def _write_pages(job: _Pages, processes: int, csv_jobs: Sequence[Callable[[], object]]) -> dict[str, float]:
-    """Every page map and page, in ``processes`` processes at once (this one and forked ones), and the
-    CSV downloads in one more forked process; returns the seconds each part took, summed over the
-    processes."""
+def _write_pages(job: _Pages, processes: int, side: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Every page map and page, in ``processes`` processes at once (this one and forked ones), and
+    ``side`` (see :func:`_side_work`) in one more forked process; returns the seconds each part took,
+    summed over the processes, and the side work's overview map."""
     shares = _shares(job.tables, job.members, processes)
-    done = run_shared([*(functools.partial(_write_share, job, share) for share in shares),
-                       functools.partial(_timed_jobs, csv_jobs)])
-    return {part: sum(d.get(part, 0.0) for d in done) for part in ("page maps", "pages", "downloads")}
+    jobs: list[Callable[[], Mapping[str, Any]]] = [functools.partial(_write_share, job, share) for share in shares]
+    done = run_shared([*jobs, side])
+    parts: dict[str, Any] = {part: sum(d.get(part, 0.0) for d in done)
+                             for part in ("page maps", "pages", "downloads", "map data")}
+    parts["overview"] = done[-1]["overview"]
+    return parts
 
 
 def search_addresses(record: RunRecord) -> AddressSource | None:
@@ -600,19 +622,11 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         t0 = time.perf_counter()
         column = _page_map_column(gem)
         record.wait_for("costs")  # the address layer draws the cost trees from costs_tree.gpkg
-        files, figures, overview_data = _map_data(out_dir, gem, column, cfg, results, record.run_dir, geometry.crs,
-                                                  public)
-        label = column_label(column)
-        overview_map = draw_area_map(geometry, gem, "gemeinde", column, link_template="gemeinde/{key}.html",
-                                     label=f"Karte: {label}", max_labels=OVERVIEW_LABELS)
-        interactive = {"svg": overview_map.svg(), "legend": legend_entries(gem, column),
-                       "legend_title": f"{label}, je Gemeinde", "data": overview_data,
-                       "caption": "Interaktive Karte: Ebene, Technologie und Schwelle oben wählen",
-                       "hint": "Mausrad oder +/− vergrößert, Ziehen verschiebt; ein Klick auf eine Gemeinde öffnet "
-                               "ihre Seite."}
+        files, file_jobs, figures, overview_data = _map_data(out_dir, gem, column, cfg, results, record.run_dir,
+                                                             geometry.crs, public)
         timings["map data"] = time.perf_counter() - t0
-        log.info("report: %d map data files written (layers, grid, addresses) (%.1f s)", len(files),
-                 timings["map data"])
+        log.info("report: map data of %d page maps (%d files, layers and addresses written alongside the pages) "
+                 "(%.1f s)", len(figures), len(files), timings["map data"])
 
         t0 = time.perf_counter()
         members = {level: dict(iter(gem.groupby(gem[key_col].astype(str), sort=True)))
@@ -623,13 +637,21 @@ def render_report(record: RunRecord, out_dir: Path) -> list[str]:
         map_svgs, pages = _written_pages(tables, members)
         job = _Pages(out_dir, data, tables, geometry, column, members, figures, cfg.report.pdf,
                      {level: set(tables[level][LEVEL_KEYS[level]].astype(str)) for level in ("kreis", "amt")})
-        parts = _write_pages(job, workers, csv_jobs)
+        parts = _write_pages(job, workers, functools.partial(
+            _side_work, csv_jobs, file_jobs, functools.partial(_overview_svg, geometry, gem, column)))
         written += map_svgs + files + pages
+        label = column_label(column)
+        interactive = {"svg": parts["overview"], "legend": legend_entries(gem, column),
+                       "legend_title": f"{label}, je Gemeinde", "data": overview_data,
+                       "caption": "Interaktive Karte: Ebene, Technologie und Schwelle oben wählen",
+                       "hint": "Mausrad oder +/− vergrößert, Ziehen verschiebt; ein Klick auf eine Gemeinde öffnet "
+                               "ihre Seite."}
         timings["page maps and area pages"] = time.perf_counter() - t0
-        log.info("report: %d page maps drawn, %d map files and %d pages written by %d processes, %d CSV downloads "
-                 "by one more (%.1f s; page maps %.1f s, pages %.1f s summed over the processes, CSV downloads "
-                 "%.1f s)", len(figures), len(map_svgs), len(pages), workers, len(csv_jobs),
-                 timings["page maps and area pages"], parts["page maps"], parts["pages"], parts["downloads"])
+        log.info("report: %d page maps drawn, %d map files and %d pages written by %d processes; %d CSV downloads, "
+                 "%d map data files and the overview map by one more (%.1f s; summed over the processes: page maps "
+                 "%.1f s, pages %.1f s, CSV downloads %.1f s, map data files and overview map %.1f s)", len(figures),
+                 len(map_svgs), len(pages), workers, len(csv_jobs), len(files), timings["page maps and area pages"],
+                 parts["page maps"], parts["pages"], parts["downloads"], parts["map data"])
 
         t0 = time.perf_counter()
         log.info("report: waiting for %d print maps (overview and Kreis maps, matplotlib)",
