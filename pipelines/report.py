@@ -21,10 +21,12 @@ Map geometry is simplified once per run and shared by every map. The overview an
 print maps are drawn with matplotlib (an Amt's print map is Chromium's screenshot of its
 Steckbrief map, made with the PDFs); the many page maps are written as SVG directly
 from the simplified geometry (milliseconds each), see :mod:`coverage.report.svgmap`.
-The matplotlib maps, the workbook and the GeoPackage are made in up to two "spawn" worker
-processes while this process writes the CSV downloads and the pages (scripts calling
-:func:`render_report` need the usual ``if __name__ == "__main__":`` guard; the ``bbcov``
-command has it).
+The matplotlib maps, the workbook and the GeoPackage are made in up to two worker processes
+(from a fork server; scripts calling :func:`render_report` need the usual ``if __name__ ==
+"__main__":`` guard; the ``bbcov`` command has it). The page maps and pages are written by this
+process and a forked one, each a share of the Kreise and Ämter, while a third forked process
+writes the CSV downloads and the page maps' data files (:func:`pipelines.processes.run_shared`:
+forked, they read the tables and the geometry without a copy).
 """
 
 from __future__ import annotations
