@@ -93,8 +93,12 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
     """
     ids = address_ids.reset_index(drop=True)
     out = {"address_id": ids}
-    coded = {}
+    coded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Index]] = {}
     for prefix, scope in scopes.items():
+        same = next((coded[p] for p, s in scopes.items() if s is scope and p in coded), None)
+        if same is not None:  # the same offers in both scopes (no planned offer counts): coded once
+            coded[prefix] = same
+            continue
         tech_code, tech_names = factorize_sorted(scope["technology"])
         coded[prefix] = (address_positions(ids, scope), scope["down_mbps"].to_numpy(dtype="float64"),
                          scope["up_mbps"].to_numpy(dtype="float64"), tech_code, tech_names)

@@ -61,8 +61,10 @@ def _scope_masks(offers: pd.DataFrame, planned_until: date | None) -> tuple[np.n
 def offers_in_scope(offers: pd.DataFrame, planned_until: date | None) -> dict[str, pd.DataFrame]:
     """Split offers into the current set and current + planned-within-horizon set."""
     current, plan = _scope_masks(offers, planned_until)
-    cur = offers[current]
-    return {"": cur, "plan_": cur if planned_until is None else offers[plan]}
+    # No copy where a scope is every offer, and one frame for both where no planned offer counts: NRW's
+    # 16 M offers in two filtered copies were 1.1 GB of a worker's peak.
+    cur = offers if current.all() else offers[current]
+    return {"": cur, "plan_": cur if planned_until is None or np.array_equal(plan, current) else offers[plan]}
 
 
 def address_positions(address_ids: pd.Series, offers: pd.DataFrame) -> np.ndarray:

@@ -297,3 +297,18 @@ def test_best_source_names_the_winning_offer(world):
             expected[pos[first]] = labels.to_numpy()[sel.index.to_numpy()[first]]
             got = new[f"{prefix}best_source_{group}"].astype(str).to_numpy()
             assert (got == expected).all(), (prefix, group, int((got != expected).sum()))
+
+
+def test_scopes_without_planned_offers_are_one_frame_and_fund_as_the_reference(world):
+    """Only current offers: both scopes are the offers themselves (no filtered copies of tens of millions of
+    rows), and the funding flags equal the reference over two separate scopes."""
+    ids, offers = world
+    current = offers[offers["status"] == "current"].reset_index(drop=True)
+    assert len(current) < len(offers)  # the world has planned offers: this test takes them out
+    scopes = offers_in_scope(current, HORIZON)
+    assert scopes[""] is current and scopes["plan_"] is current
+    ref = ref_offers_in_scope(current, HORIZON)
+    for prefix in ("", "plan_"):
+        pd.testing.assert_frame_equal(scopes[prefix], ref[prefix])
+    pd.testing.assert_frame_equal(evaluate_rules(ids, scopes, DEFAULT_RULES),
+                                  ref_evaluate_rules(ids, ref, DEFAULT_RULES))
