@@ -312,3 +312,17 @@ def test_scopes_without_planned_offers_are_one_frame_and_fund_as_the_reference(w
         pd.testing.assert_frame_equal(scopes[prefix], ref[prefix])
     pd.testing.assert_frame_equal(evaluate_rules(ids, scopes, DEFAULT_RULES),
                                   ref_evaluate_rules(ids, ref, DEFAULT_RULES))
+
+
+def test_only_current_offers_computed_once_equal_reference(world):
+    """No planned offer within the horizon: the plan_ columns are computed once from the current scope and
+    still equal the reference's (which evaluates both scopes), with sources too."""
+    ids, offers = world
+    current = offers[offers["status"] == "current"].reset_index(drop=True)
+    new = best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON)
+    pd.testing.assert_frame_equal(plain(new), ref_best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON))
+    labels = pd.Series([f"o{i % 300}" for i in range(len(current))])
+    sourced = best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON, sources=labels)
+    for group in DEFAULT_GROUPS:
+        assert (sourced[f"plan_best_source_{group}"].astype(str) == sourced[f"best_source_{group}"].astype(str)).all()
+    assert list(sourced.drop(columns=[c for c in sourced if "best_source" in c]).columns) == list(new.columns)
