@@ -58,6 +58,12 @@ def _scope_masks(offers: pd.DataFrame, planned_until: date | None) -> tuple[np.n
     return current, current | in_horizon
 
 
+def scope_masks(offers: pd.DataFrame, planned_until: date | None) -> dict[str, np.ndarray]:
+    """The scopes of :func:`offers_in_scope` as boolean masks over ``offers`` ("" and "plan_")."""
+    current, plan = _scope_masks(offers, planned_until)
+    return {"": current, "plan_": plan}
+
+
 def offers_in_scope(offers: pd.DataFrame, planned_until: date | None) -> dict[str, pd.DataFrame]:
     """Split offers into the current set and current + planned-within-horizon set."""
     current, plan = _scope_masks(offers, planned_until)

@@ -188,7 +188,15 @@ def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, ru
     t0 = time.perf_counter()
     state = RunState(boundaries=shared.boundaries, locator=shared.locator)
     ledger = Ledger()
-    run_stages(stages, state, ledger, label=f"{part.name}: ", between=between)
+    # The service stage joins every delivery's offers into one frame while the per-delivery frames are
+    # still held (NRW: 16 M offers twice): joined once after the last stage that adds offers, they are held once.
+    last = max((i for i, s in enumerate(stages) if "offers" in s.makes), default=-1)
+    run_stages(stages[:last + 1], state, ledger, label=f"{part.name}: ", between=between)
+    if len(state.offers) > 1:
+        state.offers = {JOINED_OFFERS: concat_offers(state.offers)}
+        if between is not None:
+            between()
+    run_stages(stages[last + 1:], state, ledger, label=f"{part.name}: ", between=between)
     results, offers = state.results, state.offers
     assert results is not None
     outputs = {name: getattr(state, name) for name in REDUCE}
@@ -211,6 +219,10 @@ def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, ru
 
 
 Work = Callable[[Partition], Sequence[Stage]]
+
+#: The key of a partition's offers once every delivery's are joined (in delivery order, as the service
+#: stage and the offers part files take them); no later per-partition stage needs them per delivery.
+JOINED_OFFERS = "*"
 
 #: Worker processes that run the partitions of a run on this machine (its 2 cores). Each holds one
 #: partition at a time: the Germany demo's two largest, NRW and Bayern, side by side stay within 8 GB.

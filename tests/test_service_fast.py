@@ -326,3 +326,16 @@ def test_only_current_offers_computed_once_equal_reference(world):
     for group in DEFAULT_GROUPS:
         assert (sourced[f"plan_best_source_{group}"].astype(str) == sourced[f"best_source_{group}"].astype(str)).all()
     assert list(sourced.drop(columns=[c for c in sourced if "best_source" in c]).columns) == list(new.columns)
+
+
+def test_funding_over_scope_masks_equals_funding_over_scope_copies(world):
+    from coverage.funding import evaluate_rules_in_scopes
+    from coverage.service import scope_masks
+
+    ids, offers = world
+    rules = (*DEFAULT_RULES, FundingRule("mobile", "m", "v", ((50, 10),), (Technology.LTE, Technology.NR5G)))
+    for horizon in (None, HORIZON):
+        masks = scope_masks(offers, horizon)
+        assert horizon is None or masks["plan_"].sum() > masks[""].sum()  # planned offers count here
+        pd.testing.assert_frame_equal(evaluate_rules_in_scopes(ids, offers, masks, rules),
+                                      ref_evaluate_rules(ids, ref_offers_in_scope(offers, horizon), rules))
