@@ -93,8 +93,12 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
     """
     ids = address_ids.reset_index(drop=True)
     out = {"address_id": ids}
-    coded = {}
+    coded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Index]] = {}
     for prefix, scope in scopes.items():
+        same = next((coded[p] for p, s in scopes.items() if s is scope and p in coded), None)
+        if same is not None:  # the same offers in both scopes (no planned offer counts): coded once
+            coded[prefix] = same
+            continue
         tech_code, tech_names = factorize_sorted(scope["technology"])
         coded[prefix] = (address_positions(ids, scope), scope["down_mbps"].to_numpy(dtype="float64"),
                          scope["up_mbps"].to_numpy(dtype="float64"), tech_code, tech_names)
@@ -106,6 +110,31 @@ def evaluate_rules(address_ids: pd.Series, scopes: Mapping[str, pd.DataFrame], r
                 hit |= (down >= min_down) & ((up >= min_up) if min_up > 0 else True)
             in_rule = np.append(np.isin(tech_names, [t.value for t in rule.technologies]), False)  # last: missing
             hit &= in_rule[tech_code] & (pos >= 0)
+            disqualified = np.zeros(len(ids), dtype=bool)
+            disqualified[pos[hit]] = True
+            out[f"fund_{rule.name}{suffix}"] = ~disqualified
+    return pd.DataFrame(out)
+
+
+def evaluate_rules_in_scopes(address_ids: pd.Series, offers: pd.DataFrame, masks: Mapping[str, np.ndarray],
+                             rules: Iterable[FundingRule]) -> pd.DataFrame:
+    """:func:`evaluate_rules` with each scope ("" and "plan_") given as a boolean mask over ``offers``
+    (:func:`coverage.service.scope_masks`) rather than as a filtered copy: the same flags, without two
+    copies of the offers (NRW: 16 M offers, 1.1 GB)."""
+    ids = address_ids.reset_index(drop=True)
+    pos = address_positions(ids, offers)
+    down = offers["down_mbps"].to_numpy(dtype="float64")
+    up = offers["up_mbps"].to_numpy(dtype="float64")
+    tech_code, tech_names = factorize_sorted(offers["technology"])
+    out = {"address_id": ids}
+    for rule in rules:
+        in_rule = np.append(np.isin(tech_names, [t.value for t in rule.technologies]), False)  # last: missing
+        counted = in_rule[tech_code] & (pos >= 0)
+        for prefix, suffix in (("", ""), ("plan_", "_plan")):
+            hit = np.zeros(len(pos), dtype=bool)
+            for min_down, min_up in rule.disqualifying:
+                hit |= (down >= min_down) & ((up >= min_up) if min_up > 0 else True)
+            hit &= counted & masks[prefix]
             disqualified = np.zeros(len(ids), dtype=bool)
             disqualified[pos[hit]] = True
             out[f"fund_{rule.name}{suffix}"] = ~disqualified

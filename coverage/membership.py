@@ -169,3 +169,15 @@ def member(values, pool) -> np.ndarray:
 def same_strings(a, b) -> bool:
     """Are two string columns equal element by element (in order)? Compared as Arrow buffers."""
     return len(a) == len(b) and _large_strings(a).equals(_large_strings(b))
+
+
+def string_hashes(values) -> np.ndarray:
+    """64-bit hashes of string values (equal strings, equal hashes): a quick check that ids repeat nowhere."""
+    return _hash_strings(*_arrow_strings(values))
+
+
+def all_distinct(hashes: np.ndarray) -> bool:
+    """True when no two of ``hashes`` are equal, so the strings they came from are all distinct too
+    (equal hashes say nothing: the caller checks those strings exactly)."""
+    ordered = np.sort(hashes, kind="quicksort")
+    return not bool((ordered[1:] == ordered[:-1]).any())

@@ -60,8 +60,9 @@ Reuse = Callable[[Stage], StageResult | None]
 
 
 def run_stages(stages: Sequence[Stage], state: RunState, ledger: Ledger, reuse: Reuse | None = None,
-               label: str = "") -> None:
-    """Run (or reuse) each stage in order, taking its outputs into ``state``."""
+               label: str = "", between: Callable[[], None] | None = None) -> None:
+    """Run (or reuse) each stage in order, taking its outputs into ``state``; ``between`` is called after
+    each stage (a worker process hands freed memory back there)."""
     for stage in stages:
         t0 = time.perf_counter()
         result = reuse(stage) if reuse is not None and stage.reusable else None
@@ -71,6 +72,8 @@ def run_stages(stages: Sequence[Stage], state: RunState, ledger: Ledger, reuse: 
         state.update(result.outputs)
         ledger.record(stage.name, result, status, time.perf_counter() - t0)
         log.info("%sstage %s %s in %.1f s", label, stage.name, status, ledger.seconds[stage.name])
+        if between is not None:
+            between()
 
 
 def deliveries_linking_nothing(ledger: Ledger, deliveries: Sequence[str]) -> str | None:

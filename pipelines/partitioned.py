@@ -11,37 +11,44 @@ quarantine); its per-address results and offers are written as part files of ``a
 and ``offers.parquet/`` in the run folder. Counts are summed over partitions, so the tables equal those
 of a single-process run exactly.
 
-Execution: in this process by default (numba kernels use every core), or on Dask with
-``--workers N`` (a local cluster of N worker processes on loopback) or ``--scheduler tcp://HOST:PORT``
-(an existing cluster; then inputs and the output folder must be on storage every worker can reach).
+Execution: by default on :data:`PARTITION_WORKERS` worker processes of this machine (largest partition
+first, each worker one partition at a time, its numba kernels on one thread: the cores are used by
+partitions side by side rather than by one partition's loops, which leave much of a partition serial);
+with one worker, in this process; or on Dask with ``--workers N`` (a local cluster of N worker processes
+on loopback) or ``--scheduler tcp://HOST:PORT`` (an existing cluster; then inputs and the output folder
+must be on storage every worker can reach).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import pickle
+import tempfile
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from coverage import quarantine as q
 from coverage.config import ProviderConfig, RunConfig
 from coverage.errors import ConfigError
+from coverage.membership import all_distinct, string_hashes
 from coverage.sources.providers import read_provider_table
 from pipelines import io
 from pipelines.execute import Ledger, run_stages
 from pipelines.outputs import flat_addresses, offers_table
-from pipelines.processes import die_with_parent
-from pipelines.stages import REDUCE, Accounting, RunState, Stage, StageResult, reasons
+from pipelines.processes import die_with_parent, peak_rss, release_memory, reset_peak_rss
+from pipelines.stages import REDUCE, Accounting, RunState, Stage, StageResult, concat_offers, reasons
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ class Partition:
     addresses: Path
     providers: dict[str, Path | None]  # delivery name -> its part (or the whole file for polygons/rasters)
     size: int  # bytes of the address files, to schedule large partitions first
+    rows: int = 0  # addresses in its files (Parquet metadata): what bounds the memory of partitions side by side
 
 
 @dataclass
@@ -90,9 +98,18 @@ def find_partitions(cfg: RunConfig) -> list[Partition] | None:
                 raise ConfigError(
                     f"providers: {p.path} is not partitioned like the addresses ({root}/{folder.name}); "
                     f"store it as {p.path}/{folder.name}/*.parquet, or give the addresses as one file")
-        size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
-        parts.append(Partition(folder.name, folder, providers, size))
+        files = sorted(folder.rglob("*.parquet"))
+        size = sum(f.stat().st_size for f in files)
+        parts.append(Partition(folder.name, folder, providers, size, sum(_parquet_rows(f) for f in files)))
     return parts
+
+
+def _parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file from its footer (0 when it cannot be read: the address stage says why)."""
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowInvalid):
+        return 0
 
 
 def _partitioned(path: Path) -> bool:
@@ -135,12 +152,13 @@ def quarantine_orphans(cfg: RunConfig, orphans: list[tuple[ProviderConfig, Path]
 def cross_partition_duplicates(cfg: RunConfig, parts: list[Partition]) -> dict[str, frozenset[str]]:
     """Address ids that an earlier partition (in name order) already holds, per later partition: they
     are quarantined there as ``duplicate_address_id``, as a repeat within one file is. Reads only
-    the id column; the common case (no repeats) costs one unique count."""
+    the id column; the common case (no repeats) costs one pass of 64-bit hashes and a sort (all
+    distinct: no repeats) instead of a hash table of every id string (Germany: 21.3 M), and only equal
+    hashes lead to the exact comparison of the strings."""
     column = dict(cfg.addresses.columns).get("address_id", "address_id")
-    ids = {part.name: pq.read_table(part.addresses, columns=[column]).column(0).cast(pa.string())
+    ids = {part.name: pq.read_table(part.addresses, columns=[column]).column(0).cast(pa.large_string())
            for part in sorted(parts, key=lambda part: part.name)}
-    everything = pa.chunked_array([c for chunked in ids.values() for c in chunked.chunks], type=pa.string())
-    if len(pc.unique(everything)) == len(everything):
+    if all_distinct(np.concatenate([string_hashes(c) for c in ids.values()] or [np.zeros(0, np.uint64)])):
         return {}
     seen: set[str] = set()
     repeats: dict[str, frozenset[str]] = {}
@@ -161,7 +179,7 @@ def partition_config(cfg: RunConfig, part: Partition) -> RunConfig:
 
 
 def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, run_dir: Path,
-                  defer_write: bool = False) -> PartitionResult:
+                  defer_write: bool = False, between: Callable[[], None] | None = None) -> PartitionResult:
     """Run the per-partition stages (the partition's own plan) and keep what the reduce needs.
 
     The per-address part files are written before returning, or, with ``defer_write``, by the
@@ -170,15 +188,25 @@ def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, ru
     t0 = time.perf_counter()
     state = RunState(boundaries=shared.boundaries, locator=shared.locator)
     ledger = Ledger()
-    run_stages(stages, state, ledger, label=f"{part.name}: ")
-    results, offers = state.results, state.all_offers()
+    # The service stage joins every delivery's offers into one frame while the per-delivery frames are
+    # still held (NRW: 16 M offers twice): joined once after the last stage that adds offers, they are held once.
+    last = max((i for i, s in enumerate(stages) if "offers" in s.makes), default=-1)
+    run_stages(stages[:last + 1], state, ledger, label=f"{part.name}: ", between=between)
+    if len(state.offers) > 1:
+        state.offers = {JOINED_OFFERS: concat_offers(state.offers)}
+        if between is not None:
+            between()
+    run_stages(stages[last + 1:], state, ledger, label=f"{part.name}: ", between=between)
+    results, offers = state.results, state.offers
     assert results is not None
+    outputs = {name: getattr(state, name) for name in REDUCE}
+    del state  # its addresses (the results hold them again) are not needed for writing
 
     def write() -> None:
+        # one table at a time: the addresses' Arrow table is gone before the offers are joined and converted
         io.write_parquet_parts(run_dir / "addresses.parquet", part.name, flat_addresses(results))
-        io.write_parquet_parts(run_dir / "offers.parquet", part.name, offers_table(offers))
+        io.write_parquet_parts(run_dir / "offers.parquet", part.name, offers_table(concat_offers(offers)))
 
-    outputs = {name: getattr(state, name) for name in REDUCE}
     result = PartitionResult(part.name, outputs, ledger, time.perf_counter() - t0)
     if defer_write:
         result.write = write
@@ -192,12 +220,27 @@ def run_partition(part: Partition, stages: Sequence[Stage], shared: RunState, ru
 
 Work = Callable[[Partition], Sequence[Stage]]
 
+#: The key of a partition's offers once every delivery's are joined (in delivery order, as the service
+#: stage and the offers part files take them); no later per-partition stage needs them per delivery.
+JOINED_OFFERS = "*"
+
+#: Worker processes that run the partitions of a run on this machine (its 2 cores). Each holds one
+#: partition at a time: the Germany demo's two largest, NRW and Bayern, side by side stay within 8 GB.
+PARTITION_WORKERS = 2
+#: Addresses of the partitions that run side by side, at most (a larger partition runs alone).
+ADDRESSES_AT_ONCE = 4_600_000
+
 
 def map_partitions(parts: list[Partition], stages_of: Work, shared: RunState, run_dir: Path,
-                   workers: int | None = None, scheduler: str | None = None) -> list[PartitionResult]:
-    """Run every partition, largest first; in process, or as Dask tasks."""
+                   workers: int | None = None, scheduler: str | None = None,
+                   processes: int | None = None) -> list[PartitionResult]:
+    """Run every partition, largest first: on ``processes`` worker processes (default
+    :data:`PARTITION_WORKERS`; one: in this process), or as Dask tasks."""
     parts = sorted(parts, key=lambda p: p.size, reverse=True)
+    processes = PARTITION_WORKERS if processes is None else processes
     if not workers and not scheduler:
+        if processes > 1 and len(parts) > 1:
+            return _in_pool(parts, stages_of, shared, run_dir, min(processes, len(parts)))
         return _in_process(parts, stages_of, shared, run_dir)
     from distributed import Client, LocalCluster
 
@@ -220,6 +263,73 @@ def map_partitions(parts: list[Partition], stages_of: Work, shared: RunState, ru
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _in_pool(parts: list[Partition], stages_of: Work, shared: RunState, run_dir: Path,
+             processes: int) -> list[PartitionResult]:
+    """Partitions on ``processes`` worker processes, largest first; each writes its own part files and
+    hands back only the small results. A partition starts beside the running ones only while their
+    addresses together stay within :data:`ADDRESSES_AT_ONCE` (the largest always starts, alone if need
+    be), which bounds memory. The shared state (boundaries, locator: 150 MB for Germany, about 1 s to
+    unpickle) is written once to a file that each worker loads once, not sent with every partition."""
+    from pipelines.processes import worker_pool
+
+    release_memory()  # what reading the id columns of every partition left in this process
+    pending, results = list(parts), []
+    running: dict[Future[PartitionResult], Partition] = {}
+    with tempfile.TemporaryDirectory(prefix="bbcov-shared-") as tmp:
+        shared_file = Path(tmp) / "shared.pickle"
+        shared_file.write_bytes(pickle.dumps(RunState(boundaries=shared.boundaries, locator=shared.locator),
+                                             protocol=pickle.HIGHEST_PROTOCOL))
+        log.info("partitions: %d on %d worker processes, at most %d addresses at once", len(parts), processes,
+                 ADDRESSES_AT_ONCE)
+        with worker_pool(processes) as pool:
+            try:
+                while pending or running:
+                    while len(running) < processes and (pick := _next_partition(pending, running.values())):
+                        pending.remove(pick)
+                        running[pool.submit(_run_in_worker, pick, list(stages_of(pick)), shared_file,
+                                            run_dir)] = pick
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        del running[future]
+                        results.append(future.result())
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+    return results
+
+
+def _next_partition(pending: list[Partition], running: Iterable[Partition]) -> Partition | None:
+    """The largest pending partition that fits beside the running ones (any, when none runs)."""
+    held = [p.rows for p in running]
+    if not held:
+        return pending[0] if pending else None
+    return next((p for p in pending if sum(held) + p.rows <= ADDRESSES_AT_ONCE), None)
+
+
+def _run_in_worker(part: Partition, stages: Sequence[Stage], shared_file: Path, run_dir: Path) -> PartitionResult:
+    """One partition in a worker process: its kernels on one thread (the other worker has the other core)."""
+    from coverage.pip import numba
+
+    numba.set_num_threads(1)
+    measured = reset_peak_rss()
+    try:
+        result = run_partition(part, stages, _load_shared(shared_file), run_dir, between=release_memory)
+    finally:
+        release_memory()  # before the next partition, or while this worker waits for none
+    if measured and (peak := peak_rss()) is not None:
+        log.info("partition %s: peak RSS of its worker process %.2f GB", part.name, peak / 1e9)
+    return result
+
+
+@functools.lru_cache(maxsize=1)
+def _load_shared(shared_file: Path) -> RunState:
+    """The run's shared state, read once per worker process and run (the file is the run's own)."""
+    state = pickle.loads(shared_file.read_bytes())
+    assert isinstance(state, RunState)
+    return state
 
 
 def _in_process(parts: list[Partition], stages_of: Work, shared: RunState, run_dir: Path) -> list[PartitionResult]:

@@ -186,3 +186,38 @@ def run_shared(jobs: Sequence[Callable[[], T]]) -> list[T]:
                 child.kill()
                 child.join()
             recv.close()
+
+
+def reset_peak_rss() -> bool:
+    """Start this process' peak RSS (``VmHWM``) afresh, so :func:`peak_rss` tells one task's peak (Linux;
+    False where it cannot)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss() -> int | None:
+    """This process' peak resident memory in bytes since start or :func:`reset_peak_rss` (None off Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def release_memory() -> None:
+    """Hand memory that was freed back to the system: Arrow's pool keeps freed blocks, and so does the C
+    heap (``malloc_trim``, glibc); a worker that has finished a large partition otherwise keeps its peak
+    while it waits or computes a small one, and partitions side by side are bounded by what they hold."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)

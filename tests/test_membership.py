@@ -26,3 +26,13 @@ def test_member_and_same_strings_on_categoricals_and_empty_inputs():
     assert member(values, pd.Series([], dtype=object)).tolist() == [False] * 4
     assert same_strings(pd.Series(["a", "b"]), pd.Series(pd.Categorical(["a", "b"])))
     assert not same_strings(pd.Series(["a", "b"]), pd.Series(["a", "c"]))
+
+
+def test_all_distinct_hashes_tell_repeats_across_arrays():
+    from coverage.membership import all_distinct, string_hashes
+
+    a, b = pd.Series(["DE05-1", "DE05-2", ""]), pd.array(["DE09-1", "DE05-2x"], dtype="string[pyarrow]")
+    assert all_distinct(np.concatenate([string_hashes(a), string_hashes(b)]))
+    again = pd.Series(["DE09-1"], dtype="category")  # a repeat of b's first id, given as a categorical
+    assert not all_distinct(np.concatenate([string_hashes(a), string_hashes(b), string_hashes(again)]))
+    assert (string_hashes(pd.Series(["x", "x"]))[0] == string_hashes(pd.Series(["x", "x"]))[1])

@@ -168,3 +168,53 @@ def test_a_flat_provider_folder_beside_partitioned_addresses_is_an_error_not_ign
     config.write_text(config.read_text(encoding="utf-8").replace('path = "dsl"', 'path = "dsl3"'), encoding="utf-8")
     assert main(["run", "--config", str(config), "--no-report"]) == 2
     assert "is not partitioned like the addresses" in capsys.readouterr().err
+
+
+def _run_files(run):
+    """Every table and per-address part file of a run, by path, as bytes."""
+    files = [*(run / "tables").rglob("*"), *(run / "addresses.parquet").glob("*"), *(run / "offers.parquet").glob("*")]
+    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(files) if f.is_file()}
+
+
+def test_partitions_on_two_worker_processes_equal_partitions_one_after_another(tmp_path, monkeypatch):
+    """The default pool of worker processes (largest partition first, part files written by the workers)
+    writes the same tables and the same part files, byte for byte, as the partitions run in this process."""
+    import pipelines.partitioned as partitioned
+
+    pools = []
+    real = partitioned._in_pool
+    monkeypatch.setattr(partitioned, "_in_pool", lambda *a: pools.append(a[-1]) or real(*a))
+    runs = {}
+    for processes in (1, 2):
+        monkeypatch.setattr(partitioned, "PARTITION_WORKERS", processes)
+        root = tmp_path / f"p{processes}"
+        root.mkdir()
+        assert main(["run", "--config", str(write_variant(root, True)), "--no-report"]) == 0
+        runs[processes] = root / "out" / "latest"
+    assert pools == [2]  # the second run went through the pool, the first did not
+    sequential, pooled = _run_files(runs[1]), _run_files(runs[2])
+    assert any(name.startswith("addresses.parquet/land=b") for name in pooled)
+    assert any(name.startswith("tables/") for name in pooled)
+    assert pooled.keys() == sequential.keys()
+    for name, data in sequential.items():
+        assert pooled[name] == data, name
+    quarantine = [pd.read_csv(run / "unmatched_provider_records.csv") for run in runs.values()]
+    pd.testing.assert_frame_equal(quarantine[0], quarantine[1])
+
+
+def test_partitions_side_by_side_stay_within_the_address_budget(monkeypatch):
+    """The scheduler starts the largest pending partition that fits beside the running ones; one larger
+    than the budget runs alone rather than never."""
+    from pathlib import Path
+
+    import pipelines.partitioned as partitioned
+
+    monkeypatch.setattr(partitioned, "ADDRESSES_AT_ONCE", 10)
+    parts = [partitioned.Partition(name, Path(name), {}, rows, rows) for name, rows in
+             (("big", 12), ("a", 7), ("b", 4), ("c", 3), ("d", 1))]
+    pick = partitioned._next_partition
+    assert pick(parts, []).name == "big"  # alone, although above the budget
+    assert pick(parts[1:], [parts[0]]) is None  # nothing beside it
+    assert pick(parts[2:], [parts[1]]).name == "c"  # 7 + 4 > 10, 7 + 3 fits
+    assert pick([parts[4]], [parts[1], parts[3]]) is None  # 7 + 3 + 1 > 10
+    assert pick([], []) is None

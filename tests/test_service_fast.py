@@ -297,3 +297,45 @@ def test_best_source_names_the_winning_offer(world):
             expected[pos[first]] = labels.to_numpy()[sel.index.to_numpy()[first]]
             got = new[f"{prefix}best_source_{group}"].astype(str).to_numpy()
             assert (got == expected).all(), (prefix, group, int((got != expected).sum()))
+
+
+def test_scopes_without_planned_offers_are_one_frame_and_fund_as_the_reference(world):
+    """Only current offers: both scopes are the offers themselves (no filtered copies of tens of millions of
+    rows), and the funding flags equal the reference over two separate scopes."""
+    ids, offers = world
+    current = offers[offers["status"] == "current"].reset_index(drop=True)
+    assert len(current) < len(offers)  # the world has planned offers: this test takes them out
+    scopes = offers_in_scope(current, HORIZON)
+    assert scopes[""] is current and scopes["plan_"] is current
+    ref = ref_offers_in_scope(current, HORIZON)
+    for prefix in ("", "plan_"):
+        pd.testing.assert_frame_equal(scopes[prefix], ref[prefix])
+    pd.testing.assert_frame_equal(evaluate_rules(ids, scopes, DEFAULT_RULES),
+                                  ref_evaluate_rules(ids, ref, DEFAULT_RULES))
+
+
+def test_only_current_offers_computed_once_equal_reference(world):
+    """No planned offer within the horizon: the plan_ columns are computed once from the current scope and
+    still equal the reference's (which evaluates both scopes), with sources too."""
+    ids, offers = world
+    current = offers[offers["status"] == "current"].reset_index(drop=True)
+    new = best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON)
+    pd.testing.assert_frame_equal(plain(new), ref_best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON))
+    labels = pd.Series([f"o{i % 300}" for i in range(len(current))])
+    sourced = best_service(ids, current, DEFAULT_GROUPS, planned_until=HORIZON, sources=labels)
+    for group in DEFAULT_GROUPS:
+        assert (sourced[f"plan_best_source_{group}"].astype(str) == sourced[f"best_source_{group}"].astype(str)).all()
+    assert list(sourced.drop(columns=[c for c in sourced if "best_source" in c]).columns) == list(new.columns)
+
+
+def test_funding_over_scope_masks_equals_funding_over_scope_copies(world):
+    from coverage.funding import evaluate_rules_in_scopes
+    from coverage.service import scope_masks
+
+    ids, offers = world
+    rules = (*DEFAULT_RULES, FundingRule("mobile", "m", "v", ((50, 10),), (Technology.LTE, Technology.NR5G)))
+    for horizon in (None, HORIZON):
+        masks = scope_masks(offers, horizon)
+        assert horizon is None or masks["plan_"].sum() > masks[""].sum()  # planned offers count here
+        pd.testing.assert_frame_equal(evaluate_rules_in_scopes(ids, offers, masks, rules),
+                                      ref_evaluate_rules(ids, ref_offers_in_scope(offers, horizon), rules))
