@@ -10,6 +10,7 @@ their absence is a test failure, never a silent skip.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import shutil
@@ -524,15 +525,23 @@ def test_address_in_the_fragment_is_marked_on_the_map(watched, atlas):
 def test_search_works_from_file_urls(browser, atlas):
     """Opened from disk (file://), the index and the address parts load by <script>, no fetch."""
     out, _ = atlas
+    with _german_page(browser, out / "index.html") as (page, errors):
+        assert _search(page, "Gustrow")[0] == GUESTROW
+        assert _search(page, "Lindenstr 1 Gustrow") == ["Lindenstraße 1, 17000 Güstrow"]
+        assert errors == []
+
+
+@contextlib.contextmanager
+def _german_page(browser, path: Path):
+    """A page of a new German-locale browser context opened at ``path`` (file://), with the list its
+    script errors are collected into; the context is closed afterwards."""
     context = browser.new_context(locale="de-DE")
     try:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((out / "index.html").as_uri())
-        assert _search(page, "Gustrow")[0] == GUESTROW
-        assert _search(page, "Lindenstr 1 Gustrow") == ["Lindenstraße 1, 17000 Güstrow"]
-        assert errors == []
+        page.goto(path.as_uri())
+        yield page, errors
     finally:
         context.close()
 
@@ -583,12 +592,7 @@ def test_address_queries_find_exactly_the_matching_addresses(browser, search_wor
 
     out, frame = search_world
     names = dict(zip(search_tables()["gemeinde"]["ags"], search_tables()["gemeinde"]["name"], strict=True))
-    context = browser.new_context(locale="de-DE")
-    try:
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((out / "index.html").as_uri())
+    with _german_page(browser, out / "index.html") as (page, errors):
         queries = [("Hauptstr 1, Güstrow", "hauptstr", "1", "gustrow"),
                    ("Hauptstraße 59 Dorf Da", "hauptstrasse", "59", "dorf da"),  # the 600-address street
                    ("hauptstrasse 2 neuenkirchen", "hauptstrasse", "2", "neuenkirchen"),  # two Gemeinden
@@ -630,5 +634,3 @@ def test_address_queries_find_exactly_the_matching_addresses(browser, search_wor
         labels = page.eval_on_selector_all(".search-results li a", "links => links.map(a => a.textContent)")
         assert labels[0] == "Hauptstraße 5, 01020 Dorf Ba"
         assert errors == []
-    finally:
-        context.close()
