@@ -208,12 +208,9 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
               "(a run made before business figures existed: run it again)")
         return EXIT_INPUT
     result = compare_with_bba(gemeinden, bba, land=land, kind=kind)
-    if result.summary.empty:
-        print("no common Gemeinden or thresholds to compare")
+    out = _write_comparison(args, run_dir, result.summary, result.detail, "Gemeinden", "gemeinden")
+    if out is None:
         return EXIT_INPUT
-    out = run_dir / "compare" if args.out is None else args.out
-    io.write_csv(out / f"bba_{Path(args.file).stem}_summary.csv", result.summary)
-    io.write_csv(out / f"bba_{Path(args.file).stem}_gemeinden.csv", result.detail)
     io.write_csv(out / f"bba_{Path(args.file).stem}_unmatched.csv", pd.DataFrame(
         {"ags": result.only_in_run + result.only_in_bba,
          "only_in": ["run"] * len(result.only_in_run) + ["breitbandatlas"] * len(result.only_in_bba)}))
@@ -232,6 +229,23 @@ def cmd_compare_bba(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_comparison(args: argparse.Namespace, run_dir: Path, summary: pd.DataFrame, detail: pd.DataFrame,
+                      areas: str, name: str) -> Path | None:
+    """Write a compare-bba result's summary and detail CSVs (``bba_<table>_summary.csv``,
+    ``bba_<table>_<name>.csv``) into the run's ``compare`` folder or ``--out``, and return that folder;
+    None (said in one line) when the run and the table have no ``areas`` or thresholds in common."""
+    from pipelines import io
+
+    if summary.empty:
+        print(f"no common {areas} or thresholds to compare")
+        return None
+    out: Path = run_dir / "compare" if args.out is None else args.out
+    stem = Path(args.file).stem
+    io.write_csv(out / f"bba_{stem}_summary.csv", summary)
+    io.write_csv(out / f"bba_{stem}_{name}.csv", detail)
+    return out
+
+
 def _compare_bba_laender(args: argparse.Namespace, run_dir: Path, bba: pd.DataFrame) -> int:
     """compare-bba with the Land table (``bundesland_privat_…``): the run's Land shares, per group and threshold."""
     from coverage.compare import (
@@ -241,20 +255,14 @@ def _compare_bba_laender(args: argparse.Namespace, run_dir: Path, bba: pd.DataFr
         laender_by_group,
         laender_off,
     )
-    from pipelines import io
 
     laender = pd.read_csv(run_dir / "tables" / "coverage_land.csv", dtype={"land": str})
     if args.land:
         laender = laender[laender["land"].str.zfill(2) == str(args.land).zfill(2)]
     kind = args.kind or kind_of_file(args.file)
     result = compare_laender_with_bba(laender, bba, kind=kind)
-    if result.summary.empty:
-        print("no common Länder or thresholds to compare")
+    if _write_comparison(args, run_dir, result.summary, result.detail, "Länder", "laender") is None:
         return EXIT_INPUT
-    out = run_dir / "compare" if args.out is None else args.out
-    stem = Path(args.file).stem
-    io.write_csv(out / f"bba_{stem}_summary.csv", result.summary)
-    io.write_csv(out / f"bba_{stem}_laender.csv", result.detail)
     off = laender_off(result.detail)
     with pd.option_context("display.width", 160, "display.max_rows", 300):
         print(f"Compared {kind} per Land with {args.file}; shares in %, differences in percentage points")
@@ -276,7 +284,6 @@ def _compare_bba_kreise(args: argparse.Namespace, run_dir: Path) -> int:
     """compare-bba with the Kreis table (.xls): households, businesses and schools per Kreis."""
     from coverage.compare import compare_kreise_with_bba
     from coverage.sources.breitbandatlas import read_bba_kreis_table
-    from pipelines import io
 
     kreise = pd.read_csv(run_dir / "tables" / "coverage_kreis.csv", dtype={"krs_ags": str, "land": str})
     sites_path = run_dir / "tables" / "sites_kreis.csv"
@@ -284,13 +291,8 @@ def _compare_bba_kreise(args: argparse.Namespace, run_dir: Path) -> int:
              else pd.DataFrame(columns=["krs_ags", "site_kind", "sites"]))
     land = args.land or str(kreise["krs_ags"].str[:2].mode().iloc[0])
     result = compare_kreise_with_bba(kreise, sites, read_bba_kreis_table(args.file), land=land)
-    if result.summary.empty:
-        print("no common Kreise or thresholds to compare")
+    if _write_comparison(args, run_dir, result.summary, result.detail, "Kreise", "kreise") is None:
         return EXIT_INPUT
-    out = run_dir / "compare" if args.out is None else args.out
-    stem = Path(args.file).stem
-    io.write_csv(out / f"bba_{stem}_summary.csv", result.summary)
-    io.write_csv(out / f"bba_{stem}_kreise.csv", result.detail)
     by_group = (result.summary.groupby(["kind", "group"], sort=True)
                 .agg(thresholds=("threshold_mbps", lambda t: ", ".join(f"{v:g}" for v in t)),
                      mean_abs_diff_pp=("mean_abs_diff_pp", "mean"), max_abs_diff_pp=("max_abs_diff_pp", "max"),
